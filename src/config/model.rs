@@ -1,0 +1,164 @@
+//! The serde model of `promotions.toml`, exactly as DESIGN.md specifies it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `[settings]`: how a run behaves.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Parallel transfers.
+    pub jobs: usize,
+    /// Attempts per request, with exponential backoff and jitter.
+    pub retries: u32,
+    /// Idle timeout of each read or write, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            jobs: 16,
+            retries: 4,
+            timeout_secs: 60,
+        }
+    }
+}
+
+/// `[registries.NAME]`: one registry or OCI layout store.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `https://host`, `http://host`, `host:port` or `oci-layout:./dir`.
+    pub url: String,
+    /// Environment variable holding the username.
+    #[serde(default)]
+    pub username_env: Option<String>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Environment variable holding a ready bearer token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Extra CA certificate (PEM) to trust, relative to the config file.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Skip TLS verification (explicit only).
+    #[serde(default)]
+    pub insecure: bool,
+    /// Concurrent requests to this registry.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Client-side rate limit.
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Upload blobs in `PATCH` chunks of this many bytes, for registries that
+    /// refuse a single monolithic `PUT`.
+    #[serde(default)]
+    pub upload_chunk_size: Option<u64>,
+}
+
+/// One value or a list of them (`to = "prod"` or `to = ["a", "b"]`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// A single value.
+    One(T),
+    /// A list.
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    /// The values as a slice.
+    pub fn as_slice(&self) -> &[T] {
+        match self {
+            OneOrMany::One(v) => std::slice::from_ref(v),
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// May an existing target tag change digest?
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overwrite {
+    /// Never: such an entry is blocked.
+    #[default]
+    Never,
+    /// Always.
+    Always,
+}
+
+/// Copy, or move (delete the source tag once promoted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Leave the source alone.
+    #[default]
+    Copy,
+    /// Delete the source tag once every target has it.
+    Move,
+}
+
+fn default_tags() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `[[promotion]]`: one rule.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Promotion {
+    /// Unique name, used in plans, reports and diagnostics.
+    pub name: String,
+    /// Source registry name.
+    pub from: String,
+    /// Target registry name(s).
+    pub to: OneOrMany<String>,
+    /// Repository globs over the source catalog; `!` excludes.
+    pub repositories: Vec<String>,
+    /// Target repository template.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Tag globs; `!` excludes.
+    #[serde(default = "default_tags")]
+    pub tags: Vec<String>,
+    /// Semver requirement.
+    #[serde(default)]
+    pub semver: Option<String>,
+    /// Select prerelease versions too.
+    #[serde(default)]
+    pub prerelease: bool,
+    /// Keep the N highest versions per repository.
+    #[serde(default)]
+    pub latest: Option<usize>,
+    /// Promote these tags only at these digests.
+    #[serde(default)]
+    pub pin: BTreeMap<String, String>,
+    /// Target tag template.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Moving tags.
+    #[serde(default)]
+    pub floating: Vec<String>,
+    /// Also write the source tag when `tag` renames it.
+    #[serde(default)]
+    pub keep_source_tag: bool,
+    /// May an existing target tag change digest?
+    #[serde(default)]
+    pub overwrite: Overwrite,
+    /// Platforms to keep from an index; empty keeps it verbatim.
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    /// Copy signatures, SBOMs and attestations.
+    #[serde(default = "default_true")]
+    pub referrers: bool,
+    /// Copy or move.
+    #[serde(default)]
+    pub mode: Mode,
+}

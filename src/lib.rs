@@ -1,0 +1,17 @@
+//! hoist promotes container images between OCI registries.
+//!
+//! Data flows one way: `config` → `rules` → `discover` → `plan` → `execute` →
+//! `report`. Only `discover` and `execute` talk to stores, through the
+//! [`registry::Registry`] trait (the Distribution API over HTTP, or OCI
+//! layouts on disk).
+#![deny(clippy::print_stdout)]
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod digest;
+pub mod execute;
+pub mod manifest;
+pub mod reference;
+pub mod registry;
+pub mod report;

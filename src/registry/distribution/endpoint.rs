@@ -1,0 +1,214 @@
+//! Where and how to reach one registry: scheme, host, TLS trust, credentials, limits.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+
+use super::credentials::CredentialSource;
+
+/// Chunk size for `PATCH` uploads when a registry needs them.
+pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
+/// Page size asked of `_catalog` and `tags/list`.
+pub const DEFAULT_PAGE_SIZE: usize = 1000;
+
+/// `http` or `https`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// Plain HTTP: only by default for loopback hosts.
+    Http,
+    /// HTTPS.
+    Https,
+}
+
+/// A registry's address and connection settings.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// `host[:port]` as users name it (`docker.io` for Docker Hub): the credential key.
+    pub host: String,
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// Extra CA certificates (PEM) trusted besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Skip TLS verification; only when explicitly asked.
+    pub insecure: bool,
+    /// Where the credentials come from.
+    pub credentials: CredentialSource,
+    /// Entries per page for catalog and tag listings.
+    pub page_size: usize,
+    /// Idle timeout for each read or write.
+    pub timeout: Duration,
+    /// Upload in `PATCH` chunks of this size instead of one monolithic `PUT`.
+    pub chunk_size: Option<u64>,
+    base_url: String,
+}
+
+/// A registry address or TLS file that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct EndpointError(pub String);
+
+impl Endpoint {
+    /// Parses `https://host[:port]`, `http://host[:port]` or a bare `host[:port]`
+    /// (https, except loopback hosts, which default to http as docker does).
+    pub fn parse(url: &str) -> Result<Endpoint, EndpointError> {
+        let url = url.trim().trim_end_matches('/');
+        let (scheme, host) = match url.split_once("://") {
+            Some(("https", host)) => (Scheme::Https, host),
+            Some(("http", host)) => (Scheme::Http, host),
+            Some((other, _)) => {
+                return Err(EndpointError(format!(
+                    "unsupported scheme `{other}` in `{url}` (use https://, http:// or oci-layout:)"
+                )));
+            }
+            None if is_loopback(url) => (Scheme::Http, url),
+            None => (Scheme::Https, url),
+        };
+        if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+            return Err(EndpointError(format!(
+                "`{url}` is not a registry address (expected host[:port], optionally with http:// or https://)"
+            )));
+        }
+        Ok(Endpoint::new(host, scheme))
+    }
+
+    /// An endpoint for `host` with default settings.
+    pub fn new(host: &str, scheme: Scheme) -> Endpoint {
+        let host = host.to_ascii_lowercase();
+        let api_host = if host == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            host.as_str()
+        };
+        let base_url = match scheme {
+            Scheme::Http => format!("http://{api_host}"),
+            Scheme::Https => format!("https://{api_host}"),
+        };
+        Endpoint {
+            host,
+            scheme,
+            ca_file: None,
+            insecure: false,
+            credentials: CredentialSource::default(),
+            page_size: DEFAULT_PAGE_SIZE,
+            timeout: Duration::from_secs(60),
+            chunk_size: None,
+            base_url,
+        }
+    }
+
+    /// `scheme://host[:port]` of the API.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// TLS settings: system roots plus `ca_file`; verification off only when `insecure`.
+    pub fn tls_config(&self) -> Result<TlsConfig, EndpointError> {
+        let builder = TlsConfig::builder().disable_verification(self.insecure);
+        let Some(ca_file) = &self.ca_file else {
+            return Ok(builder.root_certs(system_roots()).build());
+        };
+        let pem = std::fs::read(ca_file).map_err(|e| {
+            EndpointError(format!("cannot read ca_file {}: {e}", ca_file.display()))
+        })?;
+        let mut certs = pem_certificates(&pem)
+            .map_err(|e| EndpointError(format!("ca_file {}: {e}", ca_file.display())))?;
+        if certs.is_empty() {
+            return Err(EndpointError(format!(
+                "ca_file {} holds no PEM certificate",
+                ca_file.display()
+            )));
+        }
+        if let RootCerts::Specific(system) = system_roots() {
+            certs.extend(system.iter().cloned());
+        }
+        Ok(builder
+            .root_certs(RootCerts::new_with_certs(&certs))
+            .build())
+    }
+}
+
+/// Whether a `host[:port]` is on the loopback interface.
+pub fn is_loopback(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        })
+    };
+    name == "localhost" || name == "::1" || name.starts_with("127.")
+}
+
+fn pem_certificates(pem: &[u8]) -> Result<Vec<Certificate<'static>>, ureq::Error> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        if let PemItem::Certificate(cert) = item? {
+            certs.push(cert);
+        }
+    }
+    Ok(certs)
+}
+
+/// The operating system's CA bundle (`SSL_CERT_FILE` or Debian's path); Mozilla's roots if none.
+fn system_roots() -> RootCerts {
+    let candidates = std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+            ]
+            .map(PathBuf::from),
+        );
+    for path in candidates {
+        if let Ok(pem) = std::fs::read(&path)
+            && let Ok(certs) = pem_certificates(&pem)
+            && !certs.is_empty()
+        {
+            return RootCerts::new_with_certs(&certs);
+        }
+    }
+    RootCerts::WebPki
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_default_like_docker() {
+        assert_eq!(
+            Endpoint::parse("127.0.0.1:5000").unwrap().base_url(),
+            "http://127.0.0.1:5000"
+        );
+        assert_eq!(Endpoint::parse("localhost").unwrap().scheme, Scheme::Http);
+        assert_eq!(
+            Endpoint::parse("reg.example.com").unwrap().base_url(),
+            "https://reg.example.com"
+        );
+        assert_eq!(
+            Endpoint::parse("https://127.0.0.1:5000/").unwrap().scheme,
+            Scheme::Https
+        );
+        assert_eq!(
+            Endpoint::parse("docker.io").unwrap().base_url(),
+            "https://registry-1.docker.io"
+        );
+        assert!(Endpoint::parse("ftp://x").is_err());
+        assert!(Endpoint::parse("http://x/y").is_err());
+    }
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+        assert!(!is_loopback("localhost.example.com"));
+    }
+}

@@ -1,0 +1,131 @@
+//! Typed registry errors. Messages carry the URL and the registry's own error
+//! code, never a credential.
+
+use crate::digest::BlobMismatch;
+use crate::manifest::ManifestError;
+
+/// Something a registry (or an OCI layout on disk) could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry answered with an unexpected HTTP status.
+    #[error("{method} {url}: HTTP {status}{}", describe_codes(.codes, .message))]
+    Status {
+        /// Request method.
+        method: String,
+        /// URL without credentials.
+        url: String,
+        /// HTTP status code.
+        status: u16,
+        /// Error codes from the OCI error envelope (`MANIFEST_UNKNOWN`, `DENIED`, …).
+        codes: Vec<String>,
+        /// Messages from the envelope, or a short excerpt of a non-JSON body.
+        message: String,
+    },
+    /// The request never got an answer (connection, TLS, timeout).
+    #[error("{method} {url}: {message}")]
+    Transport {
+        /// Request method.
+        method: String,
+        /// URL without credentials.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Credentials could not be found, or the registry refused them.
+    #[error("authentication with {registry} failed: {message}")]
+    Auth {
+        /// Registry host.
+        registry: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The registry broke the protocol (bad header, pagination loop, foreign host).
+    #[error("{registry}: {message}")]
+    Protocol {
+        /// Registry host or store.
+        registry: String,
+        /// What it did wrong.
+        message: String,
+    },
+    /// A manifest could not be understood.
+    #[error("{what}: {source}")]
+    Manifest {
+        /// Which manifest.
+        what: String,
+        /// Why.
+        #[source]
+        source: ManifestError,
+    },
+    /// Content did not match its digest or size.
+    #[error(transparent)]
+    Verification(#[from] BlobMismatch),
+    /// A file of an OCI layout could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something that is not there: manifest, tag, blob or repository.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+}
+
+impl RegistryError {
+    /// Whether the error means "does not exist".
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            RegistryError::NotFound { .. } => true,
+            RegistryError::Status { status, .. } => *status == 404,
+            _ => false,
+        }
+    }
+
+    /// Whether the error carries the given OCI error code, e.g. `BLOB_UNKNOWN`.
+    pub fn has_code(&self, code: &str) -> bool {
+        matches!(self, RegistryError::Status { codes, .. } if codes.iter().any(|c| c == code))
+    }
+
+    /// Turns an I/O error from a blob stream into a registry error, keeping
+    /// digest mismatches recognisable.
+    pub fn from_stream(what: &str, err: std::io::Error) -> RegistryError {
+        if err
+            .get_ref()
+            .is_none_or(|inner| !inner.is::<BlobMismatch>())
+        {
+            return RegistryError::Io {
+                path: what.to_string(),
+                source: err,
+            };
+        }
+        let kind = err.kind();
+        match err
+            .into_inner()
+            .map(|inner| inner.downcast::<BlobMismatch>())
+        {
+            Some(Ok(mismatch)) => RegistryError::Verification(*mismatch),
+            Some(Err(other)) => RegistryError::Io {
+                path: what.to_string(),
+                source: std::io::Error::new(kind, other),
+            },
+            None => RegistryError::Io {
+                path: what.to_string(),
+                source: kind.into(),
+            },
+        }
+    }
+}
+
+fn describe_codes(codes: &[String], message: &str) -> String {
+    match (codes.is_empty(), message.is_empty()) {
+        (true, true) => String::new(),
+        (true, false) => format!(": {message}"),
+        (false, true) => format!(" {}", codes.join(", ")),
+        (false, false) => format!(" {}: {message}", codes.join(", ")),
+    }
+}

@@ -1,0 +1,139 @@
+//! The one interface through which hoist talks to image stores, with two
+//! implementations: the Distribution API over HTTP, and OCI layouts on disk.
+
+pub mod distribution;
+mod error;
+pub mod oci_layout;
+pub mod stores;
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use error::RegistryError;
+
+use crate::digest::Digest;
+use crate::manifest::Manifest;
+
+/// Result of registry operations.
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// What a manifest HEAD tells without downloading the manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestHead {
+    /// Digest of the manifest bytes.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A started upload that a failed mount handed back, to be used by the next `blob_put`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadSession(pub String);
+
+/// What a cross-repository mount attempt achieved.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MountOutcome {
+    /// The blob is now in the target repository; no bytes moved.
+    Mounted,
+    /// The registry did not mount; it may have opened an upload session instead.
+    NotMounted(Option<UploadSession>),
+}
+
+/// A blob stream whose digest and size are checked as it is read.
+pub type BlobReader<'a> = Box<dyn Read + Send + 'a>;
+
+/// An image store: a registry speaking the Distribution API, or a directory of OCI layouts.
+///
+/// All methods block; callers run them on a thread pool.
+pub trait Registry: Send + Sync {
+    /// How the store is named in messages (`host:port` or `oci-layout:DIR`).
+    fn display_name(&self) -> String;
+
+    /// Identity of the store: two handles with the same identity share blobs,
+    /// so a blob can be mounted from one repository into another.
+    fn store_id(&self) -> String;
+
+    /// Every repository in the store, following pagination to the end.
+    fn catalog(&self) -> Result<Vec<String>>;
+
+    /// Every tag of a repository, following pagination to the end.
+    fn tags(&self, repository: &str) -> Result<Vec<String>>;
+
+    /// Digest, media type and size of a manifest by tag or digest; `None` when absent.
+    fn manifest_head(&self, repository: &str, reference: &str) -> Result<Option<ManifestHead>>;
+
+    /// The manifest by tag or digest, byte for byte; its digest is checked when
+    /// the reference is a digest.
+    fn manifest_get(&self, repository: &str, reference: &str) -> Result<Manifest>;
+
+    /// Stores a manifest under a tag or its digest.
+    fn manifest_put(&self, repository: &str, reference: &str, manifest: &Manifest) -> Result<()>;
+
+    /// Deletes a manifest by digest (and with it every tag pointing at it).
+    fn manifest_delete(&self, repository: &str, digest: &Digest) -> Result<()>;
+
+    /// Whether a blob is present in the repository.
+    fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool>;
+
+    /// Streams a blob; reading fails unless it has exactly `size` bytes hashing to `digest`.
+    fn blob_get<'a>(
+        &'a self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<BlobReader<'a>>;
+
+    /// Makes a blob of another repository of the same store available in `repository`.
+    fn blob_mount(&self, repository: &str, digest: &Digest, from: &str) -> Result<MountOutcome>;
+
+    /// Uploads a blob of known digest and size from a stream.
+    fn blob_put(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        body: &mut dyn Read,
+        session: Option<UploadSession>,
+    ) -> Result<()>;
+
+    /// Request and byte counters for reports and benchmarks.
+    fn counters(&self) -> &Counters;
+}
+
+/// Counts what a registry handle did, for summaries, reports and benchmarks.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// HTTP requests sent (0 for OCI layouts).
+    pub requests: AtomicU64,
+    /// Blob bytes written into this store.
+    pub bytes_uploaded: AtomicU64,
+}
+
+impl Counters {
+    /// Adds one request.
+    pub fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds uploaded bytes.
+    pub fn uploaded(&self, bytes: u64) {
+        self.bytes_uploaded.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Requests so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Bytes uploaded so far.
+    pub fn bytes_uploaded(&self) -> u64 {
+        self.bytes_uploaded.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether a reference is a digest rather than a tag.
+pub fn is_digest_reference(reference: &str) -> bool {
+    reference.contains(':')
+}

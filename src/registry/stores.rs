@@ -1,0 +1,171 @@
+//! Opens stores by where they are: a host, an `oci-layout:` directory, or a
+//! registry named in the configuration. One handle per store, shared, so
+//! tokens and connections are reused.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ureq::Agent;
+
+use super::Registry;
+use super::distribution::credentials::CredentialSource;
+use super::distribution::{DistributionRegistry, Endpoint, build_agent};
+use super::oci_layout::OciLayoutStore;
+use crate::config::{LoadedConfig, RegistryConfig};
+use crate::reference::Location;
+
+/// Prefix of `url`s naming a directory of OCI layouts.
+pub const OCI_LAYOUT_SCHEME: &str = "oci-layout:";
+
+/// A store that cannot be opened.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OpenError {
+    /// A name that is not a `[registries.NAME]`.
+    #[error("no registry named `{0}` in the configuration")]
+    UnknownName(String),
+    /// A bad address, TLS file or credential setting.
+    #[error("registry `{name}`: {message}")]
+    Invalid {
+        /// Registry name or host.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Every store a run uses, opened once each.
+pub struct Stores {
+    config: LoadedConfig,
+    jobs: usize,
+    opened: Mutex<HashMap<Location, Arc<dyn Registry>>>,
+    /// Agents by TLS settings: registries that trust the same roots share connections' configuration.
+    agents: Mutex<HashMap<(Option<PathBuf>, bool), Agent>>,
+}
+
+impl Stores {
+    /// Stores for a run of `jobs` parallel transfers under `config`.
+    pub fn new(config: LoadedConfig, jobs: usize) -> Stores {
+        Stores {
+            config,
+            jobs: jobs.max(1),
+            opened: Mutex::new(HashMap::new()),
+            agents: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `name` is a `[registries.NAME]` of the configuration.
+    pub fn is_registry_name(&self, name: &str) -> bool {
+        self.config.config.registries.contains_key(name)
+    }
+
+    /// The store at `location`, opening it the first time.
+    pub fn open(&self, location: &Location) -> Result<Arc<dyn Registry>, OpenError> {
+        if let Some(store) = self
+            .opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(location)
+        {
+            return Ok(store.clone());
+        }
+        let store: Arc<dyn Registry> = match location {
+            Location::OciLayout(dir) => Arc::new(OciLayoutStore::new(dir.clone())),
+            Location::Host(host) => {
+                let endpoint = Endpoint::parse(host).map_err(|e| OpenError::Invalid {
+                    name: host.clone(),
+                    message: e.0,
+                })?;
+                self.distribution(host, self.with_settings(endpoint))?
+            }
+            Location::Named(name) => {
+                let registry = self
+                    .config
+                    .config
+                    .registries
+                    .get(name)
+                    .ok_or_else(|| OpenError::UnknownName(name.clone()))?;
+                self.open_configured(name, registry)?
+            }
+        };
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(location.clone(), store.clone());
+        Ok(store)
+    }
+
+    fn with_settings(&self, mut endpoint: Endpoint) -> Endpoint {
+        endpoint.timeout = Duration::from_secs(self.config.config.settings.timeout_secs.max(1));
+        if let Some(page_size) = std::env::var("HOIST_PAGE_SIZE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            endpoint.page_size = page_size;
+        }
+        endpoint
+    }
+
+    fn open_configured(
+        &self,
+        name: &str,
+        registry: &RegistryConfig,
+    ) -> Result<Arc<dyn Registry>, OpenError> {
+        let invalid = |message: String| OpenError::Invalid {
+            name: name.to_string(),
+            message,
+        };
+        if let Some(dir) = registry.url.strip_prefix(OCI_LAYOUT_SCHEME) {
+            return Ok(Arc::new(OciLayoutStore::new(
+                self.config.resolve_path(dir.as_ref()),
+            )));
+        }
+        let mut endpoint =
+            self.with_settings(Endpoint::parse(&registry.url).map_err(|e| invalid(e.0))?);
+        endpoint.ca_file = registry
+            .ca_file
+            .as_ref()
+            .map(|f| self.config.resolve_path(f));
+        endpoint.insecure = registry.insecure;
+        endpoint.chunk_size = registry.upload_chunk_size;
+        endpoint.credentials = match (
+            &registry.username_env,
+            &registry.password_env,
+            &registry.token_env,
+        ) {
+            (None, None, None) => CredentialSource::DockerConfig,
+            (Some(user), Some(pass), None) => CredentialSource::Env {
+                username_env: user.clone(),
+                password_env: pass.clone(),
+            },
+            (None, None, Some(token)) => CredentialSource::TokenEnv(token.clone()),
+            (Some(_), None, _) | (None, Some(_), _) => {
+                return Err(invalid("username_env and password_env go together".into()));
+            }
+            (Some(_), Some(_), Some(_)) => {
+                return Err(invalid(
+                    "token_env excludes username_env/password_env".into(),
+                ));
+            }
+        };
+        self.distribution(name, endpoint)
+    }
+
+    fn distribution(&self, name: &str, endpoint: Endpoint) -> Result<Arc<dyn Registry>, OpenError> {
+        let key = (endpoint.ca_file.clone(), endpoint.insecure);
+        let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+        let agent = match agents.get(&key) {
+            Some(agent) => agent.clone(),
+            None => {
+                let agent = build_agent(&endpoint, self.jobs).map_err(|e| OpenError::Invalid {
+                    name: name.to_string(),
+                    message: e.0,
+                })?;
+                agents.insert(key, agent.clone());
+                agent
+            }
+        };
+        Ok(Arc::new(DistributionRegistry::new(endpoint, agent)))
+    }
+}

@@ -1,0 +1,70 @@
+//! Everything hoist prints: results on stdout, logs and errors on stderr.
+//! No other module writes to stdout.
+#![allow(clippy::print_stdout)]
+
+use std::io::Write;
+
+/// Prints result lines on stdout.
+pub fn print_lines(lines: &[String]) {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        // A closed pipe (`hoist ls | head`) is not an error worth a panic.
+        if writeln!(out, "{line}").is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes a log line on stderr.
+pub fn log(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
+/// Renders an error on stderr: miette's graphical form for diagnostics with
+/// source spans, the cause chain otherwise.
+pub fn print_error(error: &(dyn std::error::Error + Send + Sync + 'static)) {
+    if let Some(command) = error.downcast_ref::<crate::commands::CommandError>() {
+        let handler =
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
+        let mut rendered = String::new();
+        if handler.render_report(&mut rendered, command).is_ok() {
+            log(rendered.trim_end());
+            return;
+        }
+    }
+    let mut message = format!("error: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    log(&message);
+}
+
+/// `1.5 MiB`-style sizes for people.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(512 * 1024 * 1024), "512.0 MiB");
+    }
+}
