@@ -1,0 +1,299 @@
+//! Registries that want credentials: htpasswd basic auth, bearer tokens, TLS
+//! with a private CA, docker's config.json and credential helpers.
+
+use base64::Engine as _;
+
+use crate::support::seed::{self, Format};
+use crate::support::{Hoist, TestRegistry};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "pa55-w0rd-never-printed";
+
+/// An anonymous source registry holding `app:1.0.0`; returns it and the image digest.
+fn source_with_image() -> (TestRegistry, String) {
+    let source = TestRegistry::start();
+    let manifest = seed::push(
+        seed::client(&source).as_ref(),
+        "app",
+        "1.0.0",
+        &seed::small_image("auth", Format::Oci),
+    );
+    (source, manifest.digest.to_string())
+}
+
+fn config(source: &TestRegistry, target_url: &str, target_extra: &str) -> String {
+    format!(
+        "[registries.src]\nurl = \"{}\"\n\n[registries.dst]\nurl = \"{target_url}\"\n{target_extra}\n",
+        source.host()
+    )
+}
+
+fn assert_no_secret(run: &crate::support::hoist::Run) {
+    assert!(
+        !run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD),
+        "secret leaked:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    assert!(
+        !run.stderr.contains(&basic),
+        "basic credentials leaked: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn basic_auth_with_credentials_from_environment() {
+    let (source, digest) = source_with_image();
+    let target = TestRegistry::builder().htpasswd(USER, PASSWORD).start();
+    let cfg = config(
+        &source,
+        target.host(),
+        "username_env = \"DST_USER\"\npassword_env = \"DST_PASS\"",
+    );
+
+    let run = Hoist::new()
+        .config(&cfg)
+        .env("DST_USER", USER)
+        .env("DST_PASS", PASSWORD)
+        .args(["promote", "src/app:1.0.0", "dst/prod/app"])
+        .run()
+        .success();
+    assert!(run.stdout.contains(&digest), "{}", run.stdout);
+    assert_no_secret(&run);
+    let run = Hoist::new()
+        .config(&cfg)
+        .env("DST_USER", USER)
+        .env("DST_PASS", PASSWORD)
+        .args(["ls", "dst/prod/app"])
+        .run()
+        .success();
+    assert_eq!(run.lines(), ["1.0.0"]);
+
+    // A wrong password is refused, and the refusal does not echo it.
+    let run = Hoist::new()
+        .config(&cfg)
+        .env("DST_USER", USER)
+        .env("DST_PASS", "wrong-password-xyz")
+        .args(["promote", "src/app:1.0.0", "dst/prod/app2"])
+        .run()
+        .code(1);
+    assert!(run.stderr.contains("401"), "{}", run.stderr);
+    assert!(!run.stderr.contains("wrong-password-xyz"), "{}", run.stderr);
+
+    // A variable that is not set is an error, not anonymous access.
+    let run = Hoist::new()
+        .config(&cfg)
+        .env("DST_USER", USER)
+        .env_remove_for_test("DST_PASS")
+        .args(["promote", "src/app:1.0.0", "dst/prod/app3"])
+        .run()
+        .code(1);
+    assert!(run.stderr.contains("DST_PASS is not set"), "{}", run.stderr);
+}
+
+#[test]
+fn bearer_token_auth_push_and_mount() {
+    let (source, digest) = source_with_image();
+    let target = TestRegistry::builder().token_auth(USER, PASSWORD).start();
+    let cfg = config(
+        &source,
+        target.host(),
+        "username_env = \"DST_USER\"\npassword_env = \"DST_PASS\"",
+    );
+    let hoist = || {
+        Hoist::new()
+            .config(&cfg)
+            .env("DST_USER", USER)
+            .env("DST_PASS", PASSWORD)
+    };
+
+    let run = hoist()
+        .args(["promote", "src/app:1.0.0", "dst/staging/app"])
+        .run()
+        .success();
+    assert!(run.stdout.contains(&digest), "{}", run.stdout);
+    assert_no_secret(&run);
+
+    // Inside the token registry: mounted, which needs pull on the source repository.
+    let run = hoist()
+        .args([
+            "promote",
+            "dst/staging/app:1.0.0",
+            "dst/stable/app",
+            "--report",
+            "report.json",
+        ])
+        .run()
+        .success();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.dir().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["bytes_uploaded"], 0, "{report:#}");
+    assert_eq!(report["stats"]["blobs_mounted"], 3, "{report:#}");
+    let scopes = target.token_server().expect("token server").scopes_seen();
+    assert!(
+        scopes.iter().any(|s| s == "repository:staging/app:pull"),
+        "{scopes:?}"
+    );
+    assert!(
+        scopes
+            .iter()
+            .any(|s| s == "repository:stable/app:pull,push"),
+        "{scopes:?}"
+    );
+
+    let run = hoist().args(["ls", "dst/stable/app"]).run().success();
+    assert_eq!(run.lines(), ["1.0.0"]);
+
+    // Without credentials the token service grants pull only: the push is refused.
+    let run = Hoist::new()
+        .config(&config(&source, target.host(), ""))
+        .args(["promote", "src/app:1.0.0", "dst/other/app"])
+        .run()
+        .code(1);
+    assert!(
+        run.stderr.contains("401")
+            || run.stderr.contains("UNAUTHORIZED")
+            || run.stderr.contains("DENIED"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn tls_registry_trusted_through_ca_file() {
+    let (source, digest) = source_with_image();
+    let target = TestRegistry::builder().tls().start();
+    let ca = target.ca_file().expect("CA file").display().to_string();
+    let cfg = config(&source, &target.url(), &format!("ca_file = \"{ca}\""));
+    let run = Hoist::new()
+        .config(&cfg)
+        .args(["promote", "src/app:1.0.0", "dst/app"])
+        .run()
+        .success();
+    assert!(run.stdout.contains(&digest), "{}", run.stdout);
+
+    // Loopback defaults to http, so the https URL is spelled out; without the CA the certificate is refused.
+    let run = Hoist::new()
+        .config(&config(&source, &target.url(), ""))
+        .args(["promote", "src/app:1.0.0", "dst/app2"])
+        .run()
+        .code(1);
+    assert!(
+        run.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        run.stderr
+    );
+
+    // `insecure = true` skips verification, when asked explicitly.
+    Hoist::new()
+        .config(&config(&source, &target.url(), "insecure = true"))
+        .args(["promote", "src/app:1.0.0", "dst/app3"])
+        .run()
+        .success();
+}
+
+#[test]
+fn docker_config_auths_entry() {
+    let (source, digest) = source_with_image();
+    let target = TestRegistry::builder()
+        .tls()
+        .htpasswd(USER, PASSWORD)
+        .start();
+    let ca = target.ca_file().expect("CA file").display().to_string();
+    let cfg = config(&source, &target.url(), &format!("ca_file = \"{ca}\""));
+
+    let hoist = Hoist::new().config(&cfg);
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    std::fs::write(
+        hoist.docker_config_dir().join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, target.host()),
+    )
+    .unwrap();
+    let run = hoist
+        .args(["promote", "src/app:1.0.0", "dst/app"])
+        .run()
+        .success();
+    assert!(run.stdout.contains(&digest));
+    assert_no_secret(&run);
+
+    // No entry at all: the registry's demand for a login is explained.
+    let run = Hoist::new()
+        .config(&cfg)
+        .args(["promote", "src/app:1.0.0", "dst/app2"])
+        .run()
+        .code(1);
+    assert!(
+        run.stderr.contains("no credentials were found"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn docker_credential_helper() {
+    let (source, digest) = source_with_image();
+    let target = TestRegistry::builder().htpasswd(USER, PASSWORD).start();
+    let cfg = config(&source, target.host(), "");
+
+    let hoist = Hoist::new().config(&cfg);
+    let helpers = tempfile::tempdir().unwrap();
+    let bin = helpers.path().to_path_buf();
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-test");
+    // The helper checks it is asked for the right server, as docker's helpers do.
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 3\nread server\n[ \"$server\" = \"{host}\" ] || {{ echo \"credentials not found in native keychain\"; exit 1; }}\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$server\"\n",
+            host = target.host()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        bin.join("docker-credential-broken"),
+        "#!/bin/sh\necho 'keychain locked' >&2\nexit 5\n",
+    )
+    .unwrap();
+    for script in ["docker-credential-test", "docker-credential-broken"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join(script), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::fs::write(
+        hoist.docker_config_dir().join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"test"}}}}"#, target.host()),
+    )
+    .unwrap();
+    let run = hoist
+        .env("PATH", &path)
+        .args(["promote", "src/app:1.0.0", "dst/app"])
+        .run()
+        .success();
+    assert!(run.stdout.contains(&digest));
+    assert_no_secret(&run);
+
+    // A helper that fails is an error, not a silent fall back to anonymous.
+    let hoist = Hoist::new().config(&cfg);
+    std::fs::write(
+        hoist.docker_config_dir().join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"broken"}}}}"#, target.host()),
+    )
+    .unwrap();
+    let run = hoist
+        .env("PATH", &path)
+        .args(["promote", "src/app:1.0.0", "dst/app2"])
+        .run()
+        .code(1);
+    assert!(
+        run.stderr.contains("docker-credential-broken") && run.stderr.contains("keychain locked"),
+        "{}",
+        run.stderr
+    );
+}

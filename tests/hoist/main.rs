@@ -1,0 +1,11 @@
+//! hoist's integration tests: the `hoist` binary against real `docker-registry`
+//! processes (CNCF Distribution) and OCI layouts on disk.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod auth;
+mod copy;
+mod harness;
+mod listing;
+mod oci_layout;

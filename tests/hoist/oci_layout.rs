@@ -1,0 +1,105 @@
+//! OCI image layouts on disk as a source and a target.
+
+use crate::support::seed::{self, Format, ImageSpec};
+use crate::support::{Hoist, TestRegistry};
+
+#[test]
+fn registry_to_layout_to_registry_keeps_digests() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let layout_dir = tempfile::tempdir().unwrap();
+    let layout = format!("oci-layout:{}", layout_dir.path().display());
+    let store = seed::client(&source);
+    let index = seed::push(
+        store.as_ref(),
+        "apps/multi",
+        "2.0.0",
+        &ImageSpec {
+            platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+            ..seed::small_image("round", Format::Oci)
+        },
+    );
+    let docker = seed::push(
+        store.as_ref(),
+        "apps/legacy",
+        "1.0.0",
+        &seed::small_image("legacy", Format::Docker),
+    );
+
+    for (repo, tag, digest) in [
+        ("apps/multi", "2.0.0", &index.digest),
+        ("apps/legacy", "1.0.0", &docker.digest),
+    ] {
+        Hoist::new()
+            .args([
+                "promote",
+                &format!("{}/{repo}:{tag}", source.host()),
+                &format!("{layout}//{repo}"),
+            ])
+            .run()
+            .success();
+        let run = Hoist::new()
+            .args([
+                "promote",
+                &format!("{layout}//{repo}:{tag}"),
+                &format!("{}/{repo}", target.host()),
+            ])
+            .run()
+            .success();
+        assert!(run.stdout.contains(&digest.to_string()), "{}", run.stdout);
+        let head = seed::head(seed::client(&target).as_ref(), repo, tag).expect("tag in target");
+        assert_eq!(&head.digest, digest);
+    }
+    let run = Hoist::new().args(["ls", &layout]).run().success();
+    assert_eq!(run.lines(), ["apps/legacy", "apps/multi"]);
+
+    // The layout is a standard one: skopeo reads it.
+    let out = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            &format!("oci:{}/apps/multi:2.0.0", layout_dir.path().display()),
+        ])
+        .output()
+        .expect("skopeo is installed (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, index.bytes);
+}
+
+#[test]
+fn readme_promote_on_the_example_store() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/staging");
+    let hoist = Hoist::new();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("prod");
+    let cfg = format!(
+        "[registries.staging]\nurl = \"oci-layout:{examples}\"\n[registries.prod]\nurl = \"oci-layout:{}\"\n",
+        out.display()
+    );
+    let run = hoist
+        .config(&cfg)
+        .args(["promote", "staging/tools/debug:0.3.0", "prod/tools/debug"])
+        .run()
+        .success();
+    let digest = run.stdout.trim().rsplit('@').next().unwrap().to_string();
+    let source = seed::layout(std::path::Path::new(examples));
+    assert_eq!(
+        seed::head(source.as_ref(), "tools/debug", "0.3.0")
+            .unwrap()
+            .digest
+            .to_string(),
+        digest
+    );
+    let target = seed::layout(&out);
+    assert_eq!(
+        seed::head(target.as_ref(), "tools/debug", "0.3.0")
+            .unwrap()
+            .digest
+            .to_string(),
+        digest
+    );
+}

@@ -1,0 +1,172 @@
+//! Runs the `hoist` binary the way a user does, isolated from the machine's
+//! docker config, and asserts on what a user sees.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A `hoist` invocation being put together.
+pub struct Hoist {
+    command: Command,
+    dir: tempfile::TempDir,
+    description: String,
+}
+
+/// What a finished `hoist` run left behind.
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    description: String,
+    /// The scratch directory, kept until the run's results are dropped.
+    dir: tempfile::TempDir,
+}
+
+impl Hoist {
+    /// `hoist` with an empty docker config and no promotions file.
+    pub fn new() -> Hoist {
+        Hoist::binary(env!("CARGO_BIN_EXE_hoist"))
+    }
+
+    /// Any binary of this package, with the same isolation.
+    pub fn binary(path: &str) -> Hoist {
+        let dir = tempfile::tempdir().expect("temp dir for a hoist run");
+        let docker_config = dir.path().join("docker");
+        std::fs::create_dir_all(&docker_config).expect("create docker config dir");
+        let mut command = Command::new(path);
+        command
+            .current_dir(dir.path())
+            .env("DOCKER_CONFIG", &docker_config)
+            .env("HOIST_PROGRESS", "never")
+            .env_remove("HOIST_CONFIG")
+            .env_remove("HOIST_JOBS")
+            .env_remove("HOIST_PAGE_SIZE");
+        Hoist {
+            command,
+            dir,
+            description: Path::new(path)
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        }
+    }
+
+    /// A scratch directory that lives as long as this invocation.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Where docker's config.json goes for this run.
+    pub fn docker_config_dir(&self) -> PathBuf {
+        self.dir.path().join("docker")
+    }
+
+    /// Writes `promotions.toml` into the scratch directory and passes `-c`.
+    pub fn config(mut self, text: &str) -> Hoist {
+        let path = self.dir.path().join("promotions.toml");
+        std::fs::write(&path, text).expect("write promotions.toml");
+        self.command.arg("-c").arg(path);
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Hoist
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        for arg in args {
+            let arg = arg.as_ref();
+            self.description.push(' ');
+            self.description.push_str(&arg.to_string_lossy());
+            self.command.arg(arg);
+        }
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Hoist {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Removes an environment variable for this run.
+    pub fn env_remove_for_test(mut self, key: &str) -> Hoist {
+        self.command.env_remove(key);
+        self
+    }
+
+    /// Runs it under `/usr/bin/time -f %M` and returns the run and its peak RSS in KiB.
+    pub fn run_measured(mut self) -> (Run, u64) {
+        let rss_file = self.dir.path().join("rss");
+        let mut timed = Command::new("/usr/bin/time");
+        timed
+            .arg("-o")
+            .arg(rss_file)
+            .arg("-f")
+            .arg("%M")
+            .arg(self.command.get_program());
+        timed.args(self.command.get_args());
+        for (key, value) in self.command.get_envs() {
+            match value {
+                Some(value) => timed.env(key, value),
+                None => timed.env_remove(key),
+            };
+        }
+        timed.current_dir(self.dir.path());
+        self.command = timed;
+        let run = self.run();
+        let text = std::fs::read_to_string(run.dir.path().join("rss"))
+            .expect("GNU time output (apt-get install time)");
+        let kib = text
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("peak RSS in KiB");
+        (run, kib)
+    }
+
+    /// Runs it to completion.
+    pub fn run(mut self) -> Run {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self.command.output().expect("run hoist");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            description: self.description,
+            dir: self.dir,
+        }
+    }
+}
+
+impl Run {
+    /// Asserts exit status 0.
+    pub fn success(self) -> Run {
+        self.code(0)
+    }
+
+    /// Asserts the exit status.
+    pub fn code(self, expected: i32) -> Run {
+        assert_eq!(
+            self.code, expected,
+            "`{}` exited {} (expected {expected})\n--- stdout\n{}\n--- stderr\n{}",
+            self.description, self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// The run's scratch directory (its working directory).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stdout as lines.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}

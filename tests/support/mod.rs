@@ -1,0 +1,12 @@
+//! Test support: real registries (`docker-registry`), a token server,
+//! certificates, image seeding and a `hoist` runner.
+#![allow(dead_code)]
+
+pub mod certs;
+pub mod hoist;
+pub mod registry;
+pub mod seed;
+pub mod token_server;
+
+pub use hoist::Hoist;
+pub use registry::TestRegistry;

@@ -1,0 +1,67 @@
+//! Seeds test registries with synthetic images through hoist's own registry
+//! layer, and reads back what landed.
+
+use std::sync::Arc;
+
+use hoist::config::LoadedConfig;
+use hoist::manifest::Manifest;
+use hoist::reference::Location;
+use hoist::registry::stores::Stores;
+use hoist::registry::{ManifestHead, Registry};
+pub use hoist::seed::{Format, ImageSpec, LayerSpec};
+
+use super::TestRegistry;
+
+/// An anonymous client for a plain-http test registry.
+pub fn client(registry: &TestRegistry) -> Arc<dyn Registry> {
+    open(Location::Host(registry.host().to_string()))
+}
+
+/// A handle on a directory of OCI layouts.
+pub fn layout(dir: &std::path::Path) -> Arc<dyn Registry> {
+    open(Location::OciLayout(dir.to_path_buf()))
+}
+
+fn open(location: Location) -> Arc<dyn Registry> {
+    Stores::new(LoadedConfig::default(), 4)
+        .open(&location)
+        .expect("open test store")
+}
+
+/// `count` layers of `size` bytes; the first `shared` are the same in every image.
+pub fn layers(label: &str, count: usize, shared: usize, size: u64) -> Vec<LayerSpec> {
+    (0..count)
+        .map(|i| LayerSpec {
+            size,
+            seed: if i < shared {
+                1000 + i as u64
+            } else {
+                label.bytes().fold(i as u64 * 7919 + 17, |h, b| {
+                    h.wrapping_mul(131).wrapping_add(u64::from(b))
+                })
+            },
+        })
+        .collect()
+}
+
+/// Pushes an image and returns its root manifest.
+pub fn push(store: &dyn Registry, repository: &str, tag: &str, spec: &ImageSpec) -> Manifest {
+    hoist::seed::push_image(store, repository, tag, spec).expect("seed image")
+}
+
+/// A single-platform image of the given format with two small layers.
+pub fn small_image(label: &str, format: Format) -> ImageSpec {
+    ImageSpec {
+        format,
+        layers: layers(label, 2, 0, 3000),
+        platforms: Vec::new(),
+        label: label.to_string(),
+    }
+}
+
+/// HEAD of a manifest by tag or digest.
+pub fn head(store: &dyn Registry, repository: &str, reference: &str) -> Option<ManifestHead> {
+    store
+        .manifest_head(repository, reference)
+        .expect("manifest HEAD")
+}
