@@ -281,3 +281,23 @@ fn bad_reference_is_a_usage_error() {
         .code(2);
     assert!(run.stderr.contains("invalid reference"), "{}", run.stderr);
 }
+
+#[test]
+fn deletes_manifests_by_digest() {
+    let registry = TestRegistry::start();
+    let store = seed::client(&registry);
+    let manifest = seed::push(
+        store.as_ref(),
+        "app",
+        "1",
+        &seed::small_image("delete", Format::Oci),
+    );
+    store
+        .manifest_delete("app", &manifest.digest)
+        .expect("DELETE manifest");
+    assert_eq!(seed::head(store.as_ref(), "app", "1"), None);
+    assert_eq!(
+        seed::head(store.as_ref(), "app", &manifest.digest.to_string()),
+        None
+    );
+}
