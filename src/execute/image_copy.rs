@@ -213,16 +213,24 @@ impl ImageCopy<'_> {
                 MountOutcome::NotMounted(started) => session = started,
             }
         }
-        let mut reader = self
-            .source
-            .blob_get(self.source_repository, &blob.digest, blob.size)?;
-        self.target.blob_put(
-            self.target_repository,
-            &blob.digest,
-            blob.size,
-            &mut reader,
-            session,
-        )?;
+        let upload = |session| -> Result<()> {
+            let mut reader =
+                self.source
+                    .blob_get(self.source_repository, &blob.digest, blob.size)?;
+            self.target.blob_put(
+                self.target_repository,
+                &blob.digest,
+                blob.size,
+                &mut reader,
+                session,
+            )
+        };
+        match upload(session) {
+            // A registry that refuses one big PUT gets the blob again in PATCH chunks
+            // (the client switched modes on the 413), from a fresh source stream.
+            Err(RegistryError::Status { status: 413, .. }) => upload(None)?,
+            other => other?,
+        }
         bump(&self.stats.blobs_copied, 1);
         bump(&self.stats.bytes_copied, blob.size);
         Ok(())

@@ -192,6 +192,7 @@ fn streams_a_512_mib_blob_in_bounded_memory() {
         ])
         .run_measured();
     run.success();
+    eprintln!("hoist promote of a 512 MiB blob: peak RSS {peak_kib} KiB");
     assert!(
         peak_kib < 64 * 1024,
         "peak RSS {peak_kib} KiB is not under 64 MiB"
