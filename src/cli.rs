@@ -30,6 +30,12 @@ pub enum Command {
         /// optionally followed by `/REPOSITORY`.
         target: String,
     },
+    /// Print a JSON Schema (the same as the files in schemas/).
+    Schema {
+        /// Which document.
+        #[arg(value_enum, default_value = "config")]
+        document: SchemaDocument,
+    },
     /// Copy one image (a manifest or a whole multi-platform index) to another repository.
     Promote(PromoteArgs),
 }
@@ -45,4 +51,11 @@ pub struct PromoteArgs {
     /// Write a JSON report of what was copied to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
+}
+
+/// Documents with a JSON Schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaDocument {
+    /// `promotions.toml` (schemas/promotions.schema.json).
+    Config,
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, PromoteArgs};
+use crate::cli::{Cli, Command, PromoteArgs, SchemaDocument};
 use crate::config::{ConfigError, LoadedConfig};
 use crate::execute::{CopyStats, CopyStatsSnapshot, ImageCopy};
 use crate::reference::{self, Location, Reference, ReferenceError};
@@ -101,6 +101,12 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Box<dyn std::error::Error + Send + Sy
     let status = pool.install(|| match cli.command {
         Command::Ls { target } => ls(&stores, &target),
         Command::Promote(args) => promote(&stores, &args),
+        Command::Schema { document } => {
+            match document {
+                SchemaDocument::Config => report::print_raw(&crate::config::json_schema()),
+            }
+            Ok(ExitStatus::Success)
+        }
     })?;
     Ok(status)
 }

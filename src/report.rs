@@ -15,6 +15,11 @@ pub fn print_lines(lines: &[String]) {
     }
 }
 
+/// Prints a document on stdout as it is.
+pub fn print_raw(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 /// Writes a log line on stderr.
 pub fn log(message: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{message}");

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 pub use model::{Mode, OneOrMany, Overwrite, Promotion, RegistryConfig, Settings};
 
 /// The whole configuration file.
-#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Run settings.
@@ -19,6 +21,14 @@ pub struct Config {
     /// Promotion rules, in file order.
     #[serde(default, rename = "promotion")]
     pub promotions: Vec<Promotion>,
+}
+
+/// The JSON Schema of `promotions.toml`, as checked in under `schemas/`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Config);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// A configuration file that could not be loaded.

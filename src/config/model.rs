@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `[settings]`: how a run behaves.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Parallel transfers.
@@ -28,7 +29,7 @@ impl Default for Settings {
 }
 
 /// `[registries.NAME]`: one registry or OCI layout store.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryConfig {
     /// `https://host`, `http://host`, `host:port` or `oci-layout:./dir`.
@@ -61,7 +62,7 @@ pub struct RegistryConfig {
 }
 
 /// One value or a list of them (`to = "prod"` or `to = ["a", "b"]`).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     /// A single value.
@@ -81,7 +82,7 @@ impl<T> OneOrMany<T> {
 }
 
 /// May an existing target tag change digest?
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Overwrite {
     /// Never: such an entry is blocked.
@@ -92,7 +93,7 @@ pub enum Overwrite {
 }
 
 /// Copy, or move (delete the source tag once promoted).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Leave the source alone.
@@ -111,7 +112,7 @@ fn default_true() -> bool {
 }
 
 /// `[[promotion]]`: one rule.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Promotion {
     /// Unique name, used in plans, reports and diagnostics.

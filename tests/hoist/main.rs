@@ -9,3 +9,4 @@ mod copy;
 mod harness;
 mod listing;
 mod oci_layout;
+mod schema;
