@@ -28,7 +28,11 @@ pub fn log(message: &str) {
 /// Renders an error on stderr: miette's graphical form for diagnostics with
 /// source spans, the cause chain otherwise.
 pub fn print_error(error: &(dyn std::error::Error + Send + Sync + 'static)) {
-    if let Some(command) = error.downcast_ref::<crate::commands::CommandError>() {
+    // Diagnostics that point into a file get miette's graphical form; every
+    // other error stays one greppable line per cause.
+    if let Some(command @ crate::commands::CommandError::Config(_)) =
+        error.downcast_ref::<crate::commands::CommandError>()
+    {
         let handler =
             miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
         let mut rendered = String::new();

@@ -103,3 +103,36 @@ fn readme_promote_on_the_example_store() {
         digest
     );
 }
+
+#[test]
+fn corrupt_blob_is_not_mounted_within_a_layout_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = seed::layout(dir.path());
+    let manifest = seed::push(
+        store.as_ref(),
+        "incoming/app",
+        "1.0.0",
+        &seed::small_image("corrupt", Format::Oci),
+    );
+    let layer = &manifest.view().unwrap().blobs[1];
+    let path = dir
+        .path()
+        .join("incoming/app/blobs/sha256")
+        .join(layer.digest.hex());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] ^= 0x55;
+    std::fs::write(&path, bytes).unwrap();
+
+    let layout = format!("oci-layout:{}", dir.path().display());
+    let run = Hoist::new()
+        .args([
+            "promote",
+            &format!("{layout}//incoming/app:1.0.0"),
+            &format!("{layout}//release/app"),
+        ])
+        .run()
+        .code(1);
+    assert!(run.stderr.contains("failed verification"), "{}", run.stderr);
+    assert_eq!(seed::head(store.as_ref(), "release/app", "1.0.0"), None);
+    assert!(!store.blob_exists("release/app", &layer.digest).unwrap());
+}

@@ -178,6 +178,9 @@ impl TokenCache {
     }
 }
 
+/// Longest a token is cached, whatever the token service claims.
+const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
+
 /// The JSON a token endpoint answers with.
 #[derive(serde::Deserialize)]
 pub struct TokenResponse {
@@ -196,7 +199,12 @@ impl TokenResponse {
     /// The token and its lifetime, if the response had one.
     pub fn into_token(self) -> Option<(String, Duration)> {
         let value = self.token.or(self.access_token).filter(|t| !t.is_empty())?;
-        let lifetime = Duration::from_secs(self.expires_in.unwrap_or(60).max(1));
+        // Capped: a hostile lifetime must not overflow `Instant` arithmetic.
+        let lifetime = Duration::from_secs(
+            self.expires_in
+                .unwrap_or(60)
+                .clamp(1, MAX_TOKEN_LIFETIME_SECS),
+        );
         Some((value, lifetime))
     }
 }
@@ -235,6 +243,19 @@ mod tests {
         assert_eq!(parse_challenge("Bearer service=x"), None);
         assert_eq!(parse_challenge(""), None);
         assert!(parse_challenge(r#"Bearer realm="unterminated"#).is_some());
+    }
+
+    #[test]
+    fn absurd_token_lifetimes_are_capped() {
+        let response = TokenResponse {
+            token: Some("t".into()),
+            access_token: None,
+            expires_in: Some(u64::MAX),
+        };
+        let (_, lifetime) = response.into_token().unwrap();
+        let cache = TokenCache::default();
+        cache.put(Scopes::none(), "t".into(), lifetime);
+        assert_eq!(cache.get(&Scopes::none()).as_deref(), Some("t"));
     }
 
     #[test]

@@ -181,10 +181,13 @@ fn docker_config_lookup(host: &str) -> Result<Option<Credentials>, CredentialErr
             )));
         }
     };
+    // serde's message can quote the offending value, which may be a secret: give the position only.
     let config: DockerConfig = serde_json::from_str(&text).map_err(|e| {
         CredentialError(format!(
-            "{} is not valid docker config JSON: {e}",
-            path.display()
+            "{} is not valid docker config JSON (line {}, column {})",
+            path.display(),
+            e.line(),
+            e.column()
         ))
     })?;
     let keys = host_keys(host);

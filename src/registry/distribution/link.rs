@@ -28,12 +28,23 @@ pub fn next_link(header: &str) -> Option<String> {
 pub fn origin(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-            format!(
-                "{}://{}",
-                scheme.to_ascii_lowercase(),
-                authority.to_ascii_lowercase()
-            )
+            let scheme = scheme.to_ascii_lowercase();
+            let authority = rest
+                .split(['/', '?', '#'])
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            // `https://reg.io:443` is `https://reg.io`.
+            let default_port = match scheme.as_str() {
+                "https" => ":443",
+                "http" => ":80",
+                _ => "",
+            };
+            let authority = match authority.strip_suffix(default_port) {
+                Some(host) if !default_port.is_empty() => host.to_string(),
+                _ => authority,
+            };
+            format!("{scheme}://{authority}")
         }
         None => url.to_string(),
     }
@@ -106,6 +117,7 @@ mod tests {
         assert_eq!(resolve("http://h/v2/a/b", "c"), "http://h/v2/a/c");
         assert_eq!(resolve(base, "//evil.example/x"), "http://evil.example/x");
         assert_eq!(origin("HTTP://Reg.IO:443/v2/?x"), "http://reg.io:443");
+        assert_eq!(origin("https://reg.io:443/v2/"), origin("https://reg.io"));
         assert_ne!(
             origin("http://127.0.0.1:5000/x"),
             origin("http://127.0.0.1:5001/x")

@@ -179,6 +179,14 @@ impl DistributionRegistry {
             registry: self.endpoint.host.clone(),
             message,
         };
+        let cleartext_realm = realm.starts_with("http://")
+            && self.endpoint.scheme == Scheme::Https
+            && !endpoint::is_loopback(&link::origin(realm)["http://".len()..]);
+        if cleartext_realm && creds.is_some() {
+            return Err(auth_failed(format!(
+                "the registry sends credentials to a plain-http token service ({realm}); refusing to send them in clear text"
+            )));
+        }
         let mut request = http::Request::get(&url);
         if let Some(basic) = creds.and_then(Credentials::basic_header) {
             request = request.header("Authorization", basic);
@@ -260,6 +268,12 @@ impl DistributionRegistry {
         headers: &[(&str, &str)],
         mut body: Body<'_>,
     ) -> Result<Response<ureq::Body>> {
+        // Upload URLs carry opaque session state: keep it out of messages.
+        let shown_url = if url.contains("/blobs/uploads/") {
+            redact_query(url)
+        } else {
+            url.to_string()
+        };
         let mut extra_scope: Option<String> = None;
         for attempt in 0..2 {
             let scopes = match &extra_scope {
@@ -276,21 +290,21 @@ impl DistributionRegistry {
             }
             // Each arm sends on its own: `SendBody` is invariant in its lifetime.
             let response = match &mut body {
-                Body::Empty => self.send_raw(request.body(SendBody::none()), url)?,
+                Body::Empty => self.send_raw(request.body(SendBody::none()), &shown_url)?,
                 Body::Bytes(bytes, content_type) => {
                     let mut slice: &[u8] = bytes;
                     let request = request
                         .header("Content-Type", *content_type)
                         .header("Content-Length", slice.len())
                         .body(SendBody::from_reader(&mut slice));
-                    self.send_raw(request, url)?
+                    self.send_raw(request, &shown_url)?
                 }
                 Body::Stream(reader, length) => {
                     let request = request
                         .header("Content-Type", "application/octet-stream")
                         .header("Content-Length", *length)
                         .body(SendBody::from_reader(reader));
-                    self.send_raw(request, url)?
+                    self.send_raw(request, &shown_url)?
                 }
             };
             if response.status().as_u16() != 401 || attempt == 1 || !body.replayable() {
@@ -645,20 +659,23 @@ impl Registry for DistributionRegistry {
             .read_to_vec()
             .map_err(|e| self.transport_error("GET", &url, e))?;
         let what = format!("{}/{repository}:{reference}", self.endpoint.host);
-        let manifest = Manifest::from_bytes(bytes, content_type.as_deref()).map_err(|source| {
-            RegistryError::Manifest {
-                what: what.clone(),
-                source,
-            }
-        })?;
+        let mut manifest =
+            Manifest::from_bytes(bytes, content_type.as_deref()).map_err(|source| {
+                RegistryError::Manifest {
+                    what: what.clone(),
+                    source,
+                }
+            })?;
         let mut expected: Vec<Digest> = announced.iter().filter_map(|d| d.parse().ok()).collect();
-        if super::is_digest_reference(reference) {
-            expected.push(
-                reference
-                    .parse()
-                    .map_err(|e: crate::digest::InvalidDigest| self.protocol(e.to_string()))?,
-            );
-        }
+        let by_digest = if super::is_digest_reference(reference) {
+            let digest: Digest = reference
+                .parse()
+                .map_err(|e: crate::digest::InvalidDigest| self.protocol(e.to_string()))?;
+            expected.push(digest.clone());
+            Some(digest)
+        } else {
+            None
+        };
         for digest in expected {
             if digest.recompute(&manifest.bytes) != digest {
                 return Err(RegistryError::Verification(crate::digest::BlobMismatch {
@@ -666,6 +683,10 @@ impl Registry for DistributionRegistry {
                     what: format!("manifest {what} does not hash to it"),
                 }));
             }
+        }
+        if let Some(digest) = by_digest {
+            // Asked for by a sha512 digest, it is known by that digest.
+            manifest.digest = digest;
         }
         Ok(manifest)
     }
