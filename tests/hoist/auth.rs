@@ -86,7 +86,7 @@ fn basic_auth_with_credentials_from_environment() {
     let run = Hoist::new()
         .config(&cfg)
         .env("DST_USER", USER)
-        .env_remove_for_test("DST_PASS")
+        .env_remove("DST_PASS")
         .args(["promote", "src/app:1.0.0", "dst/prod/app3"])
         .run()
         .code(1);
@@ -117,7 +117,7 @@ fn bearer_token_auth_push_and_mount() {
     assert_no_secret(&run);
 
     // Inside the token registry: mounted, which needs pull on the source repository.
-    let run = hoist()
+    let report = hoist()
         .args([
             "promote",
             "dst/staging/app:1.0.0",
@@ -126,10 +126,8 @@ fn bearer_token_auth_push_and_mount() {
             "report.json",
         ])
         .run()
-        .success();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.dir().join("report.json")).unwrap())
-            .unwrap();
+        .success()
+        .json_file("report.json");
     assert_eq!(report["bytes_uploaded"], 0, "{report:#}");
     assert_eq!(report["stats"]["blobs_mounted"], 3, "{report:#}");
     let scopes = target.token_server().expect("token server").scopes_seen();
@@ -241,7 +239,6 @@ fn docker_credential_helper() {
     let hoist = Hoist::new().config(&cfg);
     let helpers = tempfile::tempdir().unwrap();
     let bin = helpers.path().to_path_buf();
-    std::fs::create_dir_all(&bin).unwrap();
     let helper = bin.join("docker-credential-test");
     // The helper checks it is asked for the right server, as docker's helpers do.
     std::fs::write(

@@ -6,11 +6,6 @@ use hoist::seed::{ImageSpec, LayerSpec};
 use crate::support::seed::{self, Format};
 use crate::support::{Hoist, TestRegistry};
 
-fn read_report(run_dir: &std::path::Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(run_dir.join("report.json")).expect("report.json");
-    serde_json::from_str(&text).expect("report is JSON")
-}
-
 /// Promotes `repo:tag` from one registry to another and checks the target
 /// holds the very same manifest bytes under the same digest.
 fn assert_byte_exact_copy(spec: &ImageSpec, expected_media_type: &str) {
@@ -81,20 +76,18 @@ fn copies_oci_manifest_byte_exact() {
 
 #[test]
 fn copies_oci_index_with_two_platforms_byte_exact() {
-    let spec = ImageSpec {
-        platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
-        ..seed::small_image("multi", Format::Oci)
-    };
-    assert_byte_exact_copy(&spec, hoist::manifest::OCI_INDEX);
+    assert_byte_exact_copy(
+        &seed::multi_platform_image("multi", Format::Oci),
+        hoist::manifest::OCI_INDEX,
+    );
 }
 
 #[test]
 fn copies_docker_manifest_list_byte_exact() {
-    let spec = ImageSpec {
-        platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
-        ..seed::small_image("list", Format::Docker)
-    };
-    assert_byte_exact_copy(&spec, hoist::manifest::DOCKER_MANIFEST_LIST);
+    assert_byte_exact_copy(
+        &seed::multi_platform_image("list", Format::Docker),
+        hoist::manifest::DOCKER_MANIFEST_LIST,
+    );
 }
 
 #[test]
@@ -111,17 +104,20 @@ fn mounts_within_one_registry_without_uploading() {
         &spec,
     );
 
-    let run = Hoist::new()
-        .args([
-            "promote",
-            &format!("{}/staging/app:1.2.3", registry.host()),
-            &format!("{}/stable/app", registry.host()),
-            "--report",
-            "report.json",
-        ])
-        .run()
-        .success();
-    let report = read_report(run.dir());
+    let promote = || {
+        Hoist::new()
+            .args([
+                "promote",
+                &format!("{}/staging/app:1.2.3", registry.host()),
+                &format!("{}/stable/app", registry.host()),
+                "--report",
+                "report.json",
+            ])
+            .run()
+            .success()
+            .json_file("report.json")
+    };
+    let report = promote();
     assert_eq!(report["bytes_uploaded"], 0, "{report:#}");
     assert_eq!(report["stats"]["blobs_copied"], 0, "{report:#}");
     assert_eq!(
@@ -133,17 +129,7 @@ fn mounts_within_one_registry_without_uploading() {
     assert_eq!(head.digest, manifest.digest);
 
     // A second run finds everything in place and writes nothing.
-    let run = Hoist::new()
-        .args([
-            "promote",
-            &format!("{}/staging/app:1.2.3", registry.host()),
-            &format!("{}/stable/app", registry.host()),
-            "--report",
-            "report.json",
-        ])
-        .run()
-        .success();
-    let report = read_report(run.dir());
+    let report = promote();
     assert_eq!(report["stats"]["manifests_written"], 0, "{report:#}");
     assert_eq!(report["stats"]["tags_unchanged"], 1, "{report:#}");
 }

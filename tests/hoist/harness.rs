@@ -24,24 +24,7 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// An agent that returns 4xx/5xx as responses and trusts `ca` if given.
 fn agent(ca: Option<&Path>) -> Agent {
-    let mut config = Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)));
-    if let Some(ca) = ca {
-        let pem = std::fs::read(ca).expect("read the CA file");
-        let roots: Vec<_> = ureq::tls::parse_pem(&pem)
-            .map(|item| match item.expect("parse the CA PEM") {
-                ureq::tls::PemItem::Certificate(cert) => cert,
-                _ => panic!("the CA file holds only certificates"),
-            })
-            .collect();
-        config = config.tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
-                .build(),
-        );
-    }
-    config.build().new_agent()
+    registry::http_agent_trusting(ca, Duration::from_secs(30))
 }
 
 fn header(response: &Response<ureq::Body>, name: &str) -> String {

@@ -1,6 +1,6 @@
 //! OCI image layouts on disk as a source and a target.
 
-use crate::support::seed::{self, Format, ImageSpec};
+use crate::support::seed::{self, Format};
 use crate::support::{Hoist, TestRegistry};
 
 #[test]
@@ -14,10 +14,7 @@ fn registry_to_layout_to_registry_keeps_digests() {
         store.as_ref(),
         "apps/multi",
         "2.0.0",
-        &ImageSpec {
-            platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
-            ..seed::small_image("round", Format::Oci)
-        },
+        &seed::multi_platform_image("round", Format::Oci),
     );
     let docker = seed::push(
         store.as_ref(),

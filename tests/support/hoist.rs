@@ -92,7 +92,7 @@ impl Hoist {
     }
 
     /// Removes an environment variable for this run.
-    pub fn env_remove_for_test(mut self, key: &str) -> Hoist {
+    pub fn env_remove(mut self, key: &str) -> Hoist {
         self.command.env_remove(key);
         self
     }
@@ -163,6 +163,13 @@ impl Run {
     /// The run's scratch directory (its working directory).
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// A JSON file the run wrote into its scratch directory (`--report report.json`).
+    pub fn json_file(&self, name: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name} from `{}`: {e}", self.description));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
     }
 
     /// Stdout as lines.

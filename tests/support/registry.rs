@@ -148,24 +148,7 @@ impl TestRegistry {
     }
 
     fn agent_with_timeout(&self, timeout: Duration) -> ureq::Agent {
-        let mut config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout));
-        if let Some(tls) = &self.tls {
-            let pem = fs::read(&tls.ca).expect("read the test CA file");
-            let roots: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
-                    _ => None,
-                })
-                .collect();
-            config = config.tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
-                    .build(),
-            );
-        }
-        config.build().new_agent()
+        http_agent_trusting(self.ca_file(), timeout)
     }
 
     /// Stops the process (SIGTERM, then SIGKILL after ~3 s) and starts it
@@ -536,4 +519,27 @@ mod signal {
 
     #[cfg(not(unix))]
     pub fn terminate(_pid: u32) {}
+}
+
+/// A `ureq` agent that trusts `ca` (if given) and hands back 4xx/5xx answers
+/// as responses instead of errors.
+pub fn http_agent_trusting(ca: Option<&Path>, timeout: Duration) -> ureq::Agent {
+    let mut config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout));
+    if let Some(ca) = ca {
+        let pem = fs::read(ca).expect("read the test CA file");
+        let roots: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                _ => None,
+            })
+            .collect();
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+                .build(),
+        );
+    }
+    config.build().new_agent()
 }

@@ -59,6 +59,14 @@ pub fn small_image(label: &str, format: Format) -> ImageSpec {
     }
 }
 
+/// A two-platform index (linux/amd64, linux/arm64) of [`small_image`]s.
+pub fn multi_platform_image(label: &str, format: Format) -> ImageSpec {
+    ImageSpec {
+        platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+        ..small_image(label, format)
+    }
+}
+
 /// HEAD of a manifest by tag or digest.
 pub fn head(store: &dyn Registry, repository: &str, reference: &str) -> Option<ManifestHead> {
     store
