@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::cli::{Cli, Command, PromoteArgs, SchemaDocument};
 use crate::config::{ConfigError, LoadedConfig};
 use crate::execute::{CopyStats, CopyStatsSnapshot, ImageCopy};
-use crate::reference::{self, Location, Reference, ReferenceError};
+use crate::reference::{self, Reference, ReferenceError};
 use crate::registry::RegistryError;
 use crate::registry::stores::{OpenError, Stores};
 use crate::report;
@@ -226,9 +226,7 @@ fn target_without_tag(target: &Reference) -> String {
     let mut bare = target.clone();
     bare.tag = None;
     bare.digest = None;
-    match &bare.location {
-        Location::OciLayout(_) | Location::Host(_) | Location::Named(_) => bare.to_string(),
-    }
+    bare.to_string()
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), CommandError> {

@@ -28,6 +28,8 @@ pub struct OciLayoutStore {
     index_lock: Mutex<()>,
     counters: Counters,
     temp_counter: AtomicU64,
+    /// `store_id`, resolved once: it is compared for every blob of a copy.
+    id: std::sync::OnceLock<String>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -68,6 +70,7 @@ impl OciLayoutStore {
             index_lock: Mutex::new(()),
             counters: Counters::default(),
             temp_counter: AtomicU64::new(0),
+            id: std::sync::OnceLock::new(),
         }
     }
 
@@ -295,8 +298,14 @@ impl Registry for OciLayoutStore {
     }
 
     fn store_id(&self) -> String {
-        let canonical = fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
-        format!("oci-layout:{}", canonical.display())
+        self.id
+            .get_or_init(|| {
+                let canonical = fs::canonicalize(&self.root)
+                    .or_else(|_| std::path::absolute(&self.root))
+                    .unwrap_or_else(|_| self.root.clone());
+                format!("oci-layout:{}", canonical.display())
+            })
+            .clone()
     }
 
     fn catalog(&self) -> Result<Vec<String>> {
