@@ -1,10 +1,16 @@
 //! `promotions.toml`: the file model and how it is loaded.
 
+mod load;
 mod model;
+mod problem;
+mod source;
 
 use std::path::{Path, PathBuf};
 
+pub use load::is_broken;
 pub use model::{Mode, OneOrMany, Overwrite, Promotion, RegistryConfig, Settings};
+pub use problem::{FieldPath, Label, Located, Part, Problem, did_you_mean, nearest};
+pub use source::{ConfigSource, Diagnostics};
 
 /// The whole configuration file.
 #[derive(
@@ -31,7 +37,7 @@ pub fn json_schema() -> String {
     text
 }
 
-/// A configuration file that could not be loaded.
+/// A configuration file that could not be loaded, or that has problems.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ConfigError {
     /// The file could not be read.
@@ -44,54 +50,78 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not valid TOML, or does not match the model.
-    #[error("{message}")]
-    #[diagnostic(code(hoist::config::invalid))]
-    Invalid {
-        /// What is wrong.
-        message: String,
-        /// The file, for the diagnostic.
-        #[source_code]
-        source_code: miette::NamedSource<String>,
-        /// Where.
-        #[label("here")]
-        span: Option<miette::SourceSpan>,
-    },
+    /// The file has problems: every one found, each pointing into the file.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(#[from] Diagnostics),
 }
 
-/// A loaded configuration and the directory its relative paths are relative to.
+/// A loaded configuration, the directory its relative paths are relative to,
+/// and what is wrong with it so far.
 #[derive(Clone, Debug, Default)]
 pub struct LoadedConfig {
-    /// The parsed file.
+    /// The model; parts that could not be read are left out.
     pub config: Config,
     /// Directory of the file: `oci-layout:` and `ca_file` paths are relative to it.
     pub base_dir: PathBuf,
+    /// The text and field spans, for diagnostics at any later stage.
+    pub source: ConfigSource,
+    /// Problems found while reading; later stages add theirs before
+    /// [`LoadedConfig::validate`].
+    pub problems: Vec<Problem>,
 }
 
 impl LoadedConfig {
-    /// Loads `path`.
+    /// Loads `path`. Syntax errors fail at once; other problems are collected
+    /// in [`LoadedConfig::problems`].
     pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        let config = Self::parse(&path.display().to_string(), &text)?;
-        let base_dir = path
+        let mut loaded = Self::parse(&path.display().to_string(), &text)?;
+        loaded.base_dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        Ok(LoadedConfig { config, base_dir })
+        Ok(loaded)
     }
 
     /// Parses configuration text; `name` labels diagnostics.
-    pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Invalid {
-            message: e.message().to_string(),
-            source_code: miette::NamedSource::new(name, text.to_string()),
-            span: e
-                .span()
-                .map(|s| (s.start, s.end.saturating_sub(s.start)).into()),
+    pub fn parse(name: &str, text: &str) -> Result<LoadedConfig, ConfigError> {
+        let (root, errors) = toml::de::DeTable::parse_recoverable(text);
+        let source = ConfigSource::new(name, text, &root);
+        if !errors.is_empty() {
+            let problems = errors
+                .iter()
+                .map(|e| {
+                    let message = e.message().trim_end().to_string();
+                    match e.span() {
+                        Some(span) => Problem::spanned(span, message),
+                        None => Problem::spanned(0..0, message),
+                    }
+                })
+                .collect();
+            return Err(source.diagnose(problems).into());
+        }
+        let (config, problems) = load::model(root.get_ref());
+        Ok(LoadedConfig {
+            config,
+            base_dir: PathBuf::from("."),
+            source,
+            problems,
         })
+    }
+
+    /// Fails with every problem found so far plus `more`, pointing into the file.
+    pub fn validate(&self, more: Vec<Problem>) -> Result<(), ConfigError> {
+        let mut problems = self.problems.clone();
+        problems.extend(more);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(self.source.diagnose(problems).into())
+        }
     }
 
     /// A path from the file, made relative to the file's directory.

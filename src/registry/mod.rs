@@ -137,3 +137,50 @@ impl Counters {
 pub fn is_digest_reference(reference: &str) -> bool {
     reference.contains(':')
 }
+
+/// A store seen through its read operations only. Planning and `--dry-run`
+/// hold nothing else, so they cannot write to a registry by construction.
+#[derive(Clone)]
+pub struct ReadOnly(std::sync::Arc<dyn Registry>);
+
+impl ReadOnly {
+    /// Wraps a store.
+    pub fn new(store: std::sync::Arc<dyn Registry>) -> ReadOnly {
+        ReadOnly(store)
+    }
+
+    /// See [`Registry::display_name`].
+    pub fn display_name(&self) -> String {
+        self.0.display_name()
+    }
+
+    /// See [`Registry::store_id`].
+    pub fn store_id(&self) -> String {
+        self.0.store_id()
+    }
+
+    /// See [`Registry::catalog`].
+    pub fn catalog(&self) -> Result<Vec<String>> {
+        self.0.catalog()
+    }
+
+    /// See [`Registry::tags`].
+    pub fn tags(&self, repository: &str) -> Result<Vec<String>> {
+        self.0.tags(repository)
+    }
+
+    /// See [`Registry::manifest_head`].
+    pub fn manifest_head(&self, repository: &str, reference: &str) -> Result<Option<ManifestHead>> {
+        self.0.manifest_head(repository, reference)
+    }
+
+    /// See [`Registry::manifest_get`].
+    pub fn manifest_get(&self, repository: &str, reference: &str) -> Result<Manifest> {
+        self.0.manifest_get(repository, reference)
+    }
+
+    /// See [`Registry::counters`].
+    pub fn counters(&self) -> &Counters {
+        self.0.counters()
+    }
+}

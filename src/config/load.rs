@@ -1,0 +1,269 @@
+//! Reads `promotions.toml` into the model while collecting every problem it
+//! can find, each tied to a field path that [`super::source::ConfigSource`]
+//! turns into a span.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use super::problem::{FieldPath, Part, Problem, did_you_mean};
+use super::{Config, Promotion, RegistryConfig, Settings};
+use crate::registry::distribution::Endpoint;
+use crate::registry::stores::OCI_LAYOUT_SCHEME;
+
+/// The top-level keys of the file.
+const TOP_LEVEL: [&str; 3] = ["settings", "registries", "promotion"];
+
+/// Builds the model from a parsed document; unusable parts are left out and
+/// reported.
+pub fn model(root: &DeTable<'_>) -> (Config, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut config = Config::default();
+    for (key, value) in root {
+        let path = FieldPath::root(key.get_ref());
+        match key.get_ref().as_ref() {
+            "settings" => {
+                if let Some(settings) = item::<Settings>(value, &path, &mut problems) {
+                    check_settings(&settings, &path, &mut problems);
+                    config.settings = settings;
+                }
+            }
+            "registries" => {
+                let Some(table) = table(value, &path, "[registries.NAME]", &mut problems) else {
+                    continue;
+                };
+                for (name, value) in table {
+                    let name = name.get_ref().to_string();
+                    let path = path.key(&name);
+                    // A broken registry keeps its name, so rules naming it are not
+                    // reported a second time as naming no registry.
+                    let registry = item::<RegistryConfig>(value, &path, &mut problems)
+                        .inspect(|registry| check_registry(registry, &path, &mut problems))
+                        .unwrap_or_default();
+                    config.registries.insert(name, registry);
+                }
+            }
+            "promotion" => {
+                let Some(items) = value.get_ref().as_array() else {
+                    problems.push(
+                        Problem::at(path, "`promotion` must be an array of tables")
+                            .help("write each rule as a `[[promotion]]` table"),
+                    );
+                    continue;
+                };
+                for (index, value) in items.iter().enumerate() {
+                    let path = FieldPath::promotion(index);
+                    if let Some(promotion) = item::<Promotion>(value, &path, &mut problems) {
+                        config.promotions.push(promotion);
+                    } else {
+                        config.promotions.push(broken_promotion());
+                    }
+                }
+            }
+            other => problems.push(
+                Problem::at(path, format!("unknown section `{other}`"))
+                    .part(Part::Key)
+                    .label("not a hoist setting")
+                    .help(did_you_mean(other, &TOP_LEVEL, "section")),
+            ),
+        }
+    }
+    (config, problems)
+}
+
+/// A placeholder for a `[[promotion]]` that could not be read: it keeps the
+/// index of every later rule equal to its position in the file.
+fn broken_promotion() -> Promotion {
+    Promotion {
+        name: String::new(),
+        from: String::new(),
+        to: super::OneOrMany::Many(Vec::new()),
+        repositories: Vec::new(),
+        target: None,
+        tags: Vec::new(),
+        semver: None,
+        prerelease: false,
+        latest: None,
+        pin: BTreeMap::new(),
+        tag: None,
+        floating: Vec::new(),
+        keep_source_tag: false,
+        overwrite: Default::default(),
+        platforms: Vec::new(),
+        referrers: false,
+        mode: Default::default(),
+    }
+}
+
+/// Whether a `[[promotion]]` is the placeholder of an unreadable one.
+pub fn is_broken(promotion: &Promotion) -> bool {
+    promotion.name.is_empty() && promotion.from.is_empty() && promotion.repositories.is_empty()
+}
+
+fn table<'a, 'i>(
+    value: &'a Spanned<DeValue<'i>>,
+    path: &FieldPath,
+    shape: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<&'a DeTable<'i>> {
+    let table = value.get_ref().as_table();
+    if table.is_none() {
+        problems.push(
+            Problem::at(
+                path.clone(),
+                format!("`{path}` must be a table, not {}", value.get_ref().type_str()),
+            )
+            .help(format!("write it as {shape}")),
+        );
+    }
+    table
+}
+
+/// Deserializes one table: unknown keys are each reported with the nearest
+/// valid key, then the rest goes through serde for types and required keys.
+fn item<T: DeserializeOwned + schemars::JsonSchema>(
+    value: &Spanned<DeValue<'_>>,
+    path: &FieldPath,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let table = table(value, path, "a table", problems)?;
+    let known = fields::<T>();
+    let mut known_only = table.clone();
+    for key in table.keys() {
+        let key = key.get_ref();
+        if !known.iter().any(|k| k == key.as_ref()) {
+            let candidates: Vec<&str> = known.iter().map(String::as_str).collect();
+            problems.push(
+                Problem::at(path.key(key), format!("unknown key `{key}` in `{path}`"))
+                    .part(Part::Key)
+                    .label("unknown key")
+                    .help(did_you_mean(key, &candidates, "key")),
+            );
+            known_only.remove(key.as_ref());
+        }
+    }
+    let deserializer = ValueDeserializer::from(Spanned::new(
+        value.span(),
+        DeValue::Table(known_only),
+    ));
+    match T::deserialize(deserializer) {
+        Ok(item) => Some(item),
+        Err(error) => {
+            problems.push(serde_problem(path, &error));
+            None
+        }
+    }
+}
+
+/// A serde error as a problem, at the span the TOML deserializer reports.
+fn serde_problem(path: &FieldPath, error: &toml::de::Error) -> Problem {
+    let message = error.message().trim_end_matches('\n').to_string();
+    let help = if message.starts_with("missing field") {
+        Some(format!("add it to `{path}`"))
+    } else if message.starts_with("invalid type") || message.starts_with("unknown variant") {
+        Some("see schemas/promotions.schema.json for the expected values".to_string())
+    } else {
+        None
+    };
+    let mut problem = match error.span() {
+        Some(span) => Problem::spanned(span, message),
+        None => Problem::at(path.clone(), message),
+    };
+    problem.help = help;
+    problem
+}
+
+/// The keys a model type accepts, read from its JSON Schema so the list can
+/// never drift from the serde model.
+fn fields<T: schemars::JsonSchema>() -> Vec<String> {
+    static CACHE: OnceLock<std::sync::Mutex<BTreeMap<String, Vec<String>>>> = OnceLock::new();
+    let name = T::schema_name().to_string();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    cache
+        .entry(name)
+        .or_insert_with(|| {
+            let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>();
+            schema
+                .get("properties")
+                .and_then(|p| p.as_object())
+                .map(|p| p.keys().cloned().collect())
+                .unwrap_or_default()
+        })
+        .clone()
+}
+
+fn check_settings(settings: &Settings, path: &FieldPath, problems: &mut Vec<Problem>) {
+    if settings.jobs == 0 {
+        problems.push(Problem::at(path.key("jobs"), "`jobs` must be at least 1"));
+    }
+    if settings.timeout_secs == 0 {
+        problems.push(Problem::at(
+            path.key("timeout_secs"),
+            "`timeout_secs` must be at least 1",
+        ));
+    }
+}
+
+/// Offline checks of one registry: its address parses and its credential
+/// settings make sense together.
+fn check_registry(registry: &RegistryConfig, path: &FieldPath, problems: &mut Vec<Problem>) {
+    let url_path = path.key("url");
+    if let Some(dir) = registry.url.strip_prefix(OCI_LAYOUT_SCHEME) {
+        if dir.trim().is_empty() {
+            problems.push(
+                Problem::at(url_path, "`oci-layout:` needs a directory")
+                    .help("write `oci-layout:./dir`, relative to this file"),
+            );
+        }
+    } else if let Err(error) = Endpoint::parse(&registry.url) {
+        problems.push(Problem::at(url_path, error.0));
+    }
+    match (
+        &registry.username_env,
+        &registry.password_env,
+        &registry.token_env,
+    ) {
+        (Some(_), None, _) => problems.push(
+            Problem::at(path.key("username_env"), "`username_env` needs `password_env`")
+                .part(Part::Key),
+        ),
+        (None, Some(_), _) => problems.push(
+            Problem::at(path.key("password_env"), "`password_env` needs `username_env`")
+                .part(Part::Key),
+        ),
+        (Some(_), Some(_), Some(_)) => problems.push(
+            Problem::at(
+                path.key("token_env"),
+                "`token_env` and `username_env`/`password_env` exclude each other",
+            )
+            .part(Part::Key)
+            .help("name either a ready token or a username and password"),
+        ),
+        _ => {}
+    }
+    if registry.max_connections == Some(0) {
+        problems.push(Problem::at(
+            path.key("max_connections"),
+            "`max_connections` must be at least 1",
+        ));
+    }
+    if registry
+        .requests_per_second
+        .is_some_and(|rps| !(rps > 0.0 && rps.is_finite()))
+    {
+        problems.push(Problem::at(
+            path.key("requests_per_second"),
+            "`requests_per_second` must be a positive number",
+        ));
+    }
+    if registry.upload_chunk_size == Some(0) {
+        problems.push(Problem::at(
+            path.key("upload_chunk_size"),
+            "`upload_chunk_size` must be at least 1 byte",
+        ));
+    }
+}

@@ -1,0 +1,50 @@
+//! What discovery saw of the registries: the only input of planning besides
+//! the rules.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::digest::Digest;
+use crate::registry::ManifestHead;
+
+/// `(registry name, repository)`.
+pub type RepoKey = (String, String);
+/// `(registry name, repository, tag)`.
+pub type TagKey = (String, String, String);
+
+/// A snapshot of the registries the rules touch.
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    /// Registry name → store identity: equal identities share blobs (mounts).
+    pub stores: BTreeMap<String, String>,
+    /// Source registry → repositories found (its catalog, or the names rules spell out).
+    pub repositories: BTreeMap<String, Vec<String>>,
+    /// Tags of each source repository; `None` when the repository does not exist.
+    pub source_tags: BTreeMap<RepoKey, Option<Vec<String>>>,
+    /// What each selected source tag points at; absent when it vanished.
+    pub source_heads: BTreeMap<TagKey, ManifestHead>,
+    /// What each source manifest references, for the estimate.
+    pub contents: BTreeMap<(String, Digest), ImageContents>,
+    /// Tags present in each target repository (empty when it does not exist).
+    pub target_tags: BTreeMap<RepoKey, BTreeSet<String>>,
+    /// Digest each probed target tag holds.
+    pub target_heads: BTreeMap<TagKey, Digest>,
+}
+
+/// Everything an image references: child manifests and blobs, flattened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageContents {
+    /// Child manifests (of an index), each once.
+    pub manifests: Vec<Digest>,
+    /// Blobs with their sizes, each once.
+    pub blobs: Vec<(Digest, u64)>,
+}
+
+/// A key from borrowed parts.
+pub fn tag_key(registry: &str, repository: &str, tag: &str) -> TagKey {
+    (registry.to_string(), repository.to_string(), tag.to_string())
+}
+
+/// A key from borrowed parts.
+pub fn repo_key(registry: &str, repository: &str) -> RepoKey {
+    (registry.to_string(), repository.to_string())
+}

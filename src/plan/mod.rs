@@ -1,0 +1,445 @@
+//! Rules × inventory → one deduplicated plan. Pure: no I/O, so every case is
+//! tested without a registry.
+
+mod estimate;
+mod expand;
+mod inventory;
+mod table;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use expand::{Candidate, Expansion, expand, target_probes};
+pub use inventory::{ImageContents, Inventory, RepoKey, TagKey, repo_key, tag_key};
+pub use table::render_table;
+
+use crate::config::{FieldPath, Overwrite, Part, Problem};
+use crate::rules::{RuleSet, tag_version};
+
+/// The version of the plan format written by `--out`.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// What applying an entry will do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// The target tag does not exist yet.
+    Create,
+    /// The target tag moves to another digest.
+    Update,
+    /// The target tag already holds the digest (or, for a floating tag, a newer version).
+    Unchanged,
+    /// Refused; `reason` says why.
+    Blocked,
+}
+
+impl Action {
+    /// The table's one-character marker.
+    pub fn marker(self) -> char {
+        match self {
+            Action::Create => '+',
+            Action::Update => '~',
+            Action::Unchanged => '=',
+            Action::Blocked => '!',
+        }
+    }
+}
+
+/// The image a target tag will point at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SourceImage {
+    /// Source registry name.
+    pub registry: String,
+    /// Source repository.
+    pub repository: String,
+    /// Source tag.
+    pub tag: String,
+    /// Manifest digest.
+    pub digest: String,
+    /// Manifest media type.
+    pub media_type: String,
+}
+
+/// The tag a plan entry writes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TargetTag {
+    /// Target registry name.
+    pub registry: String,
+    /// Target repository.
+    pub repository: String,
+    /// Target tag.
+    pub tag: String,
+    /// Digest the tag holds now, if it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_digest: Option<String>,
+}
+
+/// One target `(registry, repository, tag)` and what will happen to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanEntry {
+    /// What applying does.
+    pub action: Action,
+    /// Why it is blocked, or why a floating tag stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A floating tag (`1`, `1.4`, `latest`): written after every other tag.
+    #[serde(default)]
+    pub floating: bool,
+    /// Where the image comes from.
+    pub source: SourceImage,
+    /// The tag written.
+    pub target: TargetTag,
+    /// Rules that produce this entry, in file order.
+    pub rules: Vec<String>,
+}
+
+/// A source tag a rule selected but cannot promote, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SkippedTag {
+    /// The rule.
+    pub rule: String,
+    /// Source registry name.
+    pub registry: String,
+    /// Source repository.
+    pub repository: String,
+    /// Source tag (empty when the whole repository is skipped).
+    pub tag: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Counts of entries by action.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Summary {
+    /// Entries to create.
+    pub create: usize,
+    /// Entries to update.
+    pub update: usize,
+    /// Entries already in place.
+    pub unchanged: usize,
+    /// Entries refused.
+    pub blocked: usize,
+    /// Source tags skipped.
+    pub skipped: usize,
+}
+
+/// The work applying the plan is expected to do, counting each blob once per
+/// target registry; blobs already in a target are not known here, so byte
+/// and copy counts are upper bounds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Estimate {
+    /// Images (manifest digests per target repository) to write.
+    pub images: usize,
+    /// Manifests to write, children of indexes included.
+    pub manifests: usize,
+    /// Distinct blobs per target registry, summed over target registries.
+    pub unique_blobs: usize,
+    /// Blobs that cross the network (at most once per target registry).
+    pub blobs_to_copy: usize,
+    /// Their bytes.
+    pub bytes_to_copy: u64,
+    /// Blobs mounted from another repository of the same store instead of copied.
+    pub blobs_to_mount: usize,
+    /// False when some source manifest could not be read, so the figures are partial.
+    pub complete: bool,
+}
+
+/// A plan: every target tag in scope, deduplicated, with the action applying takes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Plan {
+    /// Plan format version.
+    pub format: u32,
+    /// Registry names used by the plan and their addresses, as configured.
+    pub registries: BTreeMap<String, String>,
+    /// The entries, grouped by target registry and repository, floating tags last.
+    pub entries: Vec<PlanEntry>,
+    /// Source tags that were selected but cannot be promoted.
+    pub skipped: Vec<SkippedTag>,
+    /// Counts by action.
+    pub summary: Summary,
+    /// Expected work.
+    pub estimate: Estimate,
+}
+
+impl Plan {
+    /// Whether applying would change anything.
+    pub fn has_changes(&self) -> bool {
+        self.summary.create + self.summary.update > 0
+    }
+
+    /// Keeps the entries whose target repository hashes to shard `k` of `n`
+    /// (0-based), so `n` machines split one promotion without overlap.
+    pub fn shard(&mut self, k: u32, n: u32) {
+        self.entries
+            .retain(|e| shard_of(&e.target.repository, n) == k);
+        self.summary = summarize(&self.entries, self.skipped.len());
+    }
+}
+
+/// The shard a target repository belongs to: FNV-1a, stable across machines and versions.
+pub fn shard_of(repository: &str, n: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in repository.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % u64::from(n.max(1))) as u32
+}
+
+/// The JSON Schema of `plan.json`, as checked in under `schemas/`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Plan);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Two rules (or one rule twice) that want one target tag at different digests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    /// `registry/repository:tag`.
+    pub target: String,
+    /// Each claim: rule index in the file, rule name, source `repo:tag`, digest.
+    pub claims: Vec<(usize, String, String, String)>,
+    /// Whether a floating tag collides with a tag of the same name.
+    pub floating_clash: bool,
+}
+
+impl Conflict {
+    /// The diagnostic: every rule involved is labelled at its name.
+    pub fn problem(&self) -> Problem {
+        let rules: BTreeSet<&str> = self.claims.iter().map(|c| c.1.as_str()).collect();
+        let who = if rules.len() == 1 {
+            format!("rule `{}` writes", self.claims[0].1)
+        } else {
+            format!(
+                "rules {} write",
+                rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(" and ")
+            )
+        };
+        let mut problem: Option<Problem> = None;
+        let mut labelled = BTreeSet::new();
+        for (index, _, source, digest) in &self.claims {
+            let text = format!("wants {source} ({})", short_digest(digest));
+            let path = FieldPath::promotion(*index).key("name");
+            if !labelled.insert((*index, digest.clone())) {
+                continue;
+            }
+            problem = Some(match problem {
+                None => Problem::at(path, format!("conflict: {who} {} with different digests", self.target)).label(text),
+                Some(p) => p.also(path, Part::Value, text),
+            });
+        }
+        let help = if self.floating_clash {
+            "a floating tag has the name of a source tag: exclude that tag from `tags` (e.g. \"!latest\") or drop it from `floating`"
+        } else {
+            "narrow `repositories` or `tags` so only one rule writes this tag, or give one rule another `target` or `tag` template"
+        };
+        problem
+            .unwrap_or_else(|| Problem::at(FieldPath::root("promotion"), "conflict"))
+            .help(help)
+    }
+}
+
+/// `sha256:0123456789ab`: enough of a digest for people.
+pub fn short_digest(digest: &str) -> &str {
+    let end = digest.find(':').map_or(12, |i| i + 13);
+    digest.get(..end).unwrap_or(digest)
+}
+
+/// Builds the plan from the rules and what discovery saw.
+pub fn build(rules: &RuleSet, inventory: &Inventory, registries: BTreeMap<String, String>) -> Result<Plan, Vec<Conflict>> {
+    let Expansion { candidates, skipped } = expand(rules, inventory);
+    let mut by_target: BTreeMap<TagKey, Vec<Candidate>> = BTreeMap::new();
+    for candidate in candidates {
+        by_target
+            .entry(candidate.target_key())
+            .or_default()
+            .push(candidate);
+    }
+    let mut entries = Vec::new();
+    let mut conflicts = Vec::new();
+    for (key, claims) in by_target {
+        let digests: BTreeSet<&str> = claims.iter().map(|c| c.source.digest.as_str()).collect();
+        if digests.len() > 1 {
+            conflicts.push(Conflict {
+                target: format!("{}/{}:{}", key.0, key.1, key.2),
+                claims: claims
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.rule_index,
+                            c.rule.clone(),
+                            format!("{}/{}:{}", c.source.registry, c.source.repository, c.source.tag),
+                            c.source.digest.clone(),
+                        )
+                    })
+                    .collect(),
+                floating_clash: claims.iter().any(|c| c.floating) && claims.iter().any(|c| !c.floating),
+            });
+            continue;
+        }
+        entries.push(decide(rules, inventory, &key, claims));
+    }
+    if !conflicts.is_empty() {
+        return Err(conflicts);
+    }
+    block_floating_over_blocked_versions(&mut entries);
+    entries.sort_by(|a, b| {
+        (&a.target.registry, &a.target.repository, a.floating, &a.target.tag).cmp(&(
+            &b.target.registry,
+            &b.target.repository,
+            b.floating,
+            &b.target.tag,
+        ))
+    });
+    let summary = summarize(&entries, skipped.len());
+    let estimate = estimate::estimate(&entries, inventory);
+    Ok(Plan {
+        format: PLAN_FORMAT,
+        registries,
+        entries,
+        skipped,
+        summary,
+        estimate,
+    })
+}
+
+/// A floating tag must not move to a version whose own tag is refused in
+/// that target repository: the target would then hold `1` at an image no
+/// version tag names.
+fn block_floating_over_blocked_versions(entries: &mut [PlanEntry]) {
+    let blocked: BTreeSet<(String, String, String, String)> = entries
+        .iter()
+        .filter(|e| !e.floating && e.action == Action::Blocked)
+        .map(|e| {
+            (
+                e.target.registry.clone(),
+                e.target.repository.clone(),
+                e.source.repository.clone(),
+                e.source.tag.clone(),
+            )
+        })
+        .collect();
+    for entry in entries.iter_mut().filter(|e| e.floating) {
+        let key = (
+            entry.target.registry.clone(),
+            entry.target.repository.clone(),
+            entry.source.repository.clone(),
+            entry.source.tag.clone(),
+        );
+        if matches!(entry.action, Action::Create | Action::Update) && blocked.contains(&key) {
+            entry.action = Action::Blocked;
+            entry.reason = Some(format!("it would follow {}, which is blocked", entry.source.tag));
+        }
+    }
+}
+
+fn summarize(entries: &[PlanEntry], skipped: usize) -> Summary {
+    let mut summary = Summary {
+        skipped,
+        ..Summary::default()
+    };
+    for entry in entries {
+        match entry.action {
+            Action::Create => summary.create += 1,
+            Action::Update => summary.update += 1,
+            Action::Unchanged => summary.unchanged += 1,
+            Action::Blocked => summary.blocked += 1,
+        }
+    }
+    summary
+}
+
+/// One target tag claimed by candidates that agree on the digest: what to do.
+fn decide(rules: &RuleSet, inventory: &Inventory, key: &TagKey, claims: Vec<Candidate>) -> PlanEntry {
+    let first = &claims[0];
+    let floating = claims.iter().all(|c| c.floating);
+    let mut rule_names: Vec<(usize, String)> = claims.iter().map(|c| (c.rule_index, c.rule.clone())).collect();
+    rule_names.sort();
+    rule_names.dedup();
+    let current = inventory.target_heads.get(key).map(ToString::to_string);
+    let digest = first.source.digest.clone();
+    let (action, reason) = if let Some(pin) = claims.iter().find_map(|c| c.pin_mismatch.clone()) {
+        (
+            Action::Blocked,
+            Some(format!(
+                "pinned to {}, but the source tag is at {}",
+                short_digest(&pin),
+                short_digest(&digest)
+            )),
+        )
+    } else {
+        match &current {
+            None => (Action::Create, None),
+            Some(current) if *current == digest => (Action::Unchanged, None),
+            Some(current) if floating => match target_ahead(inventory, key, first, current) {
+                Some(version) => (
+                    Action::Unchanged,
+                    Some(format!(
+                        "kept: the target's `{}` is at {version}, newer than {}",
+                        key.2, first.source.tag
+                    )),
+                ),
+                None => (Action::Update, None),
+            },
+            Some(current) => {
+                let always = claims.iter().all(|c| {
+                    rules
+                        .rules
+                        .iter()
+                        .find(|r| r.index == c.rule_index)
+                        .is_some_and(|r| r.overwrite == Overwrite::Always)
+                });
+                if always {
+                    (Action::Update, None)
+                } else {
+                    (
+                        Action::Blocked,
+                        Some(format!(
+                            "the target tag holds {}; overwrite = \"never\"",
+                            short_digest(current)
+                        )),
+                    )
+                }
+            }
+        }
+    };
+    PlanEntry {
+        action,
+        reason,
+        floating,
+        source: first.source.clone(),
+        target: TargetTag {
+            registry: key.0.clone(),
+            repository: key.1.clone(),
+            tag: key.2.clone(),
+            current_digest: current,
+        },
+        rules: rule_names.into_iter().map(|(_, name)| name).collect(),
+    }
+}
+
+/// The version a floating tag already holds in the target, when that is
+/// newer than the candidate: some version tag of the same series in the
+/// target repository, above the candidate, points at the tag's current digest.
+fn target_ahead(inventory: &Inventory, key: &TagKey, candidate: &Candidate, current: &str) -> Option<String> {
+    let series = candidate.series.as_ref()?;
+    let version = candidate.version.as_ref()?;
+    let tags = inventory.target_tags.get(&(key.0.clone(), key.1.clone()))?;
+    tags.iter()
+        .filter_map(|tag| tag_version(tag).map(|v| (tag, v)))
+        .filter(|(_, v)| v > version && series.contains(v))
+        .find(|(tag, _)| {
+            inventory
+                .target_heads
+                .get(&(key.0.clone(), key.1.clone(), (*tag).clone()))
+                .is_some_and(|d| d.to_string() == current)
+        })
+        .map(|(tag, _)| tag.clone())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,87 @@
+//! The plan as a person reviews it: entries grouped by target repository,
+//! one line each, then skipped tags and a summary.
+
+use std::fmt::Write;
+
+use super::{Action, Plan, PlanEntry, short_digest};
+use crate::report::human_bytes;
+
+/// Renders the plan table.
+pub fn render_table(plan: &Plan) -> String {
+    let mut out = String::new();
+    let mut groups: Vec<(String, Vec<&PlanEntry>)> = Vec::new();
+    for entry in &plan.entries {
+        let heading = format!("{}/{}", entry.target.registry, entry.target.repository);
+        match groups.last_mut() {
+            Some((last, entries)) if *last == heading => entries.push(entry),
+            _ => groups.push((heading, vec![entry])),
+        }
+    }
+    for (heading, entries) in &groups {
+        let _ = writeln!(out, "{heading}");
+        let tag_width = entries.iter().map(|e| e.target.tag.len()).max().unwrap_or(0);
+        let sources: Vec<String> = entries
+            .iter()
+            .map(|e| format!("{}/{}:{}", e.source.registry, e.source.repository, e.source.tag))
+            .collect();
+        let source_width = sources.iter().map(String::len).max().unwrap_or(0);
+        for (entry, source) in entries.iter().zip(&sources) {
+            let mut line = format!(
+                "  {} {:<tag_width$}  <- {:<source_width$}  {}  [{}]",
+                entry.action.marker(),
+                entry.target.tag,
+                source,
+                short_digest(&entry.source.digest),
+                entry.rules.join(", "),
+            );
+            if entry.action == Action::Update
+                && let Some(current) = &entry.target.current_digest
+            {
+                let _ = write!(line, " (was {})", short_digest(current));
+            }
+            if let Some(reason) = &entry.reason {
+                let prefix = if entry.action == Action::Blocked { "blocked: " } else { "" };
+                let _ = write!(line, " {prefix}{reason}");
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    if !plan.skipped.is_empty() {
+        if !groups.is_empty() {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "skipped");
+        for skipped in &plan.skipped {
+            let source = if skipped.tag.is_empty() {
+                format!("{}/{}", skipped.registry, skipped.repository)
+            } else {
+                format!("{}/{}:{}", skipped.registry, skipped.repository, skipped.tag)
+            };
+            let _ = writeln!(out, "  - {source}  [{}] {}", skipped.rule, skipped.reason);
+        }
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    let s = &plan.summary;
+    let _ = writeln!(
+        out,
+        "Plan: {} to create, {} to update, {} unchanged, {} blocked, {} skipped.",
+        s.create, s.update, s.unchanged, s.blocked, s.skipped
+    );
+    let e = &plan.estimate;
+    if plan.has_changes() {
+        let _ = writeln!(
+            out,
+            "Work: {} images ({} manifests); {} blobs, of which up to {} ({}) to copy and {} mounts{}.",
+            e.images,
+            e.manifests,
+            e.unique_blobs,
+            e.blobs_to_copy,
+            human_bytes(e.bytes_to_copy),
+            e.blobs_to_mount,
+            if e.complete { "" } else { " (partial: some source manifests could not be read)" },
+        );
+    }
+    out
+}

@@ -1,0 +1,378 @@
+//! Planning without a network: hand-built inventories through the real rules.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::config::LoadedConfig;
+use crate::digest::Digest;
+use crate::registry::ManifestHead;
+
+const REGISTRIES: &str = r#"
+[registries.staging]
+url = "oci-layout:staging"
+[registries.prod]
+url = "oci-layout:prod"
+[registries.eu]
+url = "oci-layout:eu"
+"#;
+
+fn rules(promotions: &str) -> RuleSet {
+    let loaded = LoadedConfig::parse("promotions.toml", &format!("{REGISTRIES}{promotions}")).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let (rules, problems) = RuleSet::compile(&loaded.config);
+    assert!(problems.is_empty(), "{problems:?}");
+    rules
+}
+
+fn digest(name: &str) -> Digest {
+    Digest::sha256_of(name.as_bytes())
+}
+
+/// An inventory where `repository` in staging has `tags`, each tag's image
+/// named by its tag (so equal tags mean equal digests), with one shared blob
+/// and one of its own.
+fn staging(repository: &str, tags: &[&str]) -> Inventory {
+    let mut inventory = Inventory::default();
+    for (name, store) in [("staging", "s"), ("prod", "p"), ("eu", "e")] {
+        inventory.stores.insert(name.into(), store.into());
+    }
+    add_source(&mut inventory, repository, tags);
+    inventory
+}
+
+fn add_source(inventory: &mut Inventory, repository: &str, tags: &[&str]) {
+    inventory
+        .repositories
+        .entry("staging".into())
+        .or_default()
+        .push(repository.into());
+    inventory.source_tags.insert(
+        repo_key("staging", repository),
+        Some(tags.iter().map(|t| t.to_string()).collect()),
+    );
+    for tag in tags {
+        let image = format!("{repository}:{tag}");
+        inventory.source_heads.insert(
+            tag_key("staging", repository, tag),
+            ManifestHead {
+                digest: digest(&image),
+                media_type: crate::manifest::OCI_MANIFEST.into(),
+                size: 500,
+            },
+        );
+        inventory.contents.insert(
+            ("staging".into(), digest(&image)),
+            ImageContents {
+                manifests: vec![],
+                blobs: vec![(digest("base layer"), 1000), (digest(&format!("{image} layer")), 10)],
+            },
+        );
+    }
+}
+
+/// Puts `tag` into a target repository at the digest of source image `image`.
+fn target_has(inventory: &mut Inventory, registry: &str, repository: &str, tag: &str, image: &str) {
+    inventory
+        .target_tags
+        .entry(repo_key(registry, repository))
+        .or_default()
+        .insert(tag.to_string());
+    inventory
+        .target_heads
+        .insert(tag_key(registry, repository, tag), digest(image));
+}
+
+fn plan(rules: &RuleSet, inventory: &Inventory) -> Plan {
+    build(rules, inventory, BTreeMap::new()).unwrap()
+}
+
+/// `tag -> (action, source tag)` for one target repository.
+fn tags_of(plan: &Plan, registry: &str, repository: &str) -> Vec<(String, Action, String)> {
+    plan.entries
+        .iter()
+        .filter(|e| e.target.registry == registry && e.target.repository == repository)
+        .map(|e| (e.target.tag.clone(), e.action, e.source.tag.clone()))
+        .collect()
+}
+
+fn t(tag: &str, action: Action, source: &str) -> (String, Action, String) {
+    (tag.to_string(), action, source.to_string())
+}
+
+const VERSIONS: [&str; 5] = ["1.0.0", "1.2.0", "1.2.3", "1.10.0", "2.0.0-rc.1"];
+
+const FLOATING: &str = r#"
+[[promotion]]
+name = "web"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+floating = ["{major}", "{major}.{minor}", "latest"]
+"#;
+
+#[test]
+fn floating_tags_take_the_highest_of_each_series() {
+    let plan = plan(&rules(FLOATING), &staging("apps/web", &VERSIONS));
+    use Action::Create;
+    assert_eq!(
+        tags_of(&plan, "prod", "apps/web"),
+        [
+            t("1.0.0", Create, "1.0.0"),
+            t("1.10.0", Create, "1.10.0"),
+            t("1.2.0", Create, "1.2.0"),
+            t("1.2.3", Create, "1.2.3"),
+            t("1", Create, "1.10.0"),
+            t("1.0", Create, "1.0.0"),
+            t("1.10", Create, "1.10.0"),
+            t("1.2", Create, "1.2.3"),
+            t("latest", Create, "1.10.0"),
+        ]
+    );
+}
+
+#[test]
+fn prereleases_take_floating_tags_only_when_selected() {
+    let plan = plan(
+        &rules(&FLOATING.replace("floating", "prerelease = true\nfloating")),
+        &staging("apps/web", &VERSIONS),
+    );
+    let tags = tags_of(&plan, "prod", "apps/web");
+    assert!(tags.contains(&t("2.0.0-rc.1", Action::Create, "2.0.0-rc.1")));
+    assert!(tags.contains(&t("2", Action::Create, "2.0.0-rc.1")));
+    assert!(tags.contains(&t("2.0", Action::Create, "2.0.0-rc.1")));
+    // `latest` is the highest stable version, prereleases or not.
+    assert!(tags.contains(&t("latest", Action::Create, "1.10.0")));
+}
+
+#[test]
+fn floating_tags_only_move_forward() {
+    let mut inventory = staging("apps/web", &VERSIONS);
+    target_has(&mut inventory, "prod", "apps/web", "1.11.0", "elsewhere:1.11.0");
+    target_has(&mut inventory, "prod", "apps/web", "1", "elsewhere:1.11.0");
+    target_has(&mut inventory, "prod", "apps/web", "1.2", "apps/web:1.2.0");
+    let plan = plan(&rules(FLOATING), &inventory);
+    let one = plan.entries.iter().find(|e| e.target.tag == "1").unwrap();
+    assert_eq!(one.action, Action::Unchanged);
+    assert!(one.reason.as_deref().unwrap().contains("1.11.0"), "{:?}", one.reason);
+    let minor = plan.entries.iter().find(|e| e.target.tag == "1.2").unwrap();
+    assert_eq!((minor.action, minor.source.tag.as_str()), (Action::Update, "1.2.3"));
+    // Floating tags need no `overwrite = "always"`.
+    assert!(plan.entries.iter().all(|e| e.action != Action::Blocked));
+}
+
+#[test]
+fn overwrite_never_blocks_a_moved_tag_and_always_updates_it() {
+    let mut inventory = staging("apps/web", &["1.0.0", "1.1.0"]);
+    target_has(&mut inventory, "prod", "apps/web", "1.0.0", "rebuilt:1.0.0");
+    target_has(&mut inventory, "prod", "apps/web", "1.1.0", "apps/web:1.1.0");
+    let rule = r#"
+[[promotion]]
+name = "web"
+from = "staging"
+to = "prod"
+repositories = ["apps/*"]
+"#;
+    let plan = plan(&rules(rule), &inventory);
+    let entry = &plan.entries[0];
+    assert_eq!(entry.action, Action::Blocked);
+    assert!(entry.reason.as_deref().unwrap().contains("overwrite = \"never\""));
+    assert_eq!(plan.entries[1].action, Action::Unchanged);
+    assert!(!plan.has_changes());
+    let plan = super::tests::plan(&rules(&format!("{rule}overwrite = \"always\"\n")), &inventory);
+    assert_eq!(plan.entries[0].action, Action::Update);
+    assert_eq!(plan.entries[0].target.current_digest, Some(digest("rebuilt:1.0.0").to_string()));
+}
+
+#[test]
+fn same_digest_from_two_rules_merges() {
+    let rules = rules(
+        r#"
+[[promotion]]
+name = "all"
+from = "staging"
+to = ["prod", "eu"]
+repositories = ["**"]
+
+[[promotion]]
+name = "web"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+"#,
+    );
+    let plan = plan(&rules, &staging("apps/web", &["1.0.0"]));
+    assert_eq!(plan.entries.len(), 2);
+    assert_eq!(plan.entries[0].target.registry, "eu");
+    assert_eq!(plan.entries[0].rules, ["all"]);
+    assert_eq!(plan.entries[1].rules, ["all", "web"]);
+}
+
+#[test]
+fn different_digests_for_one_tag_conflict_naming_both_rules() {
+    let rules = rules(
+        r#"
+[[promotion]]
+name = "web"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+target = "stable/app"
+
+[[promotion]]
+name = "api"
+from = "staging"
+to = "prod"
+repositories = ["apps/api"]
+target = "stable/app"
+"#,
+    );
+    let mut inventory = staging("apps/web", &["1.0.0"]);
+    add_source(&mut inventory, "apps/api", &["1.0.0"]);
+    let conflicts = build(&rules, &inventory, BTreeMap::new()).unwrap_err();
+    assert_eq!(conflicts.len(), 1);
+    let problem = conflicts[0].problem();
+    assert!(problem.message.contains("rules `api` and `web` write prod/stable/app:1.0.0"), "{}", problem.message);
+    let labelled: Vec<String> = problem.labels.iter().map(|l| l.path.to_string()).collect();
+    assert_eq!(labelled, ["promotion[0].name", "promotion[1].name"]);
+}
+
+#[test]
+fn a_floating_tag_named_like_a_source_tag_conflicts() {
+    let conflicts = build(
+        &rules(FLOATING),
+        &staging("apps/web", &["1.0.0", "1.1.0", "latest"]),
+        BTreeMap::new(),
+    )
+    .unwrap_err();
+    assert!(conflicts[0].floating_clash);
+    assert!(conflicts[0].problem().help.unwrap().contains("\"!latest\""));
+}
+
+#[test]
+fn non_versions_are_skipped_by_version_templates_with_a_reason() {
+    let rule = r#"
+[[promotion]]
+name = "web"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+tag = "{major}.{minor}"
+keep_source_tag = true
+"#;
+    let plan = plan(&rules(rule), &staging("apps/web", &["1.4.2", "main"]));
+    assert_eq!(plan.skipped.len(), 1);
+    assert_eq!(plan.skipped[0].tag, "main");
+    assert!(plan.skipped[0].reason.contains("needs a semantic version"));
+    let tags: BTreeSet<String> = plan.entries.iter().map(|e| e.target.tag.clone()).collect();
+    assert_eq!(tags, BTreeSet::from(["1.4".into(), "1.4.2".into(), "main".into()]));
+}
+
+#[test]
+fn a_pin_mismatch_blocks_only_that_entry() {
+    let rule = format!(
+        r#"
+[[promotion]]
+name = "web"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+pin = {{ "1.0.0" = "{}", "1.1.0" = "{}" }}
+"#,
+        digest("apps/web:1.0.0"),
+        digest("something else"),
+    );
+    let plan = plan(&rules(&rule), &staging("apps/web", &["1.0.0", "1.1.0"]));
+    assert_eq!(plan.entries[0].action, Action::Create);
+    assert_eq!(plan.entries[1].action, Action::Blocked);
+    assert!(plan.entries[1].reason.as_deref().unwrap().starts_with("pinned to sha256:"));
+}
+
+#[test]
+fn targets_render_names_and_fan_out() {
+    let rule = r#"
+[[promotion]]
+name = "ns"
+from = "staging"
+to = ["prod", "eu"]
+repositories = ["staging/**"]
+target = "stable/{name}"
+tag = "{tag}-prod"
+"#;
+    let plan = plan(&rules(rule), &staging("staging/team/web", &["1.0.0"]));
+    let targets: Vec<String> = plan
+        .entries
+        .iter()
+        .map(|e| format!("{}/{}:{}", e.target.registry, e.target.repository, e.target.tag))
+        .collect();
+    assert_eq!(targets, ["eu/stable/web:1.0.0-prod", "prod/stable/web:1.0.0-prod"]);
+}
+
+#[test]
+fn estimate_counts_each_blob_once_per_target_registry() {
+    let rule = r#"
+[[promotion]]
+name = "all"
+from = "staging"
+to = ["prod", "eu"]
+repositories = ["apps/*"]
+floating = ["latest"]
+"#;
+    let mut inventory = staging("apps/web", &["1.0.0"]);
+    add_source(&mut inventory, "apps/api", &["1.0.0"]);
+    let plan = plan(&rules(rule), &inventory);
+    let e = &plan.estimate;
+    assert!(e.complete);
+    // 2 images × 2 registries; `latest` is the same image as 1.0.0.
+    assert_eq!(e.images, 4);
+    // Per registry: the base layer once, plus each image's own layer.
+    assert_eq!(e.unique_blobs, 6);
+    assert_eq!(e.blobs_to_copy, 6);
+    assert_eq!(e.bytes_to_copy, 2 * (1000 + 10 + 10));
+    // The base layer is mounted into the second repository of each registry.
+    assert_eq!(e.blobs_to_mount, 2);
+}
+
+#[test]
+fn shards_split_by_target_repository() {
+    let rule = "[[promotion]]\nname = \"all\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"**\"]\n";
+    let mut inventory = staging("r0", &["1.0.0", "1.1.0"]);
+    for i in 1..20 {
+        add_source(&mut inventory, &format!("r{i}"), &["1.0.0", "1.1.0"]);
+    }
+    let full = plan(&rules(rule), &inventory);
+    let mut seen = 0;
+    for k in 0..3 {
+        let mut shard = full.clone();
+        shard.shard(k, 3);
+        assert!(shard.entries.iter().all(|e| shard_of(&e.target.repository, 3) == k));
+        seen += shard.entries.len();
+    }
+    assert_eq!(seen, full.entries.len());
+}
+
+#[test]
+fn table_snapshot() {
+    let rule = r#"
+[[promotion]]
+name = "web"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+tags = ["*", "!latest"]
+floating = ["{major}", "latest"]
+
+[[promotion]]
+name = "web-eu"
+from = "staging"
+to = "eu"
+repositories = ["apps/web"]
+tag = "{major}.{minor}.{patch}"
+"#;
+    let mut inventory = staging("apps/web", &["1.0.0", "1.1.0", "2.0.0", "main", "latest"]);
+    target_has(&mut inventory, "prod", "apps/web", "1.0.0", "apps/web:1.0.0");
+    target_has(&mut inventory, "prod", "apps/web", "1.1.0", "rebuilt:1.1.0");
+    target_has(&mut inventory, "prod", "apps/web", "1", "apps/web:1.0.0");
+    target_has(&mut inventory, "prod", "apps/web", "latest", "apps/web:1.0.0");
+    let plan = plan(&rules(rule), &inventory);
+    insta::assert_snapshot!(render_table(&plan));
+}

@@ -1,0 +1,412 @@
+//! Compiled promotion rules: repository globs, tag selection, templates and
+//! floating tags, validated once so discovery and planning never meet a bad
+//! pattern.
+
+mod pattern;
+mod template;
+mod version;
+
+use std::collections::{BTreeMap, HashMap};
+
+use semver::Version;
+
+pub use pattern::PatternSet;
+pub use template::{Template, TemplateError, Values, Variable};
+pub use version::{Requirement, tag_version};
+
+use crate::config::{
+    Config, FieldPath, Mode, Overwrite, Part, Problem, Promotion, did_you_mean, is_broken,
+};
+use crate::digest::Digest;
+
+/// Variables a `target` repository template may use.
+const REPOSITORY_VARIABLES: [Variable; 3] = [Variable::Path, Variable::Name, Variable::Namespace];
+/// Variables a floating tag may use: everything but the source tag itself.
+const FLOATING_VARIABLES: [Variable; 8] = [
+    Variable::Major,
+    Variable::Minor,
+    Variable::Patch,
+    Variable::Prerelease,
+    Variable::Build,
+    Variable::Path,
+    Variable::Name,
+    Variable::Namespace,
+];
+
+/// One `[[promotion]]`, compiled.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Position in the file, for diagnostics.
+    pub index: usize,
+    /// Unique name.
+    pub name: String,
+    /// Source registry name.
+    pub from: String,
+    /// Target registry names.
+    pub to: Vec<String>,
+    /// Source repositories.
+    pub repositories: PatternSet,
+    /// Target repository template.
+    pub target: Template,
+    /// Tag globs.
+    pub tags: PatternSet,
+    /// Version requirement.
+    pub semver: Option<Requirement>,
+    /// Select prereleases too.
+    pub prerelease: bool,
+    /// Keep the N highest versions.
+    pub latest: Option<usize>,
+    /// Tags promoted only at these digests.
+    pub pins: BTreeMap<String, Digest>,
+    /// Target tag template.
+    pub tag: Template,
+    /// Floating tag templates.
+    pub floating: Vec<Template>,
+    /// Also write the source tag when `tag` renames it.
+    pub keep_source_tag: bool,
+    /// May an existing target tag change digest?
+    pub overwrite: Overwrite,
+    /// Platforms kept from an index (empty: all).
+    pub platforms: Vec<String>,
+    /// Copy referrers.
+    pub referrers: bool,
+    /// Copy or move.
+    pub mode: Mode,
+}
+
+/// A source tag a rule selected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelectedTag {
+    /// The tag.
+    pub tag: String,
+    /// Its version, when it names one.
+    pub version: Option<Version>,
+}
+
+/// The compiled rules of a file, in file order.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSet {
+    /// The rules.
+    pub rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// Compiles every readable rule; every problem found is returned, each
+    /// pointing at its field.
+    pub fn compile(config: &Config) -> (RuleSet, Vec<Problem>) {
+        let mut problems = Vec::new();
+        let mut rules = Vec::new();
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let registries: Vec<&str> = config.registries.keys().map(String::as_str).collect();
+        for (index, promotion) in config.promotions.iter().enumerate() {
+            if is_broken(promotion) {
+                continue;
+            }
+            let path = FieldPath::promotion(index);
+            if let Some(first) = names.insert(&promotion.name, index) {
+                problems.push(
+                    Problem::at(path.key("name"), format!("duplicate rule name `{}`", promotion.name))
+                        .label("second use")
+                        .also(FieldPath::promotion(first).key("name"), Part::Value, "first use")
+                        .help("rule names appear in plans and reports; give each rule its own"),
+                );
+            }
+            match compile_rule(index, promotion, &registries) {
+                Ok(rule) => rules.push(rule),
+                Err(mut found) => problems.append(&mut found),
+            }
+        }
+        (RuleSet { rules }, problems)
+    }
+
+    /// Only the rules named (all when `names` is empty); an unknown name is an error.
+    pub fn only(self, names: &[String]) -> Result<RuleSet, String> {
+        if names.is_empty() {
+            return Ok(self);
+        }
+        let known: Vec<&str> = self.rules.iter().map(|r| r.name.as_str()).collect();
+        if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
+            return Err(format!(
+                "no rule named `{unknown}`: {}",
+                did_you_mean(unknown, &known, "rule")
+            ));
+        }
+        Ok(RuleSet {
+            rules: self.rules.into_iter().filter(|r| names.contains(&r.name)).collect(),
+        })
+    }
+
+    /// The rule named `name`.
+    pub fn get(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+}
+
+fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule, Vec<Problem>> {
+    let path = FieldPath::promotion(index);
+    let mut problems = Vec::new();
+    if p.name.trim().is_empty() || p.name.contains(char::is_whitespace) {
+        problems.push(
+            Problem::at(path.key("name"), "a rule name must be a non-empty word")
+                .help("use letters, digits, `-` and `_`, e.g. `apps-nightly`"),
+        );
+    }
+    let registry = |name: &str, at: FieldPath, problems: &mut Vec<Problem>| {
+        if !registries.contains(&name) {
+            problems.push(
+                Problem::at(at, format!("no registry named `{name}`"))
+                    .label("not a [registries.NAME]")
+                    .help(did_you_mean(name, registries, "registry")),
+            );
+        }
+    };
+    registry(&p.from, path.key("from"), &mut problems);
+    let to = p.to.as_slice().to_vec();
+    if to.is_empty() {
+        problems.push(Problem::at(path.key("to"), "`to` names no registry"));
+    }
+    for (i, name) in to.iter().enumerate() {
+        let at = match &p.to {
+            crate::config::OneOrMany::One(_) => path.key("to"),
+            crate::config::OneOrMany::Many(_) => path.key("to").index(i),
+        };
+        registry(name, at, &mut problems);
+    }
+    if p.repositories.is_empty() {
+        problems.push(
+            Problem::at(path.key("repositories"), "`repositories` is empty")
+                .help("list globs over the source catalog, e.g. [\"apps/**\"]"),
+        );
+    }
+    let repositories = PatternSet::compile(&p.repositories, &path.key("repositories"))
+        .map_err(|mut found| problems.append(&mut found))
+        .ok();
+    let tags = PatternSet::compile(&p.tags, &path.key("tags"))
+        .map_err(|mut found| problems.append(&mut found))
+        .ok();
+    let template = |text: &str, at: FieldPath, allowed: &[Variable], problems: &mut Vec<Problem>| {
+        Template::parse(text, allowed)
+            .map_err(|e| {
+                problems.push(
+                    Problem::at(at, e.message)
+                        .part(Part::Within(e.range))
+                        .help(e.help),
+                )
+            })
+            .ok()
+    };
+    let target = template(
+        p.target.as_deref().unwrap_or("{path}"),
+        path.key("target"),
+        &REPOSITORY_VARIABLES,
+        &mut problems,
+    );
+    let tag = template(
+        p.tag.as_deref().unwrap_or("{tag}"),
+        path.key("tag"),
+        &Variable::ALL,
+        &mut problems,
+    );
+    let mut floating = Vec::new();
+    for (i, text) in p.floating.iter().enumerate() {
+        let at = path.key("floating").index(i);
+        if let Some(t) = template(text, at.clone(), &FLOATING_VARIABLES, &mut problems) {
+            if !t.is_constant() && !t.needs_version() {
+                problems.push(
+                    Problem::at(at, format!("floating tag `{text}` names no version part"))
+                        .help("a floating tag follows a series of versions: use {major}, {minor}, ... or a fixed name such as `latest`"),
+                );
+            } else {
+                floating.push(t);
+            }
+        }
+    }
+    let semver = p.semver.as_deref().and_then(|text| {
+        Requirement::parse(text)
+            .map_err(|e| {
+                problems.push(
+                    Problem::at(path.key("semver"), format!("bad semver requirement: {e}"))
+                        .help("write comparators separated by commas, e.g. \">=1.0.0, <3\" or \"^1.4\""),
+                )
+            })
+            .ok()
+    });
+    if p.latest == Some(0) {
+        problems.push(
+            Problem::at(path.key("latest"), "`latest` must be at least 1")
+                .help("remove it to keep every selected version"),
+        );
+    }
+    let mut pins = BTreeMap::new();
+    for (tag, digest) in &p.pin {
+        match digest.parse::<Digest>() {
+            Ok(digest) => {
+                pins.insert(tag.clone(), digest);
+            }
+            Err(e) => problems.push(
+                Problem::at(path.key("pin").key(tag), format!("pin of `{tag}` is not a digest: {}", e.0))
+                    .help("pin a tag to a manifest digest: \"sha256:<64 hex digits>\""),
+            ),
+        }
+    }
+    for (i, platform) in p.platforms.iter().enumerate() {
+        let parts: Vec<&str> = platform.split('/').collect();
+        if !(2..=3).contains(&parts.len()) || parts.iter().any(|s| s.is_empty()) {
+            problems.push(
+                Problem::at(path.key("platforms").index(i), format!("`{platform}` is not a platform"))
+                    .help("write os/arch or os/arch/variant, e.g. \"linux/amd64\" or \"linux/arm64/v8\""),
+            );
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let (Some(repositories), Some(tags), Some(target), Some(tag)) = (repositories, tags, target, tag)
+    else {
+        return Err(problems);
+    };
+    Ok(Rule {
+        index,
+        name: p.name.clone(),
+        from: p.from.clone(),
+        to,
+        repositories,
+        target,
+        tags,
+        semver,
+        prerelease: p.prerelease,
+        latest: p.latest,
+        pins,
+        tag,
+        floating,
+        keep_source_tag: p.keep_source_tag,
+        overwrite: p.overwrite,
+        platforms: p.platforms.clone(),
+        referrers: p.referrers,
+        mode: p.mode,
+    })
+}
+
+impl Rule {
+    /// The tags of one source repository this rule promotes: pinned tags, then
+    /// those the globs, the version filters and `latest` keep.
+    pub fn select_tags(&self, tags: &[String]) -> Vec<SelectedTag> {
+        let ranks_versions = self.semver.is_some() || self.latest.is_some();
+        let mut pinned = Vec::new();
+        let mut versions = Vec::new();
+        let mut others = Vec::new();
+        for tag in tags {
+            let version = tag_version(tag);
+            if self.pins.contains_key(tag) {
+                pinned.push(SelectedTag { tag: tag.clone(), version });
+                continue;
+            }
+            if !self.tags.matches(tag) {
+                continue;
+            }
+            match version {
+                Some(version) => {
+                    if !version.pre.is_empty() && !self.prerelease {
+                        continue;
+                    }
+                    if let Some(req) = &self.semver
+                        && !req.matches(&version, self.prerelease)
+                    {
+                        continue;
+                    }
+                    versions.push(SelectedTag { tag: tag.clone(), version: Some(version) });
+                }
+                None if ranks_versions => {}
+                None => others.push(SelectedTag { tag: tag.clone(), version: None }),
+            }
+        }
+        if let Some(n) = self.latest {
+            versions.sort_by(|a, b| b.version.cmp(&a.version).then_with(|| a.tag.cmp(&b.tag)));
+            // `v1.2.0` and `1.2.0` are one version: both stay when it is kept.
+            let mut kept = 0;
+            let mut last: Option<Version> = None;
+            versions.retain(|s| {
+                if last.as_ref() != s.version.as_ref() {
+                    kept += 1;
+                    last = s.version.clone();
+                }
+                kept <= n
+            });
+        }
+        let mut selected = pinned;
+        selected.append(&mut versions);
+        selected.append(&mut others);
+        selected.sort_by(|a, b| a.tag.cmp(&b.tag));
+        selected
+    }
+
+    /// The target repository for a source repository.
+    pub fn target_repository(&self, source: &str) -> String {
+        self.target.render_repository(source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(toml_rule: &str) -> Rule {
+        let text = format!(
+            "[registries.s]\nurl = \"oci-layout:s\"\n[registries.p]\nurl = \"oci-layout:p\"\n[[promotion]]\nname = \"r\"\nfrom = \"s\"\nto = \"p\"\nrepositories = [\"**\"]\n{toml_rule}"
+        );
+        let config: Config = toml::from_str(&text).unwrap();
+        let (rules, problems) = RuleSet::compile(&config);
+        assert!(problems.is_empty(), "{problems:?}");
+        rules.rules.into_iter().next().unwrap()
+    }
+
+    fn selected(rule: &Rule, tags: &[&str]) -> Vec<String> {
+        let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        rule.select_tags(&tags).into_iter().map(|s| s.tag).collect()
+    }
+
+    const TAGS: [&str; 8] = ["1.0.0", "1.2.0", "v1.2.3", "1.10.0", "2.0.0-rc.1", "latest", "main", "sha-abc"];
+
+    #[test]
+    fn globs_select_tags_of_any_kind() {
+        let r = rule("tags = [\"*\", \"!sha-*\"]");
+        assert_eq!(selected(&r, &TAGS), ["1.0.0", "1.10.0", "1.2.0", "latest", "main", "v1.2.3"]);
+    }
+
+    #[test]
+    fn prereleases_only_when_asked() {
+        let r = rule("prerelease = true\ntags = [\"*.*.*\"]");
+        assert_eq!(selected(&r, &TAGS), ["1.0.0", "1.10.0", "1.2.0", "2.0.0-rc.1", "v1.2.3"]);
+    }
+
+    #[test]
+    fn semver_requirement_keeps_versions_only() {
+        let r = rule("semver = \">=1.2, <2\"");
+        assert_eq!(selected(&r, &TAGS), ["1.10.0", "1.2.0", "v1.2.3"]);
+    }
+
+    #[test]
+    fn latest_keeps_the_highest_n() {
+        let r = rule("latest = 2\nprerelease = true");
+        assert_eq!(selected(&r, &TAGS), ["1.10.0", "2.0.0-rc.1"]);
+        let r = rule("latest = 2");
+        assert_eq!(selected(&r, &TAGS), ["1.10.0", "v1.2.3"]);
+    }
+
+    #[test]
+    fn pinned_tags_are_always_selected() {
+        let pin = format!("tags = [\"1.*\"]\npin = {{ \"main\" = \"sha256:{}\" }}", "a".repeat(64));
+        let r = rule(&pin);
+        assert_eq!(selected(&r, &TAGS), ["1.0.0", "1.10.0", "1.2.0", "main"]);
+    }
+
+    #[test]
+    fn only_narrows_by_name() {
+        let (rules, _) = RuleSet::compile(&toml::from_str::<Config>(
+            "[registries.s]\nurl = \"x.io\"\n[[promotion]]\nname = \"apps\"\nfrom = \"s\"\nto = \"s\"\nrepositories = [\"a\"]\n",
+        ).unwrap());
+        assert!(rules.clone().only(&["apps".into()]).is_ok());
+        let err = rules.only(&["aps".into()]).unwrap_err();
+        assert_eq!(err, "no rule named `aps`: did you mean `apps`?");
+    }
+}
