@@ -6,13 +6,23 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, PromoteArgs, SchemaDocument};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::cli::{
+    ApplyArgs, Cli, Command, PlanArgs, PlanFormat, PromoteArgs, SchemaDocument, Scope,
+};
 use crate::config::{ConfigError, LoadedConfig};
+use crate::discover::{DiscoveryError, Handles, discover};
 use crate::execute::{CopyStats, CopyStatsSnapshot, ImageCopy};
+use crate::plan::{self, Plan};
+use crate::reference::Location;
 use crate::reference::{self, Reference, ReferenceError};
+use crate::registry::ReadOnly;
 use crate::registry::RegistryError;
 use crate::registry::stores::{OpenError, Stores};
 use crate::report;
+use crate::rules::RuleSet;
+use crate::settings;
 
 /// The default configuration file, used when present.
 const DEFAULT_CONFIG: &str = "promotions.toml";
@@ -26,6 +36,8 @@ pub enum ExitStatus {
     Failure = 1,
     /// Bad usage or configuration.
     Usage = 2,
+    /// `plan --detailed-exitcode`: changes are pending.
+    Changes = 3,
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -68,6 +80,9 @@ pub enum CommandError {
     /// A registry operation failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// Registries could not be read while planning.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
     /// A promotion failed; the cause is attached.
     #[error("promoting {source_ref} to {target_ref} failed: {cause}")]
     Promote {
@@ -90,38 +105,145 @@ pub enum CommandError {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitStatus, Box<dyn std::error::Error + Send + Sync>> {
-    let config = load_config(cli.config.as_deref())?;
-    let jobs = cli.jobs.unwrap_or(config.config.settings.jobs).max(1);
+    if let Command::Schema { document } = &cli.command {
+        report::print_raw(&match document {
+            SchemaDocument::Config => crate::config::json_schema(),
+            SchemaDocument::Plan => crate::plan::json_schema(),
+        });
+        return Ok(ExitStatus::Success);
+    }
+    let needs_file = matches!(
+        cli.command,
+        Command::Plan(_) | Command::Apply(_) | Command::Check
+    );
+    let mut loaded = load_config(cli.config.as_deref(), needs_file)?;
+    let (rules, problems) = RuleSet::compile(&loaded.config);
+    loaded.validate(problems).map_err(CommandError::Config)?;
+    loaded.config.settings =
+        settings::resolve(&loaded.config.settings, &settings::Flags { jobs: cli.jobs })
+            .map_err(|e| CommandError::Usage(format!("settings: {e}")))?;
+    if let Command::Check = cli.command {
+        report::log(&format!(
+            "{}: ok ({} registries, {} rules)",
+            loaded.source.name(),
+            loaded.config.registries.len(),
+            rules.rules.len()
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    let jobs = loaded.config.settings.jobs;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .thread_name(|i| format!("hoist-{i}"))
         .build()
         .map_err(|e| CommandError::Usage(format!("cannot start {jobs} worker threads: {e}")))?;
-    let stores = Stores::new(config, jobs);
-    let status = pool.install(|| match cli.command {
-        Command::Ls { target } => ls(&stores, &target),
-        Command::Promote(args) => promote(&stores, &args),
-        Command::Schema { document } => {
-            match document {
-                SchemaDocument::Config => report::print_raw(&crate::config::json_schema()),
-            }
-            Ok(ExitStatus::Success)
-        }
+    let stores = Stores::new(loaded.clone(), jobs);
+    let status = pool.install(|| match &cli.command {
+        Command::Ls { target } => ls(&stores, target),
+        Command::Promote(args) => promote(&stores, args),
+        Command::Plan(args) => plan_command(&stores, &loaded, rules, args),
+        Command::Apply(args) => apply(&stores, &loaded, rules, args),
+        Command::Schema { .. } | Command::Check => Ok(ExitStatus::Success),
     })?;
     Ok(status)
 }
 
-fn load_config(path: Option<&Path>) -> Result<LoadedConfig, CommandError> {
+fn load_config(path: Option<&Path>, required: bool) -> Result<LoadedConfig, CommandError> {
     match path {
         Some(path) => Ok(LoadedConfig::load(path)?),
         None if Path::new(DEFAULT_CONFIG).is_file() => {
             Ok(LoadedConfig::load(Path::new(DEFAULT_CONFIG))?)
         }
+        None if required => Err(CommandError::Usage(format!(
+            "no {DEFAULT_CONFIG} in this directory: pass -c FILE or set HOIST_CONFIG"
+        ))),
         None => Ok(LoadedConfig {
             base_dir: PathBuf::from("."),
             ..LoadedConfig::default()
         }),
     }
+}
+
+/// Discovers and plans the rules in scope, through read-only handles only.
+fn make_plan(
+    stores: &Stores,
+    loaded: &LoadedConfig,
+    rules: RuleSet,
+    scope: &Scope,
+) -> Result<Plan, CommandError> {
+    let rules = rules.only(&scope.rules).map_err(CommandError::Usage)?;
+    let names: BTreeSet<&String> = rules
+        .rules
+        .iter()
+        .flat_map(|r| std::iter::once(&r.from).chain(&r.to))
+        .collect();
+    let mut handles = Handles::new();
+    let mut registries = BTreeMap::new();
+    for name in names {
+        let store = stores.open(&Location::Named(name.clone()))?;
+        handles.insert(name.clone(), ReadOnly::new(store));
+        if let Some(registry) = loaded.config.registries.get(name) {
+            registries.insert(name.clone(), registry.url.clone());
+        }
+    }
+    let started = Instant::now();
+    let inventory = discover(&rules, &handles)?;
+    let mut plan = plan::build(&rules, &inventory, registries).map_err(|conflicts| {
+        let problems = conflicts.iter().map(|c| c.problem()).collect();
+        match loaded.validate(problems) {
+            Err(error) => CommandError::Config(error),
+            Ok(()) => CommandError::Usage("conflicting rules".to_string()),
+        }
+    })?;
+    if let Some((k, n)) = scope.shard {
+        plan.shard(k, n);
+    }
+    let requests: u64 = handles.values().map(|h| h.counters().requests()).sum();
+    report::log(&format!(
+        "planned {} target tags from {} rules in {:.2}s ({} requests)",
+        plan.entries.len(),
+        rules.rules.len(),
+        started.elapsed().as_secs_f64(),
+        requests
+    ));
+    Ok(plan)
+}
+
+fn plan_command(
+    stores: &Stores,
+    loaded: &LoadedConfig,
+    rules: RuleSet,
+    args: &PlanArgs,
+) -> Result<ExitStatus, CommandError> {
+    let plan = make_plan(stores, loaded, rules, &args.scope)?;
+    match args.format {
+        PlanFormat::Table => report::print_raw(&plan::render_table(&plan)),
+        PlanFormat::Json => report::print_raw(&to_json(&plan)?),
+    }
+    if let Some(path) = &args.out {
+        write_json(path, &plan)?;
+    }
+    Ok(match (args.detailed_exitcode, plan.has_changes()) {
+        (true, true) => ExitStatus::Changes,
+        _ => ExitStatus::Success,
+    })
+}
+
+fn apply(
+    stores: &Stores,
+    loaded: &LoadedConfig,
+    rules: RuleSet,
+    args: &ApplyArgs,
+) -> Result<ExitStatus, CommandError> {
+    let plan = make_plan(stores, loaded, rules, &args.scope)?;
+    report::print_raw(&plan::render_table(&plan));
+    if args.dry_run {
+        return Ok(ExitStatus::Success);
+    }
+    Err(CommandError::Usage(
+        "this build of hoist can only plan: run `hoist apply --dry-run` or `hoist plan`"
+            .to_string(),
+    ))
 }
 
 fn ls(stores: &Stores, target: &str) -> Result<ExitStatus, CommandError> {
@@ -229,13 +351,18 @@ fn target_without_tag(target: &Reference) -> String {
     bare.to_string()
 }
 
+fn to_json(value: &impl Serialize) -> Result<String, CommandError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| CommandError::Write {
+        path: "stdout".to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    text.push('\n');
+    Ok(text)
+}
+
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), CommandError> {
-    let write_error = |source| CommandError::Write {
+    std::fs::write(path, to_json(value)?).map_err(|source| CommandError::Write {
         path: path.display().to_string(),
         source,
-    };
-    let mut text =
-        serde_json::to_string_pretty(value).map_err(|e| write_error(std::io::Error::other(e)))?;
-    text.push('\n');
-    std::fs::write(path, text).map_err(write_error)
+    })
 }

@@ -32,14 +32,10 @@ pub fn print_error(error: &(dyn std::error::Error + Send + Sync + 'static)) {
     // other error stays one greppable line per cause.
     if let Some(command @ crate::commands::CommandError::Config(_)) =
         error.downcast_ref::<crate::commands::CommandError>()
+        && let Some(rendered) = render_diagnostic(command)
     {
-        let handler =
-            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
-        let mut rendered = String::new();
-        if handler.render_report(&mut rendered, command).is_ok() {
-            log(rendered.trim_end());
-            return;
-        }
+        log(rendered.trim_end());
+        return;
     }
     let mut message = format!("error: {error}");
     let mut source = error.source();
@@ -48,6 +44,17 @@ pub fn print_error(error: &(dyn std::error::Error + Send + Sync + 'static)) {
         source = cause.source();
     }
     log(&message);
+}
+
+/// A diagnostic in miette's graphical form, without colours, so it reads the
+/// same in a terminal, a CI log and a snapshot.
+pub fn render_diagnostic(diagnostic: &dyn miette::Diagnostic) -> Option<String> {
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
+    let mut rendered = String::new();
+    handler.render_report(&mut rendered, diagnostic).ok()?;
+    Some(rendered)
 }
 
 /// `1.5 MiB`-style sizes for people.

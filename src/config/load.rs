@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::problem::{FieldPath, Part, Problem, did_you_mean};
 use super::{Config, Promotion, RegistryConfig, Settings};
@@ -67,7 +67,7 @@ pub fn model(root: &DeTable<'_>) -> (Config, Vec<Problem>) {
                 Problem::at(path, format!("unknown section `{other}`"))
                     .part(Part::Key)
                     .label("not a hoist setting")
-                    .help(did_you_mean(other, &TOP_LEVEL, "section")),
+                    .help(did_you_mean(other, &TOP_LEVEL, "sections")),
             ),
         }
     }
@@ -114,7 +114,10 @@ fn table<'a, 'i>(
         problems.push(
             Problem::at(
                 path.clone(),
-                format!("`{path}` must be a table, not {}", value.get_ref().type_str()),
+                format!(
+                    "`{path}` must be a table, not {}",
+                    value.get_ref().type_str()
+                ),
             )
             .help(format!("write it as {shape}")),
         );
@@ -140,27 +143,57 @@ fn item<T: DeserializeOwned + schemars::JsonSchema>(
                 Problem::at(path.key(key), format!("unknown key `{key}` in `{path}`"))
                     .part(Part::Key)
                     .label("unknown key")
-                    .help(did_you_mean(key, &candidates, "key")),
+                    .help(did_you_mean(key, &candidates, "keys")),
             );
             known_only.remove(key.as_ref());
         }
     }
-    let deserializer = ValueDeserializer::from(Spanned::new(
-        value.span(),
-        DeValue::Table(known_only),
-    ));
-    match T::deserialize(deserializer) {
-        Ok(item) => Some(item),
-        Err(error) => {
+    // Each bad value is reported, dropped and the rest tried again, so one
+    // wrong type does not hide the problems after it.
+    let mut dropped = Vec::new();
+    for _ in 0..=table.len() {
+        let deserializer = ValueDeserializer::from(Spanned::new(
+            value.span(),
+            DeValue::Table(known_only.clone()),
+        ));
+        let error = match T::deserialize(deserializer) {
+            Ok(item) => return Some(item),
+            Err(error) => error,
+        };
+        let culprit = error.span().and_then(|span| {
+            known_only
+                .iter()
+                .find(|(k, v)| k.span().start <= span.start && span.end <= v.span().end)
+                .map(|(k, _)| k.get_ref().to_string())
+        });
+        let missing_dropped = dropped
+            .iter()
+            .any(|key: &String| error.message().contains(&format!("missing field `{key}`")));
+        if !missing_dropped {
             problems.push(serde_problem(path, &error));
-            None
+        }
+        match culprit {
+            Some(key) if !missing_dropped => {
+                known_only.remove(key.as_str());
+                dropped.push(key);
+            }
+            _ => return None,
         }
     }
+    None
 }
 
 /// A serde error as a problem, at the span the TOML deserializer reports.
 fn serde_problem(path: &FieldPath, error: &toml::de::Error) -> Problem {
-    let message = error.message().trim_end_matches('\n').to_string();
+    let message = error
+        .message()
+        .trim_end_matches('\n')
+        .replace("expected a sequence", "expected a list")
+        .replace("expected usize", "expected a whole number")
+        .replace("expected u64", "expected a whole number")
+        .replace("expected u32", "expected a whole number")
+        .replace("expected f64", "expected a number")
+        .replace("expected a map", "expected a table");
     let help = if message.starts_with("missing field") {
         Some(format!("add it to `{path}`"))
     } else if message.starts_with("invalid type") || message.starts_with("unknown variant") {
@@ -228,12 +261,18 @@ fn check_registry(registry: &RegistryConfig, path: &FieldPath, problems: &mut Ve
         &registry.token_env,
     ) {
         (Some(_), None, _) => problems.push(
-            Problem::at(path.key("username_env"), "`username_env` needs `password_env`")
-                .part(Part::Key),
+            Problem::at(
+                path.key("username_env"),
+                "`username_env` needs `password_env`",
+            )
+            .part(Part::Key),
         ),
         (None, Some(_), _) => problems.push(
-            Problem::at(path.key("password_env"), "`password_env` needs `username_env`")
-                .part(Part::Key),
+            Problem::at(
+                path.key("password_env"),
+                "`password_env` needs `username_env`",
+            )
+            .part(Part::Key),
         ),
         (Some(_), Some(_), Some(_)) => problems.push(
             Problem::at(

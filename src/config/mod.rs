@@ -133,3 +133,6 @@ impl LoadedConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -155,12 +155,12 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
-/// `help: did you mean "x"?`, or a list of the valid names.
+/// `did you mean `x`?`, or the list of valid names (`what` is their plural).
 pub fn did_you_mean(word: &str, candidates: &[&str], what: &str) -> String {
     match nearest(word, candidates.iter().copied()) {
         Some(near) => format!("did you mean `{near}`?"),
-        None if candidates.is_empty() => format!("no {what} is defined"),
-        None => format!("valid {what}s: {}", candidates.join(", ")),
+        None if candidates.is_empty() => format!("there are no {what} to choose from"),
+        None => format!("valid {what}: {}", candidates.join(", ")),
     }
 }
 

@@ -122,7 +122,10 @@ impl ConfigSource {
                         let span = self.span_of(&label.path, &label.part);
                         let span = (span.start, span.end.saturating_sub(span.start));
                         if i == 0 {
-                            miette::LabeledSpan::new_primary_with_span(Some(label.text.clone()), span)
+                            miette::LabeledSpan::new_primary_with_span(
+                                Some(label.text.clone()),
+                                span,
+                            )
                         } else {
                             miette::LabeledSpan::new_with_span(Some(label.text.clone()), span)
                         }
@@ -180,10 +183,6 @@ impl fmt::Display for Diagnostics {
 impl std::error::Error for Diagnostics {}
 
 impl miette::Diagnostic for Diagnostics {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new("hoist::config"))
-    }
-
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         Some(&self.source)
     }

@@ -32,7 +32,8 @@ pub fn estimate(entries: &[PlanEntry], inventory: &Inventory) -> Estimate {
         for (repository, source_registry, digest) in &images {
             estimate.images += 1;
             manifests.insert((repository, digest.to_string()));
-            let same_store = target_store.is_some() && inventory.stores.get(*source_registry) == target_store;
+            let same_store =
+                target_store.is_some() && inventory.stores.get(*source_registry) == target_store;
             let contents = digest
                 .parse::<Digest>()
                 .ok()

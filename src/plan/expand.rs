@@ -71,7 +71,11 @@ pub struct Candidate {
 impl Candidate {
     /// `(registry, repository, tag)` of the target.
     pub fn target_key(&self) -> TagKey {
-        tag_key(&self.target_registry, &self.target_repository, &self.target_tag)
+        tag_key(
+            &self.target_registry,
+            &self.target_repository,
+            &self.target_tag,
+        )
     }
 }
 
@@ -89,7 +93,12 @@ pub fn matched_repositories<'a>(rule: &Rule, inventory: &'a Inventory) -> Vec<&'
     inventory
         .repositories
         .get(&rule.from)
-        .map(|repos| repos.iter().filter(|r| rule.repositories.matches(r)).collect())
+        .map(|repos| {
+            repos
+                .iter()
+                .filter(|r| rule.repositories.matches(r))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -114,22 +123,37 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
             reason,
         })
     };
-    let tags = match inventory.source_tags.get(&(rule.from.clone(), repository.to_string())) {
+    let tags = match inventory
+        .source_tags
+        .get(&(rule.from.clone(), repository.to_string()))
+    {
         Some(Some(tags)) => tags,
         Some(None) => return skip(out, "", "repository not found in the source".to_string()),
         None => return,
     };
     let target_repository = rule.target_repository(repository);
     if let Err(e) = validate_repository(&target_repository, &target_repository) {
-        return skip(out, "", format!("target template `{}` gives an invalid repository: {e}", rule.target));
+        return skip(
+            out,
+            "",
+            format!(
+                "target template `{}` gives an invalid repository: {e}",
+                rule.target
+            ),
+        );
     }
     let mut versions: Vec<(SelectedTag, &ManifestHead)> = Vec::new();
     for selected in rule.select_tags(tags) {
-        let Some(head) = inventory
-            .source_heads
-            .get(&tag_key(&rule.from, repository, &selected.tag))
+        let Some(head) =
+            inventory
+                .source_heads
+                .get(&tag_key(&rule.from, repository, &selected.tag))
         else {
-            skip(out, &selected.tag, "the tag disappeared from the source while planning".to_string());
+            skip(
+                out,
+                &selected.tag,
+                "the tag disappeared from the source while planning".to_string(),
+            );
             continue;
         };
         let pin_mismatch = rule
@@ -161,7 +185,10 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
                 Err(_) => skip(
                     out,
                     &selected.tag,
-                    format!("tag template `{}` gives `{tag}`, which is not a valid tag", rule.tag),
+                    format!(
+                        "tag template `{}` gives `{tag}`, which is not a valid tag",
+                        rule.tag
+                    ),
                 ),
             },
         }
@@ -193,7 +220,9 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
         // to the tag that sorts last, so the choice never depends on order.
         let mut winners: BTreeMap<String, (&SelectedTag, &ManifestHead)> = BTreeMap::new();
         for (selected, head) in &versions {
-            let Some(version) = selected.version.as_ref() else { continue };
+            let Some(version) = selected.version.as_ref() else {
+                continue;
+            };
             if !takes_floating(version, template, rule.prerelease) {
                 continue;
             }
@@ -216,7 +245,9 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
                 skip(
                     out,
                     &selected.tag,
-                    format!("floating template `{template}` gives `{rendered}`, which is not a valid tag"),
+                    format!(
+                        "floating template `{template}` gives `{rendered}`, which is not a valid tag"
+                    ),
                 );
                 continue;
             }
@@ -256,15 +287,22 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
 pub fn target_probes(expansion: &Expansion, inventory: &Inventory) -> BTreeSet<TagKey> {
     let mut probes = BTreeSet::new();
     for candidate in &expansion.candidates {
-        let repo = (candidate.target_registry.clone(), candidate.target_repository.clone());
-        let Some(present) = inventory.target_tags.get(&repo) else { continue };
+        let repo = (
+            candidate.target_registry.clone(),
+            candidate.target_repository.clone(),
+        );
+        let Some(present) = inventory.target_tags.get(&repo) else {
+            continue;
+        };
         if !present.contains(&candidate.target_tag) {
             continue;
         }
         probes.insert(candidate.target_key());
         if let (Some(series), Some(version)) = (&candidate.series, &candidate.version) {
             for tag in present {
-                if crate::rules::tag_version(tag).is_some_and(|v| v > *version && series.contains(&v)) {
+                if crate::rules::tag_version(tag)
+                    .is_some_and(|v| v > *version && series.contains(&v))
+                {
                     probes.insert((repo.0.clone(), repo.1.clone(), tag.clone()));
                 }
             }

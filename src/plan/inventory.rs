@@ -41,7 +41,11 @@ pub struct ImageContents {
 
 /// A key from borrowed parts.
 pub fn tag_key(registry: &str, repository: &str, tag: &str) -> TagKey {
-    (registry.to_string(), repository.to_string(), tag.to_string())
+    (
+        registry.to_string(),
+        repository.to_string(),
+        tag.to_string(),
+    )
 }
 
 /// A key from borrowed parts.

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use expand::{Candidate, Expansion, expand, target_probes};
+pub use expand::{Candidate, Expansion, expand, matched_repositories, target_probes};
 pub use inventory::{ImageContents, Inventory, RepoKey, TagKey, repo_key, tag_key};
 pub use table::render_table;
 
@@ -22,7 +22,9 @@ use crate::rules::{RuleSet, tag_version};
 pub const PLAN_FORMAT: u32 = 1;
 
 /// What applying an entry will do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// The target tag does not exist yet.
@@ -216,7 +218,11 @@ impl Conflict {
         } else {
             format!(
                 "rules {} write",
-                rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(" and ")
+                rules
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
             )
         };
         let mut problem: Option<Problem> = None;
@@ -228,7 +234,11 @@ impl Conflict {
                 continue;
             }
             problem = Some(match problem {
-                None => Problem::at(path, format!("conflict: {who} {} with different digests", self.target)).label(text),
+                None => Problem::at(
+                    path,
+                    format!("conflict: {who} {} with different digests", self.target),
+                )
+                .label(text),
                 Some(p) => p.also(path, Part::Value, text),
             });
         }
@@ -250,8 +260,15 @@ pub fn short_digest(digest: &str) -> &str {
 }
 
 /// Builds the plan from the rules and what discovery saw.
-pub fn build(rules: &RuleSet, inventory: &Inventory, registries: BTreeMap<String, String>) -> Result<Plan, Vec<Conflict>> {
-    let Expansion { candidates, skipped } = expand(rules, inventory);
+pub fn build(
+    rules: &RuleSet,
+    inventory: &Inventory,
+    registries: BTreeMap<String, String>,
+) -> Result<Plan, Vec<Conflict>> {
+    let Expansion {
+        candidates,
+        skipped,
+    } = expand(rules, inventory);
     let mut by_target: BTreeMap<TagKey, Vec<Candidate>> = BTreeMap::new();
     for candidate in candidates {
         by_target
@@ -272,12 +289,16 @@ pub fn build(rules: &RuleSet, inventory: &Inventory, registries: BTreeMap<String
                         (
                             c.rule_index,
                             c.rule.clone(),
-                            format!("{}/{}:{}", c.source.registry, c.source.repository, c.source.tag),
+                            format!(
+                                "{}/{}:{}",
+                                c.source.registry, c.source.repository, c.source.tag
+                            ),
                             c.source.digest.clone(),
                         )
                     })
                     .collect(),
-                floating_clash: claims.iter().any(|c| c.floating) && claims.iter().any(|c| !c.floating),
+                floating_clash: claims.iter().any(|c| c.floating)
+                    && claims.iter().any(|c| !c.floating),
             });
             continue;
         }
@@ -288,12 +309,18 @@ pub fn build(rules: &RuleSet, inventory: &Inventory, registries: BTreeMap<String
     }
     block_floating_over_blocked_versions(&mut entries);
     entries.sort_by(|a, b| {
-        (&a.target.registry, &a.target.repository, a.floating, &a.target.tag).cmp(&(
-            &b.target.registry,
-            &b.target.repository,
-            b.floating,
-            &b.target.tag,
-        ))
+        (
+            &a.target.registry,
+            &a.target.repository,
+            a.floating,
+            &a.target.tag,
+        )
+            .cmp(&(
+                &b.target.registry,
+                &b.target.repository,
+                b.floating,
+                &b.target.tag,
+            ))
     });
     let summary = summarize(&entries, skipped.len());
     let estimate = estimate::estimate(&entries, inventory);
@@ -332,7 +359,10 @@ fn block_floating_over_blocked_versions(entries: &mut [PlanEntry]) {
         );
         if matches!(entry.action, Action::Create | Action::Update) && blocked.contains(&key) {
             entry.action = Action::Blocked;
-            entry.reason = Some(format!("it would follow {}, which is blocked", entry.source.tag));
+            entry.reason = Some(format!(
+                "it would follow {}, which is blocked",
+                entry.source.tag
+            ));
         }
     }
 }
@@ -354,10 +384,18 @@ fn summarize(entries: &[PlanEntry], skipped: usize) -> Summary {
 }
 
 /// One target tag claimed by candidates that agree on the digest: what to do.
-fn decide(rules: &RuleSet, inventory: &Inventory, key: &TagKey, claims: Vec<Candidate>) -> PlanEntry {
+fn decide(
+    rules: &RuleSet,
+    inventory: &Inventory,
+    key: &TagKey,
+    claims: Vec<Candidate>,
+) -> PlanEntry {
     let first = &claims[0];
     let floating = claims.iter().all(|c| c.floating);
-    let mut rule_names: Vec<(usize, String)> = claims.iter().map(|c| (c.rule_index, c.rule.clone())).collect();
+    let mut rule_names: Vec<(usize, String)> = claims
+        .iter()
+        .map(|c| (c.rule_index, c.rule.clone()))
+        .collect();
     rule_names.sort();
     rule_names.dedup();
     let current = inventory.target_heads.get(key).map(ToString::to_string);
@@ -425,7 +463,12 @@ fn decide(rules: &RuleSet, inventory: &Inventory, key: &TagKey, claims: Vec<Cand
 /// The version a floating tag already holds in the target, when that is
 /// newer than the candidate: some version tag of the same series in the
 /// target repository, above the candidate, points at the tag's current digest.
-fn target_ahead(inventory: &Inventory, key: &TagKey, candidate: &Candidate, current: &str) -> Option<String> {
+fn target_ahead(
+    inventory: &Inventory,
+    key: &TagKey,
+    candidate: &Candidate,
+    current: &str,
+) -> Option<String> {
     let series = candidate.series.as_ref()?;
     let version = candidate.version.as_ref()?;
     let tags = inventory.target_tags.get(&(key.0.clone(), key.1.clone()))?;

@@ -19,10 +19,19 @@ pub fn render_table(plan: &Plan) -> String {
     }
     for (heading, entries) in &groups {
         let _ = writeln!(out, "{heading}");
-        let tag_width = entries.iter().map(|e| e.target.tag.len()).max().unwrap_or(0);
+        let tag_width = entries
+            .iter()
+            .map(|e| e.target.tag.len())
+            .max()
+            .unwrap_or(0);
         let sources: Vec<String> = entries
             .iter()
-            .map(|e| format!("{}/{}:{}", e.source.registry, e.source.repository, e.source.tag))
+            .map(|e| {
+                format!(
+                    "{}/{}:{}",
+                    e.source.registry, e.source.repository, e.source.tag
+                )
+            })
             .collect();
         let source_width = sources.iter().map(String::len).max().unwrap_or(0);
         for (entry, source) in entries.iter().zip(&sources) {
@@ -40,7 +49,11 @@ pub fn render_table(plan: &Plan) -> String {
                 let _ = write!(line, " (was {})", short_digest(current));
             }
             if let Some(reason) = &entry.reason {
-                let prefix = if entry.action == Action::Blocked { "blocked: " } else { "" };
+                let prefix = if entry.action == Action::Blocked {
+                    "blocked: "
+                } else {
+                    ""
+                };
                 let _ = write!(line, " {prefix}{reason}");
             }
             let _ = writeln!(out, "{line}");
@@ -55,7 +68,10 @@ pub fn render_table(plan: &Plan) -> String {
             let source = if skipped.tag.is_empty() {
                 format!("{}/{}", skipped.registry, skipped.repository)
             } else {
-                format!("{}/{}:{}", skipped.registry, skipped.repository, skipped.tag)
+                format!(
+                    "{}/{}:{}",
+                    skipped.registry, skipped.repository, skipped.tag
+                )
             };
             let _ = writeln!(out, "  - {source}  [{}] {}", skipped.rule, skipped.reason);
         }
@@ -80,7 +96,11 @@ pub fn render_table(plan: &Plan) -> String {
             e.blobs_to_copy,
             human_bytes(e.bytes_to_copy),
             e.blobs_to_mount,
-            if e.complete { "" } else { " (partial: some source manifests could not be read)" },
+            if e.complete {
+                ""
+            } else {
+                " (partial: some source manifests could not be read)"
+            },
         );
     }
     out

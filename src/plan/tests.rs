@@ -17,7 +17,8 @@ url = "oci-layout:eu"
 "#;
 
 fn rules(promotions: &str) -> RuleSet {
-    let loaded = LoadedConfig::parse("promotions.toml", &format!("{REGISTRIES}{promotions}")).unwrap();
+    let loaded =
+        LoadedConfig::parse("promotions.toml", &format!("{REGISTRIES}{promotions}")).unwrap();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     let (rules, problems) = RuleSet::compile(&loaded.config);
     assert!(problems.is_empty(), "{problems:?}");
@@ -64,7 +65,10 @@ fn add_source(inventory: &mut Inventory, repository: &str, tags: &[&str]) {
             ("staging".into(), digest(&image)),
             ImageContents {
                 manifests: vec![],
-                blobs: vec![(digest("base layer"), 1000), (digest(&format!("{image} layer")), 10)],
+                blobs: vec![
+                    (digest("base layer"), 1000),
+                    (digest(&format!("{image} layer")), 10),
+                ],
             },
         );
     }
@@ -147,15 +151,28 @@ fn prereleases_take_floating_tags_only_when_selected() {
 #[test]
 fn floating_tags_only_move_forward() {
     let mut inventory = staging("apps/web", &VERSIONS);
-    target_has(&mut inventory, "prod", "apps/web", "1.11.0", "elsewhere:1.11.0");
+    target_has(
+        &mut inventory,
+        "prod",
+        "apps/web",
+        "1.11.0",
+        "elsewhere:1.11.0",
+    );
     target_has(&mut inventory, "prod", "apps/web", "1", "elsewhere:1.11.0");
     target_has(&mut inventory, "prod", "apps/web", "1.2", "apps/web:1.2.0");
     let plan = plan(&rules(FLOATING), &inventory);
     let one = plan.entries.iter().find(|e| e.target.tag == "1").unwrap();
     assert_eq!(one.action, Action::Unchanged);
-    assert!(one.reason.as_deref().unwrap().contains("1.11.0"), "{:?}", one.reason);
+    assert!(
+        one.reason.as_deref().unwrap().contains("1.11.0"),
+        "{:?}",
+        one.reason
+    );
     let minor = plan.entries.iter().find(|e| e.target.tag == "1.2").unwrap();
-    assert_eq!((minor.action, minor.source.tag.as_str()), (Action::Update, "1.2.3"));
+    assert_eq!(
+        (minor.action, minor.source.tag.as_str()),
+        (Action::Update, "1.2.3")
+    );
     // Floating tags need no `overwrite = "always"`.
     assert!(plan.entries.iter().all(|e| e.action != Action::Blocked));
 }
@@ -164,7 +181,13 @@ fn floating_tags_only_move_forward() {
 fn overwrite_never_blocks_a_moved_tag_and_always_updates_it() {
     let mut inventory = staging("apps/web", &["1.0.0", "1.1.0"]);
     target_has(&mut inventory, "prod", "apps/web", "1.0.0", "rebuilt:1.0.0");
-    target_has(&mut inventory, "prod", "apps/web", "1.1.0", "apps/web:1.1.0");
+    target_has(
+        &mut inventory,
+        "prod",
+        "apps/web",
+        "1.1.0",
+        "apps/web:1.1.0",
+    );
     let rule = r#"
 [[promotion]]
 name = "web"
@@ -175,12 +198,24 @@ repositories = ["apps/*"]
     let plan = plan(&rules(rule), &inventory);
     let entry = &plan.entries[0];
     assert_eq!(entry.action, Action::Blocked);
-    assert!(entry.reason.as_deref().unwrap().contains("overwrite = \"never\""));
+    assert!(
+        entry
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("overwrite = \"never\"")
+    );
     assert_eq!(plan.entries[1].action, Action::Unchanged);
     assert!(!plan.has_changes());
-    let plan = super::tests::plan(&rules(&format!("{rule}overwrite = \"always\"\n")), &inventory);
+    let plan = super::tests::plan(
+        &rules(&format!("{rule}overwrite = \"always\"\n")),
+        &inventory,
+    );
     assert_eq!(plan.entries[0].action, Action::Update);
-    assert_eq!(plan.entries[0].target.current_digest, Some(digest("rebuilt:1.0.0").to_string()));
+    assert_eq!(
+        plan.entries[0].target.current_digest,
+        Some(digest("rebuilt:1.0.0").to_string())
+    );
 }
 
 #[test]
@@ -231,7 +266,13 @@ target = "stable/app"
     let conflicts = build(&rules, &inventory, BTreeMap::new()).unwrap_err();
     assert_eq!(conflicts.len(), 1);
     let problem = conflicts[0].problem();
-    assert!(problem.message.contains("rules `api` and `web` write prod/stable/app:1.0.0"), "{}", problem.message);
+    assert!(
+        problem
+            .message
+            .contains("rules `api` and `web` write prod/stable/app:1.0.0"),
+        "{}",
+        problem.message
+    );
     let labelled: Vec<String> = problem.labels.iter().map(|l| l.path.to_string()).collect();
     assert_eq!(labelled, ["promotion[0].name", "promotion[1].name"]);
 }
@@ -264,7 +305,10 @@ keep_source_tag = true
     assert_eq!(plan.skipped[0].tag, "main");
     assert!(plan.skipped[0].reason.contains("needs a semantic version"));
     let tags: BTreeSet<String> = plan.entries.iter().map(|e| e.target.tag.clone()).collect();
-    assert_eq!(tags, BTreeSet::from(["1.4".into(), "1.4.2".into(), "main".into()]));
+    assert_eq!(
+        tags,
+        BTreeSet::from(["1.4".into(), "1.4.2".into(), "main".into()])
+    );
 }
 
 #[test]
@@ -284,7 +328,13 @@ pin = {{ "1.0.0" = "{}", "1.1.0" = "{}" }}
     let plan = plan(&rules(&rule), &staging("apps/web", &["1.0.0", "1.1.0"]));
     assert_eq!(plan.entries[0].action, Action::Create);
     assert_eq!(plan.entries[1].action, Action::Blocked);
-    assert!(plan.entries[1].reason.as_deref().unwrap().starts_with("pinned to sha256:"));
+    assert!(
+        plan.entries[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("pinned to sha256:")
+    );
 }
 
 #[test]
@@ -302,9 +352,17 @@ tag = "{tag}-prod"
     let targets: Vec<String> = plan
         .entries
         .iter()
-        .map(|e| format!("{}/{}:{}", e.target.registry, e.target.repository, e.target.tag))
+        .map(|e| {
+            format!(
+                "{}/{}:{}",
+                e.target.registry, e.target.repository, e.target.tag
+            )
+        })
         .collect();
-    assert_eq!(targets, ["eu/stable/web:1.0.0-prod", "prod/stable/web:1.0.0-prod"]);
+    assert_eq!(
+        targets,
+        ["eu/stable/web:1.0.0-prod", "prod/stable/web:1.0.0-prod"]
+    );
 }
 
 #[test]
@@ -344,7 +402,12 @@ fn shards_split_by_target_repository() {
     for k in 0..3 {
         let mut shard = full.clone();
         shard.shard(k, 3);
-        assert!(shard.entries.iter().all(|e| shard_of(&e.target.repository, 3) == k));
+        assert!(
+            shard
+                .entries
+                .iter()
+                .all(|e| shard_of(&e.target.repository, 3) == k)
+        );
         seen += shard.entries.len();
     }
     assert_eq!(seen, full.entries.len());
@@ -369,10 +432,22 @@ repositories = ["apps/web"]
 tag = "{major}.{minor}.{patch}"
 "#;
     let mut inventory = staging("apps/web", &["1.0.0", "1.1.0", "2.0.0", "main", "latest"]);
-    target_has(&mut inventory, "prod", "apps/web", "1.0.0", "apps/web:1.0.0");
+    target_has(
+        &mut inventory,
+        "prod",
+        "apps/web",
+        "1.0.0",
+        "apps/web:1.0.0",
+    );
     target_has(&mut inventory, "prod", "apps/web", "1.1.0", "rebuilt:1.1.0");
     target_has(&mut inventory, "prod", "apps/web", "1", "apps/web:1.0.0");
-    target_has(&mut inventory, "prod", "apps/web", "latest", "apps/web:1.0.0");
+    target_has(
+        &mut inventory,
+        "prod",
+        "apps/web",
+        "latest",
+        "apps/web:1.0.0",
+    );
     let plan = plan(&rules(rule), &inventory);
     insta::assert_snapshot!(render_table(&plan));
 }

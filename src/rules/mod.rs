@@ -105,10 +105,17 @@ impl RuleSet {
             let path = FieldPath::promotion(index);
             if let Some(first) = names.insert(&promotion.name, index) {
                 problems.push(
-                    Problem::at(path.key("name"), format!("duplicate rule name `{}`", promotion.name))
-                        .label("second use")
-                        .also(FieldPath::promotion(first).key("name"), Part::Value, "first use")
-                        .help("rule names appear in plans and reports; give each rule its own"),
+                    Problem::at(
+                        path.key("name"),
+                        format!("duplicate rule name `{}`", promotion.name),
+                    )
+                    .label("second use")
+                    .also(
+                        FieldPath::promotion(first).key("name"),
+                        Part::Value,
+                        "first use",
+                    )
+                    .help("rule names appear in plans and reports; give each rule its own"),
                 );
             }
             match compile_rule(index, promotion, &registries) {
@@ -128,11 +135,15 @@ impl RuleSet {
         if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
             return Err(format!(
                 "no rule named `{unknown}`: {}",
-                did_you_mean(unknown, &known, "rule")
+                did_you_mean(unknown, &known, "rules")
             ));
         }
         Ok(RuleSet {
-            rules: self.rules.into_iter().filter(|r| names.contains(&r.name)).collect(),
+            rules: self
+                .rules
+                .into_iter()
+                .filter(|r| names.contains(&r.name))
+                .collect(),
         })
     }
 
@@ -156,7 +167,7 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
             problems.push(
                 Problem::at(at, format!("no registry named `{name}`"))
                     .label("not a [registries.NAME]")
-                    .help(did_you_mean(name, registries, "registry")),
+                    .help(did_you_mean(name, registries, "registries")),
             );
         }
     };
@@ -184,17 +195,18 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
     let tags = PatternSet::compile(&p.tags, &path.key("tags"))
         .map_err(|mut found| problems.append(&mut found))
         .ok();
-    let template = |text: &str, at: FieldPath, allowed: &[Variable], problems: &mut Vec<Problem>| {
-        Template::parse(text, allowed)
-            .map_err(|e| {
-                problems.push(
-                    Problem::at(at, e.message)
-                        .part(Part::Within(e.range))
-                        .help(e.help),
-                )
-            })
-            .ok()
-    };
+    let template =
+        |text: &str, at: FieldPath, allowed: &[Variable], problems: &mut Vec<Problem>| {
+            Template::parse(text, allowed)
+                .map_err(|e| {
+                    problems.push(
+                        Problem::at(at, e.message)
+                            .part(Part::Within(e.range))
+                            .help(e.help),
+                    )
+                })
+                .ok()
+        };
     let target = template(
         p.target.as_deref().unwrap_or("{path}"),
         path.key("target"),
@@ -225,8 +237,9 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
         Requirement::parse(text)
             .map_err(|e| {
                 problems.push(
-                    Problem::at(path.key("semver"), format!("bad semver requirement: {e}"))
-                        .help("write comparators separated by commas, e.g. \">=1.0.0, <3\" or \"^1.4\""),
+                    Problem::at(path.key("semver"), format!("bad semver requirement: {e}")).help(
+                        "write comparators separated by commas, e.g. \">=1.0.0, <3\" or \"^1.4\"",
+                    ),
                 )
             })
             .ok()
@@ -243,9 +256,12 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
             Ok(digest) => {
                 pins.insert(tag.clone(), digest);
             }
-            Err(e) => problems.push(
-                Problem::at(path.key("pin").key(tag), format!("pin of `{tag}` is not a digest: {}", e.0))
-                    .help("pin a tag to a manifest digest: \"sha256:<64 hex digits>\""),
+            Err(_) => problems.push(
+                Problem::at(
+                    path.key("pin").key(tag),
+                    format!("the pin of `{tag}` is not a digest"),
+                )
+                .help("pin a tag to a manifest digest: \"sha256:<64 hex digits>\""),
             ),
         }
     }
@@ -253,15 +269,21 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
         let parts: Vec<&str> = platform.split('/').collect();
         if !(2..=3).contains(&parts.len()) || parts.iter().any(|s| s.is_empty()) {
             problems.push(
-                Problem::at(path.key("platforms").index(i), format!("`{platform}` is not a platform"))
-                    .help("write os/arch or os/arch/variant, e.g. \"linux/amd64\" or \"linux/arm64/v8\""),
+                Problem::at(
+                    path.key("platforms").index(i),
+                    format!("`{platform}` is not a platform"),
+                )
+                .help(
+                    "write os/arch or os/arch/variant, e.g. \"linux/amd64\" or \"linux/arm64/v8\"",
+                ),
             );
         }
     }
     if !problems.is_empty() {
         return Err(problems);
     }
-    let (Some(repositories), Some(tags), Some(target), Some(tag)) = (repositories, tags, target, tag)
+    let (Some(repositories), Some(tags), Some(target), Some(tag)) =
+        (repositories, tags, target, tag)
     else {
         return Err(problems);
     };
@@ -298,7 +320,10 @@ impl Rule {
         for tag in tags {
             let version = tag_version(tag);
             if self.pins.contains_key(tag) {
-                pinned.push(SelectedTag { tag: tag.clone(), version });
+                pinned.push(SelectedTag {
+                    tag: tag.clone(),
+                    version,
+                });
                 continue;
             }
             if !self.tags.matches(tag) {
@@ -314,10 +339,16 @@ impl Rule {
                     {
                         continue;
                     }
-                    versions.push(SelectedTag { tag: tag.clone(), version: Some(version) });
+                    versions.push(SelectedTag {
+                        tag: tag.clone(),
+                        version: Some(version),
+                    });
                 }
                 None if ranks_versions => {}
-                None => others.push(SelectedTag { tag: tag.clone(), version: None }),
+                None => others.push(SelectedTag {
+                    tag: tag.clone(),
+                    version: None,
+                }),
             }
         }
         if let Some(n) = self.latest {
@@ -365,18 +396,33 @@ mod tests {
         rule.select_tags(&tags).into_iter().map(|s| s.tag).collect()
     }
 
-    const TAGS: [&str; 8] = ["1.0.0", "1.2.0", "v1.2.3", "1.10.0", "2.0.0-rc.1", "latest", "main", "sha-abc"];
+    const TAGS: [&str; 8] = [
+        "1.0.0",
+        "1.2.0",
+        "v1.2.3",
+        "1.10.0",
+        "2.0.0-rc.1",
+        "latest",
+        "main",
+        "sha-abc",
+    ];
 
     #[test]
     fn globs_select_tags_of_any_kind() {
         let r = rule("tags = [\"*\", \"!sha-*\"]");
-        assert_eq!(selected(&r, &TAGS), ["1.0.0", "1.10.0", "1.2.0", "latest", "main", "v1.2.3"]);
+        assert_eq!(
+            selected(&r, &TAGS),
+            ["1.0.0", "1.10.0", "1.2.0", "latest", "main", "v1.2.3"]
+        );
     }
 
     #[test]
     fn prereleases_only_when_asked() {
         let r = rule("prerelease = true\ntags = [\"*.*.*\"]");
-        assert_eq!(selected(&r, &TAGS), ["1.0.0", "1.10.0", "1.2.0", "2.0.0-rc.1", "v1.2.3"]);
+        assert_eq!(
+            selected(&r, &TAGS),
+            ["1.0.0", "1.10.0", "1.2.0", "2.0.0-rc.1", "v1.2.3"]
+        );
     }
 
     #[test]
@@ -395,7 +441,10 @@ mod tests {
 
     #[test]
     fn pinned_tags_are_always_selected() {
-        let pin = format!("tags = [\"1.*\"]\npin = {{ \"main\" = \"sha256:{}\" }}", "a".repeat(64));
+        let pin = format!(
+            "tags = [\"1.*\"]\npin = {{ \"main\" = \"sha256:{}\" }}",
+            "a".repeat(64)
+        );
         let r = rule(&pin);
         assert_eq!(selected(&r, &TAGS), ["1.0.0", "1.10.0", "1.2.0", "main"]);
     }

@@ -133,17 +133,28 @@ mod tests {
 
     #[test]
     fn plain_names_are_literals() {
-        assert_eq!(set(&["apps/web", "apps/api", "!apps/api"]).literals(), Some(vec!["apps/web".to_string()]));
+        assert_eq!(
+            set(&["apps/web", "apps/api", "!apps/api"]).literals(),
+            Some(vec!["apps/web".to_string()])
+        );
         assert_eq!(set(&["apps/web", "apps/*"]).literals(), None);
         assert_eq!(set(&["!x"]).literals(), None);
     }
 
     #[test]
     fn bad_globs_are_problems_at_their_element() {
-        let patterns = vec!["apps/*".to_string(), "apps/[web".to_string(), "".to_string()];
+        let patterns = vec![
+            "apps/*".to_string(),
+            "apps/[web".to_string(),
+            "".to_string(),
+        ];
         let problems = PatternSet::compile(&patterns, &FieldPath::root("tags")).unwrap_err();
         assert_eq!(problems.len(), 2);
-        assert!(problems[0].message.contains("bad glob `apps/[web`"), "{}", problems[0].message);
+        assert!(
+            problems[0].message.contains("bad glob `apps/[web`"),
+            "{}",
+            problems[0].message
+        );
         assert_eq!(problems[0].labels[0].path.to_string(), "tags[1]");
         assert_eq!(problems[1].labels[0].path.to_string(), "tags[2]");
     }

@@ -137,7 +137,11 @@ impl Template {
             }
             literal.push_str(&rest[..open]);
             let go_style = rest[open..].starts_with("{{");
-            let (inner_start, closer) = if go_style { (open + 2, "}}") } else { (open + 1, "}") };
+            let (inner_start, closer) = if go_style {
+                (open + 2, "}}")
+            } else {
+                (open + 1, "}")
+            };
             let Some(close) = rest[inner_start..].find(closer).map(|c| c + inner_start) else {
                 return Err(TemplateError {
                     message: "unclosed `{`".to_string(),
@@ -146,7 +150,11 @@ impl Template {
                 });
             };
             let inner = rest[inner_start..close].trim();
-            let inner = if go_style { inner.trim_start_matches('.') } else { inner };
+            let inner = if go_style {
+                inner.trim_start_matches('.')
+            } else {
+                inner
+            };
             let range = offset + open..offset + close + closer.len();
             match Variable::from_name(inner) {
                 Some(variable) if allowed.contains(&variable) => {
@@ -165,7 +173,9 @@ impl Template {
                 None => {
                     let names: Vec<&str> = allowed.iter().map(|v| v.name()).collect();
                     let help = match crate::config::nearest(inner, names.iter().copied()) {
-                        Some(near) => format!("did you mean `{{{near}}}`? Known: {}", allowed_names()),
+                        Some(near) => {
+                            format!("did you mean `{{{near}}}`? Known: {}", allowed_names())
+                        }
                         None => format!("known variables: {}", allowed_names()),
                     };
                     return Err(TemplateError {
@@ -284,8 +294,16 @@ mod tests {
     #[test]
     fn renders_version_parts() {
         let v = Version::parse("1.4.2-rc.1+build.7").unwrap();
-        let t = Template::parse("{major}.{minor}.{patch}-{prerelease}+{build}", &Variable::ALL).unwrap();
-        assert_eq!(t.render(&values("v1.4.2-rc.1+build.7", Some(&v), "a")).unwrap(), "1.4.2-rc.1+build.7");
+        let t = Template::parse(
+            "{major}.{minor}.{patch}-{prerelease}+{build}",
+            &Variable::ALL,
+        )
+        .unwrap();
+        assert_eq!(
+            t.render(&values("v1.4.2-rc.1+build.7", Some(&v), "a"))
+                .unwrap(),
+            "1.4.2-rc.1+build.7"
+        );
         assert!(t.needs_version());
         assert_eq!(t.render(&values("main", None, "a")), None);
     }
@@ -294,13 +312,23 @@ mod tests {
     fn accepts_go_template_spellings() {
         let v = Version::parse("0.1.0-base2.4.6").unwrap();
         let t = Template::parse("{{ .Major }}.{{.Minor}}", &Variable::ALL).unwrap();
-        assert_eq!(t.render(&values("0.1.0-base2.4.6", Some(&v), "a")).unwrap(), "0.1");
+        assert_eq!(
+            t.render(&values("0.1.0-base2.4.6", Some(&v), "a")).unwrap(),
+            "0.1"
+        );
     }
 
     #[test]
     fn repository_parts() {
-        let t = Template::parse("stable/{namespace}/{name}", &[Variable::Path, Variable::Name, Variable::Namespace]).unwrap();
-        assert_eq!(t.render_repository("staging/team/web"), "stable/staging/team/web");
+        let t = Template::parse(
+            "stable/{namespace}/{name}",
+            &[Variable::Path, Variable::Name, Variable::Namespace],
+        )
+        .unwrap();
+        assert_eq!(
+            t.render_repository("staging/team/web"),
+            "stable/staging/team/web"
+        );
         assert_eq!(t.render_repository("web"), "stable/web");
         let t = Template::parse("mirror/{path}", &Variable::ALL).unwrap();
         assert_eq!(t.render_repository("apps/web"), "mirror/apps/web");
@@ -311,18 +339,42 @@ mod tests {
         let err = Template::parse("{major}.{minr}", &Variable::ALL).unwrap_err();
         assert_eq!(err.message, "unknown template variable `minr`");
         assert_eq!(err.range, 8..14);
-        assert!(err.help.starts_with("did you mean `{minor}`?"), "{}", err.help);
+        assert!(
+            err.help.starts_with("did you mean `{minor}`?"),
+            "{}",
+            err.help
+        );
         let err = Template::parse("x/{tag}", &[Variable::Path, Variable::Name]).unwrap_err();
         assert_eq!(err.message, "`{tag}` cannot be used here");
         assert_eq!(err.range, 2..7);
-        assert_eq!(Template::parse("{major", &Variable::ALL).unwrap_err().message, "unclosed `{`");
-        assert_eq!(Template::parse("a}", &Variable::ALL).unwrap_err().message, "unmatched `}`");
+        assert_eq!(
+            Template::parse("{major", &Variable::ALL)
+                .unwrap_err()
+                .message,
+            "unclosed `{`"
+        );
+        assert_eq!(
+            Template::parse("a}", &Variable::ALL).unwrap_err().message,
+            "unmatched `}`"
+        );
     }
 
     #[test]
     fn constants_and_source_tag() {
-        assert!(Template::parse("latest", &Variable::ALL).unwrap().is_constant());
-        assert!(Template::parse("{tag}", &Variable::ALL).unwrap().is_source_tag());
-        assert!(!Template::parse("{tag}-prod", &Variable::ALL).unwrap().is_source_tag());
+        assert!(
+            Template::parse("latest", &Variable::ALL)
+                .unwrap()
+                .is_constant()
+        );
+        assert!(
+            Template::parse("{tag}", &Variable::ALL)
+                .unwrap()
+                .is_source_tag()
+        );
+        assert!(
+            !Template::parse("{tag}-prod", &Variable::ALL)
+                .unwrap()
+                .is_source_tag()
+        );
     }
 }

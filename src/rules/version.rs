@@ -36,12 +36,7 @@ impl Requirement {
         if version.pre.is_empty() {
             return self.req.matches(version);
         }
-        prerelease
-            && self
-                .req
-                .comparators
-                .iter()
-                .all(|c| in_range(c, version))
+        prerelease && self.req.comparators.iter().all(|c| in_range(c, version))
     }
 }
 
@@ -52,7 +47,10 @@ fn strip_v(text: &str) -> String {
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         let starts_version = matches!(previous, ' ' | ',' | '=' | '>' | '<' | '~' | '^');
-        if (c == 'v' || c == 'V') && starts_version && chars.peek().is_some_and(char::is_ascii_digit) {
+        if (c == 'v' || c == 'V')
+            && starts_version
+            && chars.peek().is_some_and(char::is_ascii_digit)
+        {
             previous = c;
             continue;
         }
@@ -87,7 +85,9 @@ fn in_range(c: &Comparator, v: &Version) -> bool {
     let below = |bound: Version| v.cmp_precedence(&bound) == Ordering::Less;
     match c.op {
         Op::Exact | Op::Wildcard => match (minor, patch) {
-            (Some(_), Some(_)) if c.op == Op::Exact => v.cmp_precedence(&exact()) == Ordering::Equal,
+            (Some(_), Some(_)) if c.op == Op::Exact => {
+                v.cmp_precedence(&exact()) == Ordering::Equal
+            }
             _ => lower(floor(major, minor.unwrap_or(0), patch.unwrap_or(0))) && below(next()),
         },
         Op::Greater => match (minor, patch) {
@@ -148,8 +148,16 @@ mod tests {
         assert!(req.matches(&v("2.9.9"), false));
         assert!(!req.matches(&v("3.0.0"), false));
         assert!(!req.matches(&v("0.9.0"), false));
-        assert!(Requirement::parse("^v1.4").unwrap().matches(&v("1.9.0"), false));
-        assert!(Requirement::parse(">= v2").unwrap().matches(&v("2.1.0"), false));
+        assert!(
+            Requirement::parse("^v1.4")
+                .unwrap()
+                .matches(&v("1.9.0"), false)
+        );
+        assert!(
+            Requirement::parse(">= v2")
+                .unwrap()
+                .matches(&v("2.1.0"), false)
+        );
     }
 
     #[test]
@@ -159,12 +167,36 @@ mod tests {
         assert!(req.matches(&v("2.0.0-rc.1"), true));
         assert!(!req.matches(&v("3.0.0-rc.1"), true));
         assert!(!req.matches(&v("1.0.0-rc.1"), true));
-        assert!(Requirement::parse("^1.2").unwrap().matches(&v("1.5.0-beta"), true));
-        assert!(!Requirement::parse("^1.2").unwrap().matches(&v("2.0.0-beta"), true));
-        assert!(Requirement::parse("~1.2.3").unwrap().matches(&v("1.2.4-rc.1"), true));
-        assert!(Requirement::parse("1.*").unwrap().matches(&v("1.3.0-rc.1"), true));
-        assert!(Requirement::parse("=2.0.0-rc.1").unwrap().matches(&v("2.0.0-rc.1"), true));
-        assert!(!Requirement::parse("<=1.2").unwrap().matches(&v("1.3.0-rc.1"), true));
+        assert!(
+            Requirement::parse("^1.2")
+                .unwrap()
+                .matches(&v("1.5.0-beta"), true)
+        );
+        assert!(
+            !Requirement::parse("^1.2")
+                .unwrap()
+                .matches(&v("2.0.0-beta"), true)
+        );
+        assert!(
+            Requirement::parse("~1.2.3")
+                .unwrap()
+                .matches(&v("1.2.4-rc.1"), true)
+        );
+        assert!(
+            Requirement::parse("1.*")
+                .unwrap()
+                .matches(&v("1.3.0-rc.1"), true)
+        );
+        assert!(
+            Requirement::parse("=2.0.0-rc.1")
+                .unwrap()
+                .matches(&v("2.0.0-rc.1"), true)
+        );
+        assert!(
+            !Requirement::parse("<=1.2")
+                .unwrap()
+                .matches(&v("1.3.0-rc.1"), true)
+        );
     }
 
     #[test]

@@ -1,0 +1,281 @@
+//! Rules × registries → inventory: lists what the rules need to see, in
+//! parallel, through read-only handles. Each source catalog is listed once
+//! however many rules use it; each repository's tags once; each tag's digest
+//! once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use rayon::prelude::*;
+
+use crate::digest::Digest;
+use crate::manifest::Manifest;
+use crate::plan::{self, ImageContents, Inventory, RepoKey, TagKey};
+use crate::registry::ReadOnly;
+use crate::rules::RuleSet;
+
+/// Child manifests deeper than this are not followed for the estimate.
+const MAX_DEPTH: usize = 3;
+
+/// Every read that failed while discovering.
+#[derive(Debug)]
+pub struct DiscoveryError {
+    /// `what: why`, one per failure, in a stable order.
+    pub failures: Vec<String>,
+}
+
+impl fmt::Display for DiscoveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "discovery failed ({} errors)", self.failures.len())?;
+        for failure in self.failures.iter().take(20) {
+            write!(f, "\n  {failure}")?;
+        }
+        if self.failures.len() > 20 {
+            write!(f, "\n  ... and {} more", self.failures.len() - 20)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DiscoveryError {}
+
+/// Read-only handles to the registries the rules name, by name.
+pub type Handles = BTreeMap<String, ReadOnly>;
+
+/// Sees everything the plan needs; runs on the current rayon pool.
+pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, DiscoveryError> {
+    let mut failures = Vec::new();
+    let mut inventory = Inventory {
+        stores: handles
+            .iter()
+            .map(|(name, h)| (name.clone(), h.store_id()))
+            .collect(),
+        ..Inventory::default()
+    };
+
+    // 1. Source repositories: the catalog, unless every rule reading that
+    //    registry spells its repositories out.
+    let mut sources: BTreeMap<&str, Option<BTreeSet<String>>> = BTreeMap::new();
+    for rule in &rules.rules {
+        let literals = rule.repositories.literals();
+        let slot = sources
+            .entry(rule.from.as_str())
+            .or_insert_with(|| Some(BTreeSet::new()));
+        match (slot.as_mut(), literals) {
+            (Some(names), Some(literals)) => names.extend(literals),
+            _ => *slot = None,
+        }
+    }
+    let listed: Vec<(String, Result<Vec<String>, String>)> = sources
+        .into_par_iter()
+        .map(|(registry, literals)| {
+            let result = match literals {
+                Some(names) => Ok(names.into_iter().collect()),
+                None => handle(handles, registry)
+                    .and_then(|h| h.catalog().map_err(|e| e.to_string()))
+                    .map_err(|e| format!("listing the catalog of `{registry}`: {e}")),
+            };
+            (registry.to_string(), result)
+        })
+        .collect();
+    for (registry, result) in listed {
+        match result {
+            Ok(repositories) => {
+                inventory.repositories.insert(registry, repositories);
+            }
+            Err(failure) => failures.push(failure),
+        }
+    }
+
+    // 2. Tags of each matched source repository.
+    let repos: BTreeSet<RepoKey> = rules
+        .rules
+        .iter()
+        .flat_map(|rule| {
+            plan::matched_repositories(rule, &inventory)
+                .into_iter()
+                .map(|repo| plan::repo_key(&rule.from, repo))
+        })
+        .collect();
+    let tags: Vec<(RepoKey, Result<Option<Vec<String>>, String>)> = repos
+        .into_par_iter()
+        .map(|key| {
+            let result = handle(handles, &key.0).and_then(|h| match h.tags(&key.1) {
+                Ok(tags) => Ok(Some(tags)),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(format!("listing tags of {}/{}: {e}", key.0, key.1)),
+            });
+            (key, result)
+        })
+        .collect();
+    for (key, result) in tags {
+        match result {
+            Ok(tags) => {
+                inventory.source_tags.insert(key, tags);
+            }
+            Err(failure) => failures.push(failure),
+        }
+    }
+
+    // 3. Digests of the selected source tags.
+    let mut selected: BTreeSet<TagKey> = BTreeSet::new();
+    for rule in &rules.rules {
+        for repo in plan::matched_repositories(rule, &inventory) {
+            if let Some(Some(tags)) = inventory.source_tags.get(&plan::repo_key(&rule.from, repo)) {
+                for tag in rule.select_tags(tags) {
+                    selected.insert(plan::tag_key(&rule.from, repo, &tag.tag));
+                }
+            }
+        }
+    }
+    let heads = par_heads(handles, selected, "source");
+    for (key, result) in heads {
+        match result {
+            Ok(Some(head)) => {
+                inventory.source_heads.insert(key, head);
+            }
+            Ok(None) => {}
+            Err(failure) => failures.push(failure),
+        }
+    }
+
+    // 4. What the targets hold: their tag lists, then the tags the plan compares.
+    let expansion = plan::expand(rules, &inventory);
+    let target_repos: BTreeSet<RepoKey> = expansion
+        .candidates
+        .iter()
+        .map(|c| plan::repo_key(&c.target_registry, &c.target_repository))
+        .collect();
+    let target_tags: Vec<(RepoKey, Result<BTreeSet<String>, String>)> = target_repos
+        .into_par_iter()
+        .map(|key| {
+            let result = handle(handles, &key.0).and_then(|h| match h.tags(&key.1) {
+                Ok(tags) => Ok(tags.into_iter().collect()),
+                Err(e) if e.is_not_found() => Ok(BTreeSet::new()),
+                Err(e) => Err(format!("listing tags of {}/{}: {e}", key.0, key.1)),
+            });
+            (key, result)
+        })
+        .collect();
+    for (key, result) in target_tags {
+        match result {
+            Ok(tags) => {
+                inventory.target_tags.insert(key, tags);
+            }
+            Err(failure) => failures.push(failure),
+        }
+    }
+    let probes = plan::target_probes(&expansion, &inventory);
+    for (key, result) in par_heads(handles, probes, "target") {
+        match result {
+            Ok(Some(head)) => {
+                inventory.target_heads.insert(key, head.digest);
+            }
+            Ok(None) => {}
+            Err(failure) => failures.push(failure),
+        }
+    }
+
+    // 5. Contents of the images that will be copied, for the estimate. A
+    //    failure here only makes the estimate partial.
+    let changing: BTreeSet<(String, String, Digest)> = expansion
+        .candidates
+        .iter()
+        .filter(|c| {
+            inventory
+                .target_heads
+                .get(&c.target_key())
+                .is_none_or(|current| current.to_string() != c.source.digest)
+        })
+        .filter_map(|c| {
+            let digest = c.source.digest.parse().ok()?;
+            Some((
+                c.source.registry.clone(),
+                c.source.repository.clone(),
+                digest,
+            ))
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    let changing: Vec<_> = changing
+        .into_iter()
+        .filter(|(registry, _, digest)| seen.insert((registry.clone(), digest.clone())))
+        .collect();
+    let contents: Vec<((String, Digest), Option<ImageContents>)> = changing
+        .into_par_iter()
+        .map(|(registry, repository, digest)| {
+            let contents = handle(handles, &registry)
+                .ok()
+                .and_then(|h| image_contents(&h, &repository, &digest, 0).ok());
+            ((registry, digest), contents)
+        })
+        .collect();
+    for (key, contents) in contents {
+        if let Some(contents) = contents {
+            inventory.contents.insert(key, contents);
+        }
+    }
+
+    if failures.is_empty() {
+        Ok(inventory)
+    } else {
+        failures.sort();
+        Err(DiscoveryError { failures })
+    }
+}
+
+fn handle(handles: &Handles, name: &str) -> Result<ReadOnly, String> {
+    handles
+        .get(name)
+        .cloned()
+        .ok_or_else(|| format!("registry `{name}` is not open"))
+}
+
+type HeadResult = Result<Option<crate::registry::ManifestHead>, String>;
+
+fn par_heads(handles: &Handles, keys: BTreeSet<TagKey>, side: &str) -> Vec<(TagKey, HeadResult)> {
+    keys.into_par_iter()
+        .map(|key| {
+            let result = handle(handles, &key.0).and_then(|h| {
+                h.manifest_head(&key.1, &key.2)
+                    .map_err(|e| format!("reading {side} tag {}/{}:{}: {e}", key.0, key.1, key.2))
+            });
+            (key, result)
+        })
+        .collect()
+}
+
+/// Child manifests and blobs of an image, each once.
+fn image_contents(
+    handle: &ReadOnly,
+    repository: &str,
+    digest: &Digest,
+    depth: usize,
+) -> Result<ImageContents, String> {
+    let manifest: Manifest = handle
+        .manifest_get(repository, &digest.to_string())
+        .map_err(|e| e.to_string())?;
+    let view = manifest.view().map_err(|e| e.to_string())?;
+    let mut contents = ImageContents {
+        manifests: Vec::new(),
+        blobs: view
+            .blobs
+            .iter()
+            .filter(|b| b.urls.is_empty())
+            .map(|b| (b.digest.clone(), b.size))
+            .collect(),
+    };
+    if depth < MAX_DEPTH {
+        for child in &view.manifests {
+            contents.manifests.push(child.digest.clone());
+            let nested = image_contents(handle, repository, &child.digest, depth + 1)?;
+            contents.manifests.extend(nested.manifests);
+            contents.blobs.extend(nested.blobs);
+        }
+    }
+    contents.manifests.sort();
+    contents.manifests.dedup();
+    contents.blobs.sort();
+    contents.blobs.dedup();
+    Ok(contents)
+}

@@ -1,0 +1,71 @@
+//! Run settings, layered: built-in defaults < `[settings]` in the file <
+//! `HOIST_*` environment variables < command-line flags.
+
+use figment::Figment;
+use figment::providers::{Env, Serialized};
+use serde::Serialize;
+
+use crate::config::Settings;
+
+/// Settings given as command-line flags; `None` leaves the lower layers' value.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Flags {
+    /// `--jobs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<usize>,
+}
+
+/// The environment variables that set settings: `HOIST_` and the key in capitals.
+pub const ENV_KEYS: [&str; 3] = ["jobs", "retries", "timeout_secs"];
+
+/// Resolves the layers into the settings of this run.
+pub fn resolve(file: &Settings, flags: &Flags) -> Result<Settings, figment::Error> {
+    let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+        .merge(Serialized::defaults(file))
+        .merge(Env::prefixed("HOIST_").only(&ENV_KEYS))
+        .merge(Serialized::defaults(flags))
+        .extract()?;
+    if settings.jobs == 0 {
+        return Err(figment::Error::from(
+            "`jobs` must be at least 1".to_string(),
+        ));
+    }
+    if settings.timeout_secs == 0 {
+        return Err(figment::Error::from(
+            "`timeout_secs` must be at least 1".to_string(),
+        ));
+    }
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_in_order() {
+        figment::Jail::expect_with(|jail| {
+            let file = Settings {
+                jobs: 8,
+                retries: 2,
+                ..Settings::default()
+            };
+            let resolved = resolve(&file, &Flags::default())?;
+            assert_eq!(
+                (resolved.jobs, resolved.retries, resolved.timeout_secs),
+                (8, 2, 60)
+            );
+            jail.set_env("HOIST_JOBS", "4");
+            jail.set_env("HOIST_TIMEOUT_SECS", "5");
+            jail.set_env("HOIST_CONFIG", "elsewhere.toml");
+            let resolved = resolve(&file, &Flags::default())?;
+            assert_eq!((resolved.jobs, resolved.timeout_secs), (4, 5));
+            let resolved = resolve(&file, &Flags { jobs: Some(2) })?;
+            assert_eq!(resolved.jobs, 2);
+            jail.set_env("HOIST_JOBS", "many");
+            let error = resolve(&file, &Flags::default()).unwrap_err().to_string();
+            assert!(error.contains("HOIST_JOBS"), "{error}");
+            Ok(())
+        });
+    }
+}
