@@ -124,10 +124,10 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Box<dyn std::error::Error + Send + Sy
             .map_err(|e| CommandError::Usage(format!("settings: {e}")))?;
     if let Command::Check = cli.command {
         report::log(&format!(
-            "{}: ok ({} registries, {} rules)",
+            "{}: ok ({}, {})",
             loaded.source.name(),
-            loaded.config.registries.len(),
-            rules.rules.len()
+            report::count(loaded.config.registries.len(), "registry", "registries"),
+            report::count(rules.rules.len(), "rule", "rules"),
         ));
         return Ok(ExitStatus::Success);
     }

@@ -39,6 +39,9 @@ impl fmt::Display for DiscoveryError {
 
 impl std::error::Error for DiscoveryError {}
 
+/// Results of parallel reads by key; the error is a message naming what failed.
+type Listed<K, T> = Vec<(K, Result<T, String>)>;
+
 /// Read-only handles to the registries the rules name, by name.
 pub type Handles = BTreeMap<String, ReadOnly>;
 
@@ -66,7 +69,7 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
             _ => *slot = None,
         }
     }
-    let listed: Vec<(String, Result<Vec<String>, String>)> = sources
+    let listed: Listed<String, Vec<String>> = sources
         .into_par_iter()
         .map(|(registry, literals)| {
             let result = match literals {
@@ -97,7 +100,7 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
                 .map(|repo| plan::repo_key(&rule.from, repo))
         })
         .collect();
-    let tags: Vec<(RepoKey, Result<Option<Vec<String>>, String>)> = repos
+    let tags: Listed<RepoKey, Option<Vec<String>>> = repos
         .into_par_iter()
         .map(|key| {
             let result = handle(handles, &key.0).and_then(|h| match h.tags(&key.1) {
@@ -146,7 +149,7 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
         .iter()
         .map(|c| plan::repo_key(&c.target_registry, &c.target_repository))
         .collect();
-    let target_tags: Vec<(RepoKey, Result<BTreeSet<String>, String>)> = target_repos
+    let target_tags: Listed<RepoKey, BTreeSet<String>> = target_repos
         .into_par_iter()
         .map(|key| {
             let result = handle(handles, &key.0).and_then(|h| match h.tags(&key.1) {

@@ -57,6 +57,11 @@ pub fn render_diagnostic(diagnostic: &dyn miette::Diagnostic) -> Option<String> 
     Some(rendered)
 }
 
+/// `1 rule`, `2 rules`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `1.5 MiB`-style sizes for people.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -19,23 +19,35 @@ pub struct Flags {
 pub const ENV_KEYS: [&str; 3] = ["jobs", "retries", "timeout_secs"];
 
 /// Resolves the layers into the settings of this run.
-pub fn resolve(file: &Settings, flags: &Flags) -> Result<Settings, figment::Error> {
+pub fn resolve(file: &Settings, flags: &Flags) -> Result<Settings, String> {
     let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
         .merge(Serialized::defaults(file))
         .merge(Env::prefixed("HOIST_").only(&ENV_KEYS))
         .merge(Serialized::defaults(flags))
-        .extract()?;
+        .extract()
+        .map_err(|e| describe(&e))?;
     if settings.jobs == 0 {
-        return Err(figment::Error::from(
-            "`jobs` must be at least 1".to_string(),
-        ));
+        return Err("`jobs` must be at least 1".to_string());
     }
     if settings.timeout_secs == 0 {
-        return Err(figment::Error::from(
-            "`timeout_secs` must be at least 1".to_string(),
-        ));
+        return Err("`timeout_secs` must be at least 1".to_string());
     }
     Ok(settings)
+}
+
+/// Names the environment variable a bad value came from (`HOIST_JOBS`),
+/// rather than figment's provider description.
+fn describe(error: &figment::Error) -> String {
+    let from_env = error
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.name.contains("environment"));
+    if from_env {
+        let variable = format!("HOIST_{}", error.path.join("_").to_uppercase());
+        format!("{variable}: {}", error.kind)
+    } else {
+        error.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -43,6 +55,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error
     fn layers_in_order() {
         figment::Jail::expect_with(|jail| {
             let file = Settings {
@@ -50,7 +63,7 @@ mod tests {
                 retries: 2,
                 ..Settings::default()
             };
-            let resolved = resolve(&file, &Flags::default())?;
+            let resolved = resolve(&file, &Flags::default()).unwrap();
             assert_eq!(
                 (resolved.jobs, resolved.retries, resolved.timeout_secs),
                 (8, 2, 60)
@@ -58,12 +71,12 @@ mod tests {
             jail.set_env("HOIST_JOBS", "4");
             jail.set_env("HOIST_TIMEOUT_SECS", "5");
             jail.set_env("HOIST_CONFIG", "elsewhere.toml");
-            let resolved = resolve(&file, &Flags::default())?;
+            let resolved = resolve(&file, &Flags::default()).unwrap();
             assert_eq!((resolved.jobs, resolved.timeout_secs), (4, 5));
-            let resolved = resolve(&file, &Flags { jobs: Some(2) })?;
+            let resolved = resolve(&file, &Flags { jobs: Some(2) }).unwrap();
             assert_eq!(resolved.jobs, 2);
             jail.set_env("HOIST_JOBS", "many");
-            let error = resolve(&file, &Flags::default()).unwrap_err().to_string();
+            let error = resolve(&file, &Flags::default()).unwrap_err();
             assert!(error.contains("HOIST_JOBS"), "{error}");
             Ok(())
         });

@@ -9,4 +9,5 @@ mod copy;
 mod harness;
 mod listing;
 mod oci_layout;
+mod plan;
 mod schema;

@@ -2,18 +2,25 @@
 
 use crate::support::Hoist;
 
-#[test]
-fn promotions_schema_is_current() {
-    let run = Hoist::new().args(["schema", "config"]).run().success();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/schemas/promotions.schema.json"
-    );
-    let checked_in = std::fs::read_to_string(path).expect("schemas/promotions.schema.json");
+/// `hoist schema DOCUMENT` prints exactly the checked-in `schemas/FILE`.
+fn assert_current(document: &str, file: &str) {
+    let run = Hoist::new().args(["schema", document]).run().success();
+    let path = format!("{}/schemas/{file}", env!("CARGO_MANIFEST_DIR"));
+    let checked_in = std::fs::read_to_string(&path).expect("checked-in schema");
     assert!(
         run.stdout == checked_in,
-        "schemas/promotions.schema.json is stale: run `cargo run -- schema config > schemas/promotions.schema.json`"
+        "schemas/{file} is stale: run `cargo run -- schema {document} > schemas/{file}`"
     );
+}
+
+#[test]
+fn promotions_schema_is_current() {
+    assert_current("config", "promotions.schema.json");
+}
+
+#[test]
+fn plan_schema_is_current() {
+    assert_current("plan", "plan.schema.json");
 }
 
 #[test]

@@ -42,6 +42,8 @@ impl Hoist {
             .env("HOIST_PROGRESS", "never")
             .env_remove("HOIST_CONFIG")
             .env_remove("HOIST_JOBS")
+            .env_remove("HOIST_RETRIES")
+            .env_remove("HOIST_TIMEOUT_SECS")
             .env_remove("HOIST_PAGE_SIZE");
         Hoist {
             command,

@@ -1,0 +1,506 @@
+//! `hoist plan`, `hoist check` and `hoist apply --dry-run` against real
+//! registries: discovery, tag strategy, dedupe, conflicts, and that planning
+//! writes nothing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::support::seed::{self, Format};
+use crate::support::{Hoist, TestRegistry};
+
+/// A config with `staging` and `prod` registries and the given rules.
+fn config(staging: &TestRegistry, prod: &TestRegistry, rules: &str) -> String {
+    format!(
+        "[registries.staging]\nurl = \"{}\"\n\n[registries.prod]\nurl = \"{}\"\n{rules}",
+        staging.host(),
+        prod.host()
+    )
+}
+
+/// Pushes a distinct small image under each tag.
+fn push_tags(registry: &TestRegistry, repository: &str, tags: &[&str]) {
+    let client = seed::client(registry);
+    for tag in tags {
+        let spec = seed::small_image(&format!("{repository}:{tag}"), Format::Oci);
+        seed::push(client.as_ref(), repository, tag, &spec);
+    }
+}
+
+/// Pushes the image of `source_repo:source_tag` (same digest) as `repository:tag`.
+fn push_same(
+    registry: &TestRegistry,
+    source_repo: &str,
+    source_tag: &str,
+    repository: &str,
+    tag: &str,
+) {
+    let spec = seed::small_image(&format!("{source_repo}:{source_tag}"), Format::Oci);
+    seed::push(seed::client(registry).as_ref(), repository, tag, &spec);
+}
+
+fn plan_json(hoist: Hoist) -> serde_json::Value {
+    plan_json_with(hoist, &[])
+}
+
+fn plan_json_with(hoist: Hoist, args: &[&str]) -> serde_json::Value {
+    let run = hoist
+        .args(["plan", "--format", "json"])
+        .args(args)
+        .run()
+        .success();
+    serde_json::from_str(&run.stdout).expect("plan JSON")
+}
+
+/// `registry/repository:tag -> (action, source tag)`.
+fn entries(plan: &serde_json::Value) -> BTreeMap<String, (String, String)> {
+    plan["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            let t = &e["target"];
+            (
+                format!(
+                    "{}/{}:{}",
+                    t["registry"].as_str().unwrap(),
+                    t["repository"].as_str().unwrap(),
+                    t["tag"].as_str().unwrap()
+                ),
+                (
+                    e["action"].as_str().unwrap().to_string(),
+                    e["source"]["tag"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn entry(action: &str, source: &str) -> (String, String) {
+    (action.to_string(), source.to_string())
+}
+
+/// Every file under a directory with its size: a registry's storage, to show
+/// nothing was written.
+fn snapshot(dir: &Path) -> Vec<(String, u64)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(read) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for item in read.flatten() {
+            let path = item.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let size = item.metadata().map(|m| m.len()).unwrap_or(0);
+                files.push((path.display().to_string(), size));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+const VERSIONS: [&str; 5] = ["1.0.0", "1.2.0", "1.2.3", "1.10.0", "2.0.0-rc.1"];
+
+const FLOATING_RULE: &str = r#"
+[[promotion]]
+name = "web"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+floating = ["{major}", "{major}.{minor}", "latest"]
+"#;
+
+#[test]
+fn floating_tags_follow_the_highest_version_of_each_series() {
+    let staging = TestRegistry::start();
+    let prod = TestRegistry::start();
+    push_tags(&staging, "apps/web", &VERSIONS);
+
+    let plan = plan_json(Hoist::new().config(&config(&staging, &prod, FLOATING_RULE)));
+    let got = entries(&plan);
+    assert_eq!(got["prod/apps/web:1"], entry("create", "1.10.0"));
+    assert_eq!(got["prod/apps/web:1.2"], entry("create", "1.2.3"));
+    assert_eq!(got["prod/apps/web:1.10"], entry("create", "1.10.0"));
+    assert_eq!(got["prod/apps/web:latest"], entry("create", "1.10.0"));
+    assert!(
+        !got.keys().any(|k| k.ends_with(":2") || k.ends_with("rc.1")),
+        "no prerelease without prerelease = true: {got:?}"
+    );
+    assert_eq!(got.len(), 4 + 5, "{got:?}");
+
+    let with_prereleases = FLOATING_RULE.replace("floating", "prerelease = true\nfloating");
+    let plan = plan_json(Hoist::new().config(&config(&staging, &prod, &with_prereleases)));
+    let got = entries(&plan);
+    assert_eq!(
+        got["prod/apps/web:2.0.0-rc.1"],
+        entry("create", "2.0.0-rc.1")
+    );
+    assert_eq!(got["prod/apps/web:2"], entry("create", "2.0.0-rc.1"));
+    assert_eq!(
+        got["prod/apps/web:latest"],
+        entry("create", "1.10.0"),
+        "latest stays the highest stable version"
+    );
+}
+
+#[test]
+fn a_floating_tag_already_ahead_in_the_target_is_kept() {
+    let staging = TestRegistry::start();
+    let prod = TestRegistry::start();
+    push_tags(&staging, "apps/web", &VERSIONS);
+    // The target already has 1.11.0 (promoted from elsewhere), and `1` on it.
+    push_same(&prod, "hotfix", "1.11.0", "apps/web", "1.11.0");
+    push_same(&prod, "hotfix", "1.11.0", "apps/web", "1");
+
+    let run = Hoist::new()
+        .config(&config(&staging, &prod, FLOATING_RULE))
+        .args(["plan"])
+        .run()
+        .success();
+    let line = run
+        .lines()
+        .into_iter()
+        .find(|l| l.trim_start().starts_with("= 1 "))
+        .unwrap_or_else(|| panic!("`1` unchanged in\n{}", run.stdout));
+    assert!(
+        line.contains("1.11.0"),
+        "the reason names the newer version: {line}"
+    );
+    assert!(run.stdout.contains("+ 1.2 "), "{}", run.stdout);
+}
+
+#[test]
+fn overwrite_never_blocks_and_detailed_exitcode_reports_pending_changes() {
+    let staging = TestRegistry::start();
+    let prod = TestRegistry::start();
+    push_tags(&staging, "apps/web", &["1.0.0", "1.1.0"]);
+    // prod's 1.0.0 is another image than staging's.
+    push_same(&prod, "rebuilt", "1.0.0", "apps/web", "1.0.0");
+    let rules = "[[promotion]]\nname = \"web\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"apps/*\"]\n";
+
+    let run = Hoist::new()
+        .config(&config(&staging, &prod, rules))
+        .args(["plan", "--detailed-exitcode"])
+        .run()
+        .code(3);
+    assert!(run.stdout.contains("! 1.0.0"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("overwrite = \"never\""),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("+ 1.1.0"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("Plan: 1 to create, 0 to update, 0 unchanged, 1 blocked"),
+        "{}",
+        run.stdout
+    );
+
+    let always = format!("{rules}overwrite = \"always\"\n");
+    let plan = plan_json(Hoist::new().config(&config(&staging, &prod, &always)));
+    assert_eq!(
+        entries(&plan)["prod/apps/web:1.0.0"],
+        entry("update", "1.0.0")
+    );
+
+    // Once prod holds what staging has, there is nothing to do: exit 0.
+    push_same(&prod, "apps/web", "1.1.0", "apps/web", "1.1.0");
+    push_same(&prod, "apps/web", "1.0.0", "apps/web", "1.0.0");
+    let run = Hoist::new()
+        .config(&config(&staging, &prod, rules))
+        .args(["plan", "--detailed-exitcode"])
+        .run()
+        .success();
+    assert!(
+        run.stdout
+            .contains("Plan: 0 to create, 0 to update, 2 unchanged"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn overlapping_rules_merge_and_conflicting_rules_are_refused() {
+    let staging = TestRegistry::start();
+    let prod = TestRegistry::start();
+    push_tags(&staging, "apps/web", &["1.0.0"]);
+    push_tags(&staging, "apps/api", &["1.0.0"]);
+    let merging = r#"
+[[promotion]]
+name = "everything"
+from = "staging"
+to = "prod"
+repositories = ["**"]
+
+[[promotion]]
+name = "web"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+"#;
+    let plan = plan_json(Hoist::new().config(&config(&staging, &prod, merging)));
+    let web = plan["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["target"]["repository"] == "apps/web")
+        .expect("apps/web entry");
+    assert_eq!(web["rules"], serde_json::json!(["everything", "web"]));
+    assert_eq!(plan["summary"]["create"], 2);
+
+    let conflicting = r#"
+[[promotion]]
+name = "web"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+target = "stable/app"
+
+[[promotion]]
+name = "api"
+from = "staging"
+to = "prod"
+repositories = ["apps/api"]
+target = "stable/app"
+"#;
+    let storage = snapshot(prod.storage_dir());
+    let run = Hoist::new()
+        .config(&config(&staging, &prod, conflicting))
+        .args(["apply", "--dry-run"])
+        .run()
+        .code(2);
+    assert!(
+        run.stderr
+            .contains("conflict: rules `api` and `web` write prod/stable/app:1.0.0"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("promotions.toml:"),
+        "points into the file: {}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("wants staging/apps/").count(),
+        2,
+        "both rules labelled: {}",
+        run.stderr
+    );
+    assert_eq!(snapshot(prod.storage_dir()), storage);
+}
+
+#[test]
+fn a_catalog_of_several_pages_is_planned_whole() {
+    let staging = TestRegistry::start();
+    let prod = TestRegistry::start();
+    let repos: Vec<String> = (0..7).map(|i| format!("apps/svc-{i}")).collect();
+    for repo in &repos {
+        push_tags(&staging, repo, &["1.0.0"]);
+    }
+    push_tags(&staging, "apps/experimental-x", &["1.0.0"]);
+    let rules = r#"
+[[promotion]]
+name = "apps"
+from = "staging"
+to = "prod"
+repositories = ["apps/*", "!apps/experimental-*"]
+target = "stable/{name}"
+"#;
+    let plan = plan_json(
+        Hoist::new()
+            .config(&config(&staging, &prod, rules))
+            .env("HOIST_PAGE_SIZE", "3"),
+    );
+    let targets: Vec<String> = entries(&plan).into_keys().collect();
+    let expected: Vec<String> = (0..7)
+        .map(|i| format!("prod/stable/svc-{i}:1.0.0"))
+        .collect();
+    assert_eq!(targets, expected);
+}
+
+#[test]
+fn planning_and_dry_runs_leave_every_target_untouched() {
+    let staging = TestRegistry::start();
+    let prod = TestRegistry::start();
+    push_tags(&staging, "apps/web", &VERSIONS);
+    push_same(&prod, "apps/web", "1.0.0", "apps/web", "1.0.0");
+    let before_catalog = seed::client(&prod).catalog().expect("catalog");
+    let before = snapshot(prod.storage_dir());
+    let staging_before = snapshot(staging.storage_dir());
+
+    let hoist = || Hoist::new().config(&config(&staging, &prod, FLOATING_RULE));
+    let run = hoist().args(["plan", "--out", "plan.json"]).run().success();
+    let written = run.json_file("plan.json");
+    assert_eq!(written["summary"]["unchanged"], 1);
+    assert_eq!(written["format"], 1);
+    let dry = hoist().args(["apply", "--dry-run"]).run().success();
+    assert_eq!(dry.stdout, run.stdout, "apply --dry-run prints the plan");
+
+    assert_eq!(
+        seed::client(&prod).catalog().expect("catalog"),
+        before_catalog
+    );
+    assert_eq!(snapshot(prod.storage_dir()), before);
+    assert_eq!(snapshot(staging.storage_dir()), staging_before);
+}
+
+#[test]
+fn rule_and_shard_narrow_the_plan() {
+    let staging = TestRegistry::start();
+    let prod = TestRegistry::start();
+    for i in 0..6 {
+        push_tags(&staging, &format!("apps/svc-{i}"), &["1.0.0"]);
+    }
+    push_tags(&staging, "tools/debug", &["0.1.0"]);
+    let rules = r#"
+[[promotion]]
+name = "apps"
+from = "staging"
+to = "prod"
+repositories = ["apps/*"]
+
+[[promotion]]
+name = "tools"
+from = "staging"
+to = "prod"
+repositories = ["tools/*"]
+"#;
+    let hoist = || Hoist::new().config(&config(&staging, &prod, rules));
+    let tools = plan_json_with(hoist(), &["--rule", "tools"]);
+    assert_eq!(
+        entries(&tools).into_keys().collect::<Vec<_>>(),
+        ["prod/tools/debug:0.1.0"]
+    );
+
+    let mut union = Vec::new();
+    for k in 0..3 {
+        let shard = plan_json_with(hoist(), &["--shard", &format!("{k}/3")]);
+        union.extend(entries(&shard).into_keys());
+    }
+    union.sort();
+    let whole: Vec<String> = entries(&plan_json(hoist())).into_keys().collect();
+    assert_eq!(union, whole, "the shards partition the plan");
+
+    let run = hoist().args(["plan", "--rule", "tols"]).run().code(2);
+    assert!(
+        run.stderr.contains("did you mean `tools`?"),
+        "{}",
+        run.stderr
+    );
+    let run = hoist().args(["plan", "--shard", "3/3"]).run().code(2);
+    assert!(run.stderr.contains("K counts from 0"), "{}", run.stderr);
+}
+
+#[test]
+fn check_validates_offline_and_reports_every_problem() {
+    // Nothing listens on port 9: `check` must not try.
+    let good = r#"
+[registries.staging]
+url = "127.0.0.1:9"
+
+[[promotion]]
+name = "apps"
+from = "staging"
+to = "staging"
+repositories = ["apps/*"]
+target = "stable/{name}"
+"#;
+    let run = Hoist::new().config(good).args(["check"]).run().success();
+    assert!(
+        run.stderr.contains("ok (1 registry, 1 rule)"),
+        "{}",
+        run.stderr
+    );
+
+    let bad = r#"
+[registries.staging]
+url = "127.0.0.1:9"
+
+[[promotion]]
+name = "apps"
+from = "staging"
+to = "prod"
+repositories = ["apps/[x"]
+tgas = ["*"]
+floating = ["{majr}"]
+"#;
+    let run = Hoist::new().config(bad).args(["check"]).run().code(2);
+    for expected in [
+        "4 problems",
+        "no registry named `prod`",
+        "bad glob `apps/[x`",
+        "unknown key `tgas`",
+        "did you mean `tags`?",
+        "unknown template variable `majr`",
+        "promotions.toml:8:6",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "missing `{expected}` in\n{}",
+            run.stderr
+        );
+    }
+    // `plan` refuses the same file before contacting anything.
+    Hoist::new().config(bad).args(["plan"]).run().code(2);
+}
+
+#[test]
+fn settings_layer_file_then_environment_then_flags() {
+    let rules = "[settings]\njobs = 4\n[registries.s]\nurl = \"127.0.0.1:9\"\n";
+    let run = Hoist::new()
+        .config(rules)
+        .env("HOIST_JOBS", "many")
+        .args(["check"])
+        .run()
+        .code(2);
+    assert!(run.stderr.contains("HOIST_JOBS"), "{}", run.stderr);
+    // The flag wins over the bad environment value.
+    Hoist::new()
+        .config(rules)
+        .env("HOIST_JOBS", "many")
+        .args(["--jobs", "2", "check"])
+        .run()
+        .success();
+}
+
+#[test]
+fn the_top_level_promotions_toml_plans_against_the_example_store() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let run = Hoist::new()
+        .args([
+            "-c",
+            &format!("{root}/promotions.toml"),
+            "plan",
+            "--detailed-exitcode",
+        ])
+        .run();
+    // Pending (3) on a fresh clone; 0 once `apply` has run there.
+    assert!(matches!(run.code, 0 | 3), "{}", run.stderr);
+    assert!(run.stdout.contains("prod/apps/web"), "{}", run.stdout);
+    assert!(run.stdout.contains("Plan: "), "{}", run.stdout);
+}
+
+#[test]
+fn every_example_config_is_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut checked = 0;
+    for item in std::fs::read_dir(dir).expect("examples/") {
+        let path = item.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Hoist::new()
+                .args(["-c", &path.display().to_string(), "check"])
+                .env("STAGING_USER", "u")
+                .run()
+                .success();
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 3,
+        "examples/ has the nightly, release-day and namespace configs"
+    );
+}
