@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::{Action, Plan, PlanEntry, short_digest};
-use crate::report::human_bytes;
+use crate::report::{count, human_bytes};
 
 /// Renders the plan table.
 pub fn render_table(plan: &Plan) -> String {
@@ -89,13 +89,13 @@ pub fn render_table(plan: &Plan) -> String {
     if plan.has_changes() {
         let _ = writeln!(
             out,
-            "Work: {} images ({} manifests); {} blobs, of which up to {} ({}) to copy and {} mounts{}.",
-            e.images,
-            e.manifests,
-            e.unique_blobs,
+            "Work: {} ({}); {}, of which up to {} ({}) to copy and {}{}.",
+            count(e.images, "image", "images"),
+            count(e.manifests, "manifest", "manifests"),
+            count(e.unique_blobs, "blob", "blobs"),
             e.blobs_to_copy,
             human_bytes(e.bytes_to_copy),
-            e.blobs_to_mount,
+            count(e.blobs_to_mount, "mount", "mounts"),
             if e.complete {
                 ""
             } else {

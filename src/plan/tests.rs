@@ -451,3 +451,33 @@ tag = "{major}.{minor}.{patch}"
     let plan = plan(&rules(rule), &inventory);
     insta::assert_snapshot!(render_table(&plan));
 }
+
+#[test]
+fn conflict_diagnostic_snapshot() {
+    let text = format!(
+        r#"{REGISTRIES}
+[[promotion]]
+name = "web"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+target = "stable/app"
+
+[[promotion]]
+name = "api"
+from = "staging"
+to = "prod"
+repositories = ["apps/api"]
+target = "stable/app"
+"#
+    );
+    let loaded = LoadedConfig::parse("promotions.toml", &text).unwrap();
+    let (rules, _) = RuleSet::compile(&loaded.config);
+    let mut inventory = staging("apps/web", &["1.0.0"]);
+    add_source(&mut inventory, "apps/api", &["1.0.0"]);
+    let conflicts = build(&rules, &inventory, BTreeMap::new()).unwrap_err();
+    let error = loaded
+        .validate(conflicts.iter().map(Conflict::problem).collect())
+        .unwrap_err();
+    insta::assert_snapshot!(crate::report::render_diagnostic(&error).unwrap());
+}
