@@ -189,7 +189,18 @@ fn make_plan(
     let started = Instant::now();
     let inventory = discover(&rules, &handles)?;
     let mut plan = plan::build(&rules, &inventory, registries).map_err(|conflicts| {
-        let problems = conflicts.iter().map(|c| c.problem()).collect();
+        // The first conflicts show the pattern; hundreds more would bury it.
+        const SHOWN: usize = 10;
+        let mut problems: Vec<_> = conflicts.iter().take(SHOWN).map(|c| c.problem()).collect();
+        if conflicts.len() > SHOWN
+            && let Some(last) = problems.last_mut()
+        {
+            last.message = format!(
+                "{} (and {} more conflicts like these)",
+                last.message,
+                conflicts.len() - SHOWN
+            );
+        }
         match loaded.validate(problems) {
             Err(error) => CommandError::Config(error),
             Ok(()) => CommandError::Usage("conflicting rules".to_string()),
