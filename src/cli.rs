@@ -21,6 +21,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether errors must exit 1, as `plan --detailed-exitcode` promises.
+    pub fn detailed_exitcode(&self) -> bool {
+        matches!(&self.command, Command::Plan(args) if args.detailed_exitcode)
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -188,7 +188,7 @@ fn make_plan(
     }
     let started = Instant::now();
     let inventory = discover(&rules, &handles)?;
-    let mut plan = plan::build(&rules, &inventory, registries).map_err(|conflicts| {
+    let plan = plan::build(&rules, &inventory, registries, scope.shard).map_err(|conflicts| {
         // The first conflicts show the pattern; hundreds more would bury it.
         const SHOWN: usize = 10;
         let mut problems: Vec<_> = conflicts.iter().take(SHOWN).map(|c| c.problem()).collect();
@@ -206,9 +206,6 @@ fn make_plan(
             Ok(()) => CommandError::Usage("conflicting rules".to_string()),
         }
     })?;
-    if let Some((k, n)) = scope.shard {
-        plan.shard(k, n);
-    }
     let requests: u64 = handles.values().map(|h| h.counters().requests()).sum();
     report::log(&format!(
         "planned {} target tags from {} rules in {:.2}s ({} requests)",

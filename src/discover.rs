@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::digest::Digest;
 use crate::manifest::Manifest;
 use crate::plan::{self, ImageContents, Inventory, RepoKey, TagKey};
-use crate::registry::{ManifestHead, ReadOnly};
+use crate::registry::ReadOnly;
 use crate::rules::RuleSet;
 
 /// Child manifests deeper than this are not followed for the estimate.
@@ -83,7 +83,17 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
         .collect();
     for (registry, result) in listed {
         match result {
-            Ok(repositories) => {
+            Ok(mut repositories) => {
+                // A repository a rule names outright is looked up even when
+                // the catalog does not show it, so a typo or a catalog the
+                // credentials cannot fully see is reported, not ignored.
+                for rule in rules.rules.iter().filter(|r| r.from == registry) {
+                    for name in rule.repositories.named() {
+                        if !repositories.contains(&name) {
+                            repositories.push(name);
+                        }
+                    }
+                }
                 inventory.repositories.insert(registry, repositories);
             }
             Err(failure) => failures.push(failure),
@@ -131,47 +141,11 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
             }
         }
     }
-    // One GET per selected tag gives its digest and what it references (a
-    // manifest is small; a HEAD and then a GET would double the requests).
-    let fetched: Listed<TagKey, Option<Manifest>> = selected
-        .into_par_iter()
-        .map(|key| {
-            let result =
-                handle(handles, &key.0).and_then(|h| match h.manifest_get(&key.1, &key.2) {
-                    Ok(manifest) => Ok(Some(manifest)),
-                    Err(e) if e.is_not_found() => Ok(None),
-                    Err(e) => Err(format!(
-                        "reading source tag {}/{}:{}: {e}",
-                        key.0, key.1, key.2
-                    )),
-                });
-            (key, result)
-        })
-        .collect();
-    // Index children, read later only for images that will be copied.
-    let mut indexes: BTreeMap<(String, Digest), (String, Vec<Digest>)> = BTreeMap::new();
-    for (key, result) in fetched {
+    let heads = par_heads(handles, selected, "source");
+    for (key, result) in heads {
         match result {
-            Ok(Some(manifest)) => {
-                let contents_key = (key.0.clone(), manifest.digest.clone());
-                match manifest.view() {
-                    Ok(view) if manifest.is_index() => {
-                        let children = view.manifests.iter().map(|c| c.digest.clone()).collect();
-                        indexes.insert(contents_key, (key.1.clone(), children));
-                    }
-                    Ok(view) => {
-                        inventory.contents.insert(contents_key, contents_of(&view));
-                    }
-                    Err(_) => {}
-                }
-                inventory.source_heads.insert(
-                    key,
-                    ManifestHead {
-                        size: manifest.bytes.len() as u64,
-                        digest: manifest.digest,
-                        media_type: manifest.media_type,
-                    },
-                );
+            Ok(Some(head)) => {
+                inventory.source_heads.insert(key, head);
             }
             Ok(None) => {}
             Err(failure) => failures.push(failure),
@@ -215,9 +189,9 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
         }
     }
 
-    // 5. Contents of the indexes that will be copied, for the estimate. A
+    // 5. Contents of the images that will be copied, for the estimate. A
     //    failure here only makes the estimate partial.
-    let changing: BTreeSet<(String, Digest)> = expansion
+    let changing: BTreeSet<(String, String, Digest)> = expansion
         .candidates
         .iter()
         .filter(|c| {
@@ -226,28 +200,27 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
                 .get(&c.target_key())
                 .is_none_or(|current| current.to_string() != c.source.digest)
         })
-        .filter_map(|c| Some((c.source.registry.clone(), c.source.digest.parse().ok()?)))
-        .filter(|key| indexes.contains_key(key))
+        .filter_map(|c| {
+            let digest = c.source.digest.parse().ok()?;
+            Some((
+                c.source.registry.clone(),
+                c.source.repository.clone(),
+                digest,
+            ))
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    let changing: Vec<_> = changing
+        .into_iter()
+        .filter(|(registry, _, digest)| seen.insert((registry.clone(), digest.clone())))
         .collect();
     let contents: Vec<((String, Digest), Option<ImageContents>)> = changing
         .into_par_iter()
-        .map(|key| {
-            let (repository, children) = &indexes[&key];
-            let contents = handle(handles, &key.0).ok().and_then(|h| {
-                let mut contents = ImageContents::default();
-                for child in children {
-                    contents.manifests.push(child.clone());
-                    let nested = image_contents(&h, repository, child, 1).ok()?;
-                    contents.manifests.extend(nested.manifests);
-                    contents.blobs.extend(nested.blobs);
-                }
-                contents.manifests.sort();
-                contents.manifests.dedup();
-                contents.blobs.sort();
-                contents.blobs.dedup();
-                Some(contents)
-            });
-            (key, contents)
+        .map(|(registry, repository, digest)| {
+            let contents = handle(handles, &registry)
+                .ok()
+                .and_then(|h| image_contents(&h, &repository, &digest, 0).ok());
+            ((registry, digest), contents)
         })
         .collect();
     for (key, contents) in contents {
@@ -285,20 +258,6 @@ fn par_heads(handles: &Handles, keys: BTreeSet<TagKey>, side: &str) -> Vec<(TagK
         .collect()
 }
 
-/// The blobs a manifest lists (foreign layers, which registries do not
-/// store, left out).
-fn contents_of(view: &crate::manifest::ManifestView) -> ImageContents {
-    ImageContents {
-        manifests: Vec::new(),
-        blobs: view
-            .blobs
-            .iter()
-            .filter(|b| b.urls.is_empty())
-            .map(|b| (b.digest.clone(), b.size))
-            .collect(),
-    }
-}
-
 /// Child manifests and blobs of an image, each once.
 fn image_contents(
     handle: &ReadOnly,
@@ -310,7 +269,15 @@ fn image_contents(
         .manifest_get(repository, &digest.to_string())
         .map_err(|e| e.to_string())?;
     let view = manifest.view().map_err(|e| e.to_string())?;
-    let mut contents = contents_of(&view);
+    let mut contents = ImageContents {
+        manifests: Vec::new(),
+        blobs: view
+            .blobs
+            .iter()
+            .filter(|b| b.urls.is_empty())
+            .map(|b| (b.digest.clone(), b.size))
+            .collect(),
+    };
     if depth < MAX_DEPTH {
         for child in &view.manifests {
             contents.manifests.push(child.digest.clone());

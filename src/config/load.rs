@@ -78,7 +78,7 @@ pub fn model(root: &DeTable<'_>) -> (Config, Vec<Problem>) {
 /// index of every later rule equal to its position in the file.
 fn broken_promotion() -> Promotion {
     Promotion {
-        name: String::new(),
+        name: BROKEN.to_string(),
         from: String::new(),
         to: super::OneOrMany::Many(Vec::new()),
         repositories: Vec::new(),
@@ -98,9 +98,12 @@ fn broken_promotion() -> Promotion {
     }
 }
 
+/// The name of a placeholder rule: a NUL, which no rule name can sensibly hold.
+const BROKEN: &str = "\u{0}";
+
 /// Whether a `[[promotion]]` is the placeholder of an unreadable one.
 pub fn is_broken(promotion: &Promotion) -> bool {
-    promotion.name.is_empty() && promotion.from.is_empty() && promotion.repositories.is_empty()
+    promotion.name == BROKEN
 }
 
 fn table<'a, 'i>(

@@ -15,8 +15,21 @@ pub fn estimate(entries: &[PlanEntry], inventory: &Inventory) -> Estimate {
     };
     // Per target registry: each image (target repository, digest) once.
     let mut images: BTreeMap<&str, BTreeSet<(&str, &str, &str)>> = BTreeMap::new();
+    // Images a target repository already holds under another tag need no copy.
+    let held: BTreeSet<(&str, &str, String)> = inventory
+        .target_heads
+        .iter()
+        .map(|((registry, repository, _), digest)| {
+            (registry.as_str(), repository.as_str(), digest.to_string())
+        })
+        .collect();
     for entry in entries {
-        if matches!(entry.action, Action::Create | Action::Update) {
+        let already_there = held.contains(&(
+            entry.target.registry.as_str(),
+            entry.target.repository.as_str(),
+            entry.source.digest.clone(),
+        ));
+        if matches!(entry.action, Action::Create | Action::Update) && !already_there {
             images.entry(&entry.target.registry).or_default().insert((
                 &entry.target.repository,
                 &entry.source.registry,

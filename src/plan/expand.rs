@@ -211,7 +211,7 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
                 });
             }
         }
-        if selected.version.is_some() && pin_mismatch.is_none() {
+        if selected.version.is_some() && pin_mismatch.is_none() && !selected.pinned_only {
             versions.push((selected, head));
         }
     }

@@ -170,14 +170,6 @@ impl Plan {
     pub fn has_changes(&self) -> bool {
         self.summary.create + self.summary.update > 0
     }
-
-    /// Keeps the entries whose target repository hashes to shard `k` of `n`
-    /// (0-based), so `n` machines split one promotion without overlap.
-    pub fn shard(&mut self, k: u32, n: u32) {
-        self.entries
-            .retain(|e| shard_of(&e.target.repository, n) == k);
-        self.summary = summarize(&self.entries, self.skipped.len());
-    }
 }
 
 /// The shard a target repository belongs to: FNV-1a, stable across machines and versions.
@@ -264,10 +256,11 @@ pub fn build(
     rules: &RuleSet,
     inventory: &Inventory,
     registries: BTreeMap<String, String>,
+    shard: Option<(u32, u32)>,
 ) -> Result<Plan, Vec<Conflict>> {
     let Expansion {
         candidates,
-        skipped,
+        mut skipped,
     } = expand(rules, inventory);
     let mut by_target: BTreeMap<TagKey, Vec<Candidate>> = BTreeMap::new();
     for candidate in candidates {
@@ -278,7 +271,18 @@ pub fn build(
     }
     let mut entries = Vec::new();
     let mut conflicts = Vec::new();
-    for (key, claims) in by_target {
+    for (key, mut claims) in by_target {
+        // A floating tag fed by several rules or source repositories follows
+        // the highest version among all of them.
+        if claims.iter().all(|c| c.floating) {
+            if let Some(best) = claims
+                .iter()
+                .map(|c| (c.version.clone(), c.source.tag.clone()))
+                .max()
+            {
+                claims.retain(|c| (c.version.clone(), c.source.tag.clone()) == best);
+            }
+        }
         let digests: BTreeSet<&str> = claims.iter().map(|c| c.source.digest.as_str()).collect();
         if digests.len() > 1 {
             conflicts.push(Conflict {
@@ -308,6 +312,14 @@ pub fn build(
         return Err(conflicts);
     }
     block_floating_over_blocked_versions(&mut entries);
+    if let Some((k, n)) = shard {
+        entries.retain(|e| shard_of(&e.target.repository, n) == k);
+        skipped.retain(|s| {
+            rules
+                .get(&s.rule)
+                .is_none_or(|r| shard_of(&r.target_repository(&s.repository), n) == k)
+        });
+    }
     entries.sort_by(|a, b| {
         (
             &a.target.registry,
@@ -471,17 +483,37 @@ fn target_ahead(
 ) -> Option<String> {
     let series = candidate.series.as_ref()?;
     let version = candidate.version.as_ref()?;
-    let tags = inventory.target_tags.get(&(key.0.clone(), key.1.clone()))?;
-    tags.iter()
-        .filter_map(|tag| tag_version(tag).map(|v| (tag, v)))
-        .filter(|(_, v)| v > version && series.contains(v))
-        .find(|(tag, _)| {
+    let newer = |tag: &str| tag_version(tag).filter(|v| v > version && series.contains(v));
+    // A newer version tag in the target at the current digest...
+    let in_target = inventory
+        .target_tags
+        .get(&(key.0.clone(), key.1.clone()))
+        .into_iter()
+        .flatten()
+        .filter(|tag| newer(tag).is_some())
+        .find(|tag| {
             inventory
                 .target_heads
                 .get(&(key.0.clone(), key.1.clone(), (*tag).clone()))
                 .is_some_and(|d| d.to_string() == current)
+        });
+    if let Some(tag) = in_target {
+        return Some(tag.clone());
+    }
+    // ...or a newer version of the source at it, for targets whose tags are
+    // renamed by a `tag` template (`1.11.0-prod`).
+    let source = (
+        candidate.source.registry.clone(),
+        candidate.source.repository.clone(),
+    );
+    inventory
+        .source_heads
+        .range((source.0.clone(), source.1.clone(), String::new())..)
+        .take_while(|((registry, repository, _), _)| {
+            (registry, repository) == (&source.0, &source.1)
         })
-        .map(|(tag, _)| tag.clone())
+        .find(|((_, _, tag), head)| newer(tag).is_some() && head.digest.to_string() == current)
+        .map(|((_, _, tag), _)| tag.clone())
 }
 
 #[cfg(test)]

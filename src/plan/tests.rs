@@ -87,7 +87,7 @@ fn target_has(inventory: &mut Inventory, registry: &str, repository: &str, tag: 
 }
 
 fn plan(rules: &RuleSet, inventory: &Inventory) -> Plan {
-    build(rules, inventory, BTreeMap::new()).unwrap()
+    build(rules, inventory, BTreeMap::new(), None).unwrap()
 }
 
 /// `tag -> (action, source tag)` for one target repository.
@@ -263,7 +263,7 @@ target = "stable/app"
     );
     let mut inventory = staging("apps/web", &["1.0.0"]);
     add_source(&mut inventory, "apps/api", &["1.0.0"]);
-    let conflicts = build(&rules, &inventory, BTreeMap::new()).unwrap_err();
+    let conflicts = build(&rules, &inventory, BTreeMap::new(), None).unwrap_err();
     assert_eq!(conflicts.len(), 1);
     let problem = conflicts[0].problem();
     assert!(
@@ -283,6 +283,7 @@ fn a_floating_tag_named_like_a_source_tag_conflicts() {
         &rules(FLOATING),
         &staging("apps/web", &["1.0.0", "1.1.0", "latest"]),
         BTreeMap::new(),
+        None,
     )
     .unwrap_err();
     assert!(conflicts[0].floating_clash);
@@ -397,11 +398,12 @@ fn shards_split_by_target_repository() {
     for i in 1..20 {
         add_source(&mut inventory, &format!("r{i}"), &["1.0.0", "1.1.0"]);
     }
-    let full = plan(&rules(rule), &inventory);
+    let rules = rules(rule);
+    let full = plan(&rules, &inventory);
     let mut seen = 0;
     for k in 0..3 {
-        let mut shard = full.clone();
-        shard.shard(k, 3);
+        let shard = build(&rules, &inventory, BTreeMap::new(), Some((k, 3))).unwrap();
+        assert_eq!(shard.summary.create, shard.entries.len());
         assert!(
             shard
                 .entries
@@ -475,9 +477,80 @@ target = "stable/app"
     let (rules, _) = RuleSet::compile(&loaded.config);
     let mut inventory = staging("apps/web", &["1.0.0"]);
     add_source(&mut inventory, "apps/api", &["1.0.0"]);
-    let conflicts = build(&rules, &inventory, BTreeMap::new()).unwrap_err();
+    let conflicts = build(&rules, &inventory, BTreeMap::new(), None).unwrap_err();
     let error = loaded
         .validate(conflicts.iter().map(Conflict::problem).collect())
         .unwrap_err();
     insta::assert_snapshot!(crate::report::render_diagnostic(&error).unwrap());
+}
+
+#[test]
+fn a_floating_tag_fed_by_two_rules_follows_the_highest_version() {
+    let rules = rules(
+        r#"
+[[promotion]]
+name = "hotfixes"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+semver = "<2"
+floating = ["latest"]
+
+[[promotion]]
+name = "releases"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+semver = ">=2"
+floating = ["latest"]
+"#,
+    );
+    let plan = plan(&rules, &staging("apps/web", &["1.9.0", "2.1.0"]));
+    let latest = plan
+        .entries
+        .iter()
+        .find(|e| e.target.tag == "latest")
+        .unwrap();
+    assert_eq!(
+        (latest.source.tag.as_str(), latest.rules.clone()),
+        ("2.1.0", vec!["releases".to_string()])
+    );
+}
+
+#[test]
+fn forward_only_recognises_a_newer_source_version_at_the_current_digest() {
+    let rule = r#"
+[[promotion]]
+name = "web"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+tags = ["1.2.0"]
+tag = "{tag}-prod"
+floating = ["latest"]
+"#;
+    // Only 1.2.0 is selected now, but prod's `latest` already follows 1.3.0,
+    // which staging still has.
+    let mut inventory = staging("apps/web", &["1.2.0", "1.3.0"]);
+    target_has(
+        &mut inventory,
+        "prod",
+        "apps/web",
+        "latest",
+        "apps/web:1.3.0",
+    );
+    target_has(
+        &mut inventory,
+        "prod",
+        "apps/web",
+        "1.3.0-prod",
+        "apps/web:1.3.0",
+    );
+    let plan = plan(&rules(rule), &inventory);
+    let latest = plan
+        .entries
+        .iter()
+        .find(|e| e.target.tag == "latest")
+        .unwrap();
+    assert_eq!(latest.action, Action::Unchanged, "{:?}", latest.reason);
 }

@@ -81,6 +81,9 @@ pub struct SelectedTag {
     pub tag: String,
     /// Its version, when it names one.
     pub version: Option<Version>,
+    /// Selected only because it is pinned (the filters would leave it out):
+    /// it is promoted, but takes no floating tag.
+    pub pinned_only: bool,
 }
 
 /// The compiled rules of a file, in file order.
@@ -103,7 +106,8 @@ impl RuleSet {
                 continue;
             }
             let path = FieldPath::promotion(index);
-            if let Some(first) = names.insert(&promotion.name, index) {
+            let first = *names.entry(&promotion.name).or_insert(index);
+            if first != index {
                 problems.push(
                     Problem::at(
                         path.key("name"),
@@ -187,6 +191,12 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
         problems.push(
             Problem::at(path.key("repositories"), "`repositories` is empty")
                 .help("list globs over the source catalog, e.g. [\"apps/**\"]"),
+        );
+    }
+    if p.tags.is_empty() {
+        problems.push(
+            Problem::at(path.key("tags"), "`tags` is empty")
+                .help("remove it to select every tag, or list globs such as [\"v*\"]"),
         );
     }
     let repositories = PatternSet::compile(&p.repositories, &path.key("repositories"))
@@ -314,41 +324,33 @@ impl Rule {
     /// those the globs, the version filters and `latest` keep.
     pub fn select_tags(&self, tags: &[String]) -> Vec<SelectedTag> {
         let ranks_versions = self.semver.is_some() || self.latest.is_some();
-        let mut pinned = Vec::new();
+        let mut pinned_list = Vec::new();
         let mut versions = Vec::new();
         let mut others = Vec::new();
         for tag in tags {
             let version = tag_version(tag);
-            if self.pins.contains_key(tag) {
-                pinned.push(SelectedTag {
-                    tag: tag.clone(),
-                    version,
-                });
-                continue;
-            }
-            if !self.tags.matches(tag) {
-                continue;
-            }
-            match version {
-                Some(version) => {
-                    if !version.pre.is_empty() && !self.prerelease {
-                        continue;
+            let pinned = self.pins.contains_key(tag);
+            let selected = |pinned_only| SelectedTag {
+                tag: tag.clone(),
+                version: version.clone(),
+                pinned_only,
+            };
+            let passes = self.tags.matches(tag)
+                && match &version {
+                    Some(v) => {
+                        (v.pre.is_empty() || self.prerelease)
+                            && self
+                                .semver
+                                .as_ref()
+                                .is_none_or(|req| req.matches(v, self.prerelease))
                     }
-                    if let Some(req) = &self.semver
-                        && !req.matches(&version, self.prerelease)
-                    {
-                        continue;
-                    }
-                    versions.push(SelectedTag {
-                        tag: tag.clone(),
-                        version: Some(version),
-                    });
-                }
-                None if ranks_versions => {}
-                None => others.push(SelectedTag {
-                    tag: tag.clone(),
-                    version: None,
-                }),
+                    None => !ranks_versions,
+                };
+            match (passes, &version) {
+                (true, Some(_)) => versions.push(selected(false)),
+                (true, None) => others.push(selected(false)),
+                (false, _) if pinned => pinned_list.push(selected(true)),
+                (false, _) => {}
             }
         }
         if let Some(n) = self.latest {
@@ -361,10 +363,10 @@ impl Rule {
                     kept += 1;
                     last = s.version.clone();
                 }
-                kept <= n
+                kept <= n || self.pins.contains_key(&s.tag)
             });
         }
-        let mut selected = pinned;
+        let mut selected = pinned_list;
         selected.append(&mut versions);
         selected.append(&mut others);
         selected.sort_by(|a, b| a.tag.cmp(&b.tag));

@@ -12,7 +12,9 @@ pub struct PatternSet {
     include: GlobSet,
     exclude: GlobSet,
     include_all: bool,
-    literals: Option<Vec<String>>,
+    /// Every include is a plain name.
+    all_named: bool,
+    named: Vec<String>,
 }
 
 impl PatternSet {
@@ -73,7 +75,8 @@ impl PatternSet {
             include: build(include),
             exclude: build(exclude),
             include_all: includes == 0,
-            literals: (includes > 0 && literals.len() == includes).then_some(literals),
+            all_named: includes > 0 && literals.len() == includes,
+            named: literals,
         })
     }
 
@@ -85,13 +88,16 @@ impl PatternSet {
     /// When every include is a plain name, those names (minus excludes): the
     /// catalog need not be listed to find them.
     pub fn literals(&self) -> Option<Vec<String>> {
-        self.literals.as_ref().map(|names| {
-            names
-                .iter()
-                .filter(|name| !self.exclude.is_match(name.as_str()))
-                .cloned()
-                .collect()
-        })
+        self.all_named.then(|| self.named())
+    }
+
+    /// The includes that are plain names (minus excludes), globs or not beside them.
+    pub fn named(&self) -> Vec<String> {
+        self.named
+            .iter()
+            .filter(|name| !self.exclude.is_match(name.as_str()))
+            .cloned()
+            .collect()
     }
 }
 

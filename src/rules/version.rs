@@ -77,9 +77,9 @@ fn in_range(c: &Comparator, v: &Version) -> bool {
     };
     // The lowest version above the part the comparator names.
     let next = || match (minor, patch) {
-        (None, _) => floor(major + 1, 0, 0),
-        (Some(minor), None) => floor(major, minor + 1, 0),
-        (Some(minor), Some(patch)) => floor(major, minor, patch + 1),
+        (None, _) => floor(major.saturating_add(1), 0, 0),
+        (Some(minor), None) => floor(major, minor.saturating_add(1), 0),
+        (Some(minor), Some(patch)) => floor(major, minor, patch.saturating_add(1)),
     };
     let lower = |bound: Version| v.cmp_precedence(&bound) != Ordering::Less;
     let below = |bound: Version| v.cmp_precedence(&bound) == Ordering::Less;
@@ -88,7 +88,10 @@ fn in_range(c: &Comparator, v: &Version) -> bool {
             (Some(_), Some(_)) if c.op == Op::Exact => {
                 v.cmp_precedence(&exact()) == Ordering::Equal
             }
-            _ => lower(floor(major, minor.unwrap_or(0), patch.unwrap_or(0))) && below(next()),
+            // `=1.2` and `1.*` start at the release, as `>=1.2.0` does.
+            _ => {
+                lower(Version::new(major, minor.unwrap_or(0), patch.unwrap_or(0))) && below(next())
+            }
         },
         Op::Greater => match (minor, patch) {
             (Some(_), Some(_)) => v.cmp_precedence(&exact()) == Ordering::Greater,
@@ -106,8 +109,8 @@ fn in_range(c: &Comparator, v: &Version) -> bool {
         },
         Op::Tilde => {
             let upper = match minor {
-                Some(minor) => floor(major, minor + 1, 0),
-                None => floor(major + 1, 0, 0),
+                Some(minor) => floor(major, minor.saturating_add(1), 0),
+                None => floor(major.saturating_add(1), 0, 0),
             };
             lower(exact()) && below(upper)
         }
@@ -115,9 +118,9 @@ fn in_range(c: &Comparator, v: &Version) -> bool {
             let upper = match (major, minor, patch) {
                 (0, None, _) => floor(1, 0, 0),
                 (0, Some(0), None) => floor(0, 1, 0),
-                (0, Some(0), Some(patch)) => floor(0, 0, patch + 1),
-                (0, Some(minor), _) => floor(0, minor + 1, 0),
-                (major, _, _) => floor(major + 1, 0, 0),
+                (0, Some(0), Some(patch)) => floor(0, 0, patch.saturating_add(1)),
+                (0, Some(minor), _) => floor(0, minor.saturating_add(1), 0),
+                (major, _, _) => floor(major.saturating_add(1), 0, 0),
             };
             lower(exact()) && below(upper)
         }
