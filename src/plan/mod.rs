@@ -274,14 +274,13 @@ pub fn build(
     for (key, mut claims) in by_target {
         // A floating tag fed by several rules or source repositories follows
         // the highest version among all of them.
-        if claims.iter().all(|c| c.floating) {
-            if let Some(best) = claims
+        if claims.iter().all(|c| c.floating)
+            && let Some(best) = claims
                 .iter()
                 .map(|c| (c.version.clone(), c.source.tag.clone()))
                 .max()
-            {
-                claims.retain(|c| (c.version.clone(), c.source.tag.clone()) == best);
-            }
+        {
+            claims.retain(|c| (c.version.clone(), c.source.tag.clone()) == best);
         }
         let digests: BTreeSet<&str> = claims.iter().map(|c| c.source.digest.as_str()).collect();
         if digests.len() > 1 {
