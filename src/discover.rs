@@ -81,23 +81,18 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
             (registry.to_string(), result)
         })
         .collect();
-    for (registry, result) in listed {
-        match result {
-            Ok(mut repositories) => {
-                // A repository a rule names outright is looked up even when
-                // the catalog does not show it, so a typo or a catalog the
-                // credentials cannot fully see is reported, not ignored.
-                for rule in rules.rules.iter().filter(|r| r.from == registry) {
-                    for name in rule.repositories.named() {
-                        if !repositories.contains(&name) {
-                            repositories.push(name);
-                        }
-                    }
+    for (registry, mut repositories) in collect(listed, &mut failures) {
+        // A repository a rule names outright is looked up even when the
+        // catalog does not show it, so a typo or a catalog the credentials
+        // cannot fully see is reported, not ignored.
+        for rule in rules.rules.iter().filter(|r| r.from == registry) {
+            for name in rule.repositories.named() {
+                if !repositories.contains(&name) {
+                    repositories.push(name);
                 }
-                inventory.repositories.insert(registry, repositories);
             }
-            Err(failure) => failures.push(failure),
         }
+        inventory.repositories.insert(registry, repositories);
     }
 
     // 2. Tags of each matched source repository.
@@ -110,24 +105,8 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
                 .map(|repo| plan::repo_key(&rule.from, repo))
         })
         .collect();
-    let tags: Listed<RepoKey, Option<Vec<String>>> = repos
-        .into_par_iter()
-        .map(|key| {
-            let result = handle(handles, &key.0).and_then(|h| match h.tags(&key.1) {
-                Ok(tags) => Ok(Some(tags)),
-                Err(e) if e.is_not_found() => Ok(None),
-                Err(e) => Err(format!("listing tags of {}/{}: {e}", key.0, key.1)),
-            });
-            (key, result)
-        })
-        .collect();
-    for (key, result) in tags {
-        match result {
-            Ok(tags) => {
-                inventory.source_tags.insert(key, tags);
-            }
-            Err(failure) => failures.push(failure),
-        }
+    for (key, tags) in collect(par_tags(handles, repos), &mut failures) {
+        inventory.source_tags.insert(key, tags);
     }
 
     // 3. Digests of the selected source tags.
@@ -141,14 +120,9 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
             }
         }
     }
-    let heads = par_heads(handles, selected, "source");
-    for (key, result) in heads {
-        match result {
-            Ok(Some(head)) => {
-                inventory.source_heads.insert(key, head);
-            }
-            Ok(None) => {}
-            Err(failure) => failures.push(failure),
+    for (key, head) in collect(par_heads(handles, selected, "source"), &mut failures) {
+        if let Some(head) = head {
+            inventory.source_heads.insert(key, head);
         }
     }
 
@@ -159,39 +133,23 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
         .iter()
         .map(|c| plan::repo_key(&c.target_registry, &c.target_repository))
         .collect();
-    let target_tags: Listed<RepoKey, BTreeSet<String>> = target_repos
-        .into_par_iter()
-        .map(|key| {
-            let result = handle(handles, &key.0).and_then(|h| match h.tags(&key.1) {
-                Ok(tags) => Ok(tags.into_iter().collect()),
-                Err(e) if e.is_not_found() => Ok(BTreeSet::new()),
-                Err(e) => Err(format!("listing tags of {}/{}: {e}", key.0, key.1)),
-            });
-            (key, result)
-        })
-        .collect();
-    for (key, result) in target_tags {
-        match result {
-            Ok(tags) => {
-                inventory.target_tags.insert(key, tags);
-            }
-            Err(failure) => failures.push(failure),
-        }
+    for (key, tags) in collect(par_tags(handles, target_repos), &mut failures) {
+        // A repository the target does not have yet holds no tags.
+        inventory
+            .target_tags
+            .insert(key, tags.unwrap_or_default().into_iter().collect());
     }
     let probes = plan::target_probes(&expansion, &inventory);
-    for (key, result) in par_heads(handles, probes, "target") {
-        match result {
-            Ok(Some(head)) => {
-                inventory.target_heads.insert(key, head.digest);
-            }
-            Ok(None) => {}
-            Err(failure) => failures.push(failure),
+    for (key, head) in collect(par_heads(handles, probes, "target"), &mut failures) {
+        if let Some(head) = head {
+            inventory.target_heads.insert(key, head.digest);
         }
     }
 
     // 5. Contents of the images that will be copied, for the estimate. A
     //    failure here only makes the estimate partial.
-    let changing: BTreeSet<(String, String, Digest)> = expansion
+    // Each image once per source registry, read from one repository holding it.
+    let changing: BTreeMap<(String, Digest), String> = expansion
         .candidates
         .iter()
         .filter(|c| {
@@ -203,20 +161,14 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
         .filter_map(|c| {
             let digest = c.source.digest.parse().ok()?;
             Some((
-                c.source.registry.clone(),
+                (c.source.registry.clone(), digest),
                 c.source.repository.clone(),
-                digest,
             ))
         })
         .collect();
-    let mut seen = BTreeSet::new();
-    let changing: Vec<_> = changing
-        .into_iter()
-        .filter(|(registry, _, digest)| seen.insert((registry.clone(), digest.clone())))
-        .collect();
     let contents: Vec<((String, Digest), Option<ImageContents>)> = changing
         .into_par_iter()
-        .map(|(registry, repository, digest)| {
+        .map(|((registry, digest), repository)| {
             let contents = handle(handles, &registry)
                 .ok()
                 .and_then(|h| image_contents(&h, &repository, &digest, 0).ok());
@@ -244,9 +196,38 @@ fn handle(handles: &Handles, name: &str) -> Result<ReadOnly, String> {
         .ok_or_else(|| format!("registry `{name}` is not open"))
 }
 
-type HeadResult = Result<Option<crate::registry::ManifestHead>, String>;
+/// The successful reads; each failure's message joins `failures`.
+fn collect<K, T>(listed: Listed<K, T>, failures: &mut Vec<String>) -> Vec<(K, T)> {
+    let mut read = Vec::with_capacity(listed.len());
+    for (key, result) in listed {
+        match result {
+            Ok(value) => read.push((key, value)),
+            Err(failure) => failures.push(failure),
+        }
+    }
+    read
+}
 
-fn par_heads(handles: &Handles, keys: BTreeSet<TagKey>, side: &str) -> Vec<(TagKey, HeadResult)> {
+/// Tags of each repository; `None` for a repository the registry does not have.
+fn par_tags(handles: &Handles, keys: BTreeSet<RepoKey>) -> Listed<RepoKey, Option<Vec<String>>> {
+    keys.into_par_iter()
+        .map(|key| {
+            let result = handle(handles, &key.0).and_then(|h| match h.tags(&key.1) {
+                Ok(tags) => Ok(Some(tags)),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(format!("listing tags of {}/{}: {e}", key.0, key.1)),
+            });
+            (key, result)
+        })
+        .collect()
+}
+
+/// What each tag points at; `None` for a tag that does not exist.
+fn par_heads(
+    handles: &Handles,
+    keys: BTreeSet<TagKey>,
+    side: &str,
+) -> Listed<TagKey, Option<crate::registry::ManifestHead>> {
     keys.into_par_iter()
         .map(|key| {
             let result = handle(handles, &key.0).and_then(|h| {

@@ -149,11 +149,6 @@ impl ReadOnly {
         ReadOnly(store)
     }
 
-    /// See [`Registry::display_name`].
-    pub fn display_name(&self) -> String {
-        self.0.display_name()
-    }
-
     /// See [`Registry::store_id`].
     pub fn store_id(&self) -> String {
         self.0.store_id()

@@ -198,11 +198,6 @@ impl Template {
         })
     }
 
-    /// The template as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
     /// Whether rendering needs the tag to be a semantic version.
     pub fn needs_version(&self) -> bool {
         self.variables().any(Variable::needs_version)
