@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::execute::ProgressMode;
+
 /// Promote container images between OCI registries.
 #[derive(Debug, Parser)]
 #[command(name = "hoist", version, about, propagate_version = true)]
@@ -42,6 +44,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Promote what the rules select (`--dry-run`: print the plan and stop).
     Apply(ApplyArgs),
+    /// Check that every target tag in scope points at a complete image: the
+    /// manifest, its children and every blob exist, at the source's digest.
+    Verify(VerifyArgs),
     /// Validate the configuration offline: no registry is contacted.
     Check,
     /// Print a JSON Schema (the same as the files in schemas/).
@@ -50,21 +55,54 @@ pub enum Command {
         #[arg(value_enum, default_value = "config")]
         document: SchemaDocument,
     },
-    /// Copy one image (a manifest or a whole multi-platform index) to another repository.
+    /// Promote one image, with Stevedore's flags: `hoist promote SOURCE [TARGET]`.
     Promote(PromoteArgs),
 }
 
-/// `hoist promote SOURCE TARGET`.
+/// `hoist promote SOURCE [TARGET]`, Stevedore's long flags accepted as aliases.
 #[derive(Debug, clap::Args)]
 pub struct PromoteArgs {
-    /// The image to copy: `host[:port]/path[:tag][@digest]`, `NAME/path:tag` for a
-    /// configured registry, or `oci-layout:DIR//path:tag`.
+    /// The image to promote: `host[:port]/path[:tag][@digest]`, `NAME/path:tag`
+    /// for a configured registry, or `oci-layout:DIR//path:tag`.
     pub source: String,
-    /// Where to: same forms; without a tag the source tag is kept.
-    pub target: String,
-    /// Write a JSON report of what was copied to this file.
+    /// Where to: a repository, optionally with a tag. Without it the source's
+    /// repository is used, changed by --registry, --namespace and --name.
+    pub target: Option<String>,
+    /// Target tag (repeatable): the first replaces the source tag, the rest
+    /// are extra tags.
+    #[arg(long = "tag", visible_alias = "promote-image-tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Also write the source tag when --tag replaces it.
+    #[arg(long, visible_alias = "force-promote-source-image")]
+    pub keep_source_tag: bool,
+    /// Derive semantic-version tags from the source tag (see --semver-template).
+    #[arg(long, visible_alias = "enable-semver-tags")]
+    pub semver_tags: bool,
+    /// Semantic-version tag template (repeatable) [default: {major}.{minor}.{patch}
+    /// and {major}.{minor}]; Go-template spellings such as {{ .Major }} work too.
+    #[arg(long = "semver-template", visible_alias = "semver-tags-template", value_name = "T")]
+    pub semver_templates: Vec<String>,
+    /// Target registry host (or configured registry name) in place of the source's.
+    #[arg(long, visible_alias = "promote-image-registry-host", value_name = "HOST")]
+    pub registry: Option<String>,
+    /// Target namespace: replaces everything before the image name.
+    #[arg(long, visible_alias = "promote-image-registry-namespace", value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Target image name: replaces the last path segment.
+    #[arg(long, visible_alias = "promote-image-name", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Keep only these platforms of a multi-platform index (repeatable).
+    #[arg(long = "platform", value_name = "OS/ARCH")]
+    pub platforms: Vec<String>,
+    /// Show what would be written, read from the registries; write nothing.
     #[arg(long)]
+    pub dry_run: bool,
+    /// Write a JSON report (schemas/report.schema.json) to this file.
+    #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Progress bars on stderr: auto, always or never.
+    #[arg(long, value_enum, default_value = "auto", env = "HOIST_PROGRESS")]
+    pub progress: ProgressMode,
 }
 
 /// Narrowing a run to some rules and one shard.
@@ -74,8 +112,29 @@ pub struct Scope {
     #[arg(long = "rule", value_name = "NAME")]
     pub rules: Vec<String>,
     /// Only the entries whose target repository hashes to shard K of N (K from 0).
-    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, env = "HOIST_SHARD")]
     pub shard: Option<(u32, u32)>,
+    /// Take the shard from the environment of a Kubernetes Indexed Job:
+    /// K from JOB_COMPLETION_INDEX, N from HOIST_SHARD_COUNT.
+    #[arg(long, conflicts_with = "shard")]
+    pub shard_from_env: bool,
+}
+
+impl Scope {
+    /// The shard to run, from `--shard` or the environment.
+    pub fn shard(&self) -> Result<Option<(u32, u32)>, String> {
+        if !self.shard_from_env {
+            return Ok(self.shard);
+        }
+        let read = |name: &str| {
+            std::env::var(name).map_err(|_| format!("--shard-from-env: {name} is not set"))
+        };
+        let k = read("JOB_COMPLETION_INDEX")?;
+        let n = read("HOIST_SHARD_COUNT")?;
+        parse_shard(&format!("{k}/{n}"))
+            .map(Some)
+            .map_err(|e| format!("--shard-from-env: {e}"))
+    }
 }
 
 /// `hoist plan`.
@@ -101,9 +160,27 @@ pub struct ApplyArgs {
     /// Which rules and shard.
     #[command(flatten)]
     pub scope: Scope,
+    /// Execute this reviewed plan (from `plan --out`) instead of planning
+    /// afresh; entries whose source or target changed since are refused.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
     /// Print the plan and stop; no registry is written.
     #[arg(long)]
     pub dry_run: bool,
+    /// Write a JSON report (schemas/report.schema.json) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Progress bars on stderr: when it is a terminal (auto), always, or never.
+    #[arg(long, value_enum, default_value = "auto", env = "HOIST_PROGRESS")]
+    pub progress: ProgressMode,
+}
+
+/// `hoist verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Which rules and shard.
+    #[command(flatten)]
+    pub scope: Scope,
 }
 
 /// How `hoist plan` prints the plan.
@@ -142,4 +219,6 @@ pub enum SchemaDocument {
     Config,
     /// `plan.json` (schemas/plan.schema.json).
     Plan,
+    /// `apply --report` (schemas/report.schema.json).
+    Report,
 }

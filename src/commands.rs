@@ -9,17 +9,17 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::{
-    ApplyArgs, Cli, Command, PlanArgs, PlanFormat, PromoteArgs, SchemaDocument, Scope,
+    ApplyArgs, Cli, Command, PlanArgs, PlanFormat, PromoteArgs, SchemaDocument, VerifyArgs,
 };
 use crate::config::{ConfigError, LoadedConfig};
 use crate::discover::{DiscoveryError, Handles, discover};
-use crate::execute::{CopyStats, CopyStatsSnapshot, ImageCopy};
+use crate::execute::{self, ApplyReport, CopyStats, Progress, ProgressMode, StoreMap};
 use crate::plan::{self, Plan};
 use crate::reference::Location;
 use crate::reference::{self, Reference, ReferenceError};
 use crate::registry::ReadOnly;
 use crate::registry::RegistryError;
-use crate::registry::stores::{OpenError, Stores};
+use crate::registry::stores::{OCI_LAYOUT_SCHEME, OpenError, Stores};
 use crate::report;
 use crate::rules::RuleSet;
 use crate::settings;
@@ -83,7 +83,7 @@ pub enum CommandError {
     /// Registries could not be read while planning.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
-    /// A promotion failed; the cause is attached.
+    /// A promotion could not be planned; the cause is attached.
     #[error("promoting {source_ref} to {target_ref} failed: {cause}")]
     Promote {
         /// What was being copied.
@@ -91,7 +91,7 @@ pub enum CommandError {
         /// Where to.
         target_ref: String,
         /// Why it failed.
-        cause: Box<RegistryError>,
+        cause: String,
     },
     /// An output file could not be written.
     #[error("cannot write {path}: {source}")]
@@ -109,12 +109,13 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Box<dyn std::error::Error + Send + Sy
         report::print_raw(&match document {
             SchemaDocument::Config => crate::config::json_schema(),
             SchemaDocument::Plan => crate::plan::json_schema(),
+            SchemaDocument::Report => crate::execute::summary::json_schema(),
         });
         return Ok(ExitStatus::Success);
     }
     let needs_file = matches!(
         cli.command,
-        Command::Plan(_) | Command::Apply(_) | Command::Check
+        Command::Plan(_) | Command::Verify(_) | Command::Check
     );
     let mut loaded = load_config(cli.config.as_deref(), needs_file)?;
     let (rules, problems) = RuleSet::compile(&loaded.config);
@@ -143,6 +144,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Box<dyn std::error::Error + Send + Sy
         Command::Promote(args) => promote(&stores, args),
         Command::Plan(args) => plan_command(&stores, &loaded, rules, args),
         Command::Apply(args) => apply(&stores, &loaded, rules, args),
+        Command::Verify(args) => verify_command(&stores, &loaded, rules, args),
         Command::Schema { .. } | Command::Check => Ok(ExitStatus::Success),
     })?;
     Ok(status)
@@ -169,9 +171,10 @@ fn make_plan(
     stores: &Stores,
     loaded: &LoadedConfig,
     rules: RuleSet,
-    scope: &Scope,
+    only: &[String],
+    shard: Option<(u32, u32)>,
 ) -> Result<Plan, CommandError> {
-    let rules = rules.only(&scope.rules).map_err(CommandError::Usage)?;
+    let rules = rules.only(only).map_err(CommandError::Usage)?;
     let names: BTreeSet<&String> = rules
         .rules
         .iter()
@@ -188,7 +191,7 @@ fn make_plan(
     }
     let started = Instant::now();
     let inventory = discover(&rules, &handles)?;
-    let plan = plan::build(&rules, &inventory, registries, scope.shard).map_err(|conflicts| {
+    let plan = plan::build(&rules, &inventory, registries, shard).map_err(|conflicts| {
         // The first conflicts show the pattern; hundreds more would bury it.
         const SHOWN: usize = 10;
         let mut problems: Vec<_> = conflicts.iter().take(SHOWN).map(|c| c.problem()).collect();
@@ -223,7 +226,8 @@ fn plan_command(
     rules: RuleSet,
     args: &PlanArgs,
 ) -> Result<ExitStatus, CommandError> {
-    let plan = make_plan(stores, loaded, rules, &args.scope)?;
+    let shard = args.scope.shard().map_err(CommandError::Usage)?;
+    let plan = make_plan(stores, loaded, rules, &args.scope.rules, shard)?;
     match args.format {
         PlanFormat::Table => report::print_raw(&plan::render_table(&plan)),
         PlanFormat::Json => report::print_raw(&to_json(&plan)?),
@@ -243,15 +247,218 @@ fn apply(
     rules: RuleSet,
     args: &ApplyArgs,
 ) -> Result<ExitStatus, CommandError> {
-    let plan = make_plan(stores, loaded, rules, &args.scope)?;
+    let started = Instant::now();
+    let shard = args.scope.shard().map_err(CommandError::Usage)?;
+    let plan = match &args.plan {
+        Some(path) => read_plan(path, &args.scope.rules, shard)?,
+        None => make_plan(stores, loaded, rules, &args.scope.rules, shard)?,
+    };
     report::print_raw(&plan::render_table(&plan));
     if args.dry_run {
         return Ok(ExitStatus::Success);
     }
-    Err(CommandError::Usage(
-        "this build of hoist can only plan: run `hoist apply --dry-run` or `hoist plan`"
-            .to_string(),
-    ))
+    let handles = open_plan_stores(stores, loaded, &plan)?;
+    let run = Run {
+        plan: &plan,
+        stores: &handles,
+        check_preconditions: args.plan.is_some(),
+        progress: args.progress,
+        report: args.report.as_deref(),
+        shard,
+        started,
+        retries: loaded.config.settings.retries,
+    };
+    run.execute()
+}
+
+/// A plan ready to execute, and how.
+struct Run<'a> {
+    plan: &'a Plan,
+    stores: &'a StoreMap,
+    check_preconditions: bool,
+    progress: ProgressMode,
+    report: Option<&'a Path>,
+    shard: Option<(u32, u32)>,
+    started: Instant,
+    retries: u32,
+}
+
+impl Run<'_> {
+    fn execute(&self) -> Result<ExitStatus, CommandError> {
+        let images: std::collections::BTreeSet<(&str, &str, &str)> = self
+            .plan
+            .entries
+            .iter()
+            .filter(|e| e.changes())
+            .map(|e| (e.target.registry.as_str(), e.target.repository.as_str(), e.target_digest()))
+            .collect();
+        let progress = Progress::new(
+            self.progress,
+            images.len() as u64,
+            self.plan.estimate.bytes_to_copy,
+        );
+        let stats = CopyStats::default();
+        let mut options = execute::Options {
+            check_preconditions: self.check_preconditions,
+            ..execute::Options::default()
+        };
+        options.retry.retries = self.retries;
+        if let Some(ms) = std::env::var("HOIST_RETRY_BASE_MS").ok().and_then(|v| v.parse().ok()) {
+            options.retry.base = std::time::Duration::from_millis(ms);
+        }
+        let outcome = execute::run(self.plan, self.stores, &stats, &progress, options);
+        progress.finish();
+        let requests = self.stores.values().fold((0, 0), |(all, writes), store| {
+            (all + store.counters().requests(), writes + store.counters().writes())
+        });
+        let report = ApplyReport::new(
+            self.plan,
+            &outcome,
+            stats.snapshot(),
+            requests,
+            self.started.elapsed().as_secs_f64(),
+            self.shard,
+        );
+        report::print_lines(&report.render());
+        if let Some(path) = self.report {
+            write_json(path, &report)?;
+        }
+        Ok(if report.succeeded() {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Failure
+        })
+    }
+}
+
+/// Reads a reviewed plan, narrowed to `rules` and `shard`.
+fn read_plan(
+    path: &Path,
+    rules: &[String],
+    shard: Option<(u32, u32)>,
+) -> Result<Plan, CommandError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CommandError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let mut plan: Plan = serde_json::from_str(&text).map_err(|e| {
+        CommandError::Usage(format!("{} is not a plan (plan --out): {e}", path.display()))
+    })?;
+    if plan.format != plan::PLAN_FORMAT {
+        return Err(CommandError::Usage(format!(
+            "{} has plan format {}; this hoist reads format {}",
+            path.display(),
+            plan.format,
+            plan::PLAN_FORMAT
+        )));
+    }
+    if !rules.is_empty() {
+        plan.entries.retain(|e| e.rules.iter().any(|r| rules.contains(r)));
+    }
+    if let Some((k, n)) = shard {
+        plan.entries
+            .retain(|e| plan::shard_of(&e.target.repository, n) == k);
+    }
+    Ok(plan)
+}
+
+/// Opens every registry a plan names: through the configuration when it
+/// has that name (credentials, limits), else by the address in the plan.
+fn open_plan_stores(
+    stores: &Stores,
+    loaded: &LoadedConfig,
+    plan: &Plan,
+) -> Result<StoreMap, CommandError> {
+    let mut handles = StoreMap::new();
+    for (name, url) in &plan.registries {
+        let location = match loaded.config.registries.get(name) {
+            Some(configured) if configured.url == *url => Location::Named(name.clone()),
+            Some(configured) => {
+                return Err(CommandError::Usage(format!(
+                    "the plan has registry `{name}` at {url}, the configuration at {}",
+                    configured.url
+                )));
+            }
+            None => match url.strip_prefix(OCI_LAYOUT_SCHEME) {
+                Some(dir) => Location::OciLayout(dir.into()),
+                None => Location::Host(url.clone()),
+            },
+        };
+        handles.insert(name.clone(), stores.open(&location)?);
+    }
+    Ok(handles)
+}
+
+fn verify_command(
+    stores: &Stores,
+    loaded: &LoadedConfig,
+    rules: RuleSet,
+    args: &VerifyArgs,
+) -> Result<ExitStatus, CommandError> {
+    let shard = args.scope.shard().map_err(CommandError::Usage)?;
+    let plan = make_plan(stores, loaded, rules, &args.scope.rules, shard)?;
+    let handles = open_plan_stores(stores, loaded, &plan)?;
+    let problems = crate::verify::verify(&plan, &handles);
+    if problems.is_empty() {
+        report::print_lines(&[format!(
+            "verified {}: every one points at a complete image",
+            report::count(plan.entries.len(), "target tag", "target tags")
+        )]);
+        return Ok(ExitStatus::Success);
+    }
+    report::print_lines(&problems);
+    report::log(&format!(
+        "verify: {} in {}",
+        report::count(problems.len(), "problem", "problems"),
+        report::count(plan.entries.len(), "target tag", "target tags")
+    ));
+    Ok(ExitStatus::Failure)
+}
+
+fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandError> {
+    let started = Instant::now();
+    let is_name = |name: &str| stores.is_registry_name(name);
+    let source = Reference::parse(&args.source, &is_name)?;
+    let destination = crate::promote::destination(args, &source, &is_name)
+        .map_err(CommandError::Usage)?;
+    for platform in &args.platforms {
+        if platform.split('/').count() < 2 {
+            return Err(CommandError::Usage(format!(
+                "--platform `{platform}`: expected OS/ARCH or OS/ARCH/VARIANT"
+            )));
+        }
+    }
+    let source_store = stores.open(&source.location)?;
+    let target_store = stores.open(&destination.target.location)?;
+    let plan = crate::promote::plan(
+        &source,
+        source_store.as_ref(),
+        &destination,
+        target_store.as_ref(),
+        &args.platforms,
+    )
+    .map_err(|message| CommandError::Promote {
+        source_ref: source.to_string(),
+        target_ref: destination.target.to_string(),
+        cause: message,
+    })?;
+    report::print_raw(&plan::render_table(&plan));
+    if args.dry_run {
+        return Ok(ExitStatus::Success);
+    }
+    let handles = StoreMap::from([
+        (source.location.to_string(), source_store),
+        (destination.target.location.to_string(), target_store),
+    ]);
+    Run {
+        plan: &plan,
+        stores: &handles,
+        check_preconditions: false,
+        progress: args.progress,
+        report: args.report.as_deref(),
+        shard: None,
+        started,
+        retries: 4,
+    }
+    .execute()
 }
 
 fn ls(stores: &Stores, target: &str) -> Result<ExitStatus, CommandError> {
@@ -264,99 +471,6 @@ fn ls(stores: &Stores, target: &str) -> Result<ExitStatus, CommandError> {
     };
     report::print_lines(&lines);
     Ok(ExitStatus::Success)
-}
-
-/// The JSON report of one `hoist promote`.
-#[derive(Debug, Serialize)]
-struct PromoteReport {
-    source: String,
-    target: String,
-    digest: String,
-    media_type: String,
-    tags: Vec<String>,
-    stats: CopyStatsSnapshot,
-    source_requests: u64,
-    target_requests: u64,
-    bytes_uploaded: u64,
-    duration_secs: f64,
-}
-
-fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandError> {
-    let is_name = |name: &str| stores.is_registry_name(name);
-    let source = Reference::parse(&args.source, &is_name)?;
-    let target = Reference::parse(&args.target, &is_name)?;
-    if target.digest.is_some() {
-        return Err(CommandError::Usage(format!(
-            "the target `{}` names a digest; name a repository and optionally a tag",
-            args.target
-        )));
-    }
-    let tags: Vec<String> = target
-        .tag
-        .clone()
-        .or_else(|| source.tag.clone())
-        .into_iter()
-        .collect();
-    let source_store = stores.open(&source.location)?;
-    let target_store = stores.open(&target.location)?;
-    let started = Instant::now();
-    let stats = CopyStats::default();
-    let copy = ImageCopy {
-        source: source_store.as_ref(),
-        source_repository: &source.repository,
-        target: target_store.as_ref(),
-        target_repository: &target.repository,
-        stats: &stats,
-    };
-    let manifest = copy
-        .run(&source.manifest_reference(), &tags)
-        .map_err(|cause| CommandError::Promote {
-            source_ref: source.to_string(),
-            target_ref: target.to_string(),
-            cause: Box::new(cause),
-        })?;
-    let snapshot = stats.snapshot();
-    let report = PromoteReport {
-        source: source.to_string(),
-        target: target.to_string(),
-        digest: manifest.digest.to_string(),
-        media_type: manifest.media_type.clone(),
-        tags,
-        stats: snapshot,
-        source_requests: source_store.counters().requests(),
-        target_requests: target_store.counters().requests(),
-        bytes_uploaded: target_store.counters().bytes_uploaded(),
-        duration_secs: started.elapsed().as_secs_f64(),
-    };
-    report::log(&format!(
-        "promoted {} -> {} ({}): {} blobs copied ({}), {} mounted, {} already present; {} manifests written; {} tags written, {} unchanged",
-        report.source,
-        report.target,
-        manifest.digest,
-        snapshot.blobs_copied,
-        report::human_bytes(snapshot.bytes_copied),
-        snapshot.blobs_mounted,
-        snapshot.blobs_present,
-        snapshot.manifests_written,
-        snapshot.tags_written,
-        snapshot.tags_unchanged,
-    ));
-    report::print_lines(&[format!(
-        "{}@{}",
-        target_without_tag(&target),
-        manifest.digest
-    )]);
-    if let Some(path) = &args.report {
-        write_json(path, &report)?;
-    }
-    Ok(ExitStatus::Success)
-}
-
-fn target_without_tag(target: &Reference) -> String {
-    let mut bare = target.clone();
-    bare.tag = None;
-    bare.digest = None;
-    bare.to_string()
 }
 
 fn to_json(value: &impl Serialize) -> Result<String, CommandError> {

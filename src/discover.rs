@@ -126,6 +126,57 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
         }
     }
 
+    // 3b. Signature, attestation and SBOM tags of the selected images, for
+    //     rules that carry them.
+    let mut attached: BTreeSet<TagKey> = BTreeSet::new();
+    // 3c. Indexes whose platforms a rule filters: read, filtered, digested.
+    let mut to_filter: BTreeMap<(String, Digest, String), (String, Vec<String>)> = BTreeMap::new();
+    for rule in rules.rules.iter().filter(|r| r.referrers || !r.platforms.is_empty()) {
+        for repo in plan::matched_repositories(rule, &inventory) {
+            let Some(Some(tags)) = inventory.source_tags.get(&plan::repo_key(&rule.from, repo))
+            else {
+                continue;
+            };
+            for tag in rule.select_tags(tags) {
+                let Some(head) = inventory.source_heads.get(&plan::tag_key(&rule.from, repo, &tag.tag))
+                else {
+                    continue;
+                };
+                if rule.referrers {
+                    for name in plan::attached_tag_names(&head.digest, tags) {
+                        attached.insert(plan::tag_key(&rule.from, repo, name));
+                    }
+                }
+                if !rule.platforms.is_empty() && crate::manifest::is_index(&head.media_type) {
+                    to_filter
+                        .entry((rule.from.clone(), head.digest.clone(), rule.platforms.join(",")))
+                        .or_insert_with(|| (repo.clone(), rule.platforms.clone()));
+                }
+            }
+        }
+    }
+    attached.retain(|key| !inventory.source_heads.contains_key(key));
+    for (key, head) in collect(par_heads(handles, attached, "source"), &mut failures) {
+        if let Some(head) = head {
+            inventory.source_heads.insert(key, head);
+        }
+    }
+    let filtered: Vec<_> = to_filter
+        .into_par_iter()
+        .map(|(key, (repository, platforms))| {
+            let result = handle(handles, &key.0).and_then(|h| {
+                let index = h
+                    .manifest_get(&repository, &key.1.to_string())
+                    .map_err(|e| e.to_string())?;
+                Ok(crate::manifest::filter_index(&index, &platforms).map(|m| m.digest))
+            });
+            (key, result)
+        })
+        .collect();
+    for (key, result) in collect(filtered, &mut failures) {
+        inventory.filtered.insert(key, result);
+    }
+
     // 4. What the targets hold: their tag lists, then the tags the plan compares.
     let expansion = plan::expand(rules, &inventory);
     let target_repos: BTreeSet<RepoKey> = expansion
@@ -156,7 +207,7 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
             inventory
                 .target_heads
                 .get(&c.target_key())
-                .is_none_or(|current| current.to_string() != c.source.digest)
+                .is_none_or(|current| current.to_string() != c.digest)
         })
         .filter_map(|c| {
             let digest = c.source.digest.parse().ok()?;

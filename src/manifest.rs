@@ -187,6 +187,58 @@ impl Manifest {
     }
 }
 
+/// Whether an index entry's platform is one of `wanted` (`os/arch` or
+/// `os/arch/variant`; without a variant any variant matches).
+pub fn platform_matches(platform: Option<&Platform>, wanted: &[String]) -> bool {
+    let Some(platform) = platform else {
+        return false;
+    };
+    wanted.iter().any(|w| {
+        let mut parts = w.split('/');
+        let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
+        os == Some(platform.os.as_str())
+            && arch == Some(platform.architecture.as_str())
+            && variant.is_none_or(|v| platform.variant.as_deref() == Some(v))
+    })
+}
+
+/// An index keeping only the children built for `platforms`. Every other
+/// field is kept; the bytes are re-serialised, so the digest is new, and it
+/// is the same for the same source index and platforms on every run.
+pub fn filter_index(index: &Manifest, platforms: &[String]) -> Result<Manifest, String> {
+    if !index.is_index() {
+        return Err(format!("{} is not an index", index.digest));
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&index.bytes).map_err(|e| e.to_string())?;
+    let children = value
+        .get_mut("manifests")
+        .and_then(|m| m.as_array_mut())
+        .ok_or_else(|| "the index lists no manifests".to_string())?;
+    let available: Vec<String> = children
+        .iter()
+        .filter_map(|c| serde_json::from_value::<Descriptor>(c.clone()).ok())
+        .filter_map(|d| d.platform.map(|p| p.to_string()))
+        .collect();
+    children.retain(|child| {
+        serde_json::from_value::<Descriptor>(child.clone())
+            .is_ok_and(|d| platform_matches(d.platform.as_ref(), platforms))
+    });
+    if children.is_empty() {
+        return Err(format!(
+            "the index has none of the platforms {} (it has {})",
+            platforms.join(", "),
+            if available.is_empty() {
+                "no platforms".to_string()
+            } else {
+                available.join(", ")
+            }
+        ));
+    }
+    let bytes = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+    Manifest::from_bytes(bytes, Some(&index.media_type)).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +278,29 @@ mod tests {
         let view = m.view().unwrap();
         assert_eq!(view.blobs.len(), 2);
         assert_eq!(view.blobs[1].size, 3);
+    }
+
+    #[test]
+    fn filters_an_index_by_platform() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":2,"platform":{{"os":"linux","architecture":"amd64"}}}},{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":3,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}}],"annotations":{{"a":"b"}}}}"#,
+            d('a'),
+            d('b')
+        );
+        let index = Manifest::from_bytes(body.into_bytes(), None).unwrap();
+        let amd = filter_index(&index, &["linux/amd64".to_string()]).unwrap();
+        assert_ne!(amd.digest, index.digest);
+        let view = amd.view().unwrap();
+        assert_eq!(view.manifests.len(), 1);
+        assert_eq!(view.manifests[0].digest.to_string(), d('a'));
+        assert!(String::from_utf8_lossy(&amd.bytes).contains("annotations"));
+        // Stable: the same input gives the same digest.
+        assert_eq!(filter_index(&index, &["linux/amd64".to_string()]).unwrap().digest, amd.digest);
+        let arm = filter_index(&index, &["linux/arm64/v8".to_string()]).unwrap();
+        assert_eq!(arm.view().unwrap().manifests.len(), 1);
+        assert!(filter_index(&index, &["linux/arm64/v7".to_string()]).is_err());
+        let err = filter_index(&index, &["windows/amd64".to_string()]).unwrap_err();
+        assert!(err.contains("linux/amd64, linux/arm64/v8"), "{err}");
     }
 }

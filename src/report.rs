@@ -20,9 +20,26 @@ pub fn print_raw(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-/// Writes a log line on stderr.
+/// The progress display on screen, if any: log lines go above it.
+static PROGRESS: std::sync::Mutex<Option<indicatif::MultiProgress>> =
+    std::sync::Mutex::new(None);
+
+/// Routes log lines through a progress display while it is shown (`None` when it ends).
+pub fn set_progress(display: Option<indicatif::MultiProgress>) {
+    *PROGRESS.lock().unwrap_or_else(|p| p.into_inner()) = display;
+}
+
+/// Writes a log line on stderr, above the progress display when one is shown.
 pub fn log(message: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{message}");
+    let display = PROGRESS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    match display {
+        Some(display) => {
+            let _ = display.println(message);
+        }
+        None => {
+            let _ = writeln!(std::io::stderr().lock(), "{message}");
+        }
+    }
 }
 
 /// Renders an error on stderr: miette's graphical form for diagnostics with

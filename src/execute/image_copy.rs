@@ -19,14 +19,14 @@ const MAX_INDEX_CHILDREN: usize = 1024;
 /// What a copy did, counted across threads.
 #[derive(Debug, Default)]
 pub struct CopyStats {
-    blobs_copied: AtomicU64,
-    blobs_mounted: AtomicU64,
-    blobs_present: AtomicU64,
-    bytes_copied: AtomicU64,
-    manifests_written: AtomicU64,
-    manifests_present: AtomicU64,
-    tags_written: AtomicU64,
-    tags_unchanged: AtomicU64,
+    pub(super) blobs_copied: AtomicU64,
+    pub(super) blobs_mounted: AtomicU64,
+    pub(super) blobs_present: AtomicU64,
+    pub(super) bytes_copied: AtomicU64,
+    pub(super) manifests_written: AtomicU64,
+    pub(super) manifests_present: AtomicU64,
+    pub(super) tags_written: AtomicU64,
+    pub(super) tags_unchanged: AtomicU64,
 }
 
 /// A plain copy of [`CopyStats`] for reports.
@@ -67,7 +67,7 @@ impl CopyStats {
     }
 }
 
-fn bump(counter: &AtomicU64, by: u64) {
+pub(super) fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
 }
 

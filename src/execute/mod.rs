@@ -1,6 +1,12 @@
-//! Executing copies: one image at a time for now (`hoist promote`), blobs in
-//! parallel on the rayon pool, in an order that never exposes an incomplete image.
+//! Executing plans: a graph of blob, manifest and tag jobs on the rayon pool,
+//! in an order that never exposes an incomplete image.
 
 mod image_copy;
+pub mod progress;
+pub mod run;
+pub mod summary;
 
 pub use image_copy::{CopyStats, CopyStatsSnapshot, ImageCopy};
+pub use progress::{Progress, ProgressMode};
+pub use run::{Options, Outcome, Status, StoreMap, run};
+pub use summary::{ApplyReport, EntryStatus};

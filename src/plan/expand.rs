@@ -9,6 +9,8 @@ use super::inventory::{Inventory, TagKey, tag_key};
 use super::{SkippedTag, SourceImage};
 use crate::reference::{validate_repository, validate_tag};
 use crate::registry::ManifestHead;
+use crate::config::Mode;
+use crate::manifest::is_index;
 use crate::rules::{Rule, RuleSet, SelectedTag, Template, Values};
 
 /// The versions a floating tag ranges over: those its template renders to
@@ -65,7 +67,16 @@ pub struct Candidate {
     /// Target tag.
     pub target_tag: String,
     /// The pinned digest, when the source tag is elsewhere.
-    pub pin_mismatch: Option<String>,
+    pub pin_mismatch: Option<String>,    /// The digest the target tag will hold (the source's, or a filtered index).
+    pub digest: String,
+    /// Platforms the rule keeps.
+    pub platforms: Vec<String>,
+    /// Copy OCI 1.1 referrers too.
+    pub referrers: bool,
+    /// A cosign-convention signature/attestation/SBOM tag.
+    pub attached: bool,
+    /// Copy or move.
+    pub mode: Mode,
 }
 
 impl Candidate {
@@ -142,7 +153,8 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
             ),
         );
     }
-    let mut versions: Vec<(SelectedTag, &ManifestHead)> = Vec::new();
+    let mut versions: Vec<(SelectedTag, &ManifestHead, String)> = Vec::new();
+    let mut attach_to: Vec<&ManifestHead> = Vec::new();
     for selected in rule.select_tags(tags) {
         let Some(head) =
             inventory
@@ -161,6 +173,13 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
             .get(&selected.tag)
             .filter(|pin| **pin != head.digest)
             .map(ToString::to_string);
+        let digest = match effective_digest(rule, head, inventory) {
+            Ok(digest) => digest,
+            Err(reason) => {
+                skip(out, &selected.tag, reason);
+                continue;
+            }
+        };
         let source = SourceImage {
             registry: rule.from.clone(),
             repository: repository.to_string(),
@@ -208,18 +227,28 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
                     target_repository: target_repository.clone(),
                     target_tag: tag.clone(),
                     pin_mismatch: pin_mismatch.clone(),
+                    digest: digest.clone(),
+                    platforms: rule.platforms.clone(),
+                    referrers: rule.referrers,
+                    attached: false,
+                    mode: rule.mode,
                 });
             }
         }
+        if rule.referrers && pin_mismatch.is_none() && digest == source.digest {
+            attach_to.push(head);
+        }
         if selected.version.is_some() && pin_mismatch.is_none() && !selected.pinned_only {
-            versions.push((selected, head));
+            versions.push((selected, head, digest));
         }
     }
+    attached_tags(rule, repository, tags, &attach_to, &target_repository, inventory, out);
     for template in &rule.floating {
         // The highest version of each series; ties (`v1.2.0` and `1.2.0`) go
         // to the tag that sorts last, so the choice never depends on order.
-        let mut winners: BTreeMap<String, (&SelectedTag, &ManifestHead)> = BTreeMap::new();
-        for (selected, head) in &versions {
+        let mut winners: BTreeMap<String, (&SelectedTag, &ManifestHead, &String)> =
+            BTreeMap::new();
+        for (selected, head, digest) in &versions {
             let Some(version) = selected.version.as_ref() else {
                 continue;
             };
@@ -233,14 +262,14 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
             }) else {
                 continue;
             };
-            let better = winners.get(&rendered).is_none_or(|(best, _)| {
+            let better = winners.get(&rendered).is_none_or(|(best, _, _)| {
                 (version, &selected.tag) > (best.version.as_ref().unwrap_or(version), &best.tag)
             });
             if better {
-                winners.insert(rendered, (selected, head));
+                winners.insert(rendered, (selected, head, digest));
             }
         }
-        for (rendered, (selected, head)) in winners {
+        for (rendered, (selected, head, digest)) in winners {
             if validate_tag(&rendered, &rendered).is_err() {
                 skip(
                     out,
@@ -275,6 +304,86 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
                     target_repository: target_repository.clone(),
                     target_tag: rendered.clone(),
                     pin_mismatch: None,
+                    digest: digest.clone(),
+                    platforms: rule.platforms.clone(),
+                    referrers: rule.referrers,
+                    attached: false,
+                    mode: rule.mode,
+                });
+            }
+        }
+    }
+}
+
+/// The digest a target tag gets for `head` under `rule`: the source's, or
+/// the platform-filtered index discovery computed.
+fn effective_digest(rule: &Rule, head: &ManifestHead, inventory: &Inventory) -> Result<String, String> {
+    if rule.platforms.is_empty() || !is_index(&head.media_type) {
+        return Ok(head.digest.to_string());
+    }
+    let key = (rule.from.clone(), head.digest.clone(), rule.platforms.join(","));
+    match inventory.filtered.get(&key) {
+        Some(Ok(digest)) => Ok(digest.to_string()),
+        Some(Err(reason)) => Err(format!("platforms: {reason}")),
+        None => Err("the index could not be read to filter its platforms".to_string()),
+    }
+}
+
+/// Tags that carry signatures, attestations and SBOMs of an image by the
+/// cosign convention (`sha256-<hex>.sig`, `.att`, `.sbom`, and the OCI
+/// referrers fallback tag `sha256-<hex>`), among `tags`.
+pub fn attached_tag_names<'a>(digest: &crate::digest::Digest, tags: &'a [String]) -> Vec<&'a String> {
+    let stem = digest.to_string().replacen(':', "-", 1);
+    tags.iter()
+        .filter(|tag| {
+            tag.strip_prefix(&stem)
+                .is_some_and(|rest| ["", ".sig", ".att", ".sbom"].contains(&rest))
+        })
+        .collect()
+}
+
+fn attached_tags(
+    rule: &Rule,
+    repository: &str,
+    tags: &[String],
+    heads: &[&ManifestHead],
+    target_repository: &str,
+    inventory: &Inventory,
+    out: &mut Expansion,
+) {
+    let mut done = BTreeSet::new();
+    for head in heads {
+        for tag in attached_tag_names(&head.digest, tags) {
+            if !done.insert(tag) {
+                continue;
+            }
+            let Some(attached) = inventory.source_heads.get(&tag_key(&rule.from, repository, tag))
+            else {
+                continue;
+            };
+            for to in &rule.to {
+                out.candidates.push(Candidate {
+                    rule_index: rule.index,
+                    rule: rule.name.clone(),
+                    floating: false,
+                    version: None,
+                    series: None,
+                    source: SourceImage {
+                        registry: rule.from.clone(),
+                        repository: repository.to_string(),
+                        tag: tag.clone(),
+                        digest: attached.digest.to_string(),
+                        media_type: attached.media_type.clone(),
+                    },
+                    target_registry: to.clone(),
+                    target_repository: target_repository.to_string(),
+                    target_tag: tag.clone(),
+                    pin_mismatch: None,
+                    digest: attached.digest.to_string(),
+                    platforms: Vec::new(),
+                    referrers: false,
+                    attached: true,
+                    mode: Mode::Copy,
                 });
             }
         }

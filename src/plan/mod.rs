@@ -11,11 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use expand::{Candidate, Expansion, expand, matched_repositories, target_probes};
+pub use expand::{
+    Candidate, Expansion, attached_tag_names, expand, matched_repositories, target_probes,
+};
 pub use inventory::{ImageContents, Inventory, RepoKey, TagKey, repo_key, tag_key};
 pub use table::render_table;
 
-use crate::config::{FieldPath, Overwrite, Part, Problem};
+use crate::config::{FieldPath, Mode, Overwrite, Part, Problem};
 use crate::rules::{RuleSet, tag_version};
 
 /// The version of the plan format written by `--out`.
@@ -76,6 +78,10 @@ pub struct TargetTag {
     /// Digest the tag holds now, if it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_digest: Option<String>,
+    /// The digest written, when it is not the source's: a new index keeping
+    /// only the rule's `platforms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// One target `(registry, repository, tag)` and what will happen to it.
@@ -95,6 +101,45 @@ pub struct PlanEntry {
     pub target: TargetTag,
     /// Rules that produce this entry, in file order.
     pub rules: Vec<String>,
+    /// Platforms kept from a multi-platform index (empty: the index verbatim).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
+    /// Also copy the image's OCI 1.1 referrers where the source has the API.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub referrers: bool,
+    /// A signature, attestation or SBOM tag (cosign's `sha256-<hex>.sig`
+    /// convention) carried with the image it belongs to; written last, and
+    /// updated whenever the source's changes.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub attached: bool,
+    /// `move`: the source tag is deleted once every target has it.
+    #[serde(default, skip_serializing_if = "is_copy")]
+    pub mode: Mode,
+}
+
+impl PlanEntry {
+    /// The digest the target tag will hold.
+    pub fn target_digest(&self) -> &str {
+        self.target.digest.as_deref().unwrap_or(&self.source.digest)
+    }
+
+    /// Written after the other tags of its repository: floating and attached tags.
+    pub fn is_late(&self) -> bool {
+        self.floating || self.attached
+    }
+
+    /// Whether applying writes something.
+    pub fn changes(&self) -> bool {
+        matches!(self.action, Action::Create | Action::Update)
+    }
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+fn is_copy(mode: &Mode) -> bool {
+    *mode == Mode::Copy
 }
 
 /// A source tag a rule selected but cannot promote, and why.
@@ -282,7 +327,7 @@ pub fn build(
         {
             claims.retain(|c| (c.version.clone(), c.source.tag.clone()) == best);
         }
-        let digests: BTreeSet<&str> = claims.iter().map(|c| c.source.digest.as_str()).collect();
+        let digests: BTreeSet<&str> = claims.iter().map(|c| c.digest.as_str()).collect();
         if digests.len() > 1 {
             conflicts.push(Conflict {
                 target: format!("{}/{}:{}", key.0, key.1, key.2),
@@ -296,7 +341,7 @@ pub fn build(
                                 "{}/{}:{}",
                                 c.source.registry, c.source.repository, c.source.tag
                             ),
-                            c.source.digest.clone(),
+                            c.digest.clone(),
                         )
                     })
                     .collect(),
@@ -312,6 +357,23 @@ pub fn build(
     }
     block_floating_over_blocked_versions(&mut entries);
     if let Some((k, n)) = shard {
+        // A moved source tag is deleted only by a run that sees all its targets.
+        let mut spread: BTreeMap<(String, String, String), BTreeSet<u32>> = BTreeMap::new();
+        for e in &entries {
+            spread
+                .entry((e.source.registry.clone(), e.source.repository.clone(), e.source.tag.clone()))
+                .or_default()
+                .insert(shard_of(&e.target.repository, n));
+        }
+        for e in entries.iter_mut().filter(|e| e.mode == Mode::Move) {
+            let key = (e.source.registry.clone(), e.source.repository.clone(), e.source.tag.clone());
+            if spread.get(&key).is_some_and(|shards| shards.len() > 1) {
+                e.mode = Mode::Copy;
+                e.reason.get_or_insert_with(|| {
+                    "copied, not moved: other shards also promote this source tag".to_string()
+                });
+            }
+        }
         entries.retain(|e| shard_of(&e.target.repository, n) == k);
         skipped.retain(|s| {
             rules
@@ -323,13 +385,13 @@ pub fn build(
         (
             &a.target.registry,
             &a.target.repository,
-            a.floating,
+            a.is_late(),
             &a.target.tag,
         )
             .cmp(&(
                 &b.target.registry,
                 &b.target.repository,
-                b.floating,
+                b.is_late(),
                 &b.target.tag,
             ))
     });
@@ -410,7 +472,8 @@ fn decide(
     rule_names.sort();
     rule_names.dedup();
     let current = inventory.target_heads.get(key).map(ToString::to_string);
-    let digest = first.source.digest.clone();
+    let digest = first.digest.clone();
+    let attached = claims.iter().all(|c| c.attached);
     let (action, reason) = if let Some(pin) = claims.iter().find_map(|c| c.pin_mismatch.clone()) {
         (
             Action::Blocked,
@@ -442,7 +505,7 @@ fn decide(
                         .find(|r| r.index == c.rule_index)
                         .is_some_and(|r| r.overwrite == Overwrite::Always)
                 });
-                if always {
+                if always || attached {
                     (Action::Update, None)
                 } else {
                     (
@@ -466,8 +529,17 @@ fn decide(
             repository: key.1.clone(),
             tag: key.2.clone(),
             current_digest: current,
+            digest: (digest != first.source.digest).then(|| digest.clone()),
         },
         rules: rule_names.into_iter().map(|(_, name)| name).collect(),
+        platforms: first.platforms.clone(),
+        referrers: claims.iter().any(|c| c.referrers),
+        attached,
+        mode: if claims.iter().any(|c| c.mode == Mode::Move) {
+            Mode::Move
+        } else {
+            Mode::Copy
+        },
     }
 }
 

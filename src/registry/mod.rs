@@ -3,6 +3,7 @@
 
 pub mod distribution;
 mod error;
+pub mod limits;
 pub mod oci_layout;
 pub mod stores;
 
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use error::RegistryError;
 
 use crate::digest::Digest;
-use crate::manifest::Manifest;
+use crate::manifest::{Descriptor, Manifest};
 
 /// Result of registry operations.
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
@@ -74,6 +75,14 @@ pub trait Registry: Send + Sync {
     /// Deletes a manifest by digest (and with it every tag pointing at it).
     fn manifest_delete(&self, repository: &str, digest: &Digest) -> Result<()>;
 
+    /// Deletes one tag, leaving the manifest and its other tags. `Ok(false)`
+    /// when the store cannot delete tags (Distribution before OCI 1.1).
+    fn tag_delete(&self, repository: &str, tag: &str) -> Result<bool>;
+
+    /// Manifests whose `subject` is `digest` (OCI 1.1 referrers API);
+    /// `None` when the store does not offer the API.
+    fn referrers(&self, repository: &str, digest: &Digest) -> Result<Option<Vec<Descriptor>>>;
+
     /// Whether a blob is present in the repository.
     fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool>;
 
@@ -109,12 +118,24 @@ pub struct Counters {
     pub requests: AtomicU64,
     /// Blob bytes written into this store.
     pub bytes_uploaded: AtomicU64,
+    /// Requests that change something (PUT, POST, PATCH, DELETE).
+    pub writes: AtomicU64,
 }
 
 impl Counters {
     /// Adds one request.
     pub fn request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds one request that changes something.
+    pub fn write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Writing requests so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 
     /// Adds uploaded bytes.

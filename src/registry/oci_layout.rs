@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BlobReader, Counters, ManifestHead, MountOutcome, Registry, Result, UploadSession};
 use crate::digest::{Digest, VerifyingReader};
-use crate::manifest::{MAX_MANIFEST_BYTES, Manifest, OCI_INDEX};
+use crate::manifest::{Descriptor, MAX_MANIFEST_BYTES, Manifest, OCI_INDEX};
 use crate::reference::validate_repository;
 use crate::registry::RegistryError;
 
@@ -415,6 +415,32 @@ impl Registry for OciLayoutStore {
             });
         }
         self.write_index(repository, &index)
+    }
+
+    fn tag_delete(&self, repository: &str, tag: &str) -> Result<bool> {
+        let _guard = self
+            .index_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(mut index) = self.read_index(repository)? else {
+            return Err(RegistryError::NotFound {
+                what: format!("repository {repository} in {}", self.display_name()),
+            });
+        };
+        let before = index.manifests.len();
+        index.manifests.retain(|m| m.tag() != Some(tag));
+        if index.manifests.len() == before {
+            return Err(RegistryError::NotFound {
+                what: format!("tag {repository}:{tag}"),
+            });
+        }
+        self.write_index(repository, &index)?;
+        Ok(true)
+    }
+
+    fn referrers(&self, _repository: &str, _digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
+        // A layout has no referrers index; the tag convention carries them.
+        Ok(None)
     }
 
     fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool> {

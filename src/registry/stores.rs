@@ -98,6 +98,14 @@ impl Stores {
 
     fn with_settings(&self, mut endpoint: Endpoint) -> Endpoint {
         endpoint.timeout = Duration::from_secs(self.config.config.settings.timeout_secs.max(1));
+        endpoint.retry.retries = self.config.config.settings.retries;
+        if let Some(ms) = std::env::var("HOIST_RETRY_BASE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            // Tests that inject faults do not want to wait half a second per retry.
+            endpoint.retry.base = Duration::from_millis(ms);
+        }
         if let Some(page_size) = std::env::var("HOIST_PAGE_SIZE")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -129,6 +137,8 @@ impl Stores {
             .map(|f| self.config.resolve_path(f));
         endpoint.insecure = registry.insecure;
         endpoint.chunk_size = registry.upload_chunk_size;
+        endpoint.max_connections = registry.max_connections;
+        endpoint.requests_per_second = registry.requests_per_second;
         endpoint.credentials = match (
             &registry.username_env,
             &registry.password_env,

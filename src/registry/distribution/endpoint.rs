@@ -6,6 +6,7 @@ use std::time::Duration;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use super::credentials::CredentialSource;
+use crate::registry::limits::RetryPolicy;
 
 /// Chunk size for `PATCH` uploads when a registry needs them.
 pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
@@ -40,6 +41,12 @@ pub struct Endpoint {
     pub timeout: Duration,
     /// Upload in `PATCH` chunks of this size instead of one monolithic `PUT`.
     pub chunk_size: Option<u64>,
+    /// Concurrent operations allowed; unbounded (the job count) when `None`.
+    pub max_connections: Option<usize>,
+    /// Client-side request rate limit.
+    pub requests_per_second: Option<f64>,
+    /// Retries of failed requests.
+    pub retry: RetryPolicy,
     base_url: String,
 }
 
@@ -93,6 +100,9 @@ impl Endpoint {
             page_size: DEFAULT_PAGE_SIZE,
             timeout: Duration::from_secs(60),
             chunk_size: None,
+            max_connections: None,
+            requests_per_second: None,
+            retry: RetryPolicy::default(),
             base_url,
         }
     }

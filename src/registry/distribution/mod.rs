@@ -17,12 +17,13 @@ pub use endpoint::{Endpoint, EndpointError, Scheme};
 
 use self::auth::{Challenge, Scopes, TokenCache, TokenResponse};
 use self::credentials::{CredentialError, Credentials};
+use super::limits::{self, Limits};
 use super::{
     BlobReader, Counters, ManifestHead, MountOutcome, Registry, RegistryError, Result,
     UploadSession,
 };
 use crate::digest::{Digest, VerifyingReader};
-use crate::manifest::{ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES, Manifest};
+use crate::manifest::{ACCEPT_MANIFESTS, Descriptor, MAX_MANIFEST_BYTES, Manifest};
 
 /// Redirects followed for one request (blob GETs go to storage hosts).
 const MAX_REDIRECTS: usize = 5;
@@ -43,6 +44,7 @@ pub struct DistributionRegistry {
     token_fetch: Mutex<()>,
     /// Set once the registry refused a monolithic upload: chunked from then on.
     needs_chunked: AtomicBool,
+    limits: Limits,
     counters: Counters,
 }
 
@@ -64,14 +66,15 @@ impl DistributionRegistry {
     /// A client for `endpoint`, sharing connections through `agent`.
     pub fn new(endpoint: Endpoint, agent: Agent) -> Self {
         DistributionRegistry {
-            endpoint,
             agent,
             credentials: OnceLock::new(),
             challenge: Mutex::new(None),
             tokens: TokenCache::default(),
             token_fetch: Mutex::new(()),
             needs_chunked: AtomicBool::new(false),
+            limits: Limits::new(endpoint.max_connections, endpoint.requests_per_second),
             counters: Counters::default(),
+            endpoint,
         }
     }
 
@@ -233,7 +236,11 @@ impl DistributionRegistry {
             message: format!("cannot build a request for {url_for_errors}: {e}"),
         })?;
         let method = request.method().to_string();
+        self.limits.pace();
         self.counters.request();
+        if !matches!(request.method(), &Method::GET | &Method::HEAD) {
+            self.counters.write();
+        }
         self.agent
             .run(request)
             .map_err(|e| self.transport_error(&method, url_for_errors, e))
@@ -258,8 +265,9 @@ impl DistributionRegistry {
         }
     }
 
-    /// Sends an authorised request; a 401 renews the token (or learns the
-    /// challenge) and retries once when the body can be replayed.
+    /// Sends an authorised request, retrying transport failures, 429 and
+    /// 5xx answers with backoff when the body can be replayed. A 429 makes
+    /// every thread wait (`Retry-After`, or the backoff).
     fn send(
         &self,
         method: Method,
@@ -267,6 +275,42 @@ impl DistributionRegistry {
         scopes: &Scopes,
         headers: &[(&str, &str)],
         mut body: Body<'_>,
+    ) -> Result<Response<ureq::Body>> {
+        let policy = self.endpoint.retry;
+        let mut attempt = 0;
+        loop {
+            let replayable = body.replayable();
+            let result = self.send_authorized(method.clone(), url, scopes, headers, &mut body);
+            if !replayable || attempt >= policy.retries {
+                return result;
+            }
+            let backoff = policy.backoff(attempt);
+            attempt += 1;
+            match &result {
+                Err(RegistryError::Transport { .. }) => std::thread::sleep(backoff),
+                Ok(response) if response.status().as_u16() == 429 => {
+                    let pause = header(response, "retry-after")
+                        .and_then(|v| limits::parse_retry_after(&v))
+                        .unwrap_or(backoff);
+                    self.limits.cool_down(pause);
+                }
+                Ok(response) if is_transient_status(response.status().as_u16()) => {
+                    std::thread::sleep(backoff)
+                }
+                _ => return result,
+            }
+        }
+    }
+
+    /// Sends an authorised request once; a 401 renews the token (or learns
+    /// the challenge) and retries once when the body can be replayed.
+    fn send_authorized(
+        &self,
+        method: Method,
+        url: &str,
+        scopes: &Scopes,
+        headers: &[(&str, &str)],
+        body: &mut Body<'_>,
     ) -> Result<Response<ureq::Body>> {
         // Upload URLs carry opaque session state: keep it out of messages.
         let shown_url = if url.contains("/blobs/uploads/") {
@@ -289,7 +333,7 @@ impl DistributionRegistry {
                 request = request.header("Authorization", value.as_str());
             }
             // Each arm sends on its own: `SendBody` is invariant in its lifetime.
-            let response = match &mut body {
+            let response = match &mut *body {
                 Body::Empty => self.send_raw(request.body(SendBody::none()), &shown_url)?,
                 Body::Bytes(bytes, content_type) => {
                     let mut slice: &[u8] = bytes;
@@ -512,6 +556,12 @@ impl DistributionRegistry {
     }
 }
 
+/// Answers worth another attempt: the registry or something in front of it
+/// is overloaded or restarting.
+pub fn is_transient_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
 /// Upload URLs carry opaque state; it is noise in messages.
 fn redact_query(url: &str) -> String {
     match url.split_once('?') {
@@ -570,16 +620,19 @@ impl Registry for DistributionRegistry {
     }
 
     fn catalog(&self) -> Result<Vec<String>> {
+        let _permit = self.limits.permit();
         let path = format!("/v2/_catalog?n={}", self.endpoint.page_size);
         self.list_pages(&path, "repositories", &Scopes::catalog())
     }
 
     fn tags(&self, repository: &str) -> Result<Vec<String>> {
+        let _permit = self.limits.permit();
         let path = format!("/v2/{repository}/tags/list?n={}", self.endpoint.page_size);
         self.list_pages(&path, "tags", &Scopes::repository(repository, "pull"))
     }
 
     fn manifest_head(&self, repository: &str, reference: &str) -> Result<Option<ManifestHead>> {
+        let _permit = self.limits.permit();
         let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
         let scopes = Scopes::repository(repository, "pull");
         let response = self.send(
@@ -619,6 +672,7 @@ impl Registry for DistributionRegistry {
     }
 
     fn manifest_get(&self, repository: &str, reference: &str) -> Result<Manifest> {
+        let _permit = self.limits.permit();
         let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
         let scopes = Scopes::repository(repository, "pull");
         let response = self.send(
@@ -692,6 +746,7 @@ impl Registry for DistributionRegistry {
     }
 
     fn manifest_put(&self, repository: &str, reference: &str, manifest: &Manifest) -> Result<()> {
+        let _permit = self.limits.permit();
         let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
         let scopes = Scopes::repository(repository, "pull,push");
         let response = self.send(
@@ -716,6 +771,7 @@ impl Registry for DistributionRegistry {
     }
 
     fn manifest_delete(&self, repository: &str, digest: &Digest) -> Result<()> {
+        let _permit = self.limits.permit();
         let url = self.url(&format!("/v2/{repository}/manifests/{digest}"));
         let scopes = Scopes::repository(repository, "pull,push,delete");
         let response = self.send(Method::DELETE, &url, &scopes, &[], Body::Empty)?;
@@ -723,7 +779,57 @@ impl Registry for DistributionRegistry {
         Ok(())
     }
 
+    fn tag_delete(&self, repository: &str, tag: &str) -> Result<bool> {
+        let _permit = self.limits.permit();
+        let url = self.url(&format!("/v2/{repository}/manifests/{tag}"));
+        let scopes = Scopes::repository(repository, "pull,push,delete");
+        let response = self.send(Method::DELETE, &url, &scopes, &[], Body::Empty)?;
+        match response.status().as_u16() {
+            200 | 202 | 204 => Ok(true),
+            404 => Err(RegistryError::NotFound {
+                what: format!("tag {}/{repository}:{tag}", self.endpoint.host),
+            }),
+            // Distribution before OCI 1.1 deletes by digest only.
+            400 | 405 => Ok(false),
+            _ => Err(self.status_error("DELETE", &url, response)),
+        }
+    }
+
+    fn referrers(&self, repository: &str, digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
+        let _permit = self.limits.permit();
+        let url = self.url(&format!("/v2/{repository}/referrers/{digest}"));
+        let scopes = Scopes::repository(repository, "pull");
+        let response = self.send(
+            Method::GET,
+            &url,
+            &scopes,
+            &[("Accept", crate::manifest::OCI_INDEX)],
+            Body::Empty,
+        )?;
+        match response.status().as_u16() {
+            200 => {}
+            // No referrers API: the caller falls back to the tag convention.
+            400 | 404 | 405 => return Ok(None),
+            _ => return Err(self.status_error("GET", &url, response)),
+        }
+        #[derive(serde::Deserialize)]
+        struct Listing {
+            #[serde(default)]
+            manifests: Vec<Descriptor>,
+        }
+        let listing: Listing = response
+            .into_body()
+            .into_with_config()
+            .limit(MAX_MANIFEST_BYTES)
+            .read_to_vec()
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+            .map_err(|e| self.protocol(format!("{url}: invalid referrers index: {e}")))?;
+        Ok(Some(listing.manifests))
+    }
+
     fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool> {
+        let _permit = self.limits.permit();
         let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
         let scopes = Scopes::repository(repository, "pull");
         let response = self.send(Method::HEAD, &url, &scopes, &[], Body::Empty)?;
@@ -742,6 +848,7 @@ impl Registry for DistributionRegistry {
         digest: &Digest,
         size: u64,
     ) -> Result<BlobReader<'a>> {
+        let permit = self.limits.permit();
         let scopes = Scopes::repository(repository, "pull");
         let mut url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
         let origin = link::origin(self.endpoint.base_url()).to_string();
@@ -756,7 +863,10 @@ impl Registry for DistributionRegistry {
             match response.status().as_u16() {
                 200 => {
                     let reader = response.into_body().into_with_config().limit(size).reader();
-                    return Ok(Box::new(VerifyingReader::new(reader, digest.clone(), size)));
+                    return Ok(Box::new(Permitted {
+                        inner: VerifyingReader::new(reader, digest.clone(), size),
+                        _permit: permit,
+                    }));
                 }
                 301 | 302 | 303 | 307 | 308 => {
                     let location = header(&response, "location").ok_or_else(|| {
@@ -778,6 +888,7 @@ impl Registry for DistributionRegistry {
     }
 
     fn blob_mount(&self, repository: &str, digest: &Digest, from: &str) -> Result<MountOutcome> {
+        let _permit = self.limits.permit();
         let url = self.url(&format!(
             "/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"
         ));
@@ -807,6 +918,7 @@ impl Registry for DistributionRegistry {
         body: &mut dyn Read,
         session: Option<UploadSession>,
     ) -> Result<()> {
+        let _permit = self.limits.permit();
         let location = match session {
             Some(UploadSession(location)) => location,
             None => self.start_upload(repository)?,
@@ -827,6 +939,18 @@ impl Registry for DistributionRegistry {
 
     fn counters(&self) -> &Counters {
         &self.counters
+    }
+}
+
+/// A blob stream holding its registry's connection slot until it is dropped.
+struct Permitted<'a, R> {
+    inner: R,
+    _permit: limits::Permit<'a>,
+}
+
+impl<R: Read> Read for Permitted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
     }
 }
 

@@ -1,0 +1,901 @@
+//! Executes a plan on the rayon pool, as a graph rather than in phases:
+//!
+//! 1. every image to write (target repository × digest) is checked in the
+//!    target by digest; present images need no blob or manifest work;
+//! 2. the others' manifest trees are read from the source, once per source
+//!    digest (a `platforms` filter builds the new index here);
+//! 3. one job per blob per target registry: it crosses the network once
+//!    (or is mounted from the source repository when source and target are
+//!    one registry), then is mounted into every other repository needing it;
+//! 4. when an image's last blob is in, its child manifests and then the
+//!    manifest itself are written by digest, then its tags;
+//! 5. when every image of a target repository is done, its floating and
+//!    attached tags are written, each only if its own image made it.
+//!
+//! A tag is written only after everything it references is in the target,
+//! so killing the run at any moment leaves no tag on an incomplete image.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+
+use super::image_copy::{CopyStats, ImageCopy, bump};
+use super::progress::Progress;
+use crate::config::Mode;
+use crate::digest::Digest;
+use crate::manifest::{Descriptor, Manifest, filter_index};
+use crate::plan::{Plan, PlanEntry, short_digest};
+use crate::registry::limits::RetryPolicy;
+use crate::registry::{MountOutcome, Registry, RegistryError};
+
+/// Child manifests followed below an index.
+const MAX_DEPTH: usize = 3;
+/// Children of one index accepted.
+const MAX_INDEX_CHILDREN: usize = 1024;
+
+/// Open stores by registry name.
+pub type StoreMap = BTreeMap<String, Arc<dyn Registry>>;
+
+/// How to run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Re-check every entry against the registries first (`apply --plan`):
+    /// refuse those whose source or target moved since planning.
+    pub check_preconditions: bool,
+    /// Retries of a whole blob transfer (streams cannot be replayed request by request).
+    pub retry: RetryPolicy,
+}
+
+/// What became of one plan entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// The tag now points at the image.
+    Promoted,
+    /// Nothing to do.
+    Unchanged,
+    /// The plan refused it (its reason is in the plan).
+    Blocked,
+    /// The registries changed since the plan was made; not attempted.
+    Refused(String),
+    /// Attempted and failed.
+    Failed(String),
+}
+
+/// Results of a run, parallel to the plan's entries.
+#[derive(Debug)]
+pub struct Outcome {
+    /// One status per plan entry.
+    pub statuses: Vec<Status>,
+    /// Source tags deleted by `mode = "move"` (`registry/repository:tag`).
+    pub moved: Vec<String>,
+    /// Things worth saying that are not failures (a source tag kept, …).
+    pub notes: Vec<String>,
+}
+
+/// One image to make present in one target repository.
+struct Image {
+    target_registry: String,
+    target_repository: String,
+    /// Digest the target gets (the source's, or the filtered index's).
+    digest: String,
+    source_registry: String,
+    source_repository: String,
+    source_digest: String,
+    platforms: Vec<String>,
+    referrers: bool,
+    /// Plan entries written when the image is in.
+    entries: Vec<usize>,
+}
+
+/// An image's manifests (children first, root last) and its blobs, each once.
+struct Tree {
+    manifests: Vec<Manifest>,
+    blobs: Vec<Descriptor>,
+}
+
+/// One blob for one target registry.
+struct BlobJob {
+    target_registry: String,
+    digest: Digest,
+    size: u64,
+    source_registry: String,
+    source_repository: String,
+    /// Target repositories needing it, the first being where it lands first.
+    repositories: BTreeSet<String>,
+    /// Images waiting for it.
+    images: Vec<usize>,
+}
+
+/// Progress of one image through the graph.
+#[derive(Default)]
+struct ImageState {
+    pending: AtomicUsize,
+    failure: Mutex<Option<String>>,
+    done_ok: std::sync::atomic::AtomicBool,
+}
+
+impl ImageState {
+    fn fail(&self, message: String) {
+        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        if failure.is_none() {
+            *failure = Some(message);
+        }
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Runs the plan.
+pub fn run(
+    plan: &Plan,
+    stores: &StoreMap,
+    stats: &CopyStats,
+    progress: &Progress,
+    options: Options,
+) -> Outcome {
+    let statuses: Vec<Mutex<Option<Status>>> = plan
+        .entries
+        .iter()
+        .map(|entry| {
+            Mutex::new(match entry.action {
+                crate::plan::Action::Blocked => Some(Status::Blocked),
+                crate::plan::Action::Unchanged => Some(Status::Unchanged),
+                _ => None,
+            })
+        })
+        .collect();
+    let set = |i: usize, status: Status| {
+        *statuses[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+    };
+    let store = |name: &str| lookup(stores, name);
+
+    if options.check_preconditions {
+        let refusals: Vec<(usize, String)> = plan
+            .entries
+            .par_iter()
+            .enumerate()
+            .filter(|(_, e)| e.changes())
+            .filter_map(|(i, e)| check_entry(e, stores).err().map(|why| (i, why)))
+            .collect();
+        for (i, why) in refusals {
+            set(i, Status::Refused(why));
+        }
+    }
+
+    // Images: target repository × digest, each with the entries it feeds.
+    let mut images: Vec<Image> = Vec::new();
+    let mut by_key: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for (i, entry) in plan.entries.iter().enumerate() {
+        if !entry.changes() || statuses[i].lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            continue;
+        }
+        let key = (
+            entry.target.registry.clone(),
+            entry.target.repository.clone(),
+            entry.target_digest().to_string(),
+        );
+        let index = *by_key.entry(key).or_insert_with(|| {
+            images.push(Image {
+                target_registry: entry.target.registry.clone(),
+                target_repository: entry.target.repository.clone(),
+                digest: entry.target_digest().to_string(),
+                source_registry: entry.source.registry.clone(),
+                source_repository: entry.source.repository.clone(),
+                source_digest: entry.source.digest.clone(),
+                platforms: entry.platforms.clone(),
+                referrers: false,
+                entries: Vec::new(),
+            });
+            images.len() - 1
+        });
+        images[index].entries.push(i);
+        images[index].referrers |= entry.referrers;
+    }
+
+    // 1. Which images the targets already hold (by digest).
+    let present: Vec<Result<bool, String>> = images
+        .par_iter()
+        .map(|image| {
+            let target = store(&image.target_registry)?;
+            target
+                .manifest_head(&image.target_repository, &image.digest)
+                .map(|head| head.is_some())
+                .map_err(|e| e.to_string())
+        })
+        .collect();
+    let states: Vec<ImageState> = images.iter().map(|_| ImageState::default()).collect();
+    for (state, present) in states.iter().zip(&present) {
+        if let Err(e) = present {
+            state.fail(e.clone());
+        }
+    }
+    let needs_copy =
+        |i: usize| matches!(present[i], Ok(false)) && states[i].failure().is_none();
+
+    // 2. Manifest trees from the sources, once per source image and filter.
+    let mut tree_keys: BTreeMap<(String, String, Vec<String>), (String, String)> = BTreeMap::new();
+    for (i, image) in images.iter().enumerate().filter(|(i, _)| needs_copy(*i)) {
+        tree_keys
+            .entry((
+                image.source_registry.clone(),
+                image.source_digest.clone(),
+                image.platforms.clone(),
+            ))
+            .or_insert_with(|| (image.source_repository.clone(), images[i].digest.clone()));
+    }
+    let trees: BTreeMap<(String, String, Vec<String>), Result<Tree, String>> = tree_keys
+        .into_par_iter()
+        .map(|(key, (repository, expected))| {
+            let tree = store(&key.0).and_then(|source| {
+                read_tree(source.as_ref(), &repository, &key.1, &key.2, &expected)
+            });
+            (key, tree)
+        })
+        .collect();
+    let tree_of = |image: &Image| {
+        trees.get(&(
+            image.source_registry.clone(),
+            image.source_digest.clone(),
+            image.platforms.clone(),
+        ))
+    };
+
+    // 3. Blob jobs: one per blob per target store.
+    let mut jobs: BTreeMap<(String, Digest), BlobJob> = BTreeMap::new();
+    for (i, image) in images.iter().enumerate() {
+        if !needs_copy(i) {
+            continue;
+        }
+        let tree = match tree_of(image) {
+            Some(Ok(tree)) => tree,
+            Some(Err(e)) => {
+                states[i].fail(e.clone());
+                continue;
+            }
+            None => {
+                states[i].fail("its manifest was not read".to_string());
+                continue;
+            }
+        };
+        let Ok(target) = store(&image.target_registry) else {
+            continue;
+        };
+        for blob in &tree.blobs {
+            let job = jobs
+                .entry((target.store_id(), blob.digest.clone()))
+                .or_insert_with(|| BlobJob {
+                    target_registry: image.target_registry.clone(),
+                    digest: blob.digest.clone(),
+                    size: blob.size,
+                    source_registry: image.source_registry.clone(),
+                    source_repository: image.source_repository.clone(),
+                    repositories: BTreeSet::new(),
+                    images: Vec::new(),
+                });
+            // Prefer a source in the target's own store: then nothing moves.
+            if let (Ok(source), Ok(current)) =
+                (store(&image.source_registry), store(&job.source_registry))
+                && source.store_id() == target.store_id()
+                && current.store_id() != target.store_id()
+            {
+                job.source_registry = image.source_registry.clone();
+                job.source_repository = image.source_repository.clone();
+            }
+            job.repositories.insert(image.target_repository.clone());
+            job.images.push(i);
+            states[i].pending.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    // Per target repository: images left before its late tags may be written.
+    let mut repo_pending: BTreeMap<(String, String), AtomicUsize> = BTreeMap::new();
+    for image in &images {
+        repo_pending
+            .entry((image.target_registry.clone(), image.target_repository.clone()))
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    let late_entries: BTreeMap<(String, String), Vec<(usize, usize)>> = {
+        let mut late: BTreeMap<(String, String), Vec<(usize, usize)>> = BTreeMap::new();
+        for (i, image) in images.iter().enumerate() {
+            for &e in &image.entries {
+                if plan.entries[e].is_late() {
+                    late.entry((image.target_registry.clone(), image.target_repository.clone()))
+                        .or_default()
+                        .push((e, i));
+                }
+            }
+        }
+        late
+    };
+
+    let context = Context {
+        plan,
+        images: &images,
+        states: &states,
+        stores,
+        stats,
+        progress,
+        options,
+        statuses: &statuses,
+        repo_pending: &repo_pending,
+        late_entries: &late_entries,
+        tree_of: &tree_of,
+    };
+    let context = &context;
+    rayon::scope(|scope| {
+        for (i, state) in states.iter().enumerate() {
+            if state.pending.load(Ordering::Relaxed) == 0 {
+                scope.spawn(move |scope| context.finish_image(scope, i));
+            }
+        }
+        for job in jobs.values() {
+            scope.spawn(move |scope| {
+                let result = context.blob(job);
+                for &i in &job.images {
+                    if let Err(e) = &result {
+                        context.states[i].fail(e.clone());
+                    }
+                    if context.states[i].pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        scope.spawn(move |scope| context.finish_image(scope, i));
+                    }
+                }
+            });
+        }
+    });
+
+    let statuses: Vec<Status> = statuses
+        .into_iter()
+        .map(|s| {
+            s.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(|| Status::Failed("not attempted".to_string()))
+        })
+        .collect();
+    let (moved, notes) = move_sources(plan, &statuses, stores);
+    Outcome {
+        statuses,
+        moved,
+        notes,
+    }
+}
+
+fn lookup<'a>(stores: &'a StoreMap, name: &str) -> Result<&'a Arc<dyn Registry>, String> {
+    stores
+        .get(name)
+        .ok_or_else(|| format!("registry `{name}` is not open"))
+}
+
+/// An entry of a reviewed plan still matches the registries.
+fn check_entry(entry: &PlanEntry, stores: &StoreMap) -> Result<(), String> {
+    let source = lookup(stores, &entry.source.registry)?;
+    let now = source
+        .manifest_head(&entry.source.repository, &entry.source.tag)
+        .map_err(|e| e.to_string())?
+        .map(|h| h.digest.to_string());
+    if now.as_deref() != Some(entry.source.digest.as_str()) {
+        return Err(format!(
+            "the source {}/{}:{} moved since planning: planned {}, now {}",
+            entry.source.registry,
+            entry.source.repository,
+            entry.source.tag,
+            short_digest(&entry.source.digest),
+            now.as_deref().map_or("absent", short_digest)
+        ));
+    }
+    let target = lookup(stores, &entry.target.registry)?;
+    let now = target
+        .manifest_head(&entry.target.repository, &entry.target.tag)
+        .map_err(|e| e.to_string())?
+        .map(|h| h.digest.to_string());
+    if now != entry.target.current_digest {
+        return Err(format!(
+            "the target {}/{}:{} changed since planning: planned {}, now {}",
+            entry.target.registry,
+            entry.target.repository,
+            entry.target.tag,
+            entry.target.current_digest.as_deref().map_or("absent", short_digest),
+            now.as_deref().map_or("absent", short_digest)
+        ));
+    }
+    Ok(())
+}
+
+/// Reads an image's manifests from the source, children first, filtering
+/// the root index to `platforms`; the root must come out as `expected`.
+fn read_tree(
+    source: &dyn Registry,
+    repository: &str,
+    digest: &str,
+    platforms: &[String],
+    expected: &str,
+) -> Result<Tree, String> {
+    let mut root = source
+        .manifest_get(repository, digest)
+        .map_err(|e| e.to_string())?;
+    if !platforms.is_empty() && root.is_index() {
+        root = filter_index(&root, platforms).map_err(|e| format!("platforms: {e}"))?;
+    }
+    if root.digest.to_string() != expected {
+        return Err(format!(
+            "the source image changed since planning: expected {}, read {}",
+            short_digest(expected),
+            short_digest(&root.digest.to_string())
+        ));
+    }
+    let mut tree = Tree {
+        manifests: Vec::new(),
+        blobs: Vec::new(),
+    };
+    let mut seen = BTreeSet::new();
+    walk(source, repository, root, 0, &mut tree, &mut seen)?;
+    Ok(tree)
+}
+
+fn walk(
+    source: &dyn Registry,
+    repository: &str,
+    manifest: Manifest,
+    depth: usize,
+    tree: &mut Tree,
+    seen: &mut BTreeSet<Digest>,
+) -> Result<(), String> {
+    let what = format!("{repository}@{}", manifest.digest);
+    let view = manifest.view().map_err(|e| format!("{what}: {e}"))?;
+    if manifest.is_index() {
+        if depth >= MAX_DEPTH {
+            return Err(format!("{what}: indexes nested deeper than {MAX_DEPTH}"));
+        }
+        if view.manifests.len() > MAX_INDEX_CHILDREN {
+            return Err(format!(
+                "{what}: index has {} children (at most {MAX_INDEX_CHILDREN} accepted)",
+                view.manifests.len()
+            ));
+        }
+        for child in &view.manifests {
+            if !seen.insert(child.digest.clone()) {
+                continue;
+            }
+            let bytes = source
+                .manifest_get(repository, &child.digest.to_string())
+                .map_err(|e| e.to_string())?;
+            if bytes.bytes.len() as u64 != child.size {
+                return Err(format!(
+                    "{repository}@{}: child manifest is {} bytes, the index says {}",
+                    child.digest,
+                    bytes.bytes.len(),
+                    child.size
+                ));
+            }
+            walk(source, repository, bytes, depth + 1, tree, seen)?;
+        }
+    }
+    for blob in view.blobs {
+        // Non-distributable layers live at their URLs, not in registries.
+        let foreign = !blob.urls.is_empty() && blob.media_type.contains("foreign");
+        if !foreign && seen.insert(blob.digest.clone()) {
+            tree.blobs.push(blob);
+        }
+    }
+    tree.manifests.push(manifest);
+    Ok(())
+}
+
+/// Whether an error is worth another attempt.
+pub fn is_transient(error: &RegistryError) -> bool {
+    match error {
+        RegistryError::Transport { .. } => true,
+        RegistryError::Status { status, .. } => {
+            crate::registry::distribution::is_transient_status(*status)
+        }
+        // A stream that broke mid-way; a digest mismatch is not retried.
+        RegistryError::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::TimedOut
+                | std::io::ErrorKind::BrokenPipe
+        ),
+        _ => false,
+    }
+}
+
+/// Everything the graph's jobs share.
+struct Context<'a, F> {
+    plan: &'a Plan,
+    images: &'a [Image],
+    states: &'a [ImageState],
+    stores: &'a StoreMap,
+    stats: &'a CopyStats,
+    progress: &'a Progress,
+    options: Options,
+    statuses: &'a [Mutex<Option<Status>>],
+    repo_pending: &'a BTreeMap<(String, String), AtomicUsize>,
+    late_entries: &'a BTreeMap<(String, String), Vec<(usize, usize)>>,
+    tree_of: &'a F,
+}
+
+impl<'a, F> Context<'a, F>
+where
+    F: Fn(&Image) -> Option<&'a Result<Tree, String>> + Sync,
+{
+    fn store(&self, name: &str) -> Result<&'a Arc<dyn Registry>, String> {
+        lookup(self.stores, name)
+    }
+
+    fn set(&self, entry: usize, status: Status) {
+        *self.statuses[entry].lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+    }
+
+    /// Makes one blob present in every target repository that needs it.
+    fn blob(&self, job: &BlobJob) -> Result<(), String> {
+        let target = self.store(&job.target_registry)?;
+        let source = self.store(&job.source_registry)?;
+        let describe = |e: RegistryError| format!("blob {}: {e}", short_digest(&job.digest.to_string()));
+        let mut landed: Option<&str> = None;
+        for repository in &job.repositories {
+            if target
+                .blob_exists(repository, &job.digest)
+                .map_err(describe)?
+            {
+                bump(&self.stats.blobs_present, 1);
+                landed.get_or_insert(repository);
+                continue;
+            }
+            // From a repository of the same store: mount, nothing moves.
+            let from = match landed {
+                Some(landed) => Some(landed),
+                None if source.store_id() == target.store_id() => {
+                    Some(job.source_repository.as_str())
+                }
+                None => None,
+            };
+            let mut session = None;
+            if let Some(from) = from {
+                match target
+                    .blob_mount(repository, &job.digest, from)
+                    .map_err(describe)?
+                {
+                    MountOutcome::Mounted => {
+                        bump(&self.stats.blobs_mounted, 1);
+                        landed.get_or_insert(repository);
+                        continue;
+                    }
+                    MountOutcome::NotMounted(started) => session = started,
+                }
+            }
+            self.transfer(source.as_ref(), target.as_ref(), job, repository, session)
+                .map_err(describe)?;
+            landed.get_or_insert(repository);
+        }
+        Ok(())
+    }
+
+    /// Streams a blob from the source into one target repository, retrying
+    /// the whole transfer on transient failures.
+    fn transfer(
+        &self,
+        source: &dyn Registry,
+        target: &dyn Registry,
+        job: &BlobJob,
+        repository: &str,
+        mut session: Option<crate::registry::UploadSession>,
+    ) -> Result<(), RegistryError> {
+        let mut attempt = 0;
+        loop {
+            let result = (|| {
+                let reader = source.blob_get(&job.source_repository, &job.digest, job.size)?;
+                let mut counted = ProgressReader {
+                    inner: reader,
+                    progress: self.progress,
+                };
+                target.blob_put(repository, &job.digest, job.size, &mut counted, session.take())
+            })();
+            match result {
+                Ok(()) => {
+                    bump(&self.stats.blobs_copied, 1);
+                    bump(&self.stats.bytes_copied, job.size);
+                    return Ok(());
+                }
+                // The client switched to chunked uploads on the 413: again at once.
+                Err(RegistryError::Status { status: 413, .. }) if attempt == 0 => {}
+                Err(e) if is_transient(&e) && attempt < self.options.retry.retries => {
+                    std::thread::sleep(self.options.retry.backoff(attempt));
+                }
+                Err(e) => return Err(e),
+            }
+            attempt += 1;
+        }
+    }
+
+    /// All of an image's blobs are in (or failed): write its manifests and tags.
+    fn finish_image<'s>(&'s self, scope: &rayon::Scope<'s>, i: usize) {
+        let image = &self.images[i];
+        let state = &self.states[i];
+        if state.failure().is_none()
+            && let Err(e) = self.write_image(image)
+        {
+            state.fail(e);
+        }
+        let failure = state.failure();
+        let mut written = Vec::new();
+        for &e in &image.entries {
+            let entry = &self.plan.entries[e];
+            if entry.is_late() {
+                continue;
+            }
+            match &failure {
+                Some(why) => self.set(e, Status::Failed(why.clone())),
+                None => match self.write_tag(entry, image) {
+                    Ok(()) => {
+                        written.push(entry.target.tag.clone());
+                        self.set(e, Status::Promoted);
+                    }
+                    Err(why) => self.set(e, Status::Failed(why)),
+                },
+            }
+        }
+        if failure.is_none() {
+            state.done_ok.store(true, Ordering::Release);
+        }
+        let name = format!(
+            "{}/{}@{}",
+            image.target_registry,
+            image.target_repository,
+            short_digest(&image.digest)
+        );
+        match &failure {
+            Some(why) => self.progress.image_done(&format!("failed {name}: {why}"), true),
+            None => {
+                let tags = if written.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", written.join(", "))
+                };
+                self.progress.image_done(&format!("promoted {name}{tags}"), false)
+            }
+        }
+        let repo = (image.target_registry.clone(), image.target_repository.clone());
+        if self
+            .repo_pending
+            .get(&repo)
+            .is_some_and(|n| n.fetch_sub(1, Ordering::AcqRel) == 1)
+        {
+            scope.spawn(move |_| self.late_tags(&repo));
+        }
+    }
+
+    /// Child manifests, then the root by digest; then referrers.
+    fn write_image(&self, image: &Image) -> Result<(), String> {
+        let target = self.store(&image.target_registry)?;
+        let Some(Ok(tree)) = (self.tree_of)(image) else {
+            // Present in the target already.
+            bump(&self.stats.manifests_present, 1);
+            return self.copy_referrers(image);
+        };
+        for manifest in &tree.manifests {
+            let digest = manifest.digest.to_string();
+            let is_root = digest == image.digest;
+            if !is_root
+                && target
+                    .manifest_head(&image.target_repository, &digest)
+                    .map_err(|e| e.to_string())?
+                    .is_some()
+            {
+                bump(&self.stats.manifests_present, 1);
+                continue;
+            }
+            target
+                .manifest_put(&image.target_repository, &digest, manifest)
+                .map_err(|e| format!("writing manifest {}: {e}", short_digest(&digest)))?;
+            bump(&self.stats.manifests_written, 1);
+        }
+        self.copy_referrers(image)
+    }
+
+    /// OCI 1.1 referrers of the image (signatures, SBOMs pushed with a
+    /// `subject`), where the source offers the API.
+    fn copy_referrers(&self, image: &Image) -> Result<(), String> {
+        if !image.referrers || image.digest != image.source_digest {
+            return Ok(());
+        }
+        let source = self.store(&image.source_registry)?;
+        let target = self.store(&image.target_registry)?;
+        let digest: Digest = image.source_digest.parse().map_err(|e| format!("{e}"))?;
+        let Some(referrers) = source
+            .referrers(&image.source_repository, &digest)
+            .map_err(|e| format!("listing referrers: {e}"))?
+        else {
+            return Ok(());
+        };
+        for referrer in referrers {
+            let copy = ImageCopy {
+                source: source.as_ref(),
+                source_repository: &image.source_repository,
+                target: target.as_ref(),
+                target_repository: &image.target_repository,
+                stats: self.stats,
+            };
+            copy.run(&referrer.digest.to_string(), &[])
+                .map_err(|e| format!("copying referrer {}: {e}", short_digest(&referrer.digest.to_string())))?;
+        }
+        Ok(())
+    }
+
+    /// Points one tag at its complete image.
+    fn write_tag(&self, entry: &PlanEntry, image: &Image) -> Result<(), String> {
+        let target = self.store(&image.target_registry)?;
+        let manifest = match (self.tree_of)(image) {
+            Some(Ok(tree)) => tree
+                .manifests
+                .last()
+                .cloned()
+                .ok_or_else(|| "empty manifest tree".to_string())?,
+            // Present already: its bytes are the target's.
+            _ => target
+                .manifest_get(&image.target_repository, &image.digest)
+                .map_err(|e| e.to_string())?,
+        };
+        target
+            .manifest_put(&image.target_repository, &entry.target.tag, &manifest)
+            .map_err(|e| format!("writing tag {}: {e}", entry.target.tag))?;
+        bump(&self.stats.tags_written, 1);
+        Ok(())
+    }
+
+    /// Floating and attached tags of a repository whose images are all done.
+    fn late_tags(&self, repo: &(String, String)) {
+        let Some(entries) = self.late_entries.get(repo) else {
+            return;
+        };
+        let results: Vec<(usize, Status)> = entries
+            .par_iter()
+            .map(|&(e, i)| {
+                let image = &self.images[i];
+                let entry = &self.plan.entries[e];
+                if !self.states[i].done_ok.load(Ordering::Acquire) {
+                    let why = self.states[i]
+                        .failure()
+                        .unwrap_or_else(|| "its image failed".to_string());
+                    return (e, Status::Failed(why));
+                }
+                match self.write_tag(entry, image) {
+                    Ok(()) => (e, Status::Promoted),
+                    Err(why) => (e, Status::Failed(why)),
+                }
+            })
+            .collect();
+        for (e, status) in results {
+            self.set(e, status);
+        }
+    }
+}
+
+/// Counts streamed bytes for the progress display.
+struct ProgressReader<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<R: std::io::Read> std::io::Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.bytes(n as u64);
+        Ok(n)
+    }
+}
+
+/// `mode = "move"`: deletes each source tag whose every entry is done. A
+/// registry that cannot delete tags gets the manifest deleted by digest,
+/// only when no other tag of the source repository points at it.
+fn move_sources(plan: &Plan, statuses: &[Status], stores: &StoreMap) -> (Vec<String>, Vec<String>) {
+    // (registry, repository, tag) → (digest, all done, any move)
+    let mut sources: BTreeMap<(String, String, String), (String, bool, bool)> = BTreeMap::new();
+    for (entry, status) in plan.entries.iter().zip(statuses) {
+        let slot = sources
+            .entry((
+                entry.source.registry.clone(),
+                entry.source.repository.clone(),
+                entry.source.tag.clone(),
+            ))
+            .or_insert((entry.source.digest.clone(), true, false));
+        slot.1 &= matches!(status, Status::Promoted | Status::Unchanged);
+        slot.2 |= entry.mode == Mode::Move && !entry.is_late();
+    }
+    let mut moved = Vec::new();
+    let mut notes = Vec::new();
+    // Tags a registry would not delete, by (registry, repository, digest).
+    let mut by_digest: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+    for ((registry, repository, tag), (digest, done, is_move)) in &sources {
+        if !is_move {
+            continue;
+        }
+        let name = format!("{registry}/{repository}:{tag}");
+        if !done {
+            notes.push(format!("kept {name}: not every target has it"));
+            continue;
+        }
+        let Some(source) = stores.get(registry) else {
+            continue;
+        };
+        match source.tag_delete(repository, tag) {
+            Ok(true) => moved.push(name),
+            Ok(false) => by_digest
+                .entry((registry.clone(), repository.clone(), digest.clone()))
+                .or_default()
+                .push(tag.clone()),
+            Err(e) if e.is_not_found() => moved.push(name),
+            Err(e) => notes.push(format!("kept {name}: deleting it failed: {e}")),
+        }
+    }
+    for ((registry, repository, digest), tags) in by_digest {
+        let Some(source) = stores.get(&registry) else {
+            continue;
+        };
+        let names = || {
+            tags.iter()
+                .map(|t| format!("{registry}/{repository}:{t}"))
+                .collect::<Vec<_>>()
+        };
+        let others = match other_tags_at(source.as_ref(), &repository, &digest, &tags) {
+            Ok(others) => others,
+            Err(e) => {
+                notes.push(format!("kept {}: {e}", names().join(", ")));
+                continue;
+            }
+        };
+        if !others.is_empty() {
+            notes.push(format!(
+                "kept {}: the registry cannot delete a tag alone, and {} still point at {}",
+                names().join(", "),
+                others.join(", "),
+                short_digest(&digest)
+            ));
+            continue;
+        }
+        let deleted = digest
+            .parse::<Digest>()
+            .map_err(|e| e.to_string())
+            .and_then(|d| source.manifest_delete(&repository, &d).map_err(|e| e.to_string()));
+        match deleted {
+            Ok(()) => moved.extend(names()),
+            Err(e) => notes.push(format!("kept {}: deleting {} failed: {e}", names().join(", "), short_digest(&digest))),
+        }
+    }
+    (moved, notes)
+}
+
+/// Tags of `repository`, other than `except`, that point at `digest`.
+fn other_tags_at(
+    source: &dyn Registry,
+    repository: &str,
+    digest: &str,
+    except: &[String],
+) -> Result<Vec<String>, String> {
+    let tags = source.tags(repository).map_err(|e| e.to_string())?;
+    let heads: Vec<Result<Option<String>, String>> = tags
+        .par_iter()
+        .filter(|t| !except.contains(t))
+        .map(|tag| {
+            source
+                .manifest_head(repository, tag)
+                .map(|head| {
+                    head.filter(|h| h.digest.to_string() == digest)
+                        .map(|_| tag.clone())
+                })
+                .map_err(|e| e.to_string())
+        })
+        .collect();
+    let mut others = Vec::new();
+    for head in heads {
+        if let Some(tag) = head? {
+            others.push(tag);
+        }
+    }
+    Ok(others)
+}

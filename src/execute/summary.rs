@@ -1,0 +1,242 @@
+//! The result of `apply`: the report written by `--report` (schema in
+//! `schemas/report.schema.json`) and the summary printed at the end.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::image_copy::CopyStatsSnapshot;
+use super::run::{Outcome, Status};
+use crate::plan::{Plan, PlanEntry};
+use crate::report::{count, human_bytes};
+
+/// The version of the report format.
+pub const REPORT_FORMAT: u32 = 1;
+
+/// What became of an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryStatus {
+    /// The target tag now points at the image.
+    Promoted,
+    /// It already did.
+    Unchanged,
+    /// The plan refused it (`reason`).
+    Blocked,
+    /// A reviewed plan no longer matched the registries (`error`).
+    Refused,
+    /// Copying failed (`error`).
+    Failed,
+}
+
+/// One plan entry and its outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EntryReport {
+    /// Outcome.
+    pub status: EntryStatus,
+    /// Why it was refused or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The plan entry.
+    #[serde(flatten)]
+    pub entry: PlanEntry,
+}
+
+/// Counts over the whole run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunSummary {
+    /// Target tags written.
+    pub promoted: usize,
+    /// Target tags already in place.
+    pub unchanged: usize,
+    /// Entries the plan refused.
+    pub blocked: usize,
+    /// Entries refused because the registries changed since planning.
+    pub refused: usize,
+    /// Entries that failed.
+    pub failed: usize,
+    /// Blobs streamed from a source to a target.
+    pub blobs_copied: u64,
+    /// Blobs mounted inside a target registry (no bytes moved).
+    pub blobs_mounted: u64,
+    /// Blobs the target already had.
+    pub blobs_present: u64,
+    /// Blob bytes streamed.
+    pub bytes_copied: u64,
+    /// Manifests written by digest.
+    pub manifests_written: u64,
+    /// Tags written.
+    pub tags_written: u64,
+    /// Source tags deleted by `mode = "move"`.
+    pub moved: usize,
+    /// HTTP requests sent, over all registries, planning included.
+    pub requests: u64,
+    /// Of those, requests that change something (PUT, POST, PATCH, DELETE).
+    pub write_requests: u64,
+    /// Wall-clock time of the run, planning included.
+    pub duration_secs: f64,
+}
+
+/// `apply --report FILE`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApplyReport {
+    /// Report format version.
+    pub format: u32,
+    /// The hoist version that ran.
+    pub hoist_version: String,
+    /// `K/N` when the run was one shard of a promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// Totals.
+    pub summary: RunSummary,
+    /// Every entry of the plan with its outcome.
+    pub entries: Vec<EntryReport>,
+    /// The entries that failed or were refused, again, for quick reading.
+    pub failures: Vec<EntryReport>,
+    /// Source tags deleted by `mode = "move"`.
+    pub moved: Vec<String>,
+    /// Remarks that are not failures (a source tag kept, …).
+    pub notes: Vec<String>,
+}
+
+impl ApplyReport {
+    /// Builds the report of a finished run.
+    pub fn new(
+        plan: &Plan,
+        outcome: &Outcome,
+        stats: CopyStatsSnapshot,
+        requests: (u64, u64),
+        duration_secs: f64,
+        shard: Option<(u32, u32)>,
+    ) -> ApplyReport {
+        let mut summary = RunSummary {
+            blobs_copied: stats.blobs_copied,
+            blobs_mounted: stats.blobs_mounted,
+            blobs_present: stats.blobs_present,
+            bytes_copied: stats.bytes_copied,
+            manifests_written: stats.manifests_written,
+            tags_written: stats.tags_written,
+            moved: outcome.moved.len(),
+            requests: requests.0,
+            write_requests: requests.1,
+            duration_secs,
+            ..RunSummary::default()
+        };
+        let entries: Vec<EntryReport> = plan
+            .entries
+            .iter()
+            .zip(&outcome.statuses)
+            .map(|(entry, status)| {
+                let (status, error) = match status {
+                    Status::Promoted => (EntryStatus::Promoted, None),
+                    Status::Unchanged => (EntryStatus::Unchanged, None),
+                    Status::Blocked => (EntryStatus::Blocked, None),
+                    Status::Refused(why) => (EntryStatus::Refused, Some(why.clone())),
+                    Status::Failed(why) => (EntryStatus::Failed, Some(why.clone())),
+                };
+                match status {
+                    EntryStatus::Promoted => summary.promoted += 1,
+                    EntryStatus::Unchanged => summary.unchanged += 1,
+                    EntryStatus::Blocked => summary.blocked += 1,
+                    EntryStatus::Refused => summary.refused += 1,
+                    EntryStatus::Failed => summary.failed += 1,
+                }
+                EntryReport {
+                    status,
+                    error,
+                    entry: entry.clone(),
+                }
+            })
+            .collect();
+        let failures = entries
+            .iter()
+            .filter(|e| matches!(e.status, EntryStatus::Failed | EntryStatus::Refused))
+            .cloned()
+            .collect();
+        ApplyReport {
+            format: REPORT_FORMAT,
+            hoist_version: env!("CARGO_PKG_VERSION").to_string(),
+            shard: shard.map(|(k, n)| format!("{k}/{n}")),
+            summary,
+            entries,
+            failures,
+            moved: outcome.moved.clone(),
+            notes: outcome.notes.clone(),
+        }
+    }
+
+    /// Whether everything asked for was done.
+    pub fn succeeded(&self) -> bool {
+        self.summary.failed + self.summary.refused + self.summary.blocked == 0
+    }
+
+    /// The closing lines: failures and refusals with their causes, then totals.
+    pub fn render(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for failure in &self.failures {
+            let e = &failure.entry;
+            lines.push(format!(
+                "{} {}/{}:{} <- {}/{}:{}: {}",
+                if failure.status == EntryStatus::Refused {
+                    "refused"
+                } else {
+                    "failed"
+                },
+                e.target.registry,
+                e.target.repository,
+                e.target.tag,
+                e.source.registry,
+                e.source.repository,
+                e.source.tag,
+                failure.error.as_deref().unwrap_or("")
+            ));
+        }
+        for entry in self.entries.iter().filter(|e| e.status == EntryStatus::Blocked) {
+            let e = &entry.entry;
+            lines.push(format!(
+                "blocked {}/{}:{}: {}",
+                e.target.registry,
+                e.target.repository,
+                e.target.tag,
+                e.reason.as_deref().unwrap_or("")
+            ));
+        }
+        for moved in &self.moved {
+            lines.push(format!("moved: deleted the source tag {moved}"));
+        }
+        for note in &self.notes {
+            lines.push(format!("note: {note}"));
+        }
+        let s = &self.summary;
+        lines.push(format!(
+            "{} promoted, {} unchanged, {} failed{}{}; {} copied ({}), {} mounted, {} already present; {} in {:.1}s",
+            count(s.promoted, "tag", "tags"),
+            s.unchanged,
+            s.failed,
+            if s.refused > 0 {
+                format!(", {} refused", s.refused)
+            } else {
+                String::new()
+            },
+            if s.blocked > 0 {
+                format!(", {} blocked", s.blocked)
+            } else {
+                String::new()
+            },
+            count(s.blobs_copied as usize, "blob", "blobs"),
+            human_bytes(s.bytes_copied),
+            s.blobs_mounted,
+            s.blobs_present,
+            count(s.requests as usize, "request", "requests"),
+            s.duration_secs,
+        ));
+        lines
+    }
+}
+
+/// The JSON Schema of the report, as checked in under `schemas/`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(ApplyReport);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,314 @@
+//! `hoist promote`: one image, Stevedore's semantics, turned into a plan the
+//! executor runs like any other (so `--dry-run` shows the real plan).
+
+use std::collections::BTreeMap;
+
+use crate::cli::PromoteArgs;
+use crate::manifest::filter_index;
+use crate::plan::{Action, Plan, PlanEntry, SourceImage, Summary, TargetTag, PLAN_FORMAT};
+use crate::reference::{Location, Reference, validate_tag};
+use crate::registry::Registry;
+use crate::rules::{Template, Values, Variable, tag_version};
+
+/// Stevedore's default semantic-version tags.
+pub const DEFAULT_SEMVER_TEMPLATES: [&str; 2] = ["{major}.{minor}.{patch}", "{major}.{minor}"];
+
+/// Where the image goes and under which tags, before any registry is read.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Destination {
+    /// The target repository (its tag and digest unset).
+    pub target: Reference,
+    /// Tags to write: the main tag first; the main tag and the kept source
+    /// tag are written before the others.
+    pub tags: Vec<(String, bool)>,
+}
+
+/// Works out the target repository and tags from the command line.
+pub fn destination(
+    args: &PromoteArgs,
+    source: &Reference,
+    is_name: &dyn Fn(&str) -> bool,
+) -> Result<Destination, String> {
+    let mut target = match &args.target {
+        Some(text) => Reference::parse(text, is_name).map_err(|e| e.to_string())?,
+        None => source.clone(),
+    };
+    if target.digest.is_some() && args.target.is_some() {
+        return Err(format!(
+            "the target `{}` names a digest; name a repository and optionally a tag",
+            args.target.as_deref().unwrap_or_default()
+        ));
+    }
+    // A tag in TARGET is the main tag; so is the source's, failing that.
+    let explicit_tag = if args.target.is_some() {
+        target.tag.take()
+    } else {
+        None
+    };
+    target.tag = None;
+    target.digest = None;
+    if let Some(registry) = &args.registry {
+        target.location = if is_name(registry) {
+            Location::Named(registry.clone())
+        } else if let Some(dir) = registry.strip_prefix("oci-layout:") {
+            Location::OciLayout(dir.into())
+        } else {
+            Location::Host(registry.clone())
+        };
+    }
+    let (namespace, name) = match target.repository.rsplit_once('/') {
+        Some((ns, name)) => (ns.to_string(), name.to_string()),
+        None => (String::new(), target.repository.clone()),
+    };
+    let namespace = args.namespace.clone().unwrap_or(namespace);
+    let name = args.name.clone().unwrap_or(name);
+    target.repository = [namespace.trim_matches('/'), name.as_str()]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/");
+    crate::reference::validate_repository(&target.repository, &target.repository)
+        .map_err(|e| e.to_string())?;
+    if target.location == source.location && target.repository == source.repository
+        && args.tags.is_empty() && explicit_tag.is_none() && !args.semver_tags
+    {
+        return Err("the target is the source itself: give a TARGET, --registry, --namespace, --name or --tag".to_string());
+    }
+
+    let source_tag = source.tag.clone();
+    let mut tags: Vec<(String, bool)> = Vec::new();
+    let mut push = |tag: String, early: bool| {
+        if !tags.iter().any(|(t, _)| *t == tag) {
+            tags.push((tag, early));
+        }
+    };
+    let mut extra = args.tags.iter();
+    let main = explicit_tag.or_else(|| extra.next().cloned()).or(source_tag.clone());
+    match &main {
+        Some(main) => push(main.clone(), true),
+        None => {
+            return Err(format!(
+                "`{}` names no tag: give --tag for the target",
+                args.source
+            ));
+        }
+    }
+    if args.keep_source_tag
+        && let Some(tag) = &source_tag
+    {
+        push(tag.clone(), true);
+    }
+    for tag in extra {
+        push(tag.clone(), false);
+    }
+    if args.semver_tags {
+        let Some(tag) = &source_tag else {
+            return Err("--semver-tags needs a source tag that is a semantic version".to_string());
+        };
+        let Some(version) = tag_version(tag) else {
+            return Err(format!(
+                "--semver-tags: the source tag `{tag}` is not a semantic version (e.g. 1.4.2 or v1.4.2-rc.1)"
+            ));
+        };
+        let templates: Vec<String> = if args.semver_templates.is_empty() {
+            DEFAULT_SEMVER_TEMPLATES.iter().map(|t| t.to_string()).collect()
+        } else {
+            args.semver_templates.clone()
+        };
+        for text in templates {
+            let template = Template::parse(&text, &Variable::ALL)
+                .map_err(|e| format!("--semver-template `{text}`: {} ({})", e.message, e.help))?;
+            let rendered = template
+                .render(&Values {
+                    tag,
+                    version: Some(&version),
+                    path: &source.repository,
+                })
+                .ok_or_else(|| format!("--semver-template `{text}` cannot be rendered for `{tag}`"))?;
+            push(rendered, false);
+        }
+    }
+    for (tag, _) in &tags {
+        validate_tag(tag, tag).map_err(|e| e.to_string())?;
+    }
+    Ok(Destination { target, tags })
+}
+
+/// Reads the source and target and builds the plan: one entry per tag.
+/// Tags are overwritten (a promotion moves `latest`); the plan shows `~`.
+pub fn plan(
+    source: &Reference,
+    source_store: &dyn Registry,
+    destination: &Destination,
+    target_store: &dyn Registry,
+    platforms: &[String],
+) -> Result<Plan, String> {
+    let reference = source.manifest_reference();
+    let head = source_store
+        .manifest_head(&source.repository, &reference)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{source} not found"))?;
+    let mut target_digest = None;
+    if !platforms.is_empty() && crate::manifest::is_index(&head.media_type) {
+        let index = source_store
+            .manifest_get(&source.repository, &head.digest.to_string())
+            .map_err(|e| e.to_string())?;
+        let filtered = filter_index(&index, platforms).map_err(|e| format!("--platform: {e}"))?;
+        target_digest = Some(filtered.digest.to_string());
+    }
+    let source_name = source.location.to_string();
+    let target_name = destination.target.location.to_string();
+    let digest = head.digest.to_string();
+    let wanted = target_digest.clone().unwrap_or_else(|| digest.clone());
+    let mut entries = Vec::new();
+    let mut summary = Summary::default();
+    for (tag, early) in &destination.tags {
+        let current = target_store
+            .manifest_head(&destination.target.repository, tag)
+            .map_err(|e| e.to_string())?
+            .map(|h| h.digest.to_string());
+        let action = match &current {
+            None => Action::Create,
+            Some(c) if *c == wanted => Action::Unchanged,
+            Some(_) => Action::Update,
+        };
+        match action {
+            Action::Create => summary.create += 1,
+            Action::Update => summary.update += 1,
+            _ => summary.unchanged += 1,
+        }
+        entries.push(PlanEntry {
+            action,
+            reason: None,
+            floating: !early,
+            source: SourceImage {
+                registry: source_name.clone(),
+                repository: source.repository.clone(),
+                tag: source.tag.clone().unwrap_or_else(|| reference.clone()),
+                digest: digest.clone(),
+                media_type: head.media_type.clone(),
+            },
+            target: TargetTag {
+                registry: target_name.clone(),
+                repository: destination.target.repository.clone(),
+                tag: tag.clone(),
+                current_digest: current,
+                digest: target_digest.clone(),
+            },
+            rules: vec!["promote".to_string()],
+            platforms: platforms.to_vec(),
+            referrers: false,
+            attached: false,
+            mode: Default::default(),
+        });
+    }
+    Ok(Plan {
+        format: PLAN_FORMAT,
+        registries: BTreeMap::from([
+            (source_name.clone(), source_name),
+            (target_name.clone(), target_name),
+        ]),
+        entries,
+        skipped: Vec::new(),
+        summary,
+        estimate: Default::default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(line: &[&str]) -> PromoteArgs {
+        let mut argv = vec!["hoist", "promote"];
+        argv.extend(line);
+        match crate::cli::Cli::parse_from(argv).command {
+            crate::cli::Command::Promote(args) => args,
+            _ => unreachable!(),
+        }
+    }
+
+    fn tags_for(line: &[&str]) -> Result<Vec<String>, String> {
+        let args = args(line);
+        let source = Reference::parse(&args.source, &|_| false).unwrap();
+        destination(&args, &source, &|_| false).map(|d| d.tags.into_iter().map(|t| t.0).collect())
+    }
+
+    #[test]
+    fn stevedore_worked_example() {
+        let mut tags = tags_for(&[
+            "reg.example.com/app1:0.1.0-base2.4.6",
+            "prod.example.com/app1",
+            "--promote-image-tag",
+            "latest",
+            "--force-promote-source-image",
+            "--enable-semver-tags",
+            "--semver-tags-template",
+            "{{ .Major }}.{{ .Minor }}.{{ .Patch }}",
+            "--semver-tags-template",
+            "{{ .Major }}.{{ .Minor }}",
+        ])
+        .unwrap();
+        tags.sort();
+        assert_eq!(tags, ["0.1", "0.1.0", "0.1.0-base2.4.6", "latest"]);
+        // The defaults are the same two templates.
+        let mut defaults = tags_for(&[
+            "reg.example.com/app1:0.1.0-base2.4.6",
+            "prod.example.com/app1",
+            "--tag",
+            "latest",
+            "--keep-source-tag",
+            "--semver-tags",
+        ])
+        .unwrap();
+        defaults.sort();
+        assert_eq!(defaults, tags);
+    }
+
+    #[test]
+    fn first_tag_replaces_the_rest_are_extra() {
+        assert_eq!(
+            tags_for(&["r.io/a/b:1.0", "s.io/a/b", "--tag", "x", "--tag", "y"]).unwrap(),
+            ["x", "y"]
+        );
+        assert_eq!(tags_for(&["r.io/a/b:1.0", "s.io/a/b"]).unwrap(), ["1.0"]);
+        assert_eq!(tags_for(&["r.io/a/b:1.0", "s.io/a/b:prod"]).unwrap(), ["prod"]);
+    }
+
+    #[test]
+    fn registry_namespace_and_name_rewrite_the_source() {
+        let args = args(&[
+            "r.io/team/tools/app:1.0",
+            "--promote-image-registry-host",
+            "prod.io",
+            "--promote-image-registry-namespace",
+            "stable",
+            "--promote-image-name",
+            "svc",
+        ]);
+        let source = Reference::parse(&args.source, &|_| false).unwrap();
+        let d = destination(&args, &source, &|_| false).unwrap();
+        assert_eq!(d.target.to_string(), "prod.io/stable/svc");
+        let args = args_only_name();
+        let source = Reference::parse(&args.source, &|_| false).unwrap();
+        let d = destination(&args, &source, &|_| false).unwrap();
+        assert_eq!(d.target.to_string(), "r.io/team/svc");
+    }
+
+    fn args_only_name() -> PromoteArgs {
+        args(&["r.io/team/app:1.0", "--name", "svc"])
+    }
+
+    #[test]
+    fn semver_errors_are_errors() {
+        let err = tags_for(&["r.io/a:main", "s.io/a", "--semver-tags"]).unwrap_err();
+        assert!(err.contains("not a semantic version"), "{err}");
+        let err = tags_for(&["r.io/a:1.0.0", "s.io/a", "--semver-tags", "--semver-template", "{nope}"])
+            .unwrap_err();
+        assert!(err.contains("nope"), "{err}");
+        let err = tags_for(&["r.io/a:1.0.0"]).unwrap_err();
+        assert!(err.contains("source itself"), "{err}");
+    }
+}
