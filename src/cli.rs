@@ -80,13 +80,25 @@ pub struct PromoteArgs {
     pub semver_tags: bool,
     /// Semantic-version tag template (repeatable) [default: {major}.{minor}.{patch}
     /// and {major}.{minor}]; Go-template spellings such as {{ .Major }} work too.
-    #[arg(long = "semver-template", visible_alias = "semver-tags-template", value_name = "T")]
+    #[arg(
+        long = "semver-template",
+        visible_alias = "semver-tags-template",
+        value_name = "T"
+    )]
     pub semver_templates: Vec<String>,
     /// Target registry host (or configured registry name) in place of the source's.
-    #[arg(long, visible_alias = "promote-image-registry-host", value_name = "HOST")]
+    #[arg(
+        long,
+        visible_alias = "promote-image-registry-host",
+        value_name = "HOST"
+    )]
     pub registry: Option<String>,
     /// Target namespace: replaces everything before the image name.
-    #[arg(long, visible_alias = "promote-image-registry-namespace", value_name = "NS")]
+    #[arg(
+        long,
+        visible_alias = "promote-image-registry-namespace",
+        value_name = "NS"
+    )]
     pub namespace: Option<String>,
     /// Target image name: replaces the last path segment.
     #[arg(long, visible_alias = "promote-image-name", value_name = "NAME")]

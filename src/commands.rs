@@ -141,7 +141,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Box<dyn std::error::Error + Send + Sy
     let stores = Stores::new(loaded.clone(), jobs);
     let status = pool.install(|| match &cli.command {
         Command::Ls { target } => ls(&stores, target),
-        Command::Promote(args) => promote(&stores, args),
+        Command::Promote(args) => promote(&stores, args, loaded.config.settings.retries),
         Command::Plan(args) => plan_command(&stores, &loaded, rules, args),
         Command::Apply(args) => apply(&stores, &loaded, rules, args),
         Command::Verify(args) => verify_command(&stores, &loaded, rules, args),
@@ -290,7 +290,13 @@ impl Run<'_> {
             .entries
             .iter()
             .filter(|e| e.changes())
-            .map(|e| (e.target.registry.as_str(), e.target.repository.as_str(), e.target_digest()))
+            .map(|e| {
+                (
+                    e.target.registry.as_str(),
+                    e.target.repository.as_str(),
+                    e.target_digest(),
+                )
+            })
             .collect();
         let progress = Progress::new(
             self.progress,
@@ -303,13 +309,19 @@ impl Run<'_> {
             ..execute::Options::default()
         };
         options.retry.retries = self.retries;
-        if let Some(ms) = std::env::var("HOIST_RETRY_BASE_MS").ok().and_then(|v| v.parse().ok()) {
+        if let Some(ms) = std::env::var("HOIST_RETRY_BASE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
             options.retry.base = std::time::Duration::from_millis(ms);
         }
         let outcome = execute::run(self.plan, self.stores, &stats, &progress, options);
         progress.finish();
         let requests = self.stores.values().fold((0, 0), |(all, writes), store| {
-            (all + store.counters().requests(), writes + store.counters().writes())
+            (
+                all + store.counters().requests(),
+                writes + store.counters().writes(),
+            )
         });
         let report = ApplyReport::new(
             self.plan,
@@ -340,7 +352,10 @@ fn read_plan(
     let text = std::fs::read_to_string(path)
         .map_err(|e| CommandError::Usage(format!("cannot read {}: {e}", path.display())))?;
     let mut plan: Plan = serde_json::from_str(&text).map_err(|e| {
-        CommandError::Usage(format!("{} is not a plan (plan --out): {e}", path.display()))
+        CommandError::Usage(format!(
+            "{} is not a plan (plan --out): {e}",
+            path.display()
+        ))
     })?;
     if plan.format != plan::PLAN_FORMAT {
         return Err(CommandError::Usage(format!(
@@ -351,7 +366,8 @@ fn read_plan(
         )));
     }
     if !rules.is_empty() {
-        plan.entries.retain(|e| e.rules.iter().any(|r| rules.contains(r)));
+        plan.entries
+            .retain(|e| e.rules.iter().any(|r| rules.contains(r)));
     }
     if let Some((k, n)) = shard {
         plan.entries
@@ -413,12 +429,12 @@ fn verify_command(
     Ok(ExitStatus::Failure)
 }
 
-fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandError> {
+fn promote(stores: &Stores, args: &PromoteArgs, retries: u32) -> Result<ExitStatus, CommandError> {
     let started = Instant::now();
     let is_name = |name: &str| stores.is_registry_name(name);
     let source = Reference::parse(&args.source, &is_name)?;
-    let destination = crate::promote::destination(args, &source, &is_name)
-        .map_err(CommandError::Usage)?;
+    let destination =
+        crate::promote::destination(args, &source, &is_name).map_err(CommandError::Usage)?;
     for platform in &args.platforms {
         if platform.split('/').count() < 2 {
             return Err(CommandError::Usage(format!(
@@ -448,7 +464,7 @@ fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandErr
         (source.location.to_string(), source_store),
         (destination.target.location.to_string(), target_store),
     ]);
-    Run {
+    let status = Run {
         plan: &plan,
         stores: &handles,
         check_preconditions: false,
@@ -456,9 +472,19 @@ fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandErr
         report: args.report.as_deref(),
         shard: None,
         started,
-        retries: 4,
+        retries,
     }
-    .execute()
+    .execute()?;
+    if status == ExitStatus::Success {
+        // The result scripts want: where the image now is, by digest.
+        let digest = plan
+            .entries
+            .first()
+            .map_or("", |e| e.target_digest())
+            .to_string();
+        report::print_lines(&[format!("{}@{digest}", destination.target)]);
+    }
+    Ok(status)
 }
 
 fn ls(stores: &Stores, target: &str) -> Result<ExitStatus, CommandError> {

@@ -131,14 +131,20 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
     let mut attached: BTreeSet<TagKey> = BTreeSet::new();
     // 3c. Indexes whose platforms a rule filters: read, filtered, digested.
     let mut to_filter: BTreeMap<(String, Digest, String), (String, Vec<String>)> = BTreeMap::new();
-    for rule in rules.rules.iter().filter(|r| r.referrers || !r.platforms.is_empty()) {
+    for rule in rules
+        .rules
+        .iter()
+        .filter(|r| r.referrers || !r.platforms.is_empty())
+    {
         for repo in plan::matched_repositories(rule, &inventory) {
             let Some(Some(tags)) = inventory.source_tags.get(&plan::repo_key(&rule.from, repo))
             else {
                 continue;
             };
             for tag in rule.select_tags(tags) {
-                let Some(head) = inventory.source_heads.get(&plan::tag_key(&rule.from, repo, &tag.tag))
+                let Some(head) = inventory
+                    .source_heads
+                    .get(&plan::tag_key(&rule.from, repo, &tag.tag))
                 else {
                     continue;
                 };
@@ -149,7 +155,11 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
                 }
                 if !rule.platforms.is_empty() && crate::manifest::is_index(&head.media_type) {
                     to_filter
-                        .entry((rule.from.clone(), head.digest.clone(), rule.platforms.join(",")))
+                        .entry((
+                            rule.from.clone(),
+                            head.digest.clone(),
+                            rule.platforms.join(","),
+                        ))
                         .or_insert_with(|| (repo.clone(), rule.platforms.clone()));
                 }
             }

@@ -296,7 +296,12 @@ mod tests {
         assert_eq!(view.manifests[0].digest.to_string(), d('a'));
         assert!(String::from_utf8_lossy(&amd.bytes).contains("annotations"));
         // Stable: the same input gives the same digest.
-        assert_eq!(filter_index(&index, &["linux/amd64".to_string()]).unwrap().digest, amd.digest);
+        assert_eq!(
+            filter_index(&index, &["linux/amd64".to_string()])
+                .unwrap()
+                .digest,
+            amd.digest
+        );
         let arm = filter_index(&index, &["linux/arm64/v8".to_string()]).unwrap();
         assert_eq!(arm.view().unwrap().manifests.len(), 1);
         assert!(filter_index(&index, &["linux/arm64/v7".to_string()]).is_err());

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::cli::PromoteArgs;
 use crate::manifest::filter_index;
-use crate::plan::{Action, Plan, PlanEntry, SourceImage, Summary, TargetTag, PLAN_FORMAT};
+use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, SourceImage, Summary, TargetTag};
 use crate::reference::{Location, Reference, validate_tag};
 use crate::registry::Registry;
 use crate::rules::{Template, Values, Variable, tag_version};
@@ -70,8 +70,11 @@ pub fn destination(
         .join("/");
     crate::reference::validate_repository(&target.repository, &target.repository)
         .map_err(|e| e.to_string())?;
-    if target.location == source.location && target.repository == source.repository
-        && args.tags.is_empty() && explicit_tag.is_none() && !args.semver_tags
+    if target.location == source.location
+        && target.repository == source.repository
+        && args.tags.is_empty()
+        && explicit_tag.is_none()
+        && !args.semver_tags
     {
         return Err("the target is the source itself: give a TARGET, --registry, --namespace, --name or --tag".to_string());
     }
@@ -84,7 +87,9 @@ pub fn destination(
         }
     };
     let mut extra = args.tags.iter();
-    let main = explicit_tag.or_else(|| extra.next().cloned()).or(source_tag.clone());
+    let main = explicit_tag
+        .or_else(|| extra.next().cloned())
+        .or(source_tag.clone());
     match &main {
         Some(main) => push(main.clone(), true),
         None => {
@@ -112,7 +117,10 @@ pub fn destination(
             ));
         };
         let templates: Vec<String> = if args.semver_templates.is_empty() {
-            DEFAULT_SEMVER_TEMPLATES.iter().map(|t| t.to_string()).collect()
+            DEFAULT_SEMVER_TEMPLATES
+                .iter()
+                .map(|t| t.to_string())
+                .collect()
         } else {
             args.semver_templates.clone()
         };
@@ -125,7 +133,9 @@ pub fn destination(
                     version: Some(&version),
                     path: &source.repository,
                 })
-                .ok_or_else(|| format!("--semver-template `{text}` cannot be rendered for `{tag}`"))?;
+                .ok_or_else(|| {
+                    format!("--semver-template `{text}` cannot be rendered for `{tag}`")
+                })?;
             push(rendered, false);
         }
     }
@@ -274,7 +284,10 @@ mod tests {
             ["x", "y"]
         );
         assert_eq!(tags_for(&["r.io/a/b:1.0", "s.io/a/b"]).unwrap(), ["1.0"]);
-        assert_eq!(tags_for(&["r.io/a/b:1.0", "s.io/a/b:prod"]).unwrap(), ["prod"]);
+        assert_eq!(
+            tags_for(&["r.io/a/b:1.0", "s.io/a/b:prod"]).unwrap(),
+            ["prod"]
+        );
     }
 
     #[test]
@@ -305,8 +318,14 @@ mod tests {
     fn semver_errors_are_errors() {
         let err = tags_for(&["r.io/a:main", "s.io/a", "--semver-tags"]).unwrap_err();
         assert!(err.contains("not a semantic version"), "{err}");
-        let err = tags_for(&["r.io/a:1.0.0", "s.io/a", "--semver-tags", "--semver-template", "{nope}"])
-            .unwrap_err();
+        let err = tags_for(&[
+            "r.io/a:1.0.0",
+            "s.io/a",
+            "--semver-tags",
+            "--semver-template",
+            "{nope}",
+        ])
+        .unwrap_err();
         assert!(err.contains("nope"), "{err}");
         let err = tags_for(&["r.io/a:1.0.0"]).unwrap_err();
         assert!(err.contains("source itself"), "{err}");

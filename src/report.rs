@@ -21,8 +21,7 @@ pub fn print_raw(text: &str) {
 }
 
 /// The progress display on screen, if any: log lines go above it.
-static PROGRESS: std::sync::Mutex<Option<indicatif::MultiProgress>> =
-    std::sync::Mutex::new(None);
+static PROGRESS: std::sync::Mutex<Option<indicatif::MultiProgress>> = std::sync::Mutex::new(None);
 
 /// Routes log lines through a progress display while it is shown (`None` when it ends).
 pub fn set_progress(display: Option<indicatif::MultiProgress>) {

@@ -62,7 +62,13 @@ pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
             let tags: Vec<&str> = entries.iter().map(|e| e.target.tag.as_str()).collect();
             let found = found
                 .into_iter()
-                .map(|p| format!("{registry}/{repository}:{} ({}): {p}", tags.join(","), short_digest(&digest)))
+                .map(|p| {
+                    format!(
+                        "{registry}/{repository}:{} ({}): {p}",
+                        tags.join(","),
+                        short_digest(&digest)
+                    )
+                })
                 .collect();
             ((registry, repository, digest), found)
         })
@@ -79,14 +85,27 @@ fn check_image(store: &dyn Registry, repository: &str, digest: &str) -> Vec<Stri
     let mut problems = Vec::new();
     let mut blobs = BTreeSet::new();
     let mut seen = BTreeSet::new();
-    walk(store, repository, digest, 0, &mut blobs, &mut seen, &mut problems);
+    walk(
+        store,
+        repository,
+        digest,
+        0,
+        &mut blobs,
+        &mut seen,
+        &mut problems,
+    );
     let missing: Vec<String> = blobs
         .into_par_iter()
-        .filter_map(|(blob, size): (Digest, u64)| match store.blob_exists(repository, &blob) {
-            Ok(true) => None,
-            Ok(false) => Some(format!("blob {} ({size} bytes) is missing", short_digest(&blob.to_string()))),
-            Err(e) => Some(format!("blob {}: {e}", short_digest(&blob.to_string()))),
-        })
+        .filter_map(
+            |(blob, size): (Digest, u64)| match store.blob_exists(repository, &blob) {
+                Ok(true) => None,
+                Ok(false) => Some(format!(
+                    "blob {} ({size} bytes) is missing",
+                    short_digest(&blob.to_string())
+                )),
+                Err(e) => Some(format!("blob {}: {e}", short_digest(&blob.to_string()))),
+            },
+        )
         .collect();
     problems.extend(missing);
     problems
@@ -124,7 +143,15 @@ fn walk(
     };
     if depth < MAX_DEPTH {
         for child in &view.manifests {
-            walk(store, repository, &child.digest.to_string(), depth + 1, blobs, seen, problems);
+            walk(
+                store,
+                repository,
+                &child.digest.to_string(),
+                depth + 1,
+                blobs,
+                seen,
+                problems,
+            );
         }
     }
     for blob in view.blobs {

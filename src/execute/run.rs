@@ -125,7 +125,10 @@ impl ImageState {
     }
 
     fn failure(&self) -> Option<String> {
-        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -170,7 +173,12 @@ pub fn run(
     let mut images: Vec<Image> = Vec::new();
     let mut by_key: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for (i, entry) in plan.entries.iter().enumerate() {
-        if !entry.changes() || statuses[i].lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+        if !entry.changes()
+            || statuses[i]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some()
+        {
             continue;
         }
         let key = (
@@ -213,8 +221,7 @@ pub fn run(
             state.fail(e.clone());
         }
     }
-    let needs_copy =
-        |i: usize| matches!(present[i], Ok(false)) && states[i].failure().is_none();
+    let needs_copy = |i: usize| matches!(present[i], Ok(false)) && states[i].failure().is_none();
 
     // 2. Manifest trees from the sources, once per source image and filter.
     let mut tree_keys: BTreeMap<(String, String, Vec<String>), (String, String)> = BTreeMap::new();
@@ -295,7 +302,10 @@ pub fn run(
     let mut repo_pending: BTreeMap<(String, String), AtomicUsize> = BTreeMap::new();
     for image in &images {
         repo_pending
-            .entry((image.target_registry.clone(), image.target_repository.clone()))
+            .entry((
+                image.target_registry.clone(),
+                image.target_repository.clone(),
+            ))
             .or_default()
             .fetch_add(1, Ordering::Relaxed);
     }
@@ -304,9 +314,12 @@ pub fn run(
         for (i, image) in images.iter().enumerate() {
             for &e in &image.entries {
                 if plan.entries[e].is_late() {
-                    late.entry((image.target_registry.clone(), image.target_repository.clone()))
-                        .or_default()
-                        .push((e, i));
+                    late.entry((
+                        image.target_registry.clone(),
+                        image.target_repository.clone(),
+                    ))
+                    .or_default()
+                    .push((e, i));
                 }
             }
         }
@@ -398,7 +411,11 @@ fn check_entry(entry: &PlanEntry, stores: &StoreMap) -> Result<(), String> {
             entry.target.registry,
             entry.target.repository,
             entry.target.tag,
-            entry.target.current_digest.as_deref().map_or("absent", short_digest),
+            entry
+                .target
+                .current_digest
+                .as_deref()
+                .map_or("absent", short_digest),
             now.as_deref().map_or("absent", short_digest)
         ));
     }
@@ -529,14 +546,17 @@ where
     }
 
     fn set(&self, entry: usize, status: Status) {
-        *self.statuses[entry].lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+        *self.statuses[entry]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(status);
     }
 
     /// Makes one blob present in every target repository that needs it.
     fn blob(&self, job: &BlobJob) -> Result<(), String> {
         let target = self.store(&job.target_registry)?;
         let source = self.store(&job.source_registry)?;
-        let describe = |e: RegistryError| format!("blob {}: {e}", short_digest(&job.digest.to_string()));
+        let describe =
+            |e: RegistryError| format!("blob {}: {e}", short_digest(&job.digest.to_string()));
         let mut landed: Option<&str> = None;
         for repository in &job.repositories {
             if target
@@ -594,7 +614,13 @@ where
                     inner: reader,
                     progress: self.progress,
                 };
-                target.blob_put(repository, &job.digest, job.size, &mut counted, session.take())
+                target.blob_put(
+                    repository,
+                    &job.digest,
+                    job.size,
+                    &mut counted,
+                    session.take(),
+                )
             })();
             match result {
                 Ok(()) => {
@@ -650,17 +676,23 @@ where
             short_digest(&image.digest)
         );
         match &failure {
-            Some(why) => self.progress.image_done(&format!("failed {name}: {why}"), true),
+            Some(why) => self
+                .progress
+                .image_done(&format!("failed {name}: {why}"), true),
             None => {
                 let tags = if written.is_empty() {
                     String::new()
                 } else {
                     format!(" ({})", written.join(", "))
                 };
-                self.progress.image_done(&format!("promoted {name}{tags}"), false)
+                self.progress
+                    .image_done(&format!("promoted {name}{tags}"), false)
             }
         }
-        let repo = (image.target_registry.clone(), image.target_repository.clone());
+        let repo = (
+            image.target_registry.clone(),
+            image.target_repository.clone(),
+        );
         if self
             .repo_pending
             .get(&repo)
@@ -721,8 +753,12 @@ where
                 target_repository: &image.target_repository,
                 stats: self.stats,
             };
-            copy.run(&referrer.digest.to_string(), &[])
-                .map_err(|e| format!("copying referrer {}: {e}", short_digest(&referrer.digest.to_string())))?;
+            copy.run(&referrer.digest.to_string(), &[]).map_err(|e| {
+                format!(
+                    "copying referrer {}: {e}",
+                    short_digest(&referrer.digest.to_string())
+                )
+            })?;
         }
         Ok(())
     }
@@ -861,10 +897,18 @@ fn move_sources(plan: &Plan, statuses: &[Status], stores: &StoreMap) -> (Vec<Str
         let deleted = digest
             .parse::<Digest>()
             .map_err(|e| e.to_string())
-            .and_then(|d| source.manifest_delete(&repository, &d).map_err(|e| e.to_string()));
+            .and_then(|d| {
+                source
+                    .manifest_delete(&repository, &d)
+                    .map_err(|e| e.to_string())
+            });
         match deleted {
             Ok(()) => moved.extend(names()),
-            Err(e) => notes.push(format!("kept {}: deleting {} failed: {e}", names().join(", "), short_digest(&digest))),
+            Err(e) => notes.push(format!(
+                "kept {}: deleting {} failed: {e}",
+                names().join(", "),
+                short_digest(&digest)
+            )),
         }
     }
     (moved, notes)

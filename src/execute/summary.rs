@@ -190,7 +190,11 @@ impl ApplyReport {
                 failure.error.as_deref().unwrap_or("")
             ));
         }
-        for entry in self.entries.iter().filter(|e| e.status == EntryStatus::Blocked) {
+        for entry in self
+            .entries
+            .iter()
+            .filter(|e| e.status == EntryStatus::Blocked)
+        {
             let e = &entry.entry;
             lines.push(format!(
                 "blocked {}/{}:{}: {}",

@@ -7,10 +7,10 @@ use semver::Version;
 
 use super::inventory::{Inventory, TagKey, tag_key};
 use super::{SkippedTag, SourceImage};
-use crate::reference::{validate_repository, validate_tag};
-use crate::registry::ManifestHead;
 use crate::config::Mode;
 use crate::manifest::is_index;
+use crate::reference::{validate_repository, validate_tag};
+use crate::registry::ManifestHead;
 use crate::rules::{Rule, RuleSet, SelectedTag, Template, Values};
 
 /// The versions a floating tag ranges over: those its template renders to
@@ -67,7 +67,8 @@ pub struct Candidate {
     /// Target tag.
     pub target_tag: String,
     /// The pinned digest, when the source tag is elsewhere.
-    pub pin_mismatch: Option<String>,    /// The digest the target tag will hold (the source's, or a filtered index).
+    pub pin_mismatch: Option<String>,
+    /// The digest the target tag will hold (the source's, or a filtered index).
     pub digest: String,
     /// Platforms the rule keeps.
     pub platforms: Vec<String>,
@@ -242,12 +243,19 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
             versions.push((selected, head, digest));
         }
     }
-    attached_tags(rule, repository, tags, &attach_to, &target_repository, inventory, out);
+    attached_tags(
+        rule,
+        repository,
+        tags,
+        &attach_to,
+        &target_repository,
+        inventory,
+        out,
+    );
     for template in &rule.floating {
         // The highest version of each series; ties (`v1.2.0` and `1.2.0`) go
         // to the tag that sorts last, so the choice never depends on order.
-        let mut winners: BTreeMap<String, (&SelectedTag, &ManifestHead, &String)> =
-            BTreeMap::new();
+        let mut winners: BTreeMap<String, (&SelectedTag, &ManifestHead, &String)> = BTreeMap::new();
         for (selected, head, digest) in &versions {
             let Some(version) = selected.version.as_ref() else {
                 continue;
@@ -317,11 +325,19 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
 
 /// The digest a target tag gets for `head` under `rule`: the source's, or
 /// the platform-filtered index discovery computed.
-fn effective_digest(rule: &Rule, head: &ManifestHead, inventory: &Inventory) -> Result<String, String> {
+fn effective_digest(
+    rule: &Rule,
+    head: &ManifestHead,
+    inventory: &Inventory,
+) -> Result<String, String> {
     if rule.platforms.is_empty() || !is_index(&head.media_type) {
         return Ok(head.digest.to_string());
     }
-    let key = (rule.from.clone(), head.digest.clone(), rule.platforms.join(","));
+    let key = (
+        rule.from.clone(),
+        head.digest.clone(),
+        rule.platforms.join(","),
+    );
     match inventory.filtered.get(&key) {
         Some(Ok(digest)) => Ok(digest.to_string()),
         Some(Err(reason)) => Err(format!("platforms: {reason}")),
@@ -332,7 +348,10 @@ fn effective_digest(rule: &Rule, head: &ManifestHead, inventory: &Inventory) -> 
 /// Tags that carry signatures, attestations and SBOMs of an image by the
 /// cosign convention (`sha256-<hex>.sig`, `.att`, `.sbom`, and the OCI
 /// referrers fallback tag `sha256-<hex>`), among `tags`.
-pub fn attached_tag_names<'a>(digest: &crate::digest::Digest, tags: &'a [String]) -> Vec<&'a String> {
+pub fn attached_tag_names<'a>(
+    digest: &crate::digest::Digest,
+    tags: &'a [String],
+) -> Vec<&'a String> {
     let stem = digest.to_string().replacen(':', "-", 1);
     tags.iter()
         .filter(|tag| {
@@ -357,7 +376,9 @@ fn attached_tags(
             if !done.insert(tag) {
                 continue;
             }
-            let Some(attached) = inventory.source_heads.get(&tag_key(&rule.from, repository, tag))
+            let Some(attached) = inventory
+                .source_heads
+                .get(&tag_key(&rule.from, repository, tag))
             else {
                 continue;
             };

@@ -27,7 +27,8 @@ pub struct Inventory {
     /// Tags present in each target repository (empty when it does not exist).
     pub target_tags: BTreeMap<RepoKey, BTreeSet<String>>,
     /// Digest each probed target tag holds.
-    pub target_heads: BTreeMap<TagKey, Digest>,    /// Platform-filtered indexes: (source registry, index digest, platforms
+    pub target_heads: BTreeMap<TagKey, Digest>,
+    /// Platform-filtered indexes: (source registry, index digest, platforms
     /// joined by `,`) → the new index's digest, or why there is none.
     pub filtered: BTreeMap<(String, Digest, String), Result<Digest, String>>,
 }

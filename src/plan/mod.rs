@@ -361,12 +361,20 @@ pub fn build(
         let mut spread: BTreeMap<(String, String, String), BTreeSet<u32>> = BTreeMap::new();
         for e in &entries {
             spread
-                .entry((e.source.registry.clone(), e.source.repository.clone(), e.source.tag.clone()))
+                .entry((
+                    e.source.registry.clone(),
+                    e.source.repository.clone(),
+                    e.source.tag.clone(),
+                ))
                 .or_default()
                 .insert(shard_of(&e.target.repository, n));
         }
         for e in entries.iter_mut().filter(|e| e.mode == Mode::Move) {
-            let key = (e.source.registry.clone(), e.source.repository.clone(), e.source.tag.clone());
+            let key = (
+                e.source.registry.clone(),
+                e.source.repository.clone(),
+                e.source.tag.clone(),
+            );
             if spread.get(&key).is_some_and(|shards| shards.len() > 1) {
                 e.mode = Mode::Copy;
                 e.reason.get_or_insert_with(|| {

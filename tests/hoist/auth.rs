@@ -128,8 +128,8 @@ fn bearer_token_auth_push_and_mount() {
         .run()
         .success()
         .json_file("report.json");
-    assert_eq!(report["bytes_uploaded"], 0, "{report:#}");
-    assert_eq!(report["stats"]["blobs_mounted"], 3, "{report:#}");
+    assert_eq!(report["summary"]["bytes_copied"], 0, "{report:#}");
+    assert_eq!(report["summary"]["blobs_mounted"], 3, "{report:#}");
     let scopes = target.token_server().expect("token server").scopes_seen();
     assert!(
         scopes.iter().any(|s| s == "repository:staging/app:pull"),

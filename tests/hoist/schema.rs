@@ -24,6 +24,11 @@ fn plan_schema_is_current() {
 }
 
 #[test]
+fn report_schema_is_current() {
+    assert_current("report", "report.schema.json");
+}
+
+#[test]
 fn top_level_promotions_toml_names_the_example_store() {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/promotions.toml");
     let run = Hoist::new()

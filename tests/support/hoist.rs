@@ -44,7 +44,11 @@ impl Hoist {
             .env_remove("HOIST_JOBS")
             .env_remove("HOIST_RETRIES")
             .env_remove("HOIST_TIMEOUT_SECS")
-            .env_remove("HOIST_PAGE_SIZE");
+            .env_remove("HOIST_PAGE_SIZE")
+            .env_remove("HOIST_SHARD")
+            .env_remove("HOIST_SHARD_COUNT")
+            .env_remove("JOB_COMPLETION_INDEX")
+            .env_remove("HOIST_RETRY_BASE_MS");
         Hoist {
             command,
             dir,
@@ -129,6 +133,23 @@ impl Hoist {
         (run, kib)
     }
 
+    /// Starts it in the background, stdout and stderr going to files in its
+    /// scratch directory.
+    pub fn spawn(mut self) -> Spawned {
+        let out = std::fs::File::create(self.dir.path().join("stdout")).expect("stdout file");
+        let err = std::fs::File::create(self.dir.path().join("stderr")).expect("stderr file");
+        let child = self
+            .command
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start hoist");
+        Spawned {
+            child,
+            dir: self.dir,
+        }
+    }
+
     /// Runs it to completion.
     pub fn run(mut self) -> Run {
         let Output {
@@ -177,5 +198,29 @@ impl Run {
     /// Stdout as lines.
     pub fn lines(&self) -> Vec<&str> {
         self.stdout.lines().collect()
+    }
+}
+
+/// A `hoist` running in the background.
+pub struct Spawned {
+    /// The process.
+    pub child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Spawned {
+    /// What it wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// What it wrote on stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
+    }
+
+    /// Waits for it to end; its exit code (`None` when killed by a signal).
+    pub fn wait(&mut self) -> Option<i32> {
+        self.child.wait().expect("wait for hoist").code()
     }
 }
