@@ -212,7 +212,7 @@ impl ApplyReport {
         }
         let s = &self.summary;
         lines.push(format!(
-            "{} promoted, {} unchanged, {} failed{}{}; {} copied ({}), {} mounted, {} already present; {} in {:.1}s",
+            "{} promoted, {} unchanged, {} failed{}{}; {} copied ({}), {} mounted, {} already present; {}{:.1}s",
             count(s.promoted, "tag", "tags"),
             s.unchanged,
             s.failed,
@@ -230,7 +230,15 @@ impl ApplyReport {
             human_bytes(s.bytes_copied),
             s.blobs_mounted,
             s.blobs_present,
-            count(s.requests as usize, "request", "requests"),
+            if s.requests > 0 {
+                format!(
+                    "{} ({} writing) in ",
+                    count(s.requests as usize, "request", "requests"),
+                    s.write_requests
+                )
+            } else {
+                String::new()
+            },
             s.duration_secs,
         ));
         lines

@@ -43,6 +43,17 @@ pub fn render_table(plan: &Plan) -> String {
                 short_digest(&entry.source.digest),
                 entry.rules.join(", "),
             );
+            if let Some(filtered) = &entry.target.digest {
+                let _ = write!(
+                    line,
+                    " -> {} ({})",
+                    short_digest(filtered),
+                    entry.platforms.join(", ")
+                );
+            }
+            if entry.mode == crate::config::Mode::Move {
+                line.push_str(" (move)");
+            }
             if entry.action == Action::Update
                 && let Some(current) = &entry.target.current_digest
             {
