@@ -174,6 +174,7 @@ fn make_plan(
     only: &[String],
     shard: Option<(u32, u32)>,
 ) -> Result<Plan, CommandError> {
+    let all_rules = rules.clone();
     let rules = rules.only(only).map_err(CommandError::Usage)?;
     let names: BTreeSet<&String> = rules
         .rules
@@ -209,6 +210,20 @@ fn make_plan(
             Ok(()) => CommandError::Usage("conflicting rules".to_string()),
         }
     })?;
+    let mut plan = plan;
+    if !only.is_empty() {
+        // Rules left out may read the same source tags: never move under --rule
+        // what another rule still has to copy from that registry.
+        let others: BTreeSet<&str> = all_rules
+            .rules
+            .iter()
+            .filter(|r| !only.contains(&r.name))
+            .map(|r| r.from.as_str())
+            .collect();
+        plan::keep_moves_within(&mut plan.entries, |e| {
+            !others.contains(e.source.registry.as_str())
+        });
+    }
     let requests: u64 = handles.values().map(|h| h.counters().requests()).sum();
     report::log(&format!(
         "planned {} target tags from {} rules in {:.2}s ({} requests)",
@@ -365,14 +380,12 @@ fn read_plan(
             plan::PLAN_FORMAT
         )));
     }
-    if !rules.is_empty() {
-        plan.entries
-            .retain(|e| e.rules.iter().any(|r| rules.contains(r)));
-    }
-    if let Some((k, n)) = shard {
-        plan.entries
-            .retain(|e| plan::shard_of(&e.target.repository, n) == k);
-    }
+    let in_scope = |e: &plan::PlanEntry| {
+        (rules.is_empty() || e.rules.iter().any(|r| rules.contains(r)))
+            && shard.is_none_or(|(k, n)| plan::shard_of(&e.target.repository, n) == k)
+    };
+    plan::keep_moves_within(&mut plan.entries, in_scope);
+    plan.entries.retain(in_scope);
     Ok(plan)
 }
 

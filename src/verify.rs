@@ -141,6 +141,12 @@ fn walk(
             return;
         }
     };
+    if depth >= MAX_DEPTH && !view.manifests.is_empty() {
+        problems.push(format!(
+            "manifest {}: indexes nested deeper than {MAX_DEPTH}",
+            short_digest(digest)
+        ));
+    }
     if depth < MAX_DEPTH {
         for child in &view.manifests {
             walk(
@@ -155,7 +161,9 @@ fn walk(
         }
     }
     for blob in view.blobs {
-        if blob.urls.is_empty() {
+        // Non-distributable layers live at their URLs, as apply treats them.
+        let foreign = !blob.urls.is_empty() && blob.media_type.contains("foreign");
+        if !foreign {
             blobs.insert((blob.digest, blob.size));
         }
     }

@@ -157,15 +157,19 @@ pub fn run(
     let store = |name: &str| lookup(stores, name);
 
     if options.check_preconditions {
-        let refusals: Vec<(usize, String)> = plan
+        let checks: Vec<(usize, Result<Check, String>)> = plan
             .entries
             .par_iter()
             .enumerate()
             .filter(|(_, e)| e.changes())
-            .filter_map(|(i, e)| check_entry(e, stores).err().map(|why| (i, why)))
+            .map(|(i, e)| (i, check_entry(e, stores)))
             .collect();
-        for (i, why) in refusals {
-            set(i, Status::Refused(why));
+        for (i, check) in checks {
+            match check {
+                Ok(Check::Go) => {}
+                Ok(Check::Done) => set(i, Status::Unchanged),
+                Err(why) => set(i, Status::Refused(why)),
+            }
         }
     }
 
@@ -383,8 +387,26 @@ fn lookup<'a>(stores: &'a StoreMap, name: &str) -> Result<&'a Arc<dyn Registry>,
         .ok_or_else(|| format!("registry `{name}` is not open"))
 }
 
+/// What re-checking a reviewed entry found.
+enum Check {
+    /// As planned: go ahead.
+    Go,
+    /// The target already holds the planned digest.
+    Done,
+}
+
 /// An entry of a reviewed plan still matches the registries.
-fn check_entry(entry: &PlanEntry, stores: &StoreMap) -> Result<(), String> {
+fn check_entry(entry: &PlanEntry, stores: &StoreMap) -> Result<Check, String> {
+    // Already done (a re-run of a reviewed plan after a kill, or after a move
+    // deleted the source): nothing to refuse.
+    let target = lookup(stores, &entry.target.registry)?;
+    let held = target
+        .manifest_head(&entry.target.repository, &entry.target.tag)
+        .map_err(|e| e.to_string())?
+        .map(|h| h.digest.to_string());
+    if held.as_deref() == Some(entry.target_digest()) {
+        return Ok(Check::Done);
+    }
     let source = lookup(stores, &entry.source.registry)?;
     let now = source
         .manifest_head(&entry.source.repository, &entry.source.tag)
@@ -400,11 +422,7 @@ fn check_entry(entry: &PlanEntry, stores: &StoreMap) -> Result<(), String> {
             now.as_deref().map_or("absent", short_digest)
         ));
     }
-    let target = lookup(stores, &entry.target.registry)?;
-    let now = target
-        .manifest_head(&entry.target.repository, &entry.target.tag)
-        .map_err(|e| e.to_string())?
-        .map(|h| h.digest.to_string());
+    let now = held;
     if now != entry.target.current_digest {
         return Err(format!(
             "the target {}/{}:{} changed since planning: planned {}, now {}",
@@ -419,7 +437,7 @@ fn check_entry(entry: &PlanEntry, stores: &StoreMap) -> Result<(), String> {
             now.as_deref().map_or("absent", short_digest)
         ));
     }
-    Ok(())
+    Ok(Check::Go)
 }
 
 /// Reads an image's manifests from the source, children first, filtering
@@ -708,7 +726,8 @@ where
         let Some(Ok(tree)) = (self.tree_of)(image) else {
             // Present in the target already.
             bump(&self.stats.manifests_present, 1);
-            return self.copy_referrers(image);
+            self.referrers_or_note(image);
+            return Ok(());
         };
         for manifest in &tree.manifests {
             let digest = manifest.digest.to_string();
@@ -727,7 +746,20 @@ where
                 .map_err(|e| format!("writing manifest {}: {e}", short_digest(&digest)))?;
             bump(&self.stats.manifests_written, 1);
         }
-        self.copy_referrers(image)
+        self.referrers_or_note(image);
+        Ok(())
+    }
+
+    /// Referrers are extras: failing to copy them is said, not fatal.
+    fn referrers_or_note(&self, image: &Image) {
+        if let Err(e) = self.copy_referrers(image) {
+            crate::report::log(&format!(
+                "warning: {}/{}@{}: referrers not copied: {e}",
+                image.target_registry,
+                image.target_repository,
+                short_digest(&image.digest)
+            ));
+        }
     }
 
     /// OCI 1.1 referrers of the image (signatures, SBOMs pushed with a
@@ -784,6 +816,52 @@ where
         Ok(())
     }
 
+    /// Why a late tag must not be written: the version tag a floating tag
+    /// follows, or the image a signature tag belongs to, did not make it.
+    fn blocker(&self, repo: &(String, String), late: &PlanEntry) -> Option<String> {
+        let subject = late.attached.then(|| {
+            late.target
+                .tag
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .replacen('-', ":", 1)
+        });
+        let regular = self
+            .plan
+            .entries
+            .iter()
+            .zip(self.statuses)
+            .filter(|(e, _)| {
+                !e.is_late() && e.target.registry == repo.0 && e.target.repository == repo.1
+            });
+        for (entry, status) in regular {
+            let related = match &subject {
+                Some(subject) => entry.target_digest() == subject,
+                None => {
+                    entry.source.registry == late.source.registry
+                        && entry.source.repository == late.source.repository
+                        && entry.source.tag == late.source.tag
+                }
+            };
+            if !related {
+                continue;
+            }
+            let status = status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let what = match status {
+                Some(Status::Promoted | Status::Unchanged) | None => continue,
+                Some(Status::Blocked) => "is blocked",
+                Some(Status::Refused(_)) => "was refused",
+                Some(Status::Failed(_)) => "failed",
+            };
+            return Some(format!(
+                "not written: {}:{} {what}",
+                entry.target.repository, entry.target.tag
+            ));
+        }
+        None
+    }
+
     /// Floating and attached tags of a repository whose images are all done.
     fn late_tags(&self, repo: &(String, String)) {
         let Some(entries) = self.late_entries.get(repo) else {
@@ -798,6 +876,9 @@ where
                     let why = self.states[i]
                         .failure()
                         .unwrap_or_else(|| "its image failed".to_string());
+                    return (e, Status::Failed(why));
+                }
+                if let Some(why) = self.blocker(repo, entry) {
                     return (e, Status::Failed(why));
                 }
                 match self.write_tag(entry, image) {
@@ -859,6 +940,24 @@ fn move_sources(plan: &Plan, statuses: &[Status], stores: &StoreMap) -> (Vec<Str
         let Some(source) = stores.get(registry) else {
             continue;
         };
+        match source.manifest_head(repository, tag) {
+            Ok(Some(head)) if head.digest.to_string() == *digest => {}
+            Ok(None) => {
+                moved.push(name);
+                continue;
+            }
+            Ok(Some(head)) => {
+                notes.push(format!(
+                    "kept {name}: it moved to {} during the run",
+                    short_digest(&head.digest.to_string())
+                ));
+                continue;
+            }
+            Err(e) => {
+                notes.push(format!("kept {name}: {e}"));
+                continue;
+            }
+        }
         match source.tag_delete(repository, tag) {
             Ok(true) => moved.push(name),
             Ok(false) => by_digest
@@ -897,10 +996,10 @@ fn move_sources(plan: &Plan, statuses: &[Status], stores: &StoreMap) -> (Vec<Str
         let deleted = digest
             .parse::<Digest>()
             .map_err(|e| e.to_string())
-            .and_then(|d| {
-                source
-                    .manifest_delete(&repository, &d)
-                    .map_err(|e| e.to_string())
+            .and_then(|d| match source.manifest_delete(&repository, &d) {
+                // A retried DELETE whose first attempt went through.
+                Err(e) if e.is_not_found() => Ok(()),
+                other => other.map_err(|e| e.to_string()),
             });
         match deleted {
             Ok(()) => moved.extend(names()),
@@ -926,13 +1025,30 @@ fn other_tags_at(
         .par_iter()
         .filter(|t| !except.contains(t))
         .map(|tag| {
-            source
+            let head = source
                 .manifest_head(repository, tag)
-                .map(|head| {
-                    head.filter(|h| h.digest.to_string() == digest)
-                        .map(|_| tag.clone())
-                })
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            let Some(head) = head else {
+                return Ok(None);
+            };
+            if head.digest.to_string() == digest {
+                return Ok(Some(tag.clone()));
+            }
+            // An index whose child is this manifest would break too.
+            if crate::manifest::is_index(&head.media_type) {
+                let index = source
+                    .manifest_get(repository, &head.digest.to_string())
+                    .map_err(|e| e.to_string())?;
+                let view = index.view().map_err(|e| e.to_string())?;
+                if view
+                    .manifests
+                    .iter()
+                    .any(|m| m.digest.to_string() == digest)
+                {
+                    return Ok(Some(tag.clone()));
+                }
+            }
+            Ok(None)
         })
         .collect();
     let mut others = Vec::new();

@@ -357,31 +357,7 @@ pub fn build(
     }
     block_floating_over_blocked_versions(&mut entries);
     if let Some((k, n)) = shard {
-        // A moved source tag is deleted only by a run that sees all its targets.
-        let mut spread: BTreeMap<(String, String, String), BTreeSet<u32>> = BTreeMap::new();
-        for e in &entries {
-            spread
-                .entry((
-                    e.source.registry.clone(),
-                    e.source.repository.clone(),
-                    e.source.tag.clone(),
-                ))
-                .or_default()
-                .insert(shard_of(&e.target.repository, n));
-        }
-        for e in entries.iter_mut().filter(|e| e.mode == Mode::Move) {
-            let key = (
-                e.source.registry.clone(),
-                e.source.repository.clone(),
-                e.source.tag.clone(),
-            );
-            if spread.get(&key).is_some_and(|shards| shards.len() > 1) {
-                e.mode = Mode::Copy;
-                e.reason.get_or_insert_with(|| {
-                    "copied, not moved: other shards also promote this source tag".to_string()
-                });
-            }
-        }
+        keep_moves_within(&mut entries, |e| shard_of(&e.target.repository, n) == k);
         entries.retain(|e| shard_of(&e.target.repository, n) == k);
         skipped.retain(|s| {
             rules
@@ -413,6 +389,29 @@ pub fn build(
         summary,
         estimate,
     })
+}
+
+/// A moved source tag is deleted only by a run that sees all its targets:
+/// a `move` entry whose source tag also feeds entries outside `in_scope`
+/// (another shard, another rule) is copied instead, and says so.
+pub fn keep_moves_within(entries: &mut [PlanEntry], in_scope: impl Fn(&PlanEntry) -> bool) {
+    let key = |e: &PlanEntry| {
+        (
+            e.source.registry.clone(),
+            e.source.repository.clone(),
+            e.source.tag.clone(),
+        )
+    };
+    let outside: BTreeSet<(String, String, String)> =
+        entries.iter().filter(|e| !in_scope(e)).map(key).collect();
+    for e in entries.iter_mut().filter(|e| e.mode == Mode::Move) {
+        if outside.contains(&key(e)) {
+            e.mode = Mode::Copy;
+            e.reason.get_or_insert_with(|| {
+                "copied, not moved: entries outside this run also read the source tag".to_string()
+            });
+        }
+    }
 }
 
 /// A floating tag must not move to a version whose own tag is refused in

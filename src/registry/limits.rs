@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// Longest single backoff, whatever the attempt number.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Longest `Retry-After` honoured; a registry asking for more is treated as failing.
+/// Longest `Retry-After` honoured; a registry asking for more waits this long.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
@@ -76,8 +76,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         .trim()
         .parse::<u64>()
         .ok()
-        .map(Duration::from_secs)
-        .filter(|d| *d <= MAX_RETRY_AFTER)
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
 
 /// The shared limits of one registry.
@@ -127,6 +126,7 @@ impl Limits {
         Permit {
             limits: self,
             counted: self.max_connections.is_some() && !nested,
+            _thread_bound: std::marker::PhantomData,
         }
     }
 
@@ -166,6 +166,8 @@ impl Limits {
 pub struct Permit<'a> {
     limits: &'a Limits,
     counted: bool,
+    /// Not `Send`: the held-slots list is per thread.
+    _thread_bound: std::marker::PhantomData<*const ()>,
 }
 
 impl Drop for Permit<'_> {
@@ -209,7 +211,7 @@ mod tests {
     fn retry_after_in_seconds() {
         assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-        assert_eq!(parse_retry_after("100000"), None);
+        assert_eq!(parse_retry_after("100000"), Some(MAX_RETRY_AFTER));
     }
 
     #[test]

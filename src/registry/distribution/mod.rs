@@ -295,7 +295,10 @@ impl DistributionRegistry {
                     self.limits.cool_down(pause);
                 }
                 Ok(response) if is_transient_status(response.status().as_u16()) => {
-                    std::thread::sleep(backoff)
+                    let pause = header(response, "retry-after")
+                        .and_then(|v| limits::parse_retry_after(&v))
+                        .unwrap_or(backoff);
+                    std::thread::sleep(pause)
                 }
                 _ => return result,
             }
@@ -863,10 +866,11 @@ impl Registry for DistributionRegistry {
             match response.status().as_u16() {
                 200 => {
                     let reader = response.into_body().into_with_config().limit(size).reader();
-                    return Ok(Box::new(Permitted {
-                        inner: VerifyingReader::new(reader, digest.clone(), size),
-                        _permit: permit,
-                    }));
+                    // The slot is released here, not when the stream ends: a
+                    // copy between two capped registries must never hold one
+                    // registry's slot while waiting for the other's.
+                    drop(permit);
+                    return Ok(Box::new(VerifyingReader::new(reader, digest.clone(), size)));
                 }
                 301 | 302 | 303 | 307 | 308 => {
                     let location = header(&response, "location").ok_or_else(|| {
@@ -939,18 +943,6 @@ impl Registry for DistributionRegistry {
 
     fn counters(&self) -> &Counters {
         &self.counters
-    }
-}
-
-/// A blob stream holding its registry's connection slot until it is dropped.
-struct Permitted<'a, R> {
-    inner: R,
-    _permit: limits::Permit<'a>,
-}
-
-impl<R: Read> Read for Permitted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.inner.read(buf)
     }
 }
 
