@@ -107,6 +107,10 @@ pub trait Registry: Send + Sync {
         session: Option<UploadSession>,
     ) -> Result<()>;
 
+    /// The store answered 429 to a request the caller retries itself (a
+    /// streamed upload): every thread waits `pause` before its next request.
+    fn throttle(&self, _pause: std::time::Duration) {}
+
     /// Request and byte counters for reports and benchmarks.
     fn counters(&self) -> &Counters;
 }

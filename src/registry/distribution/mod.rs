@@ -941,6 +941,10 @@ impl Registry for DistributionRegistry {
         }
     }
 
+    fn throttle(&self, pause: Duration) {
+        self.limits.cool_down(pause);
+    }
+
     fn counters(&self) -> &Counters {
         &self.counters
     }
