@@ -109,12 +109,9 @@ pub struct PromoteArgs {
     /// Show what would be written, read from the registries; write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Write a JSON report (schemas/report.schema.json) to this file.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// Progress bars on stderr: auto, always or never.
-    #[arg(long, value_enum, default_value = "auto", env = "HOIST_PROGRESS")]
-    pub progress: ProgressMode,
+    /// Report and progress.
+    #[command(flatten)]
+    pub output: Output,
 }
 
 /// Narrowing a run to some rules and one shard.
@@ -179,6 +176,14 @@ pub struct ApplyArgs {
     /// Print the plan and stop; no registry is written.
     #[arg(long)]
     pub dry_run: bool,
+    /// Report and progress.
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// What `apply` and `promote` show while and after they copy.
+#[derive(Debug, clap::Args)]
+pub struct Output {
     /// Write a JSON report (schemas/report.schema.json) to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,

@@ -19,6 +19,7 @@ use crate::reference::Location;
 use crate::reference::{self, Reference, ReferenceError};
 use crate::registry::ReadOnly;
 use crate::registry::RegistryError;
+use crate::registry::limits::RetryPolicy;
 use crate::registry::stores::{OCI_LAYOUT_SCHEME, OpenError, Stores};
 use crate::report;
 use crate::rules::RuleSet;
@@ -277,8 +278,8 @@ fn apply(
         plan: &plan,
         stores: &handles,
         check_preconditions: args.plan.is_some(),
-        progress: args.progress,
-        report: args.report.as_deref(),
+        progress: args.output.progress,
+        report: args.output.report.as_deref(),
         shard,
         started,
         retries: loaded.config.settings.retries,
@@ -319,17 +320,10 @@ impl Run<'_> {
             self.plan.estimate.bytes_to_copy,
         );
         let stats = CopyStats::default();
-        let mut options = execute::Options {
+        let options = execute::Options {
             check_preconditions: self.check_preconditions,
-            ..execute::Options::default()
+            retry: RetryPolicy::new(self.retries),
         };
-        options.retry.retries = self.retries;
-        if let Some(ms) = std::env::var("HOIST_RETRY_BASE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            options.retry.base = std::time::Duration::from_millis(ms);
-        }
         let outcome = execute::run(self.plan, self.stores, &stats, &progress, options);
         progress.finish();
         let requests = self.stores.values().fold((0, 0), |(all, writes), store| {
@@ -481,8 +475,8 @@ fn promote(stores: &Stores, args: &PromoteArgs, retries: u32) -> Result<ExitStat
         plan: &plan,
         stores: &handles,
         check_preconditions: false,
-        progress: args.progress,
-        report: args.report.as_deref(),
+        progress: args.output.progress,
+        report: args.output.report.as_deref(),
         shard: None,
         started,
         retries,

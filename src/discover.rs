@@ -9,13 +9,10 @@ use std::fmt;
 use rayon::prelude::*;
 
 use crate::digest::Digest;
-use crate::manifest::Manifest;
+use crate::execute::tree::read_tree;
 use crate::plan::{self, ImageContents, Inventory, RepoKey, TagKey};
 use crate::registry::ReadOnly;
 use crate::rules::RuleSet;
-
-/// Child manifests deeper than this are not followed for the estimate.
-const MAX_DEPTH: usize = 3;
 
 /// Every read that failed while discovering.
 #[derive(Debug)]
@@ -232,7 +229,7 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
         .map(|((registry, digest), repository)| {
             let contents = handle(handles, &registry)
                 .ok()
-                .and_then(|h| image_contents(&h, &repository, &digest, 0).ok());
+                .and_then(|h| image_contents(&h, &repository, &digest).ok());
             ((registry, digest), contents)
         })
         .collect();
@@ -300,37 +297,25 @@ fn par_heads(
         .collect()
 }
 
-/// Child manifests and blobs of an image, each once.
+/// Child manifests and blobs of an image, each once: the tree apply copies.
 fn image_contents(
     handle: &ReadOnly,
     repository: &str,
     digest: &Digest,
-    depth: usize,
 ) -> Result<ImageContents, String> {
-    let manifest: Manifest = handle
-        .manifest_get(repository, &digest.to_string())
-        .map_err(|e| e.to_string())?;
-    let view = manifest.view().map_err(|e| e.to_string())?;
-    let mut contents = ImageContents {
-        manifests: Vec::new(),
-        blobs: view
-            .blobs
-            .iter()
-            .filter(|b| b.urls.is_empty())
-            .map(|b| (b.digest.clone(), b.size))
-            .collect(),
+    let fetch = |d: &str| {
+        handle
+            .manifest_get(repository, d)
+            .map_err(|e| e.to_string())
     };
-    if depth < MAX_DEPTH {
-        for child in &view.manifests {
-            contents.manifests.push(child.digest.clone());
-            let nested = image_contents(handle, repository, &child.digest, depth + 1)?;
-            contents.manifests.extend(nested.manifests);
-            contents.blobs.extend(nested.blobs);
-        }
-    }
-    contents.manifests.sort();
-    contents.manifests.dedup();
-    contents.blobs.sort();
-    contents.blobs.dedup();
-    Ok(contents)
+    let digest = digest.to_string();
+    let tree = read_tree(&fetch, repository, &digest, &[], &digest)?;
+    let mut manifests: Vec<Digest> = tree.manifests.iter().map(|m| m.digest.clone()).collect();
+    // The root is the image itself, not a child.
+    manifests.pop();
+    manifests.sort();
+    let mut blobs: Vec<(Digest, u64)> =
+        tree.blobs.into_iter().map(|b| (b.digest, b.size)).collect();
+    blobs.sort();
+    Ok(ImageContents { manifests, blobs })
 }

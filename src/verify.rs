@@ -7,12 +7,10 @@ use rayon::prelude::*;
 
 use crate::digest::Digest;
 use crate::execute::StoreMap;
+use crate::execute::tree::{MAX_DEPTH, is_stored};
 use crate::manifest::Manifest;
 use crate::plan::{Action, Plan, PlanEntry, short_digest};
 use crate::registry::Registry;
-
-/// Index nesting followed.
-const MAX_DEPTH: usize = 3;
 
 /// Problems found, one line each, in plan order.
 pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
@@ -161,9 +159,7 @@ fn walk(
         }
     }
     for blob in view.blobs {
-        // Non-distributable layers live at their URLs, as apply treats them.
-        let foreign = !blob.urls.is_empty() && blob.media_type.contains("foreign");
-        if !foreign {
+        if is_stored(&blob) {
             blobs.insert((blob.digest, blob.size));
         }
     }

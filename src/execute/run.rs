@@ -21,19 +21,14 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
-use super::image_copy::{CopyStats, ImageCopy, bump};
 use super::progress::Progress;
+use super::stats::{CopyStats, bump};
+use super::tree::{Tree, read_tree};
 use crate::config::Mode;
 use crate::digest::Digest;
-use crate::manifest::{Descriptor, Manifest, filter_index};
 use crate::plan::{Plan, PlanEntry, short_digest};
 use crate::registry::limits::RetryPolicy;
 use crate::registry::{MountOutcome, Registry, RegistryError};
-
-/// Child manifests followed below an index.
-const MAX_DEPTH: usize = 3;
-/// Children of one index accepted.
-const MAX_INDEX_CHILDREN: usize = 1024;
 
 /// Open stores by registry name.
 pub type StoreMap = BTreeMap<String, Arc<dyn Registry>>;
@@ -87,12 +82,6 @@ struct Image {
     referrers: bool,
     /// Plan entries written when the image is in.
     entries: Vec<usize>,
-}
-
-/// An image's manifests (children first, root last) and its blobs, each once.
-struct Tree {
-    manifests: Vec<Manifest>,
-    blobs: Vec<Descriptor>,
 }
 
 /// One blob for one target registry.
@@ -242,7 +231,12 @@ pub fn run(
         .into_par_iter()
         .map(|(key, (repository, expected))| {
             let tree = store(&key.0).and_then(|source| {
-                read_tree(source.as_ref(), &repository, &key.1, &key.2, &expected)
+                let fetch = |d: &str| {
+                    source
+                        .manifest_get(&repository, d)
+                        .map_err(|e| e.to_string())
+                };
+                read_tree(&fetch, &repository, &key.1, &key.2, &expected)
             });
             (key, tree)
         })
@@ -329,6 +323,23 @@ pub fn run(
         }
         late
     };
+    // Every regular entry by target repository, whatever its status: what
+    // late tags follow.
+    let mut regular_entries: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (e, entry) in plan
+        .entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.is_late())
+    {
+        regular_entries
+            .entry((
+                entry.target.registry.clone(),
+                entry.target.repository.clone(),
+            ))
+            .or_default()
+            .push(e);
+    }
 
     let context = Context {
         plan,
@@ -341,6 +352,7 @@ pub fn run(
         statuses: &statuses,
         repo_pending: &repo_pending,
         late_entries: &late_entries,
+        regular_entries: &regular_entries,
         tree_of: &tree_of,
     };
     let context = &context;
@@ -440,86 +452,6 @@ fn check_entry(entry: &PlanEntry, stores: &StoreMap) -> Result<Check, String> {
     Ok(Check::Go)
 }
 
-/// Reads an image's manifests from the source, children first, filtering
-/// the root index to `platforms`; the root must come out as `expected`.
-fn read_tree(
-    source: &dyn Registry,
-    repository: &str,
-    digest: &str,
-    platforms: &[String],
-    expected: &str,
-) -> Result<Tree, String> {
-    let mut root = source
-        .manifest_get(repository, digest)
-        .map_err(|e| e.to_string())?;
-    if !platforms.is_empty() && root.is_index() {
-        root = filter_index(&root, platforms).map_err(|e| format!("platforms: {e}"))?;
-    }
-    if root.digest.to_string() != expected {
-        return Err(format!(
-            "the source image changed since planning: expected {}, read {}",
-            short_digest(expected),
-            short_digest(&root.digest.to_string())
-        ));
-    }
-    let mut tree = Tree {
-        manifests: Vec::new(),
-        blobs: Vec::new(),
-    };
-    let mut seen = BTreeSet::new();
-    walk(source, repository, root, 0, &mut tree, &mut seen)?;
-    Ok(tree)
-}
-
-fn walk(
-    source: &dyn Registry,
-    repository: &str,
-    manifest: Manifest,
-    depth: usize,
-    tree: &mut Tree,
-    seen: &mut BTreeSet<Digest>,
-) -> Result<(), String> {
-    let what = format!("{repository}@{}", manifest.digest);
-    let view = manifest.view().map_err(|e| format!("{what}: {e}"))?;
-    if manifest.is_index() {
-        if depth >= MAX_DEPTH {
-            return Err(format!("{what}: indexes nested deeper than {MAX_DEPTH}"));
-        }
-        if view.manifests.len() > MAX_INDEX_CHILDREN {
-            return Err(format!(
-                "{what}: index has {} children (at most {MAX_INDEX_CHILDREN} accepted)",
-                view.manifests.len()
-            ));
-        }
-        for child in &view.manifests {
-            if !seen.insert(child.digest.clone()) {
-                continue;
-            }
-            let bytes = source
-                .manifest_get(repository, &child.digest.to_string())
-                .map_err(|e| e.to_string())?;
-            if bytes.bytes.len() as u64 != child.size {
-                return Err(format!(
-                    "{repository}@{}: child manifest is {} bytes, the index says {}",
-                    child.digest,
-                    bytes.bytes.len(),
-                    child.size
-                ));
-            }
-            walk(source, repository, bytes, depth + 1, tree, seen)?;
-        }
-    }
-    for blob in view.blobs {
-        // Non-distributable layers live at their URLs, not in registries.
-        let foreign = !blob.urls.is_empty() && blob.media_type.contains("foreign");
-        if !foreign && seen.insert(blob.digest.clone()) {
-            tree.blobs.push(blob);
-        }
-    }
-    tree.manifests.push(manifest);
-    Ok(())
-}
-
 /// Whether an error is worth another attempt.
 pub fn is_transient(error: &RegistryError) -> bool {
     match error {
@@ -552,6 +484,7 @@ struct Context<'a, F> {
     statuses: &'a [Mutex<Option<Status>>],
     repo_pending: &'a BTreeMap<(String, String), AtomicUsize>,
     late_entries: &'a BTreeMap<(String, String), Vec<(usize, usize)>>,
+    regular_entries: &'a BTreeMap<(String, String), Vec<usize>>,
     tree_of: &'a F,
 }
 
@@ -736,12 +669,25 @@ where
             self.referrers_or_note(image);
             return Ok(());
         };
-        for manifest in &tree.manifests {
+        self.put_manifests(target.as_ref(), &image.target_repository, tree)?;
+        self.referrers_or_note(image);
+        Ok(())
+    }
+
+    /// Writes a tree's manifests by digest, children first; children the
+    /// target already has are skipped (the caller knows the root is absent).
+    fn put_manifests(
+        &self,
+        target: &dyn Registry,
+        repository: &str,
+        tree: &Tree,
+    ) -> Result<(), String> {
+        let root = tree.manifests.len().saturating_sub(1);
+        for (i, manifest) in tree.manifests.iter().enumerate() {
             let digest = manifest.digest.to_string();
-            let is_root = digest == image.digest;
-            if !is_root
+            if i != root
                 && target
-                    .manifest_head(&image.target_repository, &digest)
+                    .manifest_head(repository, &digest)
                     .map_err(|e| e.to_string())?
                     .is_some()
             {
@@ -749,11 +695,10 @@ where
                 continue;
             }
             target
-                .manifest_put(&image.target_repository, &digest, manifest)
+                .manifest_put(repository, &digest, manifest)
                 .map_err(|e| format!("writing manifest {}: {e}", short_digest(&digest)))?;
             bump(&self.stats.manifests_written, 1);
         }
-        self.referrers_or_note(image);
         Ok(())
     }
 
@@ -784,20 +729,39 @@ where
         else {
             return Ok(());
         };
+        // Each referrer is an image of its own, copied by digest like any
+        // other: blobs, then manifests; no tag.
         for referrer in referrers {
-            let copy = ImageCopy {
-                source: source.as_ref(),
-                source_repository: &image.source_repository,
-                target: target.as_ref(),
-                target_repository: &image.target_repository,
-                stats: self.stats,
-            };
-            copy.run(&referrer.digest.to_string(), &[]).map_err(|e| {
-                format!(
-                    "copying referrer {}: {e}",
-                    short_digest(&referrer.digest.to_string())
-                )
-            })?;
+            let digest = referrer.digest.to_string();
+            let copied = (|| {
+                if target
+                    .manifest_head(&image.target_repository, &digest)
+                    .map_err(|e| e.to_string())?
+                    .is_some()
+                {
+                    bump(&self.stats.manifests_present, 1);
+                    return Ok(());
+                }
+                let fetch = |d: &str| {
+                    source
+                        .manifest_get(&image.source_repository, d)
+                        .map_err(|e| e.to_string())
+                };
+                let tree = read_tree(&fetch, &image.source_repository, &digest, &[], &digest)?;
+                for blob in &tree.blobs {
+                    self.blob(&BlobJob {
+                        target_registry: image.target_registry.clone(),
+                        digest: blob.digest.clone(),
+                        size: blob.size,
+                        source_registry: image.source_registry.clone(),
+                        source_repository: image.source_repository.clone(),
+                        repositories: BTreeSet::from([image.target_repository.clone()]),
+                        images: Vec::new(),
+                    })?;
+                }
+                self.put_manifests(target.as_ref(), &image.target_repository, &tree)
+            })();
+            copied.map_err(|e| format!("copying referrer {}: {e}", short_digest(&digest)))?;
         }
         Ok(())
     }
@@ -834,15 +798,8 @@ where
                 .unwrap_or("")
                 .replacen('-', ":", 1)
         });
-        let regular = self
-            .plan
-            .entries
-            .iter()
-            .zip(self.statuses)
-            .filter(|(e, _)| {
-                !e.is_late() && e.target.registry == repo.0 && e.target.repository == repo.1
-            });
-        for (entry, status) in regular {
+        let regular = self.regular_entries.get(repo).into_iter().flatten();
+        for (entry, status) in regular.map(|&e| (&self.plan.entries[e], &self.statuses[e])) {
             let related = match &subject {
                 Some(subject) => entry.target_digest() == subject,
                 None => {

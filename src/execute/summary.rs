@@ -4,8 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::image_copy::CopyStatsSnapshot;
 use super::run::{Outcome, Status};
+use super::stats::CopyStatsSnapshot;
 use crate::plan::{Plan, PlanEntry};
 use crate::report::{count, human_bytes};
 

@@ -285,6 +285,32 @@ impl OciLayoutStore {
     }
 }
 
+impl OciLayoutStore {
+    /// Drops the `index.json` entries `doomed` matches; none is NotFound (`what`).
+    fn remove_from_index(
+        &self,
+        repository: &str,
+        doomed: impl Fn(&IndexEntry) -> bool,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
+        let _guard = self
+            .index_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(mut index) = self.read_index(repository)? else {
+            return Err(RegistryError::NotFound {
+                what: format!("repository {repository} in {}", self.display_name()),
+            });
+        };
+        let before = index.manifests.len();
+        index.manifests.retain(|m| !doomed(m));
+        if index.manifests.len() == before {
+            return Err(RegistryError::NotFound { what: what() });
+        }
+        self.write_index(repository, &index)
+    }
+}
+
 fn io_error(path: &Path, source: io::Error) -> RegistryError {
     RegistryError::Io {
         path: path.display().to_string(),
@@ -398,43 +424,19 @@ impl Registry for OciLayoutStore {
     }
 
     fn manifest_delete(&self, repository: &str, digest: &Digest) -> Result<()> {
-        let _guard = self
-            .index_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(mut index) = self.read_index(repository)? else {
-            return Err(RegistryError::NotFound {
-                what: format!("repository {repository} in {}", self.display_name()),
-            });
-        };
-        let before = index.manifests.len();
-        index.manifests.retain(|m| m.digest != *digest);
-        if index.manifests.len() == before {
-            return Err(RegistryError::NotFound {
-                what: format!("manifest {repository}@{digest}"),
-            });
-        }
-        self.write_index(repository, &index)
+        self.remove_from_index(
+            repository,
+            |m| m.digest == *digest,
+            || format!("manifest {repository}@{digest}"),
+        )
     }
 
     fn tag_delete(&self, repository: &str, tag: &str) -> Result<bool> {
-        let _guard = self
-            .index_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(mut index) = self.read_index(repository)? else {
-            return Err(RegistryError::NotFound {
-                what: format!("repository {repository} in {}", self.display_name()),
-            });
-        };
-        let before = index.manifests.len();
-        index.manifests.retain(|m| m.tag() != Some(tag));
-        if index.manifests.len() == before {
-            return Err(RegistryError::NotFound {
-                what: format!("tag {repository}:{tag}"),
-            });
-        }
-        self.write_index(repository, &index)?;
+        self.remove_from_index(
+            repository,
+            |m| m.tag() == Some(tag),
+            || format!("tag {repository}:{tag}"),
+        )?;
         Ok(true)
     }
 

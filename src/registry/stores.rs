@@ -12,6 +12,7 @@ use ureq::Agent;
 use super::Registry;
 use super::distribution::credentials::CredentialSource;
 use super::distribution::{DistributionRegistry, Endpoint, build_agent};
+use super::limits::RetryPolicy;
 use super::oci_layout::OciLayoutStore;
 use crate::config::{LoadedConfig, RegistryConfig};
 use crate::reference::Location;
@@ -98,14 +99,7 @@ impl Stores {
 
     fn with_settings(&self, mut endpoint: Endpoint) -> Endpoint {
         endpoint.timeout = Duration::from_secs(self.config.config.settings.timeout_secs.max(1));
-        endpoint.retry.retries = self.config.config.settings.retries;
-        if let Some(ms) = std::env::var("HOIST_RETRY_BASE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            // Tests that inject faults do not want to wait half a second per retry.
-            endpoint.retry.base = Duration::from_millis(ms);
-        }
+        endpoint.retry = RetryPolicy::new(self.config.config.settings.retries);
         if let Some(page_size) = std::env::var("HOIST_PAGE_SIZE")
             .ok()
             .and_then(|v| v.parse().ok())
