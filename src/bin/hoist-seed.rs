@@ -13,8 +13,11 @@ use hoist::seed::{Format, ImageSpec, LayerSpec, push_image};
 #[derive(Parser)]
 #[command(name = "hoist-seed")]
 struct Args {
-    /// `host[:port]` or `oci-layout:DIR`.
+    /// `host[:port]`, `oci-layout:DIR`, or a registry name of `--config`.
     store: String,
+    /// A promotions.toml whose `[registries]` (credentials, `ca_file`) apply.
+    #[arg(short = 'c', long)]
+    config: Option<std::path::PathBuf>,
     /// Repository to fill (repeatable).
     #[arg(long = "repo")]
     repos: Vec<String>,
@@ -58,8 +61,18 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let mut repos = args.repos.clone();
     repos.extend((0..args.count).map(|i| format!("{}-{i:03}", args.prefix)));
-    let stores = Stores::new(LoadedConfig::default(), args.jobs);
-    let store = match parse_listing(&args.store, &|_| false)
+    let config = match &args.config {
+        Some(path) => match LoadedConfig::load(path) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("hoist-seed: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => LoadedConfig::default(),
+    };
+    let stores = Stores::new(config, args.jobs);
+    let store = match parse_listing(&args.store, &|name| stores.is_registry_name(name))
         .map_err(|e| e.to_string())
         .and_then(|(location, _)| stores.open(&location).map_err(|e| e.to_string()))
     {

@@ -1,0 +1,701 @@
+#!/usr/bin/env python3
+"""hoist against `skopeo sync`, side by side, on real registries over TLS.
+
+Started by bench/run.sh (which builds hoist and installs what is missing).
+Every corpus is seeded once into a docker-registry with a self-signed CA;
+then each tool runs RUNS times, alternating, each run into a fresh target
+registry. After every run the target is read back and must hold exactly the
+expected tags at the expected digests; a run that is fast and wrong fails the
+benchmark. Requests and uploaded blob bytes are counted by the registries
+themselves (their access logs), so both tools are measured the same way;
+hoist's own count (from its --report) is shown beside it.
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOIST = ROOT / "target/release/hoist"
+SEED = ROOT / "target/release/hoist-seed"
+MIB = 1024 * 1024
+ACCEPT = ", ".join([
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+ACCESS = re.compile(r'^\S+ - \S+ \[[^\]]*\] "(\w+) (\S+) HTTP/[\d.]+" (\d+) ')
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Tls:
+    """A self-signed CA and a server certificate for 127.0.0.1."""
+
+    def __init__(self, work):
+        self.dir = work / "certs"
+        self.dir.mkdir()
+        d = self.dir
+        run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-subj", "/CN=hoist bench CA", "-keyout", d / "ca.key", "-out", d / "ca.crt"])
+        run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+             "-keyout", d / "server.key", "-out", d / "server.csr"])
+        (d / "ext.cnf").write_text("subjectAltName = IP:127.0.0.1\n")
+        run(["openssl", "x509", "-req", "-in", d / "server.csr", "-CA", d / "ca.crt",
+             "-CAkey", d / "ca.key", "-CAcreateserial", "-days", "2",
+             "-extfile", d / "ext.cnf", "-out", d / "server.crt"])
+        # skopeo's --cert-dir reads every *.crt as a CA: only the CA goes there.
+        self.skopeo_dir = work / "skopeo-certs"
+        self.skopeo_dir.mkdir()
+        shutil.copy(d / "ca.crt", self.skopeo_dir / "ca.crt")
+        self.ca = d / "ca.crt"
+        self.context = ssl.create_default_context(cafile=str(self.ca))
+
+
+def run(argv, **kwargs):
+    subprocess.run([str(a) for a in argv], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, **kwargs)
+
+
+class Registry:
+    """A docker-registry process on a loopback port, over TLS."""
+
+    def __init__(self, work, name, tls, storage=None):
+        self.dir = work / name
+        self.dir.mkdir(parents=True)
+        self.storage = Path(storage) if storage else self.dir / "storage"
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.tls = tls
+        config = self.dir / "config.yml"
+        config.write_text(f"""version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: {self.storage}
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: {self.host}
+  tls:
+    certificate: {tls.dir / 'server.crt'}
+    key: {tls.dir / 'server.key'}
+""")
+        self.log_path = self.dir / "log"
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(config)],
+                                     stdout=self.log_file, stderr=subprocess.STDOUT)
+        for _ in range(200):
+            try:
+                self.request("GET", "/v2/")
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"docker-registry on {self.host} did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log_file.close()
+
+    def connection(self):
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.tls.context,
+                                           timeout=60)
+
+    def request(self, method, path, conn=None, headers=None):
+        own = conn is None
+        conn = conn or self.connection()
+        try:
+            conn.request(method, path, headers=headers or {})
+            response = conn.getresponse()
+            body = response.read()
+            return response, body
+        finally:
+            if own:
+                conn.close()
+
+    def snapshot(self):
+        """Every `repo:tag` in the registry and the digest it resolves to."""
+        conn = self.connection()
+        repos, path = [], "/v2/_catalog?n=1000"
+        while path:
+            response, body = self.request("GET", path, conn)
+            repos += json.loads(body)["repositories"] or []
+            path = next_link(response)
+        tags = {}
+        for repo in repos:
+            path = f"/v2/{repo}/tags/list?n=1000"
+            while path:
+                response, body = self.request("GET", path, conn)
+                names = json.loads(body).get("tags") or [] if response.status == 200 else []
+                for tag in names:
+                    head, _ = self.request("HEAD", f"/v2/{repo}/manifests/{tag}", conn,
+                                           {"Accept": ACCEPT})
+                    if head.status == 200:
+                        tags[f"{repo}:{tag}"] = head.getheader("Docker-Content-Digest")
+                path = next_link(response) if response.status == 200 else None
+        conn.close()
+        return tags
+
+    def log_position(self):
+        self.log_file.flush()
+        return self.log_path.stat().st_size
+
+    def requests_since(self, position):
+        """The access-log lines (method, path, status) written after `position`."""
+        with open(self.log_path, "rb") as f:
+            f.seek(position)
+            lines = f.read().decode(errors="replace").splitlines()
+        found = []
+        for line in lines:
+            m = ACCESS.match(line)
+            if m:
+                found.append((m.group(1), m.group(2), int(m.group(3))))
+        return found
+
+    def blob_size(self, digest):
+        algorithm, hex_ = digest.split(":", 1)
+        data = self.storage / "docker/registry/v2/blobs" / algorithm / hex_[:2] / hex_ / "data"
+        return data.stat().st_size if data.exists() else 0
+
+
+def next_link(response):
+    link = response.getheader("Link")
+    if not link:
+        return None
+    m = re.match(r"<([^>]+)>", link)
+    return m.group(1) if m else None
+
+
+class Traffic:
+    """What the registries saw during one run."""
+
+    def __init__(self):
+        self.requests = 0
+        self.blob_requests = 0
+        self.uploaded = 0
+        self.kinds = {}
+
+    def add(self, registry, lines, uploads_into=True):
+        for method, path, status in lines:
+            self.requests += 1
+            kind = classify(method, path)
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
+            if "/blobs/" in path:
+                self.blob_requests += 1
+            if (uploads_into and method == "PUT" and "/blobs/uploads/" in path
+                    and status == 201):
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+                for digest in query.get("digest", []):
+                    self.uploaded += registry.blob_size(digest)
+
+
+def classify(method, path):
+    if path.startswith("/v2/_catalog"):
+        return "catalog"
+    if path in ("/v2/", "/v2"):
+        return "ping"
+    if "/tags/list" in path:
+        return "tags"
+    if "/manifests/" in path:
+        return f"manifest {method}"
+    if "/blobs/uploads/" in path:
+        return "mount" if "mount=" in path and method == "POST" else f"upload {method}"
+    if "/blobs/" in path:
+        return f"blob {method}"
+    return f"other {method}"
+
+
+class Measured:
+    def __init__(self, tool, wall, rss_kib, traffic, own_requests, ok, problem):
+        self.tool, self.wall, self.rss_kib = tool, wall, rss_kib
+        self.traffic, self.own_requests = traffic, own_requests
+        self.ok, self.problem = ok, problem
+
+
+def timed(argv, out_dir, env=None):
+    """Runs argv under /usr/bin/time -v: (wall seconds, peak RSS KiB, exit code)."""
+    time_file = out_dir / "time.txt"
+    with open(out_dir / "stdout.txt", "wb") as stdout, open(out_dir / "stderr.txt", "wb") as stderr:
+        start = time.monotonic()
+        code = subprocess.call(["/usr/bin/time", "-v", "-o", str(time_file)] + [str(a) for a in argv],
+                               stdout=stdout, stderr=stderr, env=env)
+        wall = time.monotonic() - start
+    rss = 0
+    for line in time_file.read_text().splitlines():
+        if "Maximum resident set size" in line:
+            rss = int(line.rsplit(":", 1)[1])
+    return wall, rss, code
+
+
+def compare(expected, actual):
+    """None when equal, else a short description of the difference."""
+    if expected == actual:
+        return None
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    wrong = sorted(k for k in expected if k in actual and actual[k] != expected[k])
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", extra), ("wrong digest", wrong)):
+        if keys:
+            parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
+    return ", ".join(parts)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="hoist-bench-"))
+        self.tls = Tls(self.work)
+        self.registries = []
+        self.counter = 0
+        self.results = {}  # corpus -> list of Measured
+        self.notes = {}  # corpus -> extra lines
+
+    def close(self):
+        for registry in self.registries:
+            registry.stop()
+        if not self.args.keep:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def registry(self, name, storage=None):
+        self.counter += 1
+        registry = Registry(self.work, f"{self.counter:03}-{name}", self.tls, storage)
+        self.registries.append(registry)
+        return registry
+
+    def drop(self, registry):
+        registry.stop()
+        self.registries.remove(registry)
+        shutil.rmtree(registry.dir, ignore_errors=True)
+        if registry.storage.name.startswith("copy-"):
+            shutil.rmtree(registry.storage, ignore_errors=True)
+
+    def seed(self, registry, prefix, count, tags, layers, shared, layer_size, platforms=None):
+        config = self.work / f"seed-{registry.port}.toml"
+        config.write_text(f'[registries.r]\nurl = "https://{registry.host}"\nca_file = "{self.tls.ca}"\n')
+        argv = [SEED, "-c", config, "r", "--count", count, "--prefix", prefix,
+                "--tags", ",".join(tags), "--layers", layers, "--shared", shared,
+                "--layer-size", layer_size, "--jobs", 16]
+        if platforms:
+            argv += ["--platforms", ",".join(platforms)]
+        start = time.monotonic()
+        run(argv)
+        log(f"  seeded {count} x {len(tags)} under {prefix} in {time.monotonic() - start:.1f}s")
+
+    def copy_storage(self, registry, name):
+        """A fresh registry over a copy of `registry`'s storage."""
+        target = self.work / f"copy-{self.counter + 1:03}"
+        shutil.copytree(registry.storage, target)
+        return self.registry(name, storage=target)
+
+    # -- the tools ------------------------------------------------------
+
+    def hoist_config(self, source, target, rule, out):
+        text = f"""[registries.staging]
+url = "https://{source.host}"
+ca_file = "{self.tls.ca}"
+
+[registries.prod]
+url = "https://{target.host}"
+ca_file = "{self.tls.ca}"
+
+[[promotion]]
+name = "bench"
+from = "staging"
+to = "prod"
+{rule}
+"""
+        path = out / "promotions.toml"
+        path.write_text(text)
+        return path
+
+    def run_hoist(self, out, source, target, rule, command="apply"):
+        config = self.hoist_config(source, target, rule, out)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOIST_")}
+        env["HOIST_PROGRESS"] = "never"
+        if command == "apply":
+            argv = [HOIST, "-c", config, "apply", "--report", out / "report.json"]
+        else:
+            argv = [HOIST, "-c", config, "plan", "--out", out / "plan.json"]
+        wall, rss, code = timed(argv, out, env)
+        own = None
+        if command == "apply" and (out / "report.json").exists():
+            own = json.loads((out / "report.json").read_text())["summary"]["requests"]
+        else:
+            m = re.search(r"\((\d+) requests\)", (out / "stderr.txt").read_text() +
+                          (out / "stdout.txt").read_text())
+            own = int(m.group(1)) if m else None
+        return wall, rss, code, own
+
+    def run_skopeo(self, out, source, target, repos, namespace, extra=()):
+        spec = out / "source.yaml"
+        lines = [f"{source.host}:", "  tls-verify: true", f"  cert-dir: {self.tls.skopeo_dir}",
+                 "  images:"]
+        lines += [f"    {repo}: []" for repo in repos]
+        spec.write_text("\n".join(lines) + "\n")
+        argv = ["skopeo", "sync", "--src", "yaml", "--dest", "docker", "--dest-cert-dir",
+                self.tls.skopeo_dir, "--preserve-digests", *extra, spec, f"{target.host}/{namespace}"]
+        wall, rss, code = timed(argv, out)
+        return wall, rss, code, None
+
+    # -- one measured run -----------------------------------------------
+
+    def measure(self, corpus, tool, source, target, expected, go):
+        """Runs `go(out_dir)`, then checks that `target` holds exactly `expected`."""
+        out = self.work / "runs" / f"{corpus}-{tool}-{len(self.results.get(corpus, []))}"
+        out.mkdir(parents=True)
+        watched = [source] if source is target else [source, target]
+        marks = [r.log_position() for r in watched]
+        wall, rss, code, own = go(out)
+        traffic = Traffic()
+        for registry, mark in zip(watched, marks):
+            traffic.add(registry, registry.requests_since(mark), uploads_into=registry is target)
+        problem = None
+        if code != 0:
+            tail = (out / "stderr.txt").read_text(errors="replace").strip().splitlines()[-3:]
+            problem = f"exit {code}: {' | '.join(tail)}"
+        if expected is not None and problem is None:
+            difference = compare(expected, target.snapshot())
+            problem = f"target differs: {difference}" if difference else None
+        result = Measured(tool, wall, rss, traffic, own, problem is None, problem)
+        self.results.setdefault(corpus, []).append(result)
+        status = "ok" if result.ok else f"FAILED: {problem}"
+        log(f"  {tool:7} {wall:7.2f}s {rss / 1024:7.1f} MiB {traffic.requests:7} requests"
+            f" {traffic.uploaded / MIB:8.1f} MiB up  {status}")
+        return result
+
+    def alternate(self, runs):
+        """Each (name, once) `runs` times, alternating, the first changing every round."""
+        for round_ in range(self.args.runs):
+            for once in (runs if round_ % 2 == 0 else list(reversed(runs))):
+                once()
+
+    def side_by_side(self, corpus, source, expected, rule, repos, namespace,
+                     skopeo_extra=(), target=None):
+        """hoist apply and skopeo sync, each run into a fresh target."""
+        target = target or (lambda: self.registry(f"{corpus}-target"))
+
+        def once(tool):
+            def go():
+                t = target()
+                s = t if source is None else source
+                if tool == "hoist":
+                    run_tool = lambda out: self.run_hoist(out, s, t, rule)
+                else:
+                    run_tool = lambda out: self.run_skopeo(out, s, t, repos, namespace, skopeo_extra)
+                self.measure(corpus, tool, s, t, expected, run_tool)
+                self.drop(t)
+            return go
+
+        self.alternate([once("hoist"), once("skopeo")])
+
+    # -- corpora ---------------------------------------------------------
+
+    def fleet(self):
+        if not hasattr(self, "_fleet"):
+            s = self.args.scale
+            log("fleet: seeding")
+            registry = self.registry("fleet-staging")
+            self.seed(registry, "fleet/app", s["fleet_repos"], s["fleet_tags"], 4, 2, s["layer"])
+            self._fleet = (registry, registry.snapshot())
+        return self._fleet
+
+    def corpus_fleet(self):
+        source, expected = self.fleet()
+        log(f"fleet: {len(expected)} tags, cold")
+        repos = sorted({key.split(":")[0] for key in expected})
+        self.side_by_side("fleet", source, expected, 'repositories = ["fleet/**"]', repos, "fleet")
+
+    def corpus_warm(self):
+        source, expected = self.fleet()
+        log(f"warm: {len(expected)} tags, target already complete")
+        repos = sorted({key.split(":")[0] for key in expected})
+        # The source's own storage has exactly the target's final content.
+        warm = lambda: self.copy_storage(source, "warm-target")
+        self.side_by_side("warm", source, expected, 'repositories = ["fleet/**"]', repos, "fleet",
+                          target=warm)
+
+    def corpus_same(self):
+        s = self.args.scale
+        log("same-registry: seeding")
+        seeded = self.registry("same-seed")
+        self.seed(seeded, "staging/app", s["fleet_repos"], s["fleet_tags"], 4, 2, s["layer"])
+        before = seeded.snapshot()
+        seeded.stop()
+        self.registries.remove(seeded)
+        expected = dict(before)
+        expected.update({k.replace("staging/", "prod/", 1): v for k, v in before.items()})
+        repos = sorted({key.split(":")[0] for key in before})
+        log(f"same-registry: {len(before)} tags, staging/* -> prod/* in one registry")
+        self.side_by_side("same-registry", None, expected,
+                          'repositories = ["staging/**"]\ntarget = "prod/{name}"', repos, "prod",
+                          target=lambda: self.copy_storage(seeded, "same"))
+
+    def corpus_multi(self):
+        s = self.args.scale
+        log("multi-arch: seeding")
+        source = self.registry("multi-staging")
+        self.seed(source, "multi/app", s["multi_repos"], [f"1.{i}.0" for i in range(s["multi_tags"])], 2, 1, s["layer"],
+                  platforms=["linux/amd64", "linux/arm64"])
+        expected = source.snapshot()
+        repos = sorted({key.split(":")[0] for key in expected})
+        log(f"multi-arch: {len(expected)} tags, each an index of 2 platforms")
+        self.side_by_side("multi-arch", source, expected, 'repositories = ["multi/**"]', repos,
+                          "multi", skopeo_extra=["--all"])
+
+    def corpus_big(self):
+        s = self.args.scale
+        log(f"big blob: seeding one {s['big'] // MIB} MiB layer")
+        source = self.registry("big-staging")
+        self.seed(source, "big/blob", 1, ["1.0.0"], 1, 0, s["big"])
+        expected = source.snapshot()
+        _, manifest = source.request("GET", "/v2/big/blob-000/manifests/1.0.0",
+                                     headers={"Accept": ACCEPT})
+        layer = json.loads(manifest)["layers"][0]["digest"]
+
+        def curl_once():
+            t = self.registry("big-curl")
+            self.measure("big blob", "curl", source, t, None,
+                         lambda out: self.curl_pipe(out, source, t, "big/blob-000", layer))
+            self.drop(t)
+
+        def side(tool):
+            def go():
+                t = self.registry("big-target")
+                if tool == "hoist":
+                    run_tool = lambda out: self.run_hoist(out, source, t, 'repositories = ["big/**"]')
+                else:
+                    run_tool = lambda out: self.run_skopeo(out, source, t, ["big/blob-000"], "big")
+                self.measure("big blob", tool, source, t, expected, run_tool)
+                self.drop(t)
+            return go
+
+        runs = [side("hoist"), side("skopeo"), curl_once]
+        self.alternate(runs)
+        self.big_size = s["big"]
+
+    def curl_pipe(self, out, source, target, repo, digest):
+        """The floor: one `curl` GET piped into one `curl` PUT of the same blob."""
+        response, _ = target.request("POST", f"/v2/{repo}/blobs/uploads/")
+        location = response.getheader("Location")
+        if location.startswith("/"):
+            location = f"https://{target.host}{location}"
+        separator = "&" if "?" in location else "?"
+        script = (f"curl -fsS --cacert {self.tls.ca} https://{source.host}/v2/{repo}/blobs/{digest}"
+                  f" | curl -fsS --cacert {self.tls.ca} -X PUT -H 'Content-Type: application/octet-stream'"
+                  f" -T - '{location}{separator}digest={digest}'")
+        return (*timed(["bash", "-o", "pipefail", "-c", script], out), None)
+
+    def corpus_wide(self):
+        s = self.args.scale
+        log(f"wide catalog: seeding {s['wide_repos']} x {s['wide_tags']} tiny tags")
+        source = self.registry("wide-staging")
+        tags = [f"1.{i}.0" for i in range(s["wide_tags"])]
+        self.seed(source, "wide/app", s["wide_repos"], tags, 1, 0, 256)
+        expected = source.snapshot()
+        repos = sorted({key.split(":")[0] for key in expected})
+        target = self.registry("wide-target")
+
+        def hoist_once():
+            outs = []
+
+            def go(out):
+                outs.append(out)
+                return self.run_hoist(out, source, target, 'repositories = ["wide/**"]', "plan")
+
+            result = self.measure("wide catalog", "hoist", source, target, {}, go)
+            problem = result.ok and self.check_plan(outs[0] / "plan.json", expected)
+            if problem:
+                result.ok, result.problem = False, problem
+                log(f"  FAILED: {problem}")
+
+        def skopeo_once():
+            self.measure("wide catalog", "skopeo", source, target, {},
+                         lambda out: self.run_skopeo(out, source, target, repos, "wide",
+                                                     ["--dry-run"]))
+
+        self.alternate([hoist_once, skopeo_once])
+
+    def check_plan(self, path, expected):
+        plan = json.loads(path.read_text())
+        planned = {f"{e['source']['repository']}:{e['source']['tag']}": e["source"]["digest"]
+                   for e in plan["entries"] if e["action"] == "create"}
+        same_target = all(e["target"]["repository"] == e["source"]["repository"]
+                          and e["target"]["tag"] == e["source"]["tag"] for e in plan["entries"])
+        difference = compare(expected, planned)
+        if difference or not same_target or len(plan["entries"]) != len(expected):
+            return f"the plan is wrong: {difference or 'targets differ'}"
+        return None
+
+    # -- the table ---------------------------------------------------------
+
+    def summary(self):
+        """Rows per corpus and tool, and each target: met or the gap."""
+        rows, verdicts = [], []
+        for corpus, results in self.results.items():
+            by_tool = {}
+            for r in results:
+                by_tool.setdefault(r.tool, []).append(r)
+            medians = {tool: statistics.median(r.wall for r in rs) for tool, rs in by_tool.items()}
+            for tool, rs in by_tool.items():
+                good = sum(r.ok for r in rs)
+                ratio = ""
+                if tool == "hoist" and "skopeo" in medians and medians["skopeo"] > 0:
+                    ratio = f"{medians['hoist'] / medians['skopeo']:.3f}"
+                own = [r.own_requests for r in rs if r.own_requests is not None]
+                rows.append([
+                    corpus, tool, f"{medians[tool]:.2f}", ratio,
+                    f"{max(r.rss_kib for r in rs) / 1024:.1f}",
+                    str(int(statistics.median(r.traffic.requests for r in rs))),
+                    str(int(statistics.median(own))) if own else "",
+                    str(int(statistics.median(r.traffic.blob_requests for r in rs))),
+                    f"{statistics.median(r.traffic.uploaded for r in rs) / MIB:.1f}",
+                    f"{good}/{len(rs)}",
+                ])
+            verdicts += self.verdicts(corpus, by_tool, medians)
+        return rows, verdicts
+
+    def verdicts(self, corpus, by_tool, medians):
+        hoist = by_tool.get("hoist", [])
+        if not hoist:
+            return []
+        ratio = medians["hoist"] / medians["skopeo"] if medians.get("skopeo") else None
+        worst_rss = max(r.rss_kib for r in hoist) / 1024
+        checks = []
+
+        def check(label, ok, value):
+            checks.append((corpus, label, ok, value))
+
+        if corpus == "fleet":
+            check("hoist <= 0.15 x skopeo", ratio <= 0.15, f"{ratio:.3f}")
+        elif corpus == "warm":
+            check("hoist <= 0.03 x skopeo", ratio <= 0.03, f"{ratio:.3f}")
+            blobs = max(r.traffic.blob_requests for r in hoist)
+            check("no blob requests", blobs == 0, str(blobs))
+            tags = len(self.fleet()[1])
+            kinds = hoist[0].traffic.kinds
+            pages = sum(kinds.get(k, 0) for k in ("catalog", "tags", "ping"))
+            other = hoist[0].traffic.requests - pages
+            check(f"<= 1 request per target tag ({tags}) + catalog/tag-list pages ({pages})",
+                  other <= tags, f"{other} other requests: " + ", ".join(
+                      f"{k} {v}" for k, v in sorted(kinds.items())))
+        elif corpus == "same-registry":
+            up = max(r.traffic.uploaded for r in hoist)
+            check("zero blob bytes uploaded", up == 0, f"{up} bytes")
+            check("hoist <= 0.1 x skopeo", ratio <= 0.1, f"{ratio:.3f}")
+        elif corpus == "big blob":
+            curl = medians.get("curl")
+            share = curl / medians["hoist"] if curl else 0
+            size = self.big_size / MIB
+            check(">= 70% of the throughput of curl GET piped to curl PUT", share >= 0.7,
+                  f"{share:.0%} (hoist {size / medians['hoist']:.0f} MiB/s, curl {size / curl:.0f} MiB/s)")
+            check("peak RSS <= 64 MiB", worst_rss <= 64, f"{worst_rss:.1f} MiB")
+        elif corpus == "wide catalog":
+            worst = max(r.wall for r in hoist)
+            check("plan < 5 s", medians["hoist"] < 5, f"median {medians['hoist']:.2f} s, worst {worst:.2f} s")
+            check("peak RSS < 200 MiB", worst_rss < 200, f"{worst_rss:.1f} MiB")
+        elif corpus == "multi-arch":
+            check("hoist <= 0.25 x skopeo --all", ratio <= 0.25, f"{ratio:.3f}")
+        for tool, rs in by_tool.items():
+            bad = [r for r in rs if not r.ok]
+            check(f"{tool}: target correct after every run", not bad,
+                  bad[0].problem if bad else f"{len(rs)}/{len(rs)}")
+        return checks
+
+
+HEADER = ["corpus", "tool", "median s", "hoist/skopeo", "peak RSS MiB", "requests",
+          "hoist's count", "blob requests", "uploaded MiB", "correct"]
+
+SCALES = {
+    "full": dict(fleet_repos=40, fleet_tags=["1.0.0", "1.1.0", "1.2.0", "2.0.0", "2.1.0"],
+                 layer=512 * 1024, multi_repos=10, multi_tags=3, big=1024 * MIB,
+                 wide_repos=2000, wide_tags=10),
+    "quick": dict(fleet_repos=4, fleet_tags=["1.0.0", "1.1.0"], layer=64 * 1024,
+                  multi_repos=2, multi_tags=2, big=16 * MIB, wide_repos=40, wide_tags=3),
+}
+CORPORA = ["fleet", "warm", "same", "multi", "big", "wide"]
+
+
+def markdown(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def versions():
+    def first_line(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "?"
+    commit = first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    return (f"hoist {commit}, {first_line(['skopeo', '--version'])}, "
+            f"{first_line(['docker-registry', '--version'])}, "
+            f"{os.cpu_count()} CPUs, {first_line(['uname', '-sr'])}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per tool and corpus")
+    parser.add_argument("--quick", action="store_true", help="tiny corpora: a smoke test")
+    parser.add_argument("--corpus", action="append", choices=CORPORA,
+                        help="only these corpora (repeatable)")
+    parser.add_argument("--results", type=Path, help="write the table here (markdown)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    args.scale = SCALES["quick" if args.quick else "full"]
+    bench = Bench(args)
+    try:
+        for corpus in args.corpus or CORPORA:
+            getattr(bench, f"corpus_{corpus}")()
+    finally:
+        bench.close()
+    rows, verdicts = bench.summary()
+    table = markdown(HEADER, rows)
+    targets = markdown(["corpus", "target", "met", "measured"],
+                       [[c, label, "yes" if ok else "**no**", value] for c, label, ok, value in verdicts])
+    print(table)
+    print()
+    print(targets)
+    if args.results:
+        command = "bench/run.sh " + " ".join(sys.argv[1:])
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        args.results.write_text(
+            f"Run on {stamp} with `{command.replace(' --results ' + str(args.results), '').strip()}`"
+            f" ({versions()}).\n\n{table}\n\n{targets}\n")
+    correct = all(r.ok for results in bench.results.values() for r in results)
+    return 0 if correct else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

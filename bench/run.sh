@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# hoist against skopeo sync, side by side, on registries over TLS on loopback.
+#
+#   bench/run.sh                      # every corpus, 3 runs per tool; writes bench/RESULTS.md
+#   bench/run.sh --quick --runs 1     # tiny corpora: checks the benchmark itself works
+#   bench/run.sh --corpus fleet --corpus warm
+#
+# Installs docker-registry, skopeo, openssl, curl and GNU time when missing
+# (apt-get), builds hoist in release mode, then runs bench/bench.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+for pair in docker-registry:docker-registry skopeo:skopeo openssl:openssl curl:curl \
+  /usr/bin/time:time python3:python3; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo build --release --locked --quiet --bins
+args=("$@")
+quick=0
+for arg in "$@"; do
+  case $arg in --quick | --corpus | --corpus=*) quick=1 ;; esac
+done
+# A full run records its table; a partial or quick one only prints it.
+if [ "$quick" = 0 ]; then args+=(--results bench/RESULTS.md); fi
+exec python3 bench/bench.py "${args[@]}"
