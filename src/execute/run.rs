@@ -1,14 +1,17 @@
 //! Executes a plan on the rayon pool, as a graph rather than in phases:
 //!
-//! 1. every image to write (target repository × digest) is checked in the
-//!    target by digest; present images need no blob or manifest work;
+//! 1. every image to write (target repository × digest) that a target tag
+//!    already points at, by the plan, needs no blob or manifest work; the
+//!    others are copied without asking the target first: what it turns out
+//!    to hold costs the blob step one request per blob, not a copy;
 //! 2. the others' manifest trees are read from the source, once per source
-//!    digest (a `platforms` filter builds the new index here);
+//!    digest (a `platforms` filter builds the new index here); planning
+//!    already read the roots, and the stores keep what they read;
 //! 3. one job per blob per target registry: it crosses the network once
 //!    (or is mounted from the source repository when source and target are
 //!    one registry), then is mounted into every other repository needing it;
-//! 4. when an image's last blob is in, its child manifests and then the
-//!    manifest itself are written by digest, then its tags;
+//! 4. when an image's last blob is in, its child manifests are written by
+//!    digest, then its tags (the first tag's PUT stores the manifest itself);
 //! 5. when every image of a target repository is done, its floating and
 //!    attached tags are written, each only if its own image made it.
 //!
@@ -16,7 +19,7 @@
 //! so killing the run at any moment leaves no tag on an incomplete image.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
@@ -197,24 +200,31 @@ pub fn run(
         images[index].referrers |= entry.referrers;
     }
 
-    // 1. Which images the targets already hold (by digest).
-    let present: Vec<Result<bool, String>> = images
-        .par_iter()
+    // 1. Which images the targets already hold: those a target tag points at.
+    let held: BTreeSet<(&str, &str, &str)> = plan
+        .entries
+        .iter()
+        .filter_map(|e| {
+            let current = e.target.current_digest.as_deref()?;
+            Some((
+                e.target.registry.as_str(),
+                e.target.repository.as_str(),
+                current,
+            ))
+        })
+        .collect();
+    let present: Vec<bool> = images
+        .iter()
         .map(|image| {
-            let target = store(&image.target_registry)?;
-            target
-                .manifest_head(&image.target_repository, &image.digest)
-                .map(|head| head.is_some())
-                .map_err(|e| e.to_string())
+            held.contains(&(
+                image.target_registry.as_str(),
+                image.target_repository.as_str(),
+                image.digest.as_str(),
+            ))
         })
         .collect();
     let states: Vec<ImageState> = images.iter().map(|_| ImageState::default()).collect();
-    for (state, present) in states.iter().zip(&present) {
-        if let Err(e) = present {
-            state.fail(e.clone());
-        }
-    }
-    let needs_copy = |i: usize| matches!(present[i], Ok(false)) && states[i].failure().is_none();
+    let needs_copy = |i: usize| !present[i] && states[i].failure().is_none();
 
     // 2. Manifest trees from the sources, once per source image and filter.
     let mut tree_keys: BTreeMap<(String, String, Vec<String>), (String, String)> = BTreeMap::new();
@@ -354,6 +364,10 @@ pub fn run(
         late_entries: &late_entries,
         regular_entries: &regular_entries,
         tree_of: &tree_of,
+        mounting: &stores
+            .keys()
+            .map(|name| (name.clone(), AtomicBool::new(false)))
+            .collect(),
     };
     let context = &context;
     rayon::scope(|scope| {
@@ -362,7 +376,12 @@ pub fn run(
                 scope.spawn(move |scope| context.finish_image(scope, i));
             }
         }
-        for job in jobs.values() {
+        // Blobs that many repositories wait for first: shared base layers
+        // gate the most images, and their mounts show early whether the
+        // target mounts (see `probe`).
+        let mut order: Vec<&BlobJob> = jobs.values().collect();
+        order.sort_by_key(|job| std::cmp::Reverse(job.repositories.len()));
+        for job in order {
             scope.spawn(move |scope| {
                 let result = context.blob(job);
                 for &i in &job.images {
@@ -486,6 +505,15 @@ struct Context<'a, F> {
     late_entries: &'a BTreeMap<(String, String), Vec<(usize, usize)>>,
     regular_entries: &'a BTreeMap<(String, String), Vec<usize>>,
     tree_of: &'a F,
+    /// Target registries that mounted a blob this run, by name.
+    mounting: &'a BTreeMap<String, AtomicBool>,
+}
+
+/// What a target repository holds of a blob.
+enum Probe {
+    Present,
+    /// Absent; the registry may have opened the upload already.
+    Absent(Option<crate::registry::UploadSession>),
 }
 
 impl<'a, F> Context<'a, F>
@@ -510,14 +538,6 @@ where
             |e: RegistryError| format!("blob {}: {e}", short_digest(&job.digest.to_string()));
         let mut landed: Option<&str> = None;
         for repository in &job.repositories {
-            if target
-                .blob_exists(repository, &job.digest)
-                .map_err(describe)?
-            {
-                bump(&self.stats.blobs_present, 1);
-                landed.get_or_insert(repository);
-                continue;
-            }
             // From a repository of the same store: mount, nothing moves.
             let from = match landed {
                 Some(landed) => Some(landed),
@@ -525,14 +545,35 @@ where
                     Some(job.source_repository.as_str())
                 }
                 None => None,
-            };
+            }
+            .filter(|from| from != repository);
+            // A mount of a blob the repository already has succeeds too, so
+            // it needs no HEAD first; an upload does, to not send it twice.
             let mut session = None;
+            if from.is_none() {
+                match self.probe(
+                    &job.target_registry,
+                    target.as_ref(),
+                    repository,
+                    &job.digest,
+                ) {
+                    Ok(Probe::Present) => {
+                        bump(&self.stats.blobs_present, 1);
+                        landed.get_or_insert(repository);
+                        continue;
+                    }
+                    Ok(Probe::Absent(started)) => session = started,
+                    Err(e) => return Err(describe(e)),
+                }
+            }
             if let Some(from) = from {
                 match target
                     .blob_mount(repository, &job.digest, from)
                     .map_err(describe)?
                 {
                     MountOutcome::Mounted => {
+                        self.mounts_work(&job.target_registry)
+                            .store(true, Ordering::Relaxed);
                         bump(&self.stats.blobs_mounted, 1);
                         landed.get_or_insert(repository);
                         continue;
@@ -545,6 +586,40 @@ where
             landed.get_or_insert(repository);
         }
         Ok(())
+    }
+
+    /// Set once a store mounted a blob in this run.
+    fn mounts_work(&self, registry: &str) -> &AtomicBool {
+        static UNKNOWN: AtomicBool = AtomicBool::new(false);
+        self.mounting.get(registry).unwrap_or(&UNKNOWN)
+    }
+
+    /// Whether `repository` holds a blob; when it does not, maybe an upload
+    /// already started. A store that has mounted a blob this run is asked
+    /// with a mount from the repository itself, which answers both at once
+    /// (mounted: present; otherwise an upload session for the copy): one
+    /// request instead of a HEAD and a POST. Other stores get the HEAD, so a
+    /// store that never mounts does not get a blob it holds sent twice.
+    fn probe(
+        &self,
+        registry: &str,
+        target: &dyn Registry,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Probe, RegistryError> {
+        if self.mounts_work(registry).load(Ordering::Relaxed) {
+            match target.blob_mount(repository, digest, repository) {
+                Ok(MountOutcome::Mounted) => return Ok(Probe::Present),
+                Ok(MountOutcome::NotMounted(session)) => return Ok(Probe::Absent(session)),
+                // Refused: ask the plain way.
+                Err(_) => {}
+            }
+        }
+        if target.blob_exists(repository, digest)? {
+            Ok(Probe::Present)
+        } else {
+            Ok(Probe::Absent(None))
+        }
     }
 
     /// Streams a blob from the source into one target repository, retrying
@@ -617,6 +692,10 @@ where
                 Some(why) => self.set(e, Status::Failed(why.clone())),
                 None => match self.write_tag(entry, image) {
                     Ok(()) => {
+                        if written.is_empty() && matches!((self.tree_of)(image), Some(Ok(_))) {
+                            // This tag's PUT stored the root manifest.
+                            bump(&self.stats.manifests_written, 1);
+                        }
                         written.push(entry.target.tag.clone());
                         self.set(e, Status::Promoted);
                     }
@@ -669,31 +748,36 @@ where
             self.referrers_or_note(image);
             return Ok(());
         };
-        self.put_manifests(target.as_ref(), &image.target_repository, tree)?;
+        // The first tag's PUT stores the root manifest: no PUT by digest before it.
+        let tagged = image
+            .entries
+            .iter()
+            .any(|&e| !self.plan.entries[e].is_late());
+        self.put_manifests(target.as_ref(), &image.target_repository, tree, tagged)?;
         self.referrers_or_note(image);
         Ok(())
     }
 
-    /// Writes a tree's manifests by digest, children first; children the
-    /// target already has are skipped (the caller knows the root is absent).
+    /// Writes a tree's manifests by digest, children first. A child is PUT
+    /// without asking whether the target has it: rewriting a present one
+    /// costs the registry about what the HEAD would, and a new one (the
+    /// usual case) is then one request instead of two.
+    /// The root is left to the caller when a tag is written next (`tagged`):
+    /// the tag's PUT stores it, and the registry refuses it while anything
+    /// it references is missing, so the tag still lands last.
     fn put_manifests(
         &self,
         target: &dyn Registry,
         repository: &str,
         tree: &Tree,
+        tagged: bool,
     ) -> Result<(), String> {
         let root = tree.manifests.len().saturating_sub(1);
         for (i, manifest) in tree.manifests.iter().enumerate() {
-            let digest = manifest.digest.to_string();
-            if i != root
-                && target
-                    .manifest_head(repository, &digest)
-                    .map_err(|e| e.to_string())?
-                    .is_some()
-            {
-                bump(&self.stats.manifests_present, 1);
+            if i == root && tagged {
                 continue;
             }
+            let digest = manifest.digest.to_string();
             target
                 .manifest_put(repository, &digest, manifest)
                 .map_err(|e| format!("writing manifest {}: {e}", short_digest(&digest)))?;
@@ -759,7 +843,7 @@ where
                         images: Vec::new(),
                     })?;
                 }
-                self.put_manifests(target.as_ref(), &image.target_repository, &tree)
+                self.put_manifests(target.as_ref(), &image.target_repository, &tree, false)
             })();
             copied.map_err(|e| format!("copying referrer {}: {e}", short_digest(&digest)))?;
         }

@@ -5,6 +5,7 @@ pub mod credentials;
 mod endpoint;
 pub mod link;
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -44,6 +45,12 @@ pub struct DistributionRegistry {
     token_fetch: Mutex<()>,
     /// Set once the registry refused a monolithic upload: chunked from then on.
     needs_chunked: AtomicBool,
+    /// Set once the registry answered that it has no referrers API.
+    no_referrers_api: AtomicBool,
+    /// Manifests read or written, by repository and digest. Content-addressed,
+    /// so the same manifest is never fetched twice in a run (planning reads a
+    /// tag's manifest; the copy reads it again by digest).
+    manifests: Mutex<HashMap<(String, Digest), Manifest>>,
     limits: Limits,
     counters: Counters,
 }
@@ -72,6 +79,8 @@ impl DistributionRegistry {
             tokens: TokenCache::default(),
             token_fetch: Mutex::new(()),
             needs_chunked: AtomicBool::new(false),
+            no_referrers_api: AtomicBool::new(false),
+            manifests: Mutex::new(HashMap::new()),
             limits: Limits::new(endpoint.max_connections, endpoint.requests_per_second),
             counters: Counters::default(),
             endpoint,
@@ -557,6 +566,124 @@ impl DistributionRegistry {
         self.expect_status("PUT", &redact_query(&url), response, &[201])?;
         Ok(())
     }
+
+    /// A manifest by tag or digest, from the registry.
+    fn fetch_manifest(&self, repository: &str, reference: &str) -> Result<Manifest> {
+        let _permit = self.limits.permit();
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        let scopes = Scopes::repository(repository, "pull");
+        let response = self.send(
+            Method::GET,
+            &url,
+            &scopes,
+            &[("Accept", ACCEPT_MANIFESTS)],
+            Body::Empty,
+        )?;
+        if response.status().as_u16() == 404 {
+            let err = self.status_error("GET", &url, response);
+            return Err(match err {
+                RegistryError::Status { .. }
+                    if err.has_code("NAME_UNKNOWN") || err.has_code("MANIFEST_UNKNOWN") =>
+                {
+                    RegistryError::NotFound {
+                        what: format!("manifest {}/{repository}:{reference}", self.endpoint.host),
+                    }
+                }
+                other => other,
+            });
+        }
+        let response = self.expect_status("GET", &url, response, &[200])?;
+        if header(&response, "content-length")
+            .and_then(|l| l.parse::<u64>().ok())
+            .is_some_and(|l| l > MAX_MANIFEST_BYTES)
+        {
+            return Err(self.protocol(format!(
+                "{url}: manifest larger than {MAX_MANIFEST_BYTES} bytes"
+            )));
+        }
+        let content_type = header(&response, "content-type");
+        let announced = header(&response, "docker-content-digest");
+        let bytes = response
+            .into_body()
+            .into_with_config()
+            .limit(MAX_MANIFEST_BYTES)
+            .read_to_vec()
+            .map_err(|e| self.transport_error("GET", &url, e))?;
+        let what = format!("{}/{repository}:{reference}", self.endpoint.host);
+        let mut manifest =
+            Manifest::from_bytes(bytes, content_type.as_deref()).map_err(|source| {
+                RegistryError::Manifest {
+                    what: what.clone(),
+                    source,
+                }
+            })?;
+        let mut expected: Vec<Digest> = announced.iter().filter_map(|d| d.parse().ok()).collect();
+        let by_digest = if super::is_digest_reference(reference) {
+            let digest: Digest = reference
+                .parse()
+                .map_err(|e: crate::digest::InvalidDigest| self.protocol(e.to_string()))?;
+            expected.push(digest.clone());
+            Some(digest)
+        } else {
+            None
+        };
+        for digest in expected {
+            if digest.recompute(&manifest.bytes) != digest {
+                return Err(RegistryError::Verification(crate::digest::BlobMismatch {
+                    digest,
+                    what: format!("manifest {what} does not hash to it"),
+                }));
+            }
+        }
+        if let Some(digest) = by_digest {
+            // Asked for by a sha512 digest, it is known by that digest.
+            manifest.digest = digest;
+        }
+        Ok(manifest)
+    }
+
+    fn store_manifest(&self, repository: &str, reference: &str, manifest: &Manifest) -> Result<()> {
+        let _permit = self.limits.permit();
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        let scopes = Scopes::repository(repository, "pull,push");
+        let response = self.send(
+            Method::PUT,
+            &url,
+            &scopes,
+            &[],
+            Body::Bytes(&manifest.bytes, &manifest.media_type),
+        )?;
+        let response = self.expect_status("PUT", &url, response, &[200, 201, 202])?;
+        if let Some(stored) =
+            header(&response, "docker-content-digest").and_then(|d| d.parse::<Digest>().ok())
+            && stored.algorithm() == manifest.digest.algorithm()
+            && stored != manifest.digest
+        {
+            return Err(self.protocol(format!(
+                "{url}: stored the manifest as {stored}, not {} (the registry rewrote it)",
+                manifest.digest
+            )));
+        }
+        Ok(())
+    }
+
+    fn remembered(&self, repository: &str, digest: &Digest) -> Option<Manifest> {
+        self.manifests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(repository.to_string(), digest.clone()))
+            .cloned()
+    }
+
+    fn remember(&self, repository: &str, manifest: &Manifest) {
+        self.manifests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                (repository.to_string(), manifest.digest.clone()),
+                manifest.clone(),
+            );
+    }
 }
 
 /// Answers worth another attempt: the registry or something in front of it
@@ -675,106 +802,29 @@ impl Registry for DistributionRegistry {
     }
 
     fn manifest_get(&self, repository: &str, reference: &str) -> Result<Manifest> {
-        let _permit = self.limits.permit();
-        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
-        let scopes = Scopes::repository(repository, "pull");
-        let response = self.send(
-            Method::GET,
-            &url,
-            &scopes,
-            &[("Accept", ACCEPT_MANIFESTS)],
-            Body::Empty,
-        )?;
-        if response.status().as_u16() == 404 {
-            let err = self.status_error("GET", &url, response);
-            return Err(match err {
-                RegistryError::Status { .. }
-                    if err.has_code("NAME_UNKNOWN") || err.has_code("MANIFEST_UNKNOWN") =>
-                {
-                    RegistryError::NotFound {
-                        what: format!("manifest {}/{repository}:{reference}", self.endpoint.host),
-                    }
-                }
-                other => other,
-            });
-        }
-        let response = self.expect_status("GET", &url, response, &[200])?;
-        if header(&response, "content-length")
-            .and_then(|l| l.parse::<u64>().ok())
-            .is_some_and(|l| l > MAX_MANIFEST_BYTES)
+        if super::is_digest_reference(reference)
+            && let Ok(digest) = reference.parse::<Digest>()
+            && let Some(known) = self.remembered(repository, &digest)
         {
-            return Err(self.protocol(format!(
-                "{url}: manifest larger than {MAX_MANIFEST_BYTES} bytes"
-            )));
+            return Ok(known);
         }
-        let content_type = header(&response, "content-type");
-        let announced = header(&response, "docker-content-digest");
-        let bytes = response
-            .into_body()
-            .into_with_config()
-            .limit(MAX_MANIFEST_BYTES)
-            .read_to_vec()
-            .map_err(|e| self.transport_error("GET", &url, e))?;
-        let what = format!("{}/{repository}:{reference}", self.endpoint.host);
-        let mut manifest =
-            Manifest::from_bytes(bytes, content_type.as_deref()).map_err(|source| {
-                RegistryError::Manifest {
-                    what: what.clone(),
-                    source,
-                }
-            })?;
-        let mut expected: Vec<Digest> = announced.iter().filter_map(|d| d.parse().ok()).collect();
-        let by_digest = if super::is_digest_reference(reference) {
-            let digest: Digest = reference
-                .parse()
-                .map_err(|e: crate::digest::InvalidDigest| self.protocol(e.to_string()))?;
-            expected.push(digest.clone());
-            Some(digest)
-        } else {
-            None
-        };
-        for digest in expected {
-            if digest.recompute(&manifest.bytes) != digest {
-                return Err(RegistryError::Verification(crate::digest::BlobMismatch {
-                    digest,
-                    what: format!("manifest {what} does not hash to it"),
-                }));
-            }
-        }
-        if let Some(digest) = by_digest {
-            // Asked for by a sha512 digest, it is known by that digest.
-            manifest.digest = digest;
-        }
+        let manifest = self.fetch_manifest(repository, reference)?;
+        self.remember(repository, &manifest);
         Ok(manifest)
     }
 
     fn manifest_put(&self, repository: &str, reference: &str, manifest: &Manifest) -> Result<()> {
-        let _permit = self.limits.permit();
-        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
-        let scopes = Scopes::repository(repository, "pull,push");
-        let response = self.send(
-            Method::PUT,
-            &url,
-            &scopes,
-            &[],
-            Body::Bytes(&manifest.bytes, &manifest.media_type),
-        )?;
-        let response = self.expect_status("PUT", &url, response, &[200, 201, 202])?;
-        if let Some(stored) =
-            header(&response, "docker-content-digest").and_then(|d| d.parse::<Digest>().ok())
-            && stored.algorithm() == manifest.digest.algorithm()
-            && stored != manifest.digest
-        {
-            return Err(self.protocol(format!(
-                "{url}: stored the manifest as {stored}, not {} (the registry rewrote it)",
-                manifest.digest
-            )));
-        }
+        self.store_manifest(repository, reference, manifest)?;
+        self.remember(repository, manifest);
         Ok(())
     }
 
     fn manifest_delete(&self, repository: &str, digest: &Digest) -> Result<()> {
         let _permit = self.limits.permit();
+        self.manifests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(repository.to_string(), digest.clone()));
         let url = self.url(&format!("/v2/{repository}/manifests/{digest}"));
         let scopes = Scopes::repository(repository, "pull,push,delete");
         let response = self.send(Method::DELETE, &url, &scopes, &[], Body::Empty)?;
@@ -799,6 +849,9 @@ impl Registry for DistributionRegistry {
     }
 
     fn referrers(&self, repository: &str, digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
+        if self.no_referrers_api.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         let _permit = self.limits.permit();
         let url = self.url(&format!("/v2/{repository}/referrers/{digest}"));
         let scopes = Scopes::repository(repository, "pull");
@@ -811,8 +864,13 @@ impl Registry for DistributionRegistry {
         )?;
         match response.status().as_u16() {
             200 => {}
-            // No referrers API: the caller falls back to the tag convention.
-            400 | 404 | 405 => return Ok(None),
+            // No referrers API (a registry that has one never answers 404
+            // here): the caller falls back to the tag convention, and the
+            // registry is not asked again.
+            400 | 404 | 405 => {
+                self.no_referrers_api.store(true, Ordering::Relaxed);
+                return Ok(None);
+            }
             _ => return Err(self.status_error("GET", &url, response)),
         }
         #[derive(serde::Deserialize)]
