@@ -2,7 +2,7 @@
 # hoist against skopeo sync, side by side, on registries over TLS on loopback.
 #
 #   bench/run.sh                      # every corpus, 3 runs per tool; writes bench/RESULTS.md
-#   bench/run.sh --quick --runs 1     # tiny corpora: checks the benchmark itself works
+#   bench/run.sh --quick --runs 1     # tiny corpora, debug build: checks the benchmark works (CI)
 #   bench/run.sh --corpus fleet --corpus warm
 #
 # Installs docker-registry, skopeo, openssl, curl and GNU time when missing
@@ -20,8 +20,19 @@ if ((${#need[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-cargo build --release --locked --quiet --bins
-args=("$@")
+quick_only=0
+for arg in "$@"; do [ "$arg" = --quick ] && quick_only=1; done
+if [ "$quick_only" = 1 ]; then
+  # A smoke run checks the benchmark, not speed: the debug build the tests
+  # already made will do.
+  cargo build --locked --quiet --bins
+  export HOIST_BENCH_BIN_DIR=target/debug
+else
+  cargo build --release --locked --quiet --bins
+fi
+# Seeded source registries are kept under target/ and reused: seeding is
+# deterministic, and every run checks its target against the source anyway.
+args=(--cache target/bench-cache "$@")
 quick=0
 for arg in "$@"; do
   case $arg in --quick | --corpus | --corpus=*) quick=1 ;; esac
