@@ -657,7 +657,13 @@ where
                 // The client switched to chunked uploads on the 413: again at once.
                 Err(RegistryError::Status { status: 413, .. }) if attempt == 0 => {}
                 Err(e) if is_transient(&e) && attempt < self.options.retry.retries => {
-                    let pause = self.options.retry.backoff(attempt);
+                    let pause = match &e {
+                        RegistryError::Status {
+                            retry_after: Some(wait),
+                            ..
+                        } => *wait,
+                        _ => self.options.retry.backoff(attempt),
+                    };
                     if matches!(e, RegistryError::Status { status: 429, .. }) {
                         // Slow the registry down for every thread, not just this one.
                         source.throttle(pause);

@@ -20,6 +20,8 @@ pub enum RegistryError {
         codes: Vec<String>,
         /// Messages from the envelope, or a short excerpt of a non-JSON body.
         message: String,
+        /// The wait the registry asked for (`Retry-After`), if any.
+        retry_after: Option<std::time::Duration>,
     },
     /// The request never got an answer (connection, TLS, timeout).
     #[error("{method} {url}: {message}")]

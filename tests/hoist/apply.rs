@@ -9,7 +9,7 @@ use crate::support::seed::{self, Format, ImageSpec};
 use crate::support::{Hoist, TestRegistry};
 
 /// `[registries.NAME]` for each registry, then the rules.
-fn config(registries: &[(&str, &TestRegistry)], rules: &str) -> String {
+pub(crate) fn config(registries: &[(&str, &TestRegistry)], rules: &str) -> String {
     let mut text = String::new();
     for (name, registry) in registries {
         text.push_str(&format!(
@@ -22,7 +22,7 @@ fn config(registries: &[(&str, &TestRegistry)], rules: &str) -> String {
 }
 
 /// Runs `apply` with a report and returns it.
-fn apply(config: &str, extra: &[&str]) -> serde_json::Value {
+pub(crate) fn apply(config: &str, extra: &[&str]) -> serde_json::Value {
     Hoist::new()
         .config(config)
         .args(["apply", "--report", "report.json"])
@@ -33,7 +33,7 @@ fn apply(config: &str, extra: &[&str]) -> serde_json::Value {
 }
 
 /// Every `repository:tag -> digest` of a registry.
-fn state(registry: &TestRegistry) -> BTreeMap<String, String> {
+pub(crate) fn state(registry: &TestRegistry) -> BTreeMap<String, String> {
     let client = seed::client(registry);
     let mut state = BTreeMap::new();
     for repository in client.catalog().expect("catalog") {
@@ -52,7 +52,7 @@ fn state(registry: &TestRegistry) -> BTreeMap<String, String> {
 }
 
 /// Every tag of the registry points at an image whose manifests and blobs are all there.
-fn assert_all_tags_complete(registry: &TestRegistry) {
+pub(crate) fn assert_all_tags_complete(registry: &TestRegistry) {
     let client = seed::client(registry);
     for (name, digest) in state(registry) {
         let (repository, _) = name.rsplit_once(':').unwrap();
@@ -75,7 +75,7 @@ fn assert_all_tags_complete(registry: &TestRegistry) {
 }
 
 /// An image with `shared` layers common to every image built with this helper.
-fn image_with_base(label: &str, layers: usize, shared: usize, size: u64) -> ImageSpec {
+pub(crate) fn image_with_base(label: &str, layers: usize, shared: usize, size: u64) -> ImageSpec {
     ImageSpec::oci(label, seed::layers(label, layers, shared, size))
 }
 
@@ -443,7 +443,7 @@ fn cosign_signature_tags_travel_with_their_image() {
 }
 
 /// `count` repositories with `tags` versions each, sharing a base layer.
-fn seed_corpus(registry: &TestRegistry, count: usize, tags: usize, size: u64) {
+pub(crate) fn seed_corpus(registry: &TestRegistry, count: usize, tags: usize, size: u64) {
     let client = seed::client(registry);
     for r in 0..count {
         for t in 0..tags {
@@ -454,7 +454,7 @@ fn seed_corpus(registry: &TestRegistry, count: usize, tags: usize, size: u64) {
     }
 }
 
-const CORPUS_RULE: &str = "[[promotion]]\nname = \"corpus\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"corpus/*\"]\nfloating = [\"{major}\", \"latest\"]\n";
+pub(crate) const CORPUS_RULE: &str = "[[promotion]]\nname = \"corpus\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"corpus/*\"]\nfloating = [\"{major}\", \"latest\"]\n";
 
 #[test]
 fn killed_apply_leaves_only_complete_images_and_a_rerun_finishes() {

@@ -7,6 +7,7 @@ mod support;
 mod apply;
 mod auth;
 mod copy;
+mod faults;
 mod harness;
 mod listing;
 mod oci_layout;

@@ -1,8 +1,9 @@
 //! Test support: real registries (`docker-registry`), a token server,
-//! certificates, image seeding and a `hoist` runner.
+//! certificates, a fault-injecting proxy, image seeding and a `hoist` runner.
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod fault_proxy;
 pub mod hoist;
 pub mod registry;
 pub mod seed;

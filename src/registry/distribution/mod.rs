@@ -117,8 +117,30 @@ impl DistributionRegistry {
             return Ok(challenge.clone());
         }
         let url = self.url("/v2/");
-        let request = http::Request::get(&url).body(SendBody::none());
-        let response = self.send_raw(request, &url)?;
+        // Retried like any read: a 429 or a dropped connection on the first
+        // request must not fail the run.
+        let policy = self.endpoint.retry;
+        let mut attempt = 0;
+        let response = loop {
+            let request = http::Request::get(&url).body(SendBody::none());
+            let result = self.send_raw(request, &url);
+            let pause = match &result {
+                Err(RegistryError::Transport { .. }) => Some(policy.backoff(attempt)),
+                Ok(response) if is_transient_status(response.status().as_u16()) => Some(
+                    header(response, "retry-after")
+                        .and_then(|v| limits::parse_retry_after(&v))
+                        .unwrap_or_else(|| policy.backoff(attempt)),
+                ),
+                _ => None,
+            };
+            match pause {
+                Some(pause) if attempt < policy.retries => {
+                    std::thread::sleep(pause);
+                    attempt += 1;
+                }
+                _ => break result?,
+            }
+        };
         let challenge = match response.status().as_u16() {
             200..=299 => None,
             401 => {
@@ -390,6 +412,8 @@ impl DistributionRegistry {
         response: Response<ureq::Body>,
     ) -> RegistryError {
         let status = response.status().as_u16();
+        let retry_after =
+            header(&response, "retry-after").and_then(|v| limits::parse_retry_after(&v));
         let text = response
             .into_body()
             .into_with_config()
@@ -404,6 +428,7 @@ impl DistributionRegistry {
             status,
             codes,
             message,
+            retry_after,
         }
     }
 
@@ -430,27 +455,26 @@ impl DistributionRegistry {
             if !seen.insert(url.clone()) {
                 return Err(self.protocol(format!("pagination loops back to {url}")));
             }
-            let response = self.send(
-                Method::GET,
-                &url,
-                scopes,
-                &[("Accept", "application/json")],
-                Body::Empty,
-            )?;
-            if response.status().as_u16() == 404 {
-                return Err(RegistryError::NotFound {
-                    what: url.to_string(),
-                });
-            }
-            let response = self.expect_status("GET", &url, response, &[200])?;
-            let next = header(&response, "link").and_then(|h| link::next_link(&h));
-            let page: serde_json::Value = response
-                .into_body()
-                .into_with_config()
-                .limit(64 * 1024 * 1024)
-                .read_to_vec()
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+            let (headers, bytes) = self.read_retrying("GET", &url, 64 * 1024 * 1024, || {
+                let response = self.send(
+                    Method::GET,
+                    &url,
+                    scopes,
+                    &[("Accept", "application/json")],
+                    Body::Empty,
+                )?;
+                if response.status().as_u16() == 404 {
+                    return Err(RegistryError::NotFound {
+                        what: url.to_string(),
+                    });
+                }
+                self.expect_status("GET", &url, response, &[200])
+            })?;
+            let next = headers
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .and_then(link::next_link);
+            let page: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| self.protocol(format!("{url}: invalid JSON listing: {e}")))?;
             match page.get(key) {
                 Some(serde_json::Value::Array(values)) => {
@@ -465,6 +489,42 @@ impl DistributionRegistry {
             }
         }
         Err(self.protocol(format!("more than {MAX_PAGES} pages listing {first_path}")))
+    }
+
+    /// Runs `request` (a send and its status checks), then reads the body,
+    /// at most `limit` bytes. A body that breaks off (reset, truncated,
+    /// stalled past the timeout) is a failed request: the whole exchange is
+    /// retried with backoff, as `send` retries one that got no answer.
+    fn read_retrying(
+        &self,
+        method: &str,
+        url: &str,
+        limit: u64,
+        mut request: impl FnMut() -> Result<Response<ureq::Body>>,
+    ) -> Result<(http::HeaderMap, Vec<u8>)> {
+        let policy = self.endpoint.retry;
+        let mut attempt = 0;
+        loop {
+            let response = request()?;
+            let headers = response.headers().clone();
+            match response
+                .into_body()
+                .into_with_config()
+                .limit(limit)
+                .read_to_vec()
+            {
+                Ok(bytes) => return Ok((headers, bytes)),
+                Err(ureq::Error::BodyExceedsLimit(_)) => {
+                    return Err(self.protocol(format!("{url}: answer larger than {limit} bytes")));
+                }
+                Err(e) if attempt < policy.retries => {
+                    let _ = e;
+                    std::thread::sleep(policy.backoff(attempt));
+                    attempt += 1;
+                }
+                Err(e) => return Err(self.transport_error(method, url, e)),
+            }
+        }
     }
 
     fn protocol(&self, message: String) -> RegistryError {
@@ -572,43 +632,49 @@ impl DistributionRegistry {
         let _permit = self.limits.permit();
         let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
         let scopes = Scopes::repository(repository, "pull");
-        let response = self.send(
-            Method::GET,
-            &url,
-            &scopes,
-            &[("Accept", ACCEPT_MANIFESTS)],
-            Body::Empty,
-        )?;
-        if response.status().as_u16() == 404 {
-            let err = self.status_error("GET", &url, response);
-            return Err(match err {
-                RegistryError::Status { .. }
-                    if err.has_code("NAME_UNKNOWN") || err.has_code("MANIFEST_UNKNOWN") =>
-                {
-                    RegistryError::NotFound {
-                        what: format!("manifest {}/{repository}:{reference}", self.endpoint.host),
+        let (headers, bytes) = self.read_retrying("GET", &url, MAX_MANIFEST_BYTES, || {
+            let response = self.send(
+                Method::GET,
+                &url,
+                &scopes,
+                &[("Accept", ACCEPT_MANIFESTS)],
+                Body::Empty,
+            )?;
+            if response.status().as_u16() == 404 {
+                let err = self.status_error("GET", &url, response);
+                return Err(match err {
+                    RegistryError::Status { .. }
+                        if err.has_code("NAME_UNKNOWN") || err.has_code("MANIFEST_UNKNOWN") =>
+                    {
+                        RegistryError::NotFound {
+                            what: format!(
+                                "manifest {}/{repository}:{reference}",
+                                self.endpoint.host
+                            ),
+                        }
                     }
-                }
-                other => other,
-            });
-        }
-        let response = self.expect_status("GET", &url, response, &[200])?;
-        if header(&response, "content-length")
-            .and_then(|l| l.parse::<u64>().ok())
-            .is_some_and(|l| l > MAX_MANIFEST_BYTES)
-        {
-            return Err(self.protocol(format!(
-                "{url}: manifest larger than {MAX_MANIFEST_BYTES} bytes"
-            )));
-        }
-        let content_type = header(&response, "content-type");
-        let announced = header(&response, "docker-content-digest");
-        let bytes = response
-            .into_body()
-            .into_with_config()
-            .limit(MAX_MANIFEST_BYTES)
-            .read_to_vec()
-            .map_err(|e| self.transport_error("GET", &url, e))?;
+                    other => other,
+                });
+            }
+            let response = self.expect_status("GET", &url, response, &[200])?;
+            if header(&response, "content-length")
+                .and_then(|l| l.parse::<u64>().ok())
+                .is_some_and(|l| l > MAX_MANIFEST_BYTES)
+            {
+                return Err(self.protocol(format!(
+                    "{url}: manifest larger than {MAX_MANIFEST_BYTES} bytes"
+                )));
+            }
+            Ok(response)
+        })?;
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = text("content-type");
+        let announced = text("docker-content-digest");
         let what = format!("{}/{repository}:{reference}", self.endpoint.host);
         let mut manifest =
             Manifest::from_bytes(bytes, content_type.as_deref()).map_err(|source| {

@@ -1,0 +1,210 @@
+//! `hoist apply` through a fault-injecting proxy in front of real registries:
+//! 429s with and without `Retry-After`, 5xx answers, connections reset or
+//! closed mid-body, stalled reads and flipped bytes. The end state must be a
+//! clean run's, and a corrupted blob must never land under its digest.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::apply::{CORPUS_RULE, apply, assert_all_tags_complete, config, seed_corpus, state};
+use crate::support::fault_proxy::{Fault, FaultProxy, Schedule};
+use crate::support::seed;
+use crate::support::{Hoist, TestRegistry};
+
+/// Retries enough to outlast the schedule, quick backoff, a short idle
+/// timeout so a stalled read is noticed in a second.
+const PATIENT: &str = "[settings]\nretries = 10\ntimeout_secs = 1\n\n";
+
+fn every_fault(seed: u64, rate: f64) -> Schedule {
+    Schedule {
+        seed,
+        rate,
+        faults: vec![
+            Fault::TooManyRequests(Some(1)),
+            Fault::TooManyRequests(None),
+            Fault::Status(500),
+            Fault::Status(502),
+            Fault::Status(503),
+            Fault::ResetMidBody,
+            Fault::Truncate,
+            Fault::Stall(Duration::from_secs(3)),
+        ],
+        path_contains: String::new(),
+    }
+}
+
+fn through(proxy_staging: &FaultProxy, proxy_prod: &FaultProxy) -> String {
+    format!(
+        "{PATIENT}[registries.staging]\nurl = \"{}\"\n\n[registries.prod]\nurl = \"{}\"\n\n{CORPUS_RULE}",
+        proxy_staging.host(),
+        proxy_prod.host()
+    )
+}
+
+#[test]
+fn apply_through_injected_faults_ends_like_a_clean_run() {
+    let staging = TestRegistry::start();
+    let reference = TestRegistry::start();
+    seed_corpus(&staging, 6, 2, 40_000);
+    apply(
+        &config(&[("staging", &staging), ("prod", &reference)], CORPUS_RULE),
+        &[],
+    );
+
+    let mut checked = 0;
+    let mut kinds = Vec::new();
+    for round in 0..2u64 {
+        let target = TestRegistry::start();
+        // Round 0: any fault on any request; round 1: broken bodies on the
+        // GETs (manifests, tag lists, blobs), more often.
+        let schedule = |seed: u64| match round {
+            0 => every_fault(seed, 0.15),
+            _ => Schedule {
+                faults: vec![
+                    Fault::ResetMidBody,
+                    Fault::Truncate,
+                    Fault::Stall(Duration::from_secs(3)),
+                    Fault::TooManyRequests(Some(1)),
+                ],
+                ..every_fault(seed, 0.3)
+            },
+        };
+        let source_proxy = FaultProxy::start(staging.host(), schedule(11));
+        let target_proxy = FaultProxy::start(target.host(), schedule(23));
+        let run = Hoist::new()
+            .config(&through(&source_proxy, &target_proxy))
+            .env("HOIST_RETRY_BASE_MS", "10")
+            .args(["apply", "--report", "report.json"])
+            .run();
+        let injected: Vec<_> = source_proxy
+            .seen()
+            .into_iter()
+            .chain(target_proxy.seen())
+            .filter_map(|s| s.fault)
+            .collect();
+        assert!(
+            injected.len() >= 10,
+            "round {round}: the schedule injected only {injected:?}"
+        );
+        kinds.extend(injected);
+        let run = run.success();
+        let report = run.json_file("report.json");
+        assert_eq!(report["summary"]["failed"], 0, "{report:#}");
+        assert_eq!(state(&target), state(&reference), "round {round}");
+        assert_all_tags_complete(&target);
+
+        // Every retry after a `Retry-After: 1` came at least a second later.
+        // Upload starts all share one path per repository, so a POST from
+        // another thread, sent before the 429 arrived, proves nothing: only
+        // requests whose path names what they ask for are matched.
+        for proxy in [&source_proxy, &target_proxy] {
+            let seen = proxy.seen();
+            for (i, told) in seen.iter().enumerate() {
+                if told.fault != Some(Fault::TooManyRequests(Some(1)))
+                    || told.path.contains("/blobs/uploads/")
+                {
+                    continue;
+                }
+                if let Some(retry) = seen[i + 1..]
+                    .iter()
+                    .find(|s| s.method == told.method && s.path == told.path)
+                {
+                    checked += 1;
+                    assert!(
+                        retry.at >= told.at + Duration::from_millis(950),
+                        "{} {} retried {:?} after a Retry-After of 1 s",
+                        told.method,
+                        told.path,
+                        retry.at - told.at
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked > 0, "no retry after a Retry-After was seen");
+    for fault in every_fault(0, 0.0).faults {
+        assert!(
+            kinds.contains(&fault),
+            "{fault:?} was never injected: {kinds:?}"
+        );
+    }
+}
+
+#[test]
+fn flipped_blob_bytes_never_land_and_a_clean_rerun_completes() {
+    let staging = TestRegistry::start();
+    let prod = TestRegistry::start();
+    let client = seed::client(&staging);
+    let spec = crate::apply::image_with_base("corpus/r00:0", 3, 1, 30_000);
+    let manifest = seed::push(client.as_ref(), "corpus/r00", "1.0.0", &spec);
+    let view = manifest.view().expect("a manifest");
+    let victim = view
+        .blobs
+        .iter()
+        .find(|b| b.size == 30_000)
+        .expect("a layer")
+        .digest
+        .to_string();
+
+    // Every GET of one layer comes back with a byte flipped.
+    let proxy = FaultProxy::start(
+        staging.host(),
+        Schedule {
+            seed: 5,
+            rate: 1.0,
+            faults: vec![Fault::FlipByte],
+            path_contains: victim.clone(),
+        },
+    );
+    let rules = format!(
+        "[settings]\nretries = 2\n\n[registries.staging]\nurl = \"{}\"\n\n[registries.prod]\nurl = \"{}\"\n\n{CORPUS_RULE}",
+        proxy.host(),
+        prod.host()
+    );
+    let failed = Hoist::new()
+        .config(&rules)
+        .env("HOIST_RETRY_BASE_MS", "10")
+        .args(["apply", "--report", "report.json"])
+        .run()
+        .code(1);
+    let report = failed.json_file("report.json");
+    assert!(
+        report["summary"]["failed"].as_u64().unwrap() >= 1,
+        "{report:#}"
+    );
+    assert!(
+        proxy
+            .seen()
+            .iter()
+            .any(|s| s.fault == Some(Fault::FlipByte)),
+        "the proxy flipped a byte"
+    );
+    assert!(
+        state(&prod).is_empty(),
+        "no tag on an image with a corrupt blob"
+    );
+    let data = prod.blob_data_path(&victim);
+    if data.exists() {
+        let bytes = std::fs::read(&data).unwrap();
+        assert_eq!(
+            hoist::digest::Digest::sha256_of(&bytes).to_string(),
+            victim,
+            "corrupted bytes landed under the blob's digest"
+        );
+    }
+
+    // The network is clean again: the same command completes the image.
+    proxy.set_schedule(Schedule {
+        seed: 5,
+        rate: 0.0,
+        faults: Vec::new(),
+        path_contains: String::new(),
+    });
+    Hoist::new().config(&rules).args(["apply"]).run().success();
+    let mut expected = BTreeMap::new();
+    expected.insert("corpus/r00:1.0.0".to_string(), manifest.digest.to_string());
+    expected.insert("corpus/r00:1".to_string(), manifest.digest.to_string());
+    expected.insert("corpus/r00:latest".to_string(), manifest.digest.to_string());
+    assert_eq!(state(&prod), expected);
+    assert_all_tags_complete(&prod);
+}

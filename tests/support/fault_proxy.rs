@@ -1,0 +1,373 @@
+//! A fault-injecting HTTP proxy for tests: it sits in front of a real
+//! `docker-registry` and, on a seeded schedule, answers 429 (with and without
+//! `Retry-After`) or 500/502/503 instead of forwarding, resets or truncates a
+//! response mid-body, stalls it, or flips a byte of a blob body. Every
+//! request it saw is recorded with what it did to it.
+//!
+//! One upstream connection per request, `Connection: close` to the client:
+//! simple, and every fault ends its connection the way a broken network would.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// What the proxy may do to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 with `Retry-After: N` seconds, or without it.
+    TooManyRequests(Option<u64>),
+    /// This status instead of forwarding (500, 502, 503).
+    Status(u16),
+    /// Forward, then reset the connection halfway through the body.
+    ResetMidBody,
+    /// Forward, then close cleanly halfway through the body.
+    Truncate,
+    /// Forward half the body, then stall this long before closing.
+    Stall(Duration),
+    /// Forward a blob body with one byte flipped.
+    FlipByte,
+}
+
+impl Fault {
+    /// Whether the fault can apply to this request and its upstream answer.
+    fn applies(self, method: &str, path: &str, status: u16, body: usize) -> bool {
+        match self {
+            Fault::TooManyRequests(_) | Fault::Status(_) => true,
+            Fault::ResetMidBody | Fault::Truncate | Fault::Stall(_) => {
+                method == "GET" && status == 200 && body > 1
+            }
+            Fault::FlipByte => {
+                method == "GET" && status == 200 && body > 0 && path.contains("/blobs/sha256:")
+            }
+        }
+    }
+
+    /// Faults that answer in place of the registry.
+    fn replaces_upstream(self) -> bool {
+        matches!(self, Fault::TooManyRequests(_) | Fault::Status(_))
+    }
+}
+
+/// When to inject what.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    /// Seed of the generator that picks requests and faults.
+    pub seed: u64,
+    /// Chance (0..=1) that a request gets a fault.
+    pub rate: f64,
+    /// Faults to choose from, uniformly.
+    pub faults: Vec<Fault>,
+    /// Only requests whose path contains this (all when empty).
+    pub path_contains: String,
+}
+
+/// One request the proxy saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// When it arrived, since the proxy started.
+    pub at: Duration,
+    /// Request method.
+    pub method: String,
+    /// Request path and query.
+    pub path: String,
+    /// The fault injected, if any.
+    pub fault: Option<Fault>,
+}
+
+/// A running proxy; stops when dropped.
+pub struct FaultProxy {
+    address: SocketAddr,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    schedule: Arc<Mutex<Schedule>>,
+}
+
+impl FaultProxy {
+    /// A proxy on a loopback port in front of `upstream` (`host:port`, plain HTTP).
+    pub fn start(upstream: &str, schedule: Schedule) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let address = listener.local_addr().expect("local address");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let schedule = Arc::new(Mutex::new(schedule));
+        let counter = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let upstream = upstream.to_string();
+        {
+            let (stop, seen, schedule) = (stop.clone(), seen.clone(), schedule.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((client, _)) => {
+                            let (seen, schedule, counter) =
+                                (seen.clone(), schedule.clone(), counter.clone());
+                            let upstream = upstream.clone();
+                            thread::spawn(move || {
+                                let _ =
+                                    serve(client, &upstream, &schedule, &counter, &seen, started);
+                            });
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            thread::sleep(Duration::from_millis(2))
+                        }
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
+        FaultProxy {
+            address,
+            stop,
+            seen,
+            schedule,
+        }
+    }
+
+    /// `127.0.0.1:PORT`, for a configuration's `url`.
+    pub fn host(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Changes what is injected from now on (a rate of 0 makes it a plain proxy).
+    pub fn set_schedule(&self, schedule: Schedule) {
+        *self.schedule.lock().unwrap() = schedule;
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// splitmix64: a fixed sequence for a seed, whatever the platform.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The fault for the `n`th request, if the schedule gives it one: chosen
+/// among those that can apply to its method (body faults need a GET).
+fn pick(schedule: &Schedule, n: u64, method: &str) -> Option<Fault> {
+    let possible: Vec<Fault> = schedule
+        .faults
+        .iter()
+        .copied()
+        .filter(|f| f.replaces_upstream() || method == "GET")
+        .collect();
+    if possible.is_empty() {
+        return None;
+    }
+    let roll = mix(schedule.seed ^ n.wrapping_mul(0x2545_f491_4f6c_dd1d));
+    let chance = (roll >> 11) as f64 / (1u64 << 53) as f64;
+    (chance < schedule.rate).then(|| possible[mix(roll) as usize % possible.len()])
+}
+
+struct Request {
+    method: String,
+    path: String,
+    head: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// Reads one request: head, and a body by `Content-Length` or chunked (kept as sent).
+fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Request>> {
+    let mut head = Vec::new();
+    let mut content_length = 0usize;
+    let mut chunked = false;
+    let mut first = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        if first.is_empty() {
+            first = line.clone();
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(value) = lower.strip_prefix("content-length:") {
+            content_length = value.trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+        // The upstream gets `Connection: close`; everything else as sent.
+        if !lower.starts_with("connection:") {
+            head.extend_from_slice(line.as_bytes());
+        }
+        if line == "\r\n" || line == "\n" {
+            break;
+        }
+    }
+    head.truncate(head.len() - 2);
+    head.extend_from_slice(b"Connection: close\r\n\r\n");
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line)?;
+            body.extend_from_slice(size_line.as_bytes());
+            let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            body.extend_from_slice(&chunk);
+            if size == 0 {
+                break;
+            }
+        }
+    } else {
+        body.resize(content_length, 0);
+        reader.read_exact(&mut body)?;
+    }
+    let mut parts = first.split_whitespace();
+    Ok(Some(Request {
+        method: parts.next().unwrap_or("").to_string(),
+        path: parts.next().unwrap_or("").to_string(),
+        head,
+        body,
+    }))
+}
+
+/// Where the header block ends and the body starts in a raw response.
+fn split_response(raw: &[u8]) -> (usize, u16) {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |p| p + 4);
+    let status = std::str::from_utf8(&raw[..end.min(raw.len())])
+        .ok()
+        .and_then(|head| head.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (end, status)
+}
+
+fn serve(
+    client: TcpStream,
+    upstream: &str,
+    schedule: &Mutex<Schedule>,
+    counter: &AtomicU64,
+    seen: &Mutex<Vec<Seen>>,
+    started: Instant,
+) -> io::Result<()> {
+    client.set_nonblocking(false)?;
+    client.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut client = client;
+    let Some(request) = read_request(&mut reader)? else {
+        return Ok(());
+    };
+    let schedule = schedule.lock().unwrap().clone();
+    let n = counter.fetch_add(1, Ordering::Relaxed);
+    let candidate = if request.path.contains(&schedule.path_contains) {
+        pick(&schedule, n, &request.method)
+    } else {
+        None
+    };
+    let record = |fault: Option<Fault>| {
+        seen.lock().unwrap().push(Seen {
+            at: started.elapsed(),
+            method: request.method.clone(),
+            path: request.path.clone(),
+            fault,
+        });
+    };
+
+    if let Some(fault) = candidate.filter(|f| f.replaces_upstream()) {
+        record(Some(fault));
+        let (status, retry_after) = match fault {
+            Fault::TooManyRequests(after) => (429, after),
+            Fault::Status(status) => (status, None),
+            _ => unreachable!(),
+        };
+        let body = format!(
+            r#"{{"errors":[{{"code":"{}","message":"injected by the test proxy"}}]}}"#,
+            if status == 429 {
+                "TOOMANYREQUESTS"
+            } else {
+                "UNAVAILABLE"
+            }
+        );
+        let mut head = format!(
+            "HTTP/1.1 {status} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        if let Some(seconds) = retry_after {
+            head.push_str(&format!("Retry-After: {seconds}\r\n"));
+        }
+        head.push_str("\r\n");
+        client.write_all(head.as_bytes())?;
+        client.write_all(body.as_bytes())?;
+        return client.shutdown(Shutdown::Both);
+    }
+
+    let mut server = TcpStream::connect(upstream)?;
+    server.write_all(&request.head)?;
+    server.write_all(&request.body)?;
+    let mut raw = Vec::new();
+    server.read_to_end(&mut raw)?;
+    let (body_start, status) = split_response(&raw);
+    let body_len = raw.len() - body_start;
+    let fault = candidate.filter(|f| f.applies(&request.method, &request.path, status, body_len));
+    record(fault);
+    let half = body_start + body_len / 2;
+    match fault {
+        None | Some(Fault::TooManyRequests(_)) | Some(Fault::Status(_)) => {
+            client.write_all(&raw)?
+        }
+        Some(Fault::FlipByte) => {
+            let at = half.min(raw.len() - 1);
+            raw[at] ^= 0x55;
+            client.write_all(&raw)?;
+        }
+        Some(Fault::Truncate) => {
+            client.write_all(&raw[..half])?;
+        }
+        Some(Fault::ResetMidBody) => {
+            client.write_all(&raw[..half])?;
+            reset(&client);
+            drop(reader);
+            return Ok(());
+        }
+        Some(Fault::Stall(pause)) => {
+            client.write_all(&raw[..half])?;
+            client.flush()?;
+            thread::sleep(pause);
+        }
+    }
+    client.flush()?;
+    client.shutdown(Shutdown::Both)
+}
+
+/// Makes closing `stream` send RST (SO_LINGER 0), as a dropped connection would.
+fn reset(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket descriptor and a correctly sized option value.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
