@@ -117,7 +117,7 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
             }
         }
     }
-    for (key, head) in collect(par_resolve(handles, selected), &mut failures) {
+    for (key, head) in collect(par_heads(handles, selected, "source"), &mut failures) {
         if let Some(head) = head {
             inventory.source_heads.insert(key, head);
         }
@@ -291,38 +291,6 @@ fn par_heads(
             let result = handle(handles, &key.0).and_then(|h| {
                 h.manifest_head(&key.1, &key.2)
                     .map_err(|e| format!("reading {side} tag {}/{}:{}: {e}", key.0, key.1, key.2))
-            });
-            (key, result)
-        })
-        .collect()
-}
-
-/// What each source tag points at, read with one GET rather than a HEAD:
-/// the same one request, and the manifest it brings back is kept by the
-/// store for the estimate and the copy, which would otherwise fetch it again.
-fn par_resolve(
-    handles: &Handles,
-    keys: BTreeSet<TagKey>,
-) -> Listed<TagKey, Option<crate::registry::ManifestHead>> {
-    keys.into_par_iter()
-        .map(|key| {
-            let result = handle(handles, &key.0).and_then(|h| {
-                match h.manifest_get(&key.1, &key.2) {
-                    Ok(manifest) => Ok(Some(crate::registry::ManifestHead {
-                        size: manifest.bytes.len() as u64,
-                        digest: manifest.digest,
-                        media_type: manifest.media_type,
-                    })),
-                    Err(e) if e.is_not_found() => Ok(None),
-                    // A manifest hoist cannot copy (schema 1, an unknown media
-                    // type) is planned from its HEAD like any other and fails
-                    // that image alone when applied.
-                    Err(crate::registry::RegistryError::Manifest { .. }) => {
-                        h.manifest_head(&key.1, &key.2).map_err(|e| e.to_string())
-                    }
-                    Err(e) => Err(e.to_string()),
-                }
-                .map_err(|e| format!("reading source tag {}/{}:{}: {e}", key.0, key.1, key.2))
             });
             (key, result)
         })

@@ -213,17 +213,33 @@ pub fn run(
             ))
         })
         .collect();
+    let states: Vec<ImageState> = images.iter().map(|_| ImageState::default()).collect();
     let present: Vec<bool> = images
-        .iter()
-        .map(|image| {
-            held.contains(&(
+        .par_iter()
+        .zip(&states)
+        .map(|(image, state)| {
+            let held = held.contains(&(
                 image.target_registry.as_str(),
                 image.target_repository.as_str(),
                 image.digest.as_str(),
-            ))
+            ));
+            // A reviewed plan may be old: what it saw is asked again.
+            if !held || !options.check_preconditions {
+                return held;
+            }
+            match store(&image.target_registry).and_then(|target| {
+                target
+                    .manifest_head(&image.target_repository, &image.digest)
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(head) => head.is_some(),
+                Err(e) => {
+                    state.fail(e);
+                    false
+                }
+            }
         })
         .collect();
-    let states: Vec<ImageState> = images.iter().map(|_| ImageState::default()).collect();
     let needs_copy = |i: usize| !present[i] && states[i].failure().is_none();
 
     // 2. Manifest trees from the sources, once per source image and filter.
@@ -547,10 +563,15 @@ where
                 None => None,
             }
             .filter(|from| from != repository);
-            // A mount of a blob the repository already has succeeds too, so
-            // it needs no HEAD first; an upload does, to not send it twice.
+            // On a store that mounts, a mount of a blob the repository
+            // already has succeeds too, so it needs no HEAD first. Elsewhere
+            // a refused mount would mean an upload of a blob already there:
+            // ask first.
+            let mounts = self
+                .mounts_work(&job.target_registry)
+                .load(Ordering::Relaxed);
             let mut session = None;
-            if from.is_none() {
+            if from.is_none() || !mounts {
                 match self.probe(
                     &job.target_registry,
                     target.as_ref(),
@@ -611,8 +632,8 @@ where
             match target.blob_mount(repository, digest, repository) {
                 Ok(MountOutcome::Mounted) => return Ok(Probe::Present),
                 Ok(MountOutcome::NotMounted(session)) => return Ok(Probe::Absent(session)),
-                // Refused: ask the plain way.
-                Err(_) => {}
+                // Refused: ask the plain way, from now on.
+                Err(_) => self.mounts_work(registry).store(false, Ordering::Relaxed),
             }
         }
         if target.blob_exists(repository, digest)? {
@@ -710,6 +731,10 @@ where
             }
         }
         if failure.is_none() {
+            if !written.is_empty() && matches!((self.tree_of)(image), Some(Ok(_))) {
+                // Referrers name the image as their subject: now it is stored.
+                self.referrers_or_note(image);
+            }
             state.done_ok.store(true, Ordering::Release);
         }
         let name = format!(
@@ -760,7 +785,9 @@ where
             .iter()
             .any(|&e| !self.plan.entries[e].is_late());
         self.put_manifests(target.as_ref(), &image.target_repository, tree, tagged)?;
-        self.referrers_or_note(image);
+        if !tagged {
+            self.referrers_or_note(image);
+        }
         Ok(())
     }
 

@@ -83,6 +83,7 @@ pub struct FaultProxy {
     stop: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<Seen>>>,
     schedule: Arc<Mutex<Schedule>>,
+    pending: Arc<Mutex<Vec<Fault>>>,
 }
 
 impl FaultProxy {
@@ -95,22 +96,42 @@ impl FaultProxy {
             .expect("non-blocking listener");
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let pending = Arc::new(Mutex::new(if schedule.rate > 0.0 {
+            schedule.faults.clone()
+        } else {
+            Vec::new()
+        }));
         let schedule = Arc::new(Mutex::new(schedule));
         let counter = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let upstream = upstream.to_string();
         {
-            let (stop, seen, schedule) = (stop.clone(), seen.clone(), schedule.clone());
+            let (stop, seen, schedule, pending) = (
+                stop.clone(),
+                seen.clone(),
+                schedule.clone(),
+                pending.clone(),
+            );
             thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((client, _)) => {
-                            let (seen, schedule, counter) =
-                                (seen.clone(), schedule.clone(), counter.clone());
+                            let (seen, schedule, counter, pending) = (
+                                seen.clone(),
+                                schedule.clone(),
+                                counter.clone(),
+                                pending.clone(),
+                            );
                             let upstream = upstream.clone();
                             thread::spawn(move || {
-                                let _ =
-                                    serve(client, &upstream, &schedule, &counter, &seen, started);
+                                let shared = Shared {
+                                    schedule: &schedule,
+                                    pending: &pending,
+                                    counter: &counter,
+                                    seen: &seen,
+                                    started,
+                                };
+                                let _ = serve(client, &upstream, &shared);
                             });
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -126,6 +147,7 @@ impl FaultProxy {
             stop,
             seen,
             schedule,
+            pending,
         }
     }
 
@@ -141,6 +163,11 @@ impl FaultProxy {
 
     /// Changes what is injected from now on (a rate of 0 makes it a plain proxy).
     pub fn set_schedule(&self, schedule: Schedule) {
+        *self.pending.lock().unwrap() = if schedule.rate > 0.0 {
+            schedule.faults.clone()
+        } else {
+            Vec::new()
+        };
         *self.schedule.lock().unwrap() = schedule;
     }
 }
@@ -256,14 +283,25 @@ fn split_response(raw: &[u8]) -> (usize, u16) {
     (end, status)
 }
 
-fn serve(
-    client: TcpStream,
-    upstream: &str,
-    schedule: &Mutex<Schedule>,
-    counter: &AtomicU64,
-    seen: &Mutex<Vec<Seen>>,
+/// What the connection threads share.
+struct Shared<'a> {
+    schedule: &'a Mutex<Schedule>,
+    /// Faults of the schedule not injected yet: each is injected at its
+    /// first chance, so a run sees every kind whatever the seed.
+    pending: &'a Mutex<Vec<Fault>>,
+    counter: &'a AtomicU64,
+    seen: &'a Mutex<Vec<Seen>>,
     started: Instant,
-) -> io::Result<()> {
+}
+
+fn serve(client: TcpStream, upstream: &str, shared: &Shared<'_>) -> io::Result<()> {
+    let Shared {
+        schedule,
+        pending,
+        counter,
+        seen,
+        started,
+    } = *shared;
     client.set_nonblocking(false)?;
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(client.try_clone()?);
@@ -274,11 +312,20 @@ fn serve(
     let schedule = schedule.lock().unwrap().clone();
     let n = counter.fetch_add(1, Ordering::Relaxed);
     let candidate = if request.path.contains(&schedule.path_contains) {
-        pick(&schedule, n, &request.method)
+        let first = pending
+            .lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .find(|f| f.replaces_upstream() || request.method == "GET");
+        first.or_else(|| pick(&schedule, n, &request.method))
     } else {
         None
     };
     let record = |fault: Option<Fault>| {
+        if let Some(fault) = fault {
+            pending.lock().unwrap().retain(|f| *f != fault);
+        }
         seen.lock().unwrap().push(Seen {
             at: started.elapsed(),
             method: request.method.clone(),

@@ -117,15 +117,15 @@ impl DistributionRegistry {
             return Ok(challenge.clone());
         }
         let url = self.url("/v2/");
-        // Retried like any read: a 429 or a dropped connection on the first
-        // request must not fail the run.
+        // A 429 or 5xx on the first request must not fail the run: retried
+        // here. A request that got no answer is retried by `send`, which
+        // called this, so it is not retried twice over.
         let policy = self.endpoint.retry;
         let mut attempt = 0;
         let response = loop {
             let request = http::Request::get(&url).body(SendBody::none());
             let result = self.send_raw(request, &url);
             let pause = match &result {
-                Err(RegistryError::Transport { .. }) => Some(policy.backoff(attempt)),
                 Ok(response) if is_transient_status(response.status().as_u16()) => Some(
                     header(response, "retry-after")
                         .and_then(|v| limits::parse_retry_after(&v))
@@ -933,10 +933,12 @@ impl Registry for DistributionRegistry {
             // No referrers API (a registry that has one never answers 404
             // here): the caller falls back to the tag convention, and the
             // registry is not asked again.
-            400 | 404 | 405 => {
+            404 | 405 => {
                 self.no_referrers_api.store(true, Ordering::Relaxed);
                 return Ok(None);
             }
+            // A 400 may be about this request only: this time without.
+            400 => return Ok(None),
             _ => return Err(self.status_error("GET", &url, response)),
         }
         #[derive(serde::Deserialize)]
