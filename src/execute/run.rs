@@ -428,6 +428,13 @@ pub fn run(
     }
 }
 
+/// A manifest PUT refused because the registry lacks something it references.
+fn lacks_reference(error: &RegistryError) -> bool {
+    ["MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_UNKNOWN"]
+        .iter()
+        .any(|code| error.has_code(code))
+}
+
 fn lookup<'a>(stores: &'a StoreMap, name: &str) -> Result<&'a Arc<dyn Registry>, String> {
     stores
         .get(name)
@@ -784,7 +791,13 @@ where
             .entries
             .iter()
             .any(|&e| !self.plan.entries[e].is_late());
-        self.put_manifests(target.as_ref(), &image.target_repository, tree, tagged)?;
+        self.put_manifests(
+            target.as_ref(),
+            &image.target_repository,
+            tree,
+            tagged,
+            Some(image),
+        )?;
         if !tagged {
             self.referrers_or_note(image);
         }
@@ -798,12 +811,16 @@ where
     /// The root is left to the caller when a tag is written next (`tagged`):
     /// the tag's PUT stores it, and the registry refuses it while anything
     /// it references is missing, so the tag still lands last.
+    ///
+    /// With `image`, a PUT the registry refuses for a blob or child it
+    /// lacks is repaired (see `repair`) and tried once more.
     fn put_manifests(
         &self,
         target: &dyn Registry,
         repository: &str,
         tree: &Tree,
         tagged: bool,
+        image: Option<&Image>,
     ) -> Result<(), String> {
         let root = tree.manifests.len().saturating_sub(1);
         for (i, manifest) in tree.manifests.iter().enumerate() {
@@ -811,10 +828,70 @@ where
                 continue;
             }
             let digest = manifest.digest.to_string();
-            target
-                .manifest_put(repository, &digest, manifest)
-                .map_err(|e| format!("writing manifest {}: {e}", short_digest(&digest)))?;
+            let put = || target.manifest_put(repository, &digest, manifest);
+            let result = match (put(), image) {
+                (Err(e), Some(image)) if lacks_reference(&e) => {
+                    self.repair(image, tree, &e)?;
+                    put()
+                }
+                (result, _) => result,
+            };
+            result.map_err(|e| format!("writing manifest {}: {e}", short_digest(&digest)))?;
             bump(&self.stats.manifests_written, 1);
+        }
+        Ok(())
+    }
+
+    /// The target refused a manifest for a blob or child manifest it lacks,
+    /// although the blob step saw or put it there (garbage-collected since,
+    /// or a mount that did not hold). The registry is the truth: every blob
+    /// of the image is asked for again, plainly, and copied when missing,
+    /// then the child manifests are written again. The caller retries once.
+    fn repair(&self, image: &Image, tree: &Tree, refused: &RegistryError) -> Result<(), String> {
+        crate::report::log(&format!(
+            "note: {}/{}@{}: the registry lacks part of the image ({refused}); checking every blob again",
+            image.target_registry,
+            image.target_repository,
+            short_digest(&image.digest)
+        ));
+        let source = self.store(&image.source_registry)?;
+        let target = self.store(&image.target_registry)?;
+        let repository = &image.target_repository;
+        for blob in &tree.blobs {
+            let describe = |e: RegistryError| {
+                format!(
+                    "repairing blob {}: {e}",
+                    short_digest(&blob.digest.to_string())
+                )
+            };
+            if target
+                .blob_exists(repository, &blob.digest)
+                .map_err(describe)?
+            {
+                continue;
+            }
+            let job = BlobJob {
+                target_registry: image.target_registry.clone(),
+                digest: blob.digest.clone(),
+                size: blob.size,
+                source_registry: image.source_registry.clone(),
+                source_repository: image.source_repository.clone(),
+                repositories: BTreeSet::from([repository.clone()]),
+                images: Vec::new(),
+            };
+            self.transfer(source.as_ref(), target.as_ref(), &job, repository, None)
+                .map_err(describe)?;
+        }
+        let root = tree.manifests.len().saturating_sub(1);
+        for child in &tree.manifests[..root] {
+            target
+                .manifest_put(repository, &child.digest.to_string(), child)
+                .map_err(|e| {
+                    format!(
+                        "repairing manifest {}: {e}",
+                        short_digest(&child.digest.to_string())
+                    )
+                })?;
         }
         Ok(())
     }
@@ -876,7 +953,13 @@ where
                         images: Vec::new(),
                     })?;
                 }
-                self.put_manifests(target.as_ref(), &image.target_repository, &tree, false)
+                self.put_manifests(
+                    target.as_ref(),
+                    &image.target_repository,
+                    &tree,
+                    false,
+                    None,
+                )
             })();
             copied.map_err(|e| format!("copying referrer {}: {e}", short_digest(&digest)))?;
         }
@@ -897,9 +980,15 @@ where
                 .manifest_get(&image.target_repository, &image.digest)
                 .map_err(|e| e.to_string())?,
         };
-        target
-            .manifest_put(&image.target_repository, &entry.target.tag, &manifest)
-            .map_err(|e| format!("writing tag {}: {e}", entry.target.tag))?;
+        let put = || target.manifest_put(&image.target_repository, &entry.target.tag, &manifest);
+        let result = match (put(), (self.tree_of)(image)) {
+            (Err(e), Some(Ok(tree))) if lacks_reference(&e) => {
+                self.repair(image, tree, &e)?;
+                put()
+            }
+            (result, _) => result,
+        };
+        result.map_err(|e| format!("writing tag {}: {e}", entry.target.tag))?;
         bump(&self.stats.tags_written, 1);
         Ok(())
     }

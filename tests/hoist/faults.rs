@@ -208,3 +208,77 @@ fn flipped_blob_bytes_never_land_and_a_clean_rerun_completes() {
     assert_eq!(state(&prod), expected);
     assert_all_tags_complete(&prod);
 }
+
+#[test]
+fn blobs_lost_before_the_manifest_put_are_copied_again() {
+    let staging = TestRegistry::start();
+    let prod = TestRegistry::start();
+    let client = seed::client(&staging);
+    let spec = crate::apply::image_with_base("corpus/r00:0", 3, 1, 30_000);
+    let manifest = seed::push(client.as_ref(), "corpus/r00", "1.0.0", &spec);
+    let view = manifest.view().expect("a manifest");
+    let blobs: Vec<_> = view
+        .blobs
+        .iter()
+        .map(|b| prod.blob_data_path(&b.digest.to_string()))
+        .collect();
+
+    // Between the blob uploads and the first manifest PUT, the target loses
+    // every blob (a garbage collection, a wiped volume).
+    let proxy = FaultProxy::start(
+        prod.host(),
+        Schedule {
+            seed: 0,
+            rate: 0.0,
+            faults: Vec::new(),
+            path_contains: String::new(),
+        },
+    );
+    let mut fired = false;
+    proxy.on_request(move |method, path| {
+        if method == "PUT" && path.contains("/manifests/") && !fired {
+            fired = true;
+            for data in &blobs {
+                std::fs::remove_file(data).expect("the blob was uploaded");
+            }
+        }
+    });
+    let rules = format!(
+        "[registries.staging]\nurl = \"{}\"\n\n[registries.prod]\nurl = \"{}\"\n\n{CORPUS_RULE}",
+        staging.host(),
+        proxy.host()
+    );
+    let run = Hoist::new().config(&rules).args(["apply"]).run().success();
+    assert!(
+        run.stderr.contains("lacks part of the image"),
+        "{}",
+        run.stderr
+    );
+    let mut expected = BTreeMap::new();
+    for tag in ["1.0.0", "1", "latest"] {
+        expected.insert(format!("corpus/r00:{tag}"), manifest.digest.to_string());
+    }
+    assert_eq!(state(&prod), expected);
+    assert_all_tags_complete(&prod);
+}
+
+#[test]
+fn a_target_wiped_between_runs_is_filled_again() {
+    let staging = TestRegistry::start();
+    let prod = TestRegistry::start();
+    seed_corpus(&staging, 3, 2, 10_000);
+    let rules = config(&[("staging", &staging), ("prod", &prod)], CORPUS_RULE);
+    apply(&rules, &[]);
+    let complete = state(&prod);
+    assert_eq!(complete.len(), 3 * 4, "2 versions, `1` and `latest` each");
+
+    // The volume is lost; the registry keeps running on an empty one.
+    std::fs::remove_dir_all(prod.storage_dir().join("docker")).expect("wipe the storage");
+    assert!(state(&prod).is_empty());
+
+    let report = apply(&rules, &[]);
+    assert_eq!(report["summary"]["failed"], 0, "{report:#}");
+    assert_eq!(state(&prod), complete);
+    assert_all_tags_complete(&prod);
+    Hoist::new().config(&rules).args(["verify"]).run().success();
+}

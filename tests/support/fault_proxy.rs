@@ -84,7 +84,11 @@ pub struct FaultProxy {
     seen: Arc<Mutex<Vec<Seen>>>,
     schedule: Arc<Mutex<Schedule>>,
     pending: Arc<Mutex<Vec<Fault>>>,
+    hook: Arc<Mutex<Option<Hook>>>,
 }
+
+/// Called with each request's method and path before it is forwarded.
+pub type Hook = Box<dyn FnMut(&str, &str) + Send>;
 
 impl FaultProxy {
     /// A proxy on a loopback port in front of `upstream` (`host:port`, plain HTTP).
@@ -102,31 +106,35 @@ impl FaultProxy {
             Vec::new()
         }));
         let schedule = Arc::new(Mutex::new(schedule));
+        let hook: Arc<Mutex<Option<Hook>>> = Arc::new(Mutex::new(None));
         let counter = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let upstream = upstream.to_string();
         {
-            let (stop, seen, schedule, pending) = (
+            let (stop, seen, schedule, pending, hook) = (
                 stop.clone(),
                 seen.clone(),
                 schedule.clone(),
                 pending.clone(),
+                hook.clone(),
             );
             thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((client, _)) => {
-                            let (seen, schedule, counter, pending) = (
+                            let (seen, schedule, counter, pending, hook) = (
                                 seen.clone(),
                                 schedule.clone(),
                                 counter.clone(),
                                 pending.clone(),
+                                hook.clone(),
                             );
                             let upstream = upstream.clone();
                             thread::spawn(move || {
                                 let shared = Shared {
                                     schedule: &schedule,
                                     pending: &pending,
+                                    hook: &hook,
                                     counter: &counter,
                                     seen: &seen,
                                     started,
@@ -148,6 +156,7 @@ impl FaultProxy {
             seen,
             schedule,
             pending,
+            hook,
         }
     }
 
@@ -159,6 +168,12 @@ impl FaultProxy {
     /// Every request so far, in arrival order.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// Runs `hook` on every request before it is forwarded: a test's way to
+    /// change the registry at an exact moment of a run.
+    pub fn on_request(&self, hook: impl FnMut(&str, &str) + Send + 'static) {
+        *self.hook.lock().unwrap() = Some(Box::new(hook));
     }
 
     /// Changes what is injected from now on (a rate of 0 makes it a plain proxy).
@@ -289,6 +304,7 @@ struct Shared<'a> {
     /// Faults of the schedule not injected yet: each is injected at its
     /// first chance, so a run sees every kind whatever the seed.
     pending: &'a Mutex<Vec<Fault>>,
+    hook: &'a Mutex<Option<Hook>>,
     counter: &'a AtomicU64,
     seen: &'a Mutex<Vec<Seen>>,
     started: Instant,
@@ -298,6 +314,7 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared<'_>) -> io::Result<(
     let Shared {
         schedule,
         pending,
+        hook,
         counter,
         seen,
         started,
@@ -309,6 +326,9 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared<'_>) -> io::Result<(
     let Some(request) = read_request(&mut reader)? else {
         return Ok(());
     };
+    if let Some(hook) = hook.lock().unwrap().as_mut() {
+        hook(&request.method, &request.path);
+    }
     let schedule = schedule.lock().unwrap().clone();
     let n = counter.fetch_add(1, Ordering::Relaxed);
     let candidate = if request.path.contains(&schedule.path_contains) {
