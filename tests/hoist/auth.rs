@@ -294,3 +294,110 @@ fn docker_credential_helper() {
         run.stderr
     );
 }
+
+/// Every file a run left in its directory (plans, reports), as text.
+fn files_of(run: &crate::support::hoist::Run) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(run.dir()).expect("the run's directory") {
+        let path = entry.expect("an entry").path();
+        if path.is_file() {
+            text.push_str(&String::from_utf8_lossy(
+                &std::fs::read(&path).unwrap_or_default(),
+            ));
+        }
+    }
+    text
+}
+
+#[test]
+fn no_secret_in_any_output_plan_report_or_error() {
+    let (source, _) = source_with_image();
+    let basic = TestRegistry::builder().htpasswd(USER, PASSWORD).start();
+    let token = TestRegistry::builder().token_auth(USER, PASSWORD).start();
+    let rules = format!(
+        "[registries.src]\nurl = \"{}\"\n\n\
+         [registries.basic]\nurl = \"{}\"\nusername_env = \"B_USER\"\npassword_env = \"B_PASS\"\n\n\
+         [registries.token]\nurl = \"{}\"\nusername_env = \"B_USER\"\npassword_env = \"B_PASS\"\n\n\
+         [[promotion]]\nname = \"all\"\nfrom = \"src\"\nto = [\"basic\", \"token\"]\nrepositories = [\"app\"]\n",
+        source.host(),
+        basic.host(),
+        token.host()
+    );
+    let hoist = |password: &str| {
+        Hoist::new()
+            .config(&rules)
+            .env("B_USER", USER)
+            .env("B_PASS", password)
+    };
+    let mut runs = vec![
+        hoist(PASSWORD)
+            .args(["plan", "--out", "plan.json"])
+            .run()
+            .success(),
+        hoist(PASSWORD).args(["apply", "--dry-run"]).run().success(),
+        hoist(PASSWORD)
+            .args(["apply", "--report", "report.json"])
+            .run()
+            .success(),
+        hoist(PASSWORD).args(["verify"]).run().success(),
+        hoist(PASSWORD)
+            .args([
+                "promote",
+                "src/app:1.0.0",
+                "basic/other/app",
+                "--report",
+                "r.json",
+            ])
+            .run()
+            .success(),
+        // A refused password: the error names the registry, not the secret.
+        hoist("wrong-but-secret-too").args(["plan"]).run(),
+    ];
+    assert_ne!(runs.last().unwrap().code, 0, "a wrong password fails");
+    // A ready bearer token from the environment.
+    let issued = token.token_server().expect("token server").issued();
+    assert!(!issued.is_empty(), "tokens were issued");
+    let bearer = issued.last().unwrap().clone();
+    runs.push(
+        Hoist::new()
+            .config(&format!(
+                "{rules}\n[registries.tokenenv]\nurl = \"{}\"\ntoken_env = \"B_TOKEN\"\n",
+                token.host()
+            ))
+            .env("B_USER", USER)
+            .env("B_PASS", PASSWORD)
+            .env("B_TOKEN", &bearer)
+            .args([
+                "promote",
+                "src/app:1.0.0",
+                "tokenenv/elsewhere/app",
+                "--report",
+                "r.json",
+            ])
+            .run(),
+    );
+    let with_token = runs.last().unwrap();
+    assert_ne!(
+        with_token.code, 2,
+        "a valid configuration: {}",
+        with_token.stderr
+    );
+    let issued = token.token_server().expect("token server").issued();
+    let secrets: Vec<String> = [
+        PASSWORD.to_string(),
+        "wrong-but-secret-too".to_string(),
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")),
+    ]
+    .into_iter()
+    .chain(issued)
+    .collect();
+    for run in runs.drain(..) {
+        let everything = format!("{}\n{}\n{}", run.stdout, run.stderr, files_of(&run));
+        for secret in &secrets {
+            assert!(
+                !everything.contains(secret.as_str()),
+                "a secret leaked into the output or files of a run:\n{everything}"
+            );
+        }
+    }
+}

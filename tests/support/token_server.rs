@@ -49,6 +49,7 @@ struct State {
     rng: SystemRandom,
     requests: AtomicUsize,
     scopes_seen: Mutex<Vec<String>>,
+    issued: Mutex<Vec<String>>,
 }
 
 impl TokenServer {
@@ -72,6 +73,7 @@ impl TokenServer {
             rng: SystemRandom::new(),
             requests: AtomicUsize::new(0),
             scopes_seen: Mutex::new(Vec::new()),
+            issued: Mutex::new(Vec::new()),
         });
         let stopping = Arc::new(AtomicBool::new(false));
         let acceptor = {
@@ -113,6 +115,15 @@ impl TokenServer {
     /// How many `/token` requests were answered, refused ones (401, 400) included.
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Every token handed out, for tests that check none leaks.
+    pub fn issued(&self) -> Vec<String> {
+        self.state
+            .issued
+            .lock()
+            .expect("token server token log poisoned")
+            .clone()
     }
 
     /// Every scope asked for, in order, as sent (e.g. `repository:foo/bar:pull,push`).
@@ -367,6 +378,11 @@ fn issue_token(state: &State, query: &str, authorization: Option<&str>) -> Reply
         )
         .expect("sign the token");
     let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&signature));
+    state
+        .issued
+        .lock()
+        .expect("token server token log poisoned")
+        .push(token.clone());
     Reply::json(
         200,
         json!({
