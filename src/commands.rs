@@ -39,6 +39,10 @@ pub enum ExitStatus {
     Usage = 2,
     /// `plan --detailed-exitcode`: changes are pending.
     Changes = 3,
+    /// Stopped by SIGINT (128 + 2) after finishing what was in flight.
+    Interrupted = 130,
+    /// Stopped by SIGTERM (128 + 15) after finishing what was in flight.
+    Terminated = 143,
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -324,6 +328,7 @@ impl Run<'_> {
             check_preconditions: self.check_preconditions,
             retry: RetryPolicy::new(self.retries),
         };
+        execute::stop::install();
         let outcome = execute::run(self.plan, self.stores, &stats, &progress, options);
         progress.finish();
         let requests = self.stores.values().fold((0, 0), |(all, writes), store| {
@@ -344,10 +349,11 @@ impl Run<'_> {
         if let Some(path) = self.report {
             write_json(path, &report)?;
         }
-        Ok(if report.succeeded() {
-            ExitStatus::Success
-        } else {
-            ExitStatus::Failure
+        Ok(match execute::stop::requested() {
+            Some(signal_hook::consts::SIGINT) => ExitStatus::Interrupted,
+            Some(_) => ExitStatus::Terminated,
+            None if report.succeeded() => ExitStatus::Success,
+            None => ExitStatus::Failure,
         })
     }
 }

@@ -4,6 +4,7 @@
 pub mod progress;
 pub mod run;
 mod stats;
+pub mod stop;
 pub mod summary;
 pub mod tree;
 

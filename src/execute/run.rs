@@ -399,7 +399,11 @@ pub fn run(
         order.sort_by_key(|job| std::cmp::Reverse(job.repositories.len()));
         for job in order {
             scope.spawn(move |scope| {
-                let result = context.blob(job);
+                // After SIGINT or SIGTERM no new transfer starts.
+                let result = match super::stop::requested() {
+                    Some(_) => Err(super::stop::not_started()),
+                    None => context.blob(job),
+                };
                 for &i in &job.images {
                     if let Err(e) = &result {
                         context.states[i].fail(e.clone());
@@ -420,7 +424,23 @@ pub fn run(
                 .unwrap_or_else(|| Status::Failed("not attempted".to_string()))
         })
         .collect();
-    let (moved, notes) = move_sources(plan, &statuses, stores);
+    let (moved, mut notes) = match super::stop::requested() {
+        // Stopped: nothing more is changed, no source tag is deleted.
+        Some(signal) => (
+            Vec::new(),
+            vec![format!(
+                "stopped by {}: transfers in flight were finished, nothing new was started{}",
+                super::stop::name(signal),
+                if plan.entries.iter().any(|e| e.mode == Mode::Move) {
+                    "; no source tag was deleted"
+                } else {
+                    ""
+                }
+            )],
+        ),
+        None => move_sources(plan, &statuses, stores),
+    };
+    notes.dedup();
     Outcome {
         statuses,
         moved,
@@ -684,7 +704,11 @@ where
                 }
                 // The client switched to chunked uploads on the 413: again at once.
                 Err(RegistryError::Status { status: 413, .. }) if attempt == 0 => {}
-                Err(e) if is_transient(&e) && attempt < self.options.retry.retries => {
+                Err(e)
+                    if is_transient(&e)
+                        && attempt < self.options.retry.retries
+                        && super::stop::requested().is_none() =>
+                {
                     let pause = match &e {
                         RegistryError::Status {
                             retry_after: Some(wait),

@@ -513,6 +513,68 @@ fn killed_apply_leaves_only_complete_images_and_a_rerun_finishes() {
 }
 
 #[test]
+fn sigterm_finishes_work_in_flight_writes_the_report_and_exits_143() {
+    let staging = TestRegistry::start();
+    let stopped = TestRegistry::start();
+    let reference = TestRegistry::start();
+    seed_corpus(&staging, 24, 3, 60_000);
+    let slow = format!(
+        "{}[registries.prod]\nurl = \"{}\"\nrequests_per_second = 150\n\n{CORPUS_RULE}",
+        config(&[("staging", &staging)], ""),
+        stopped.host()
+    );
+    let mut run = Hoist::new()
+        .config(&slow)
+        .args(["apply", "--jobs", "4", "--report", "report.json"])
+        .spawn();
+    let started = Instant::now();
+    while run.stderr().matches("promoted ").count() < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no progress: {}",
+            run.stderr()
+        );
+        assert!(run.child.try_wait().unwrap().is_none(), "finished too soon");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.signal("TERM");
+    assert_eq!(run.wait(), Some(143), "{}", run.stderr());
+    let said = format!("{}{}", run.stdout(), run.stderr());
+    assert!(said.contains("stopped by SIGTERM"), "{said}");
+
+    // The report says what was done and what was not started.
+    let report = run.json_file("report.json");
+    let summary = &report["summary"];
+    let promoted = summary["promoted"].as_u64().unwrap();
+    assert!(promoted >= 5, "{summary:#}");
+    assert!(summary["failed"].as_u64().unwrap() > 0, "{summary:#}");
+    let entries = report["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e["status"] == "failed")
+            .all(|e| e["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("stopped by SIGTERM")),
+        "every entry not done was stopped, not broken: {report:#}"
+    );
+    let partial = state(&stopped);
+    assert_eq!(
+        partial.len() as u64,
+        promoted,
+        "every promoted entry is in the target, nothing else"
+    );
+    assert_all_tags_complete(&stopped);
+
+    let fast =
+        |registry: &TestRegistry| config(&[("staging", &staging), ("prod", registry)], CORPUS_RULE);
+    apply(&fast(&stopped), &[]);
+    apply(&fast(&reference), &[]);
+    assert_eq!(state(&stopped), state(&reference));
+}
+
+#[test]
 fn three_shards_in_parallel_equal_one_unsharded_run() {
     let staging = TestRegistry::start();
     let sharded = TestRegistry::start();

@@ -219,6 +219,22 @@ impl Spawned {
         std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
     }
 
+    /// A JSON file it wrote into its scratch directory.
+    pub fn json_file(&self, name: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", self.stderr()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    /// Sends it a signal by name (`TERM`, `INT`).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name}");
+    }
+
     /// Waits for it to end; its exit code (`None` when killed by a signal).
     pub fn wait(&mut self) -> Option<i32> {
         self.child.wait().expect("wait for hoist").code()
