@@ -852,18 +852,33 @@ where
                 continue;
             }
             let digest = manifest.digest.to_string();
-            let put = || target.manifest_put(repository, &digest, manifest);
-            let result = match (put(), image) {
-                (Err(e), Some(image)) if lacks_reference(&e) => {
-                    self.repair(image, tree, &e)?;
-                    put()
-                }
-                (result, _) => result,
-            };
-            result.map_err(|e| format!("writing manifest {}: {e}", short_digest(&digest)))?;
+            self.put_or_repair(
+                &format!("writing manifest {}", short_digest(&digest)),
+                image.map(|image| (image, tree)),
+                || target.manifest_put(repository, &digest, manifest),
+            )?;
             bump(&self.stats.manifests_written, 1);
         }
         Ok(())
+    }
+
+    /// Runs a manifest PUT. When the registry refuses it for a blob or
+    /// child it lacks and the image's tree is known, the image is repaired
+    /// and the PUT runs once more. `what` begins the error message.
+    fn put_or_repair(
+        &self,
+        what: &str,
+        image: Option<(&Image, &Tree)>,
+        put: impl Fn() -> Result<(), RegistryError>,
+    ) -> Result<(), String> {
+        let result = match (put(), image) {
+            (Err(e), Some((image, tree))) if lacks_reference(&e) => {
+                self.repair(image, tree, &e)?;
+                put()
+            }
+            (result, _) => result,
+        };
+        result.map_err(|e| format!("{what}: {e}"))
     }
 
     /// The target refused a manifest for a blob or child manifest it lacks,
@@ -1004,15 +1019,13 @@ where
                 .manifest_get(&image.target_repository, &image.digest)
                 .map_err(|e| e.to_string())?,
         };
-        let put = || target.manifest_put(&image.target_repository, &entry.target.tag, &manifest);
-        let result = match (put(), (self.tree_of)(image)) {
-            (Err(e), Some(Ok(tree))) if lacks_reference(&e) => {
-                self.repair(image, tree, &e)?;
-                put()
-            }
-            (result, _) => result,
+        let tree = match (self.tree_of)(image) {
+            Some(Ok(tree)) => Some((image, tree)),
+            _ => None,
         };
-        result.map_err(|e| format!("writing tag {}: {e}", entry.target.tag))?;
+        self.put_or_repair(&format!("writing tag {}", entry.target.tag), tree, || {
+            target.manifest_put(&image.target_repository, &entry.target.tag, &manifest)
+        })?;
         bump(&self.stats.tags_written, 1);
         Ok(())
     }

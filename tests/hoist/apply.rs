@@ -10,12 +10,15 @@ use crate::support::{Hoist, TestRegistry};
 
 /// `[registries.NAME]` for each registry, then the rules.
 pub(crate) fn config(registries: &[(&str, &TestRegistry)], rules: &str) -> String {
+    let hosts: Vec<(&str, &str)> = registries.iter().map(|(n, r)| (*n, r.host())).collect();
+    config_at(&hosts, rules)
+}
+
+/// `[registries.NAME]` at each address (a registry or a proxy in front of one), then the rules.
+pub(crate) fn config_at(registries: &[(&str, &str)], rules: &str) -> String {
     let mut text = String::new();
-    for (name, registry) in registries {
-        text.push_str(&format!(
-            "[registries.{name}]\nurl = \"{}\"\n\n",
-            registry.host()
-        ));
+    for (name, host) in registries {
+        text.push_str(&format!("[registries.{name}]\nurl = \"{host}\"\n\n"));
     }
     text.push_str(rules);
     text
@@ -456,21 +459,23 @@ pub(crate) fn seed_corpus(registry: &TestRegistry, count: usize, tags: usize, si
 
 pub(crate) const CORPUS_RULE: &str = "[[promotion]]\nname = \"corpus\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"corpus/*\"]\nfloating = [\"{major}\", \"latest\"]\n";
 
-#[test]
-fn killed_apply_leaves_only_complete_images_and_a_rerun_finishes() {
-    let staging = TestRegistry::start();
-    let killed = TestRegistry::start();
-    let reference = TestRegistry::start();
-    seed_corpus(&staging, 24, 3, 60_000);
-    // A rate limit stretches the run so the kill lands in the middle.
+/// `apply` of the corpus from `staging` into `target`, rate-limited so it
+/// takes seconds, returned once it has promoted a few images: a run to
+/// interrupt in the middle.
+fn slow_apply_under_way(
+    staging: &TestRegistry,
+    target: &TestRegistry,
+    extra: &[&str],
+) -> crate::support::hoist::Spawned {
     let slow = format!(
         "{}[registries.prod]\nurl = \"{}\"\nrequests_per_second = 150\n\n{CORPUS_RULE}",
-        config(&[("staging", &staging)], ""),
-        killed.host()
+        config(&[("staging", staging)], ""),
+        target.host()
     );
     let mut run = Hoist::new()
         .config(&slow)
         .args(["apply", "--jobs", "4"])
+        .args(extra)
         .spawn();
     let started = Instant::now();
     while run.stderr().matches("promoted ").count() < 5 {
@@ -481,10 +486,20 @@ fn killed_apply_leaves_only_complete_images_and_a_rerun_finishes() {
         );
         assert!(
             run.child.try_wait().unwrap().is_none(),
-            "finished before the kill"
+            "finished before it could be interrupted"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    run
+}
+
+#[test]
+fn killed_apply_leaves_only_complete_images_and_a_rerun_finishes() {
+    let staging = TestRegistry::start();
+    let killed = TestRegistry::start();
+    let reference = TestRegistry::start();
+    seed_corpus(&staging, 24, 3, 60_000);
+    let mut run = slow_apply_under_way(&staging, &killed, &[]);
     run.child.kill().expect("SIGKILL");
     assert_eq!(run.wait(), None, "killed by a signal");
     let partial = state(&killed);
@@ -518,25 +533,7 @@ fn sigterm_finishes_work_in_flight_writes_the_report_and_exits_143() {
     let stopped = TestRegistry::start();
     let reference = TestRegistry::start();
     seed_corpus(&staging, 24, 3, 60_000);
-    let slow = format!(
-        "{}[registries.prod]\nurl = \"{}\"\nrequests_per_second = 150\n\n{CORPUS_RULE}",
-        config(&[("staging", &staging)], ""),
-        stopped.host()
-    );
-    let mut run = Hoist::new()
-        .config(&slow)
-        .args(["apply", "--jobs", "4", "--report", "report.json"])
-        .spawn();
-    let started = Instant::now();
-    while run.stderr().matches("promoted ").count() < 5 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no progress: {}",
-            run.stderr()
-        );
-        assert!(run.child.try_wait().unwrap().is_none(), "finished too soon");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut run = slow_apply_under_way(&staging, &stopped, &["--report", "report.json"]);
     run.signal("TERM");
     assert_eq!(run.wait(), Some(143), "{}", run.stderr());
     let said = format!("{}{}", run.stdout(), run.stderr());

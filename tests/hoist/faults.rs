@@ -6,10 +6,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::apply::{CORPUS_RULE, apply, assert_all_tags_complete, config, seed_corpus, state};
+use crate::apply::{
+    CORPUS_RULE, apply, assert_all_tags_complete, config, config_at, seed_corpus, state,
+};
 use crate::support::fault_proxy::{Fault, FaultProxy, Schedule};
 use crate::support::seed;
 use crate::support::{Hoist, TestRegistry};
+use hoist::manifest::Manifest;
 
 /// Retries enough to outlast the schedule, quick backoff, a short idle
 /// timeout so a stalled read is noticed in a second.
@@ -34,11 +37,27 @@ fn every_fault(seed: u64, rate: f64) -> Schedule {
 }
 
 fn through(proxy_staging: &FaultProxy, proxy_prod: &FaultProxy) -> String {
-    format!(
-        "{PATIENT}[registries.staging]\nurl = \"{}\"\n\n[registries.prod]\nurl = \"{}\"\n\n{CORPUS_RULE}",
-        proxy_staging.host(),
-        proxy_prod.host()
+    config_at(
+        &[
+            ("staging", &proxy_staging.host()),
+            ("prod", &proxy_prod.host()),
+        ],
+        &format!("{PATIENT}{CORPUS_RULE}"),
     )
+}
+
+/// `corpus/r00:1.0.0` in `staging`: three layers of 30,000 bytes, one shared.
+fn one_image(staging: &TestRegistry) -> Manifest {
+    let spec = crate::apply::image_with_base("corpus/r00:0", 3, 1, 30_000);
+    seed::push(seed::client(staging).as_ref(), "corpus/r00", "1.0.0", &spec)
+}
+
+/// What the corpus rule makes of `one_image`: its version, `1` and `latest`.
+fn one_image_promoted(manifest: &Manifest) -> BTreeMap<String, String> {
+    ["1.0.0", "1", "latest"]
+        .into_iter()
+        .map(|tag| (format!("corpus/r00:{tag}"), manifest.digest.to_string()))
+        .collect()
 }
 
 #[test]
@@ -134,9 +153,7 @@ fn apply_through_injected_faults_ends_like_a_clean_run() {
 fn flipped_blob_bytes_never_land_and_a_clean_rerun_completes() {
     let staging = TestRegistry::start();
     let prod = TestRegistry::start();
-    let client = seed::client(&staging);
-    let spec = crate::apply::image_with_base("corpus/r00:0", 3, 1, 30_000);
-    let manifest = seed::push(client.as_ref(), "corpus/r00", "1.0.0", &spec);
+    let manifest = one_image(&staging);
     let view = manifest.view().expect("a manifest");
     let victim = view
         .blobs
@@ -156,10 +173,9 @@ fn flipped_blob_bytes_never_land_and_a_clean_rerun_completes() {
             path_contains: victim.clone(),
         },
     );
-    let rules = format!(
-        "[settings]\nretries = 2\n\n[registries.staging]\nurl = \"{}\"\n\n[registries.prod]\nurl = \"{}\"\n\n{CORPUS_RULE}",
-        proxy.host(),
-        prod.host()
+    let rules = config_at(
+        &[("staging", &proxy.host()), ("prod", prod.host())],
+        &format!("[settings]\nretries = 2\n\n{CORPUS_RULE}"),
     );
     let failed = Hoist::new()
         .config(&rules)
@@ -194,18 +210,9 @@ fn flipped_blob_bytes_never_land_and_a_clean_rerun_completes() {
     }
 
     // The network is clean again: the same command completes the image.
-    proxy.set_schedule(Schedule {
-        seed: 5,
-        rate: 0.0,
-        faults: Vec::new(),
-        path_contains: String::new(),
-    });
+    proxy.set_schedule(Schedule::none());
     Hoist::new().config(&rules).args(["apply"]).run().success();
-    let mut expected = BTreeMap::new();
-    expected.insert("corpus/r00:1.0.0".to_string(), manifest.digest.to_string());
-    expected.insert("corpus/r00:1".to_string(), manifest.digest.to_string());
-    expected.insert("corpus/r00:latest".to_string(), manifest.digest.to_string());
-    assert_eq!(state(&prod), expected);
+    assert_eq!(state(&prod), one_image_promoted(&manifest));
     assert_all_tags_complete(&prod);
 }
 
@@ -213,9 +220,7 @@ fn flipped_blob_bytes_never_land_and_a_clean_rerun_completes() {
 fn blobs_lost_before_the_manifest_put_are_copied_again() {
     let staging = TestRegistry::start();
     let prod = TestRegistry::start();
-    let client = seed::client(&staging);
-    let spec = crate::apply::image_with_base("corpus/r00:0", 3, 1, 30_000);
-    let manifest = seed::push(client.as_ref(), "corpus/r00", "1.0.0", &spec);
+    let manifest = one_image(&staging);
     let view = manifest.view().expect("a manifest");
     let blobs: Vec<_> = view
         .blobs
@@ -225,15 +230,7 @@ fn blobs_lost_before_the_manifest_put_are_copied_again() {
 
     // Between the blob uploads and the first manifest PUT, the target loses
     // every blob (a garbage collection, a wiped volume).
-    let proxy = FaultProxy::start(
-        prod.host(),
-        Schedule {
-            seed: 0,
-            rate: 0.0,
-            faults: Vec::new(),
-            path_contains: String::new(),
-        },
-    );
+    let proxy = FaultProxy::start(prod.host(), Schedule::none());
     let mut fired = false;
     proxy.on_request(move |method, path| {
         if method == "PUT" && path.contains("/manifests/") && !fired {
@@ -243,10 +240,9 @@ fn blobs_lost_before_the_manifest_put_are_copied_again() {
             }
         }
     });
-    let rules = format!(
-        "[registries.staging]\nurl = \"{}\"\n\n[registries.prod]\nurl = \"{}\"\n\n{CORPUS_RULE}",
-        staging.host(),
-        proxy.host()
+    let rules = config_at(
+        &[("staging", staging.host()), ("prod", &proxy.host())],
+        CORPUS_RULE,
     );
     let run = Hoist::new().config(&rules).args(["apply"]).run().success();
     assert!(
@@ -254,11 +250,7 @@ fn blobs_lost_before_the_manifest_put_are_copied_again() {
         "{}",
         run.stderr
     );
-    let mut expected = BTreeMap::new();
-    for tag in ["1.0.0", "1", "latest"] {
-        expected.insert(format!("corpus/r00:{tag}"), manifest.digest.to_string());
-    }
-    assert_eq!(state(&prod), expected);
+    assert_eq!(state(&prod), one_image_promoted(&manifest));
     assert_all_tags_complete(&prod);
 }
 

@@ -64,6 +64,18 @@ pub struct Schedule {
     pub path_contains: String,
 }
 
+impl Schedule {
+    /// No faults: a plain proxy.
+    pub fn none() -> Schedule {
+        Schedule {
+            seed: 0,
+            rate: 0.0,
+            faults: Vec::new(),
+            path_contains: String::new(),
+        }
+    }
+}
+
 /// One request the proxy saw.
 #[derive(Clone, Debug)]
 pub struct Seen {

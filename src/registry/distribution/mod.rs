@@ -126,11 +126,9 @@ impl DistributionRegistry {
             let request = http::Request::get(&url).body(SendBody::none());
             let result = self.send_raw(request, &url);
             let pause = match &result {
-                Ok(response) if is_transient_status(response.status().as_u16()) => Some(
-                    header(response, "retry-after")
-                        .and_then(|v| limits::parse_retry_after(&v))
-                        .unwrap_or_else(|| policy.backoff(attempt)),
-                ),
+                Ok(response) if is_transient_status(response.status().as_u16()) => {
+                    Some(retry_after(response).unwrap_or_else(|| policy.backoff(attempt)))
+                }
                 _ => None,
             };
             match pause {
@@ -320,16 +318,11 @@ impl DistributionRegistry {
             match &result {
                 Err(RegistryError::Transport { .. }) => std::thread::sleep(backoff),
                 Ok(response) if response.status().as_u16() == 429 => {
-                    let pause = header(response, "retry-after")
-                        .and_then(|v| limits::parse_retry_after(&v))
-                        .unwrap_or(backoff);
-                    self.limits.cool_down(pause);
+                    self.limits
+                        .cool_down(retry_after(response).unwrap_or(backoff));
                 }
                 Ok(response) if is_transient_status(response.status().as_u16()) => {
-                    let pause = header(response, "retry-after")
-                        .and_then(|v| limits::parse_retry_after(&v))
-                        .unwrap_or(backoff);
-                    std::thread::sleep(pause)
+                    std::thread::sleep(retry_after(response).unwrap_or(backoff))
                 }
                 _ => return result,
             }
@@ -412,8 +405,7 @@ impl DistributionRegistry {
         response: Response<ureq::Body>,
     ) -> RegistryError {
         let status = response.status().as_u16();
-        let retry_after =
-            header(&response, "retry-after").and_then(|v| limits::parse_retry_after(&v));
+        let retry_after = retry_after(&response);
         let text = response
             .into_body()
             .into_with_config()
@@ -470,10 +462,7 @@ impl DistributionRegistry {
                 }
                 self.expect_status("GET", &url, response, &[200])
             })?;
-            let next = headers
-                .get("link")
-                .and_then(|v| v.to_str().ok())
-                .and_then(link::next_link);
+            let next = header_in(&headers, "link").and_then(|h| link::next_link(&h));
             let page: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| self.protocol(format!("{url}: invalid JSON listing: {e}")))?;
             match page.get(key) {
@@ -667,14 +656,8 @@ impl DistributionRegistry {
             }
             Ok(response)
         })?;
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let content_type = text("content-type");
-        let announced = text("docker-content-digest");
+        let content_type = header_in(&headers, "content-type");
+        let announced = header_in(&headers, "docker-content-digest");
         let what = format!("{}/{repository}:{reference}", self.endpoint.host);
         let mut manifest =
             Manifest::from_bytes(bytes, content_type.as_deref()).map_err(|source| {
@@ -767,11 +750,20 @@ fn redact_query(url: &str) -> String {
 }
 
 fn header(response: &Response<ureq::Body>, name: &str) -> Option<String> {
-    response
-        .headers()
+    header_in(response.headers(), name)
+}
+
+/// A header's value as text, from headers kept after the body was read.
+fn header_in(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+/// The wait a response asks for (`Retry-After`), if any.
+fn retry_after(response: &Response<ureq::Body>) -> Option<Duration> {
+    header(response, "retry-after").and_then(|v| limits::parse_retry_after(&v))
 }
 
 /// Decodes `{"errors":[{"code":..,"message":..}]}`; any other body becomes a short excerpt.
