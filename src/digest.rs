@@ -209,6 +209,7 @@ impl<R: Read> VerifyingReader<R> {
         io::Error::new(
             io::ErrorKind::InvalidData,
             BlobMismatch {
+                kind: "blob",
                 digest: self.expected.clone(),
                 what,
             },
@@ -216,10 +217,12 @@ impl<R: Read> VerifyingReader<R> {
     }
 }
 
-/// A blob whose bytes do not match its digest or size.
+/// A blob or manifest whose bytes do not match its digest or size.
 #[derive(Debug, thiserror::Error)]
-#[error("blob {digest} failed verification: {what}")]
+#[error("{kind} {digest} failed verification: {what}")]
 pub struct BlobMismatch {
+    /// `blob` or `manifest`.
+    pub kind: &'static str,
     /// The digest the bytes were supposed to have.
     pub digest: Digest,
     /// What was wrong.

@@ -243,6 +243,7 @@ impl OciLayoutStore {
         };
         if digest.recompute(&bytes) != *digest {
             return Err(RegistryError::Verification(crate::digest::BlobMismatch {
+                kind: "manifest",
                 digest: digest.clone(),
                 what: format!("{} does not hash to its name", path.display()),
             }));

@@ -9,6 +9,7 @@ mod auth;
 mod copy;
 mod faults;
 mod harness;
+mod hostile;
 mod listing;
 mod oci_layout;
 mod plan;

@@ -4,6 +4,10 @@
 //! response mid-body, stalls it, or flips a byte of a blob body. Every
 //! request it saw is recorded with what it did to it.
 //!
+//! A test can also answer requests itself ([`FaultProxy::answer`]) or edit
+//! the registry's answers ([`FaultProxy::rewrite`]): a hostile or broken
+//! registry in front of a real one.
+//!
 //! One upstream connection per request, `Connection: close` to the client:
 //! simple, and every fault ends its connection the way a broken network would.
 
@@ -87,6 +91,64 @@ pub struct Seen {
     pub path: String,
     /// The fault injected, if any.
     pub fault: Option<Fault>,
+    /// The request's header lines, as sent.
+    pub head: String,
+}
+
+impl Seen {
+    /// Whether the request carried an `Authorization` header.
+    pub fn authorized(&self) -> bool {
+        self.head
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+    }
+}
+
+/// An answer a test makes up in place of the registry's.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    /// This status, no headers, an empty body.
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: impl ToString) -> Reply {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Sets the body (`Content-Length` follows it; a HEAD gets no body).
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Reply {
+        self.body = body.into();
+        self
+    }
+
+    fn to_bytes(&self, head_only: bool) -> Vec<u8> {
+        let mut raw = format!("HTTP/1.1 {} Made-Up\r\n", self.status);
+        for (name, value) in &self.headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        raw.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            self.body.len()
+        ));
+        let mut raw = raw.into_bytes();
+        if !head_only {
+            raw.extend_from_slice(&self.body);
+        }
+        raw
+    }
 }
 
 /// A running proxy; stops when dropped.
@@ -96,11 +158,23 @@ pub struct FaultProxy {
     seen: Arc<Mutex<Vec<Seen>>>,
     schedule: Arc<Mutex<Schedule>>,
     pending: Arc<Mutex<Vec<Fault>>>,
-    hook: Arc<Mutex<Option<Hook>>>,
+    hooks: Arc<Hooks>,
 }
 
 /// Called with each request's method and path before it is forwarded.
 pub type Hook = Box<dyn FnMut(&str, &str) + Send>;
+/// Answers a request (method, path) in place of the registry, or lets it through.
+pub type Answer = Box<dyn FnMut(&str, &str) -> Option<Reply> + Send>;
+/// Edits the registry's raw answer (head and body) to a request (method, path).
+pub type Rewrite = Box<dyn FnMut(&str, &str, &mut Vec<u8>) + Send>;
+
+/// What a test plugged into the proxy.
+#[derive(Default)]
+struct Hooks {
+    request: Mutex<Option<Hook>>,
+    answer: Mutex<Option<Answer>>,
+    rewrite: Mutex<Option<Rewrite>>,
+}
 
 impl FaultProxy {
     /// A proxy on a loopback port in front of `upstream` (`host:port`, plain HTTP).
@@ -118,35 +192,35 @@ impl FaultProxy {
             Vec::new()
         }));
         let schedule = Arc::new(Mutex::new(schedule));
-        let hook: Arc<Mutex<Option<Hook>>> = Arc::new(Mutex::new(None));
+        let hooks = Arc::new(Hooks::default());
         let counter = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let upstream = upstream.to_string();
         {
-            let (stop, seen, schedule, pending, hook) = (
+            let (stop, seen, schedule, pending, hooks) = (
                 stop.clone(),
                 seen.clone(),
                 schedule.clone(),
                 pending.clone(),
-                hook.clone(),
+                hooks.clone(),
             );
             thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((client, _)) => {
-                            let (seen, schedule, counter, pending, hook) = (
+                            let (seen, schedule, counter, pending, hooks) = (
                                 seen.clone(),
                                 schedule.clone(),
                                 counter.clone(),
                                 pending.clone(),
-                                hook.clone(),
+                                hooks.clone(),
                             );
                             let upstream = upstream.clone();
                             thread::spawn(move || {
                                 let shared = Shared {
                                     schedule: &schedule,
                                     pending: &pending,
-                                    hook: &hook,
+                                    hooks: &hooks,
                                     counter: &counter,
                                     seen: &seen,
                                     started,
@@ -168,7 +242,7 @@ impl FaultProxy {
             seen,
             schedule,
             pending,
-            hook,
+            hooks,
         }
     }
 
@@ -185,7 +259,19 @@ impl FaultProxy {
     /// Runs `hook` on every request before it is forwarded: a test's way to
     /// change the registry at an exact moment of a run.
     pub fn on_request(&self, hook: impl FnMut(&str, &str) + Send + 'static) {
-        *self.hook.lock().unwrap() = Some(Box::new(hook));
+        *self.hooks.request.lock().unwrap() = Some(Box::new(hook));
+    }
+
+    /// Lets `answer` reply to requests in place of the registry: whatever it
+    /// returns `Some` for never reaches the registry.
+    pub fn answer(&self, answer: impl FnMut(&str, &str) -> Option<Reply> + Send + 'static) {
+        *self.hooks.answer.lock().unwrap() = Some(Box::new(answer));
+    }
+
+    /// Lets `rewrite` edit the registry's raw answers (status line, headers
+    /// and body) before the client gets them.
+    pub fn rewrite(&self, rewrite: impl FnMut(&str, &str, &mut Vec<u8>) + Send + 'static) {
+        *self.hooks.rewrite.lock().unwrap() = Some(Box::new(rewrite));
     }
 
     /// Changes what is injected from now on (a rate of 0 makes it a plain proxy).
@@ -316,7 +402,7 @@ struct Shared<'a> {
     /// Faults of the schedule not injected yet: each is injected at its
     /// first chance, so a run sees every kind whatever the seed.
     pending: &'a Mutex<Vec<Fault>>,
-    hook: &'a Mutex<Option<Hook>>,
+    hooks: &'a Hooks,
     counter: &'a AtomicU64,
     seen: &'a Mutex<Vec<Seen>>,
     started: Instant,
@@ -326,7 +412,7 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared<'_>) -> io::Result<(
     let Shared {
         schedule,
         pending,
-        hook,
+        hooks,
         counter,
         seen,
         started,
@@ -338,7 +424,7 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared<'_>) -> io::Result<(
     let Some(request) = read_request(&mut reader)? else {
         return Ok(());
     };
-    if let Some(hook) = hook.lock().unwrap().as_mut() {
+    if let Some(hook) = hooks.request.lock().unwrap().as_mut() {
         hook(&request.method, &request.path);
     }
     let schedule = schedule.lock().unwrap().clone();
@@ -363,8 +449,22 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared<'_>) -> io::Result<(
             method: request.method.clone(),
             path: request.path.clone(),
             fault,
+            head: String::from_utf8_lossy(&request.head).into_owned(),
         });
     };
+
+    let made_up = hooks
+        .answer
+        .lock()
+        .unwrap()
+        .as_mut()
+        .and_then(|answer| answer(&request.method, &request.path));
+    if let Some(reply) = made_up {
+        record(None);
+        client.write_all(&reply.to_bytes(request.method == "HEAD"))?;
+        client.flush()?;
+        return client.shutdown(Shutdown::Both);
+    }
 
     if let Some(fault) = candidate.filter(|f| f.replaces_upstream()) {
         record(Some(fault));
@@ -399,6 +499,9 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared<'_>) -> io::Result<(
     server.write_all(&request.body)?;
     let mut raw = Vec::new();
     server.read_to_end(&mut raw)?;
+    if let Some(rewrite) = hooks.rewrite.lock().unwrap().as_mut() {
+        rewrite(&request.method, &request.path, &mut raw);
+    }
     let (body_start, status) = split_response(&raw);
     let body_len = raw.len() - body_start;
     let fault = candidate.filter(|f| f.applies(&request.method, &request.path, status, body_len));

@@ -658,7 +658,12 @@ impl DistributionRegistry {
         })?;
         let content_type = header_in(&headers, "content-type");
         let announced = header_in(&headers, "docker-content-digest");
-        let what = format!("{}/{repository}:{reference}", self.endpoint.host);
+        let separator = if super::is_digest_reference(reference) {
+            '@'
+        } else {
+            ':'
+        };
+        let what = format!("{}/{repository}{separator}{reference}", self.endpoint.host);
         let mut manifest =
             Manifest::from_bytes(bytes, content_type.as_deref()).map_err(|source| {
                 RegistryError::Manifest {
@@ -677,10 +682,12 @@ impl DistributionRegistry {
             None
         };
         for digest in expected {
-            if digest.recompute(&manifest.bytes) != digest {
+            let actual = digest.recompute(&manifest.bytes);
+            if actual != digest {
                 return Err(RegistryError::Verification(crate::digest::BlobMismatch {
+                    kind: "manifest",
                     digest,
-                    what: format!("manifest {what} does not hash to it"),
+                    what: format!("{what} served bytes that hash to {actual}"),
                 }));
             }
         }
