@@ -462,7 +462,7 @@ pub(crate) const CORPUS_RULE: &str = "[[promotion]]\nname = \"corpus\"\nfrom = \
 /// `apply` of the corpus from `staging` into `target`, rate-limited so it
 /// takes seconds, returned once it has promoted a few images: a run to
 /// interrupt in the middle.
-fn slow_apply_under_way(
+pub(crate) fn slow_apply_under_way(
     staging: &TestRegistry,
     target: &TestRegistry,
     extra: &[&str],

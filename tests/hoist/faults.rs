@@ -4,13 +4,14 @@
 //! clean run's, and a corrupted blob must never land under its digest.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::apply::{
-    CORPUS_RULE, apply, assert_all_tags_complete, config, config_at, seed_corpus, state,
+    CORPUS_RULE, apply, assert_all_tags_complete, config, config_at, seed_corpus,
+    slow_apply_under_way, state,
 };
 use crate::support::fault_proxy::{Fault, FaultProxy, Schedule};
-use crate::support::seed;
+use crate::support::seed::{self, Format};
 use crate::support::{Hoist, TestRegistry};
 use hoist::manifest::Manifest;
 
@@ -273,4 +274,120 @@ fn a_target_wiped_between_runs_is_filled_again() {
     assert_eq!(state(&prod), complete);
     assert_all_tags_complete(&prod);
     Hoist::new().config(&rules).args(["verify"]).run().success();
+}
+
+/// `hoist verify` of the corpus in `target`: the tags it reports, each
+/// only as missing. Any other problem (a tag at an incomplete image, a
+/// wrong digest) fails the test.
+fn verify_finds_only_missing_tags(staging: &TestRegistry, target: &TestRegistry) -> usize {
+    let run = Hoist::new()
+        .config(&config(
+            &[("staging", staging), ("prod", target)],
+            CORPUS_RULE,
+        ))
+        .args(["verify"])
+        .run();
+    let problems: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("prod/"))
+        .collect();
+    assert_eq!(run.code, i32::from(!problems.is_empty()), "{}", run.stdout);
+    for line in &problems {
+        assert!(line.ends_with(": missing"), "{}", run.stdout);
+    }
+    problems.len()
+}
+
+#[test]
+fn kills_at_seeded_moments_leave_only_complete_images_and_a_rerun_converges() {
+    let staging = TestRegistry::start();
+    let reference = TestRegistry::start();
+    seed_corpus(&staging, 12, 3, 40_000);
+    // Indexes too, so a kill can fall between the children and their index.
+    let client = seed::client(&staging);
+    for name in ["corpus/multi-a", "corpus/multi-b"] {
+        let spec = seed::multi_platform_image(name, Format::Oci);
+        seed::push(client.as_ref(), name, "2.0.0", &spec);
+    }
+    let rules = |registry: &TestRegistry, rate: &str| {
+        config(&[("staging", &staging)], "")
+            + &format!(
+                "[registries.prod]\nurl = \"{}\"\n{rate}\n{CORPUS_RULE}",
+                registry.host()
+            )
+    };
+    // A rate-limited apply takes seconds; an uninterrupted one, timed, is
+    // the reference.
+    let slow = "requests_per_second = 100\n";
+    let started = Instant::now();
+    Hoist::new()
+        .config(&rules(&reference, slow))
+        .args(["apply"])
+        .run()
+        .success();
+    let whole = started.elapsed();
+    let all = state(&reference).len();
+
+    // Each seed kills the same apply into a fresh target at its own moment,
+    // somewhere from planning to the last tags.
+    let mut missing = Vec::new();
+    for seed in [3u64, 17, 29, 41] {
+        let roll = (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11) as f64 / (1u64 << 53) as f64;
+        let at = whole.mul_f64(0.05 + 0.9 * roll);
+        let killed = TestRegistry::start();
+        let mut run = Hoist::new()
+            .config(&rules(&killed, slow))
+            .args(["apply"])
+            .spawn();
+        let started = Instant::now();
+        while started.elapsed() < at && run.child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        run.child.kill().expect("SIGKILL");
+        run.wait();
+        assert_all_tags_complete(&killed);
+        missing.push(verify_finds_only_missing_tags(&staging, &killed));
+
+        apply(&rules(&killed, ""), &[]);
+        assert_eq!(state(&killed), state(&reference), "seed {seed}");
+        assert_all_tags_complete(&killed);
+        assert_eq!(verify_finds_only_missing_tags(&staging, &killed), 0);
+    }
+    assert!(
+        missing.iter().filter(|&&m| m > 0 && m < all).count() >= 2,
+        "kills fell in the middle of the work: {missing:?} of {all} tags missing"
+    );
+}
+
+#[test]
+fn a_target_registry_restarted_mid_run_is_waited_for() {
+    let staging = TestRegistry::start();
+    let mut restarted = TestRegistry::start();
+    let reference = TestRegistry::start();
+    seed_corpus(&staging, 24, 3, 60_000);
+    let rules =
+        |registry: &TestRegistry| config(&[("staging", &staging), ("prod", registry)], CORPUS_RULE);
+    apply(&rules(&reference), &[]);
+
+    let mut run = slow_apply_under_way(&staging, &restarted, &["--report", "report.json"]);
+    // The registry crashes and is back 1.5 s later, with hoist sending
+    // about 150 requests a second to it.
+    let promoted = |run: &crate::support::hoist::Spawned| run.stderr().matches("promoted ").count();
+    let before = promoted(&run);
+    restarted.crash_and_restart_after(Duration::from_millis(1500));
+    let during = promoted(&run);
+    assert_eq!(run.wait(), Some(0), "{}", run.stderr());
+    eprintln!("DEBUG {before} {during} {}", promoted(&run));
+    let report = run.json_file("report.json");
+    assert_eq!(report["summary"]["failed"], 0, "{report:#}");
+    assert_eq!(state(&restarted), state(&reference));
+    assert_all_tags_complete(&restarted);
+    Hoist::new()
+        .config(&rules(&restarted))
+        .args(["verify"])
+        .run()
+        .success();
+    let rerun = apply(&rules(&restarted), &[]);
+    assert_eq!(rerun["summary"]["promoted"], 0, "{rerun:#}");
 }

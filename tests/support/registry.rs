@@ -160,6 +160,16 @@ impl TestRegistry {
         }
     }
 
+    /// Kills the process (SIGKILL: a crash), leaves the port closed for
+    /// `down`, and starts it again on the same port and storage.
+    pub fn crash_and_restart_after(&mut self, down: Duration) {
+        self.stop(Duration::ZERO);
+        thread::sleep(down);
+        if let Err(failure) = self.launch() {
+            panic!("{}", self.startup_panic_message(&failure));
+        }
+    }
+
     /// Kills the process, giving it `grace` to exit on SIGTERM first.
     fn stop(&mut self, grace: Duration) {
         let Some(mut child) = self.child.take() else {
