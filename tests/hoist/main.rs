@@ -8,6 +8,7 @@ mod apply;
 mod auth;
 mod copy;
 mod faults;
+mod fuzz_inputs;
 mod harness;
 mod hostile;
 mod listing;
