@@ -126,12 +126,9 @@ pub fn parse_listing(
         if rest.is_empty() {
             return Err(invalid(input, "oci-layout: needs a directory"));
         }
-        if let Some((dir, repo)) = rest.split_once("//") {
+        if let Some((dir, repo)) = split_layout_path(rest) {
             validate_repository(input, repo)?;
-            return Ok((
-                Location::OciLayout(PathBuf::from(dir)),
-                Some(repo.to_string()),
-            ));
+            return Ok((Location::OciLayout(dir), Some(repo.to_string())));
         }
         // A directory that is itself a layout lists its tags; any other lists its catalog.
         let path = Path::new(rest);
@@ -166,11 +163,8 @@ pub fn parse_listing(
 fn parse_oci_layout(input: &str, rest: &str) -> Result<Reference, ReferenceError> {
     let (rest, digest) = split_digest_from(input, rest)?;
     let (path, tag) = split_tag(input, rest)?;
-    let (dir, repository) = match path.split_once("//") {
-        Some((dir, repo)) => (
-            PathBuf::from(if dir.is_empty() { "." } else { dir }),
-            repo.to_string(),
-        ),
+    let (dir, repository) = match split_layout_path(path) {
+        Some((dir, repo)) => (dir, repo.to_string()),
         None => {
             let (dir, repo) = split_last_segment(path);
             (dir, repo.to_string())
@@ -183,6 +177,13 @@ fn parse_oci_layout(input: &str, rest: &str) -> Result<Reference, ReferenceError
         tag,
         digest,
     })
+}
+
+/// `DIR//REPOSITORY`, split at the last `//` (a repository never holds one,
+/// a directory may end in `/`, as `/` itself does); an empty directory is `.`.
+fn split_layout_path(path: &str) -> Option<(PathBuf, &str)> {
+    let (dir, repo) = path.rsplit_once("//")?;
+    Some((PathBuf::from(if dir.is_empty() { "." } else { dir }), repo))
 }
 
 fn split_last_segment(path: &str) -> (PathBuf, &str) {
