@@ -13,8 +13,11 @@ use hoist::reference::{self, Reference};
 use hoist::registry::distribution::{auth, link};
 use hoist::rules::RuleSet;
 
+/// A target's check of one input.
+pub type Check = fn(&[u8]);
+
 /// The targets, by name: what `cargo fuzz run NAME` runs.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Check); 5] = [
     ("reference", reference),
     ("www_authenticate", www_authenticate),
     ("link", link),
