@@ -74,8 +74,9 @@ pub fn www_authenticate(data: &[u8]) {
 }
 
 /// `Link` and `Location` handling: the first line is a header, the second
-/// the URL it came from. A next link resolves against the base; resolving
-/// and taking the origin never panic; query values are fully escaped.
+/// the URL it came from. Resolving and taking the origin never panic; a
+/// query value is escaped to unreserved characters and `%XX`, and decodes
+/// back to itself.
 pub fn link(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -84,7 +85,6 @@ pub fn link(data: &[u8]) {
         .split_once('\n')
         .unwrap_or((text, "https://reg.example/v2/"));
     if let Some(next) = link::next_link(header) {
-        assert!(!next.is_empty());
         let resolved = link::resolve(base, &next);
         let _ = link::origin(&resolved);
     }
@@ -92,17 +92,34 @@ pub fn link(data: &[u8]) {
     let _ = link::origin(&resolved);
     let _ = link::with_query(base, "digest", header);
     let encoded = link::percent_encode(header);
-    assert!(
-        encoded
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
+    assert_eq!(
+        percent_decode(&encoded).as_deref(),
+        Some(header.as_bytes()),
         "`{header}` encoded as `{encoded}`"
     );
 }
 
+/// Undoes percent-encoding; `None` for anything but unreserved characters
+/// and well-formed `%XX`.
+fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let mut bytes = text.bytes();
+    let mut decoded = Vec::new();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                decoded.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            }
+            b if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => decoded.push(b),
+            _ => return None,
+        }
+    }
+    Some(decoded)
+}
+
 /// Manifest bytes, the first byte choosing the `Content-Type` a registry
-/// sent: what is accepted is one of the four types, keeps its bytes and
-/// digest, and a platform filter of an index keeps only that platform.
+/// sent: what is accepted keeps its bytes and their digest, and a platform
+/// filter of an index keeps exactly the children of that platform.
 pub fn manifest(data: &[u8]) {
     let Some((&choice, bytes)) = data.split_first() else {
         return;
@@ -129,22 +146,26 @@ pub fn manifest(data: &[u8]) {
         assert!(view.manifests.is_empty());
         return;
     }
-    let wanted = ["linux/amd64".to_string()];
-    if let Ok(filtered) = manifest::filter_index(&parsed, &wanted) {
-        let kept = filtered.view().expect("a filtered index parses");
-        assert!(
-            kept.manifests
-                .iter()
-                .all(|m| manifest::platform_matches(m.platform.as_ref(), &wanted)),
-            "the filter kept another platform"
-        );
-        assert_eq!(filtered.digest, Digest::sha256_of(&filtered.bytes));
+    let amd64 = |m: &manifest::Descriptor| {
+        m.platform
+            .as_ref()
+            .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+    };
+    let wanted = view.manifests.iter().filter(|m| amd64(m)).count();
+    match manifest::filter_index(&parsed, &["linux/amd64".to_string()]) {
+        Ok(filtered) => {
+            let kept = filtered.view().expect("a filtered index parses");
+            assert!(kept.manifests.iter().all(amd64), "kept another platform");
+            assert_eq!(kept.manifests.len(), wanted, "dropped a linux/amd64 child");
+            assert_eq!(filtered.digest, Digest::sha256_of(&filtered.bytes));
+        }
+        Err(_) => assert_eq!(wanted, 0, "refused an index with linux/amd64"),
     }
 }
 
 /// `promotions.toml`: parsing, compiling the rules and rendering the
-/// diagnostics never panic; a valid configuration's rules select and
-/// rename tags without panicking.
+/// diagnostics never panic; a valid configuration's rules select tags from
+/// those offered, each at most once.
 pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -177,7 +198,16 @@ pub fn config(data: &[u8]) {
     .map(String::from)
     .collect();
     for rule in &rules.rules {
-        let _ = rule.select_tags(&tags);
+        let selected = rule.select_tags(&tags);
+        let mut names: Vec<&str> = selected.iter().map(|s| s.tag.as_str()).collect();
+        assert!(
+            names.iter().all(|n| tags.iter().any(|t| t == n)),
+            "{names:?}"
+        );
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count, "a tag selected twice");
         let _ = rule.target_repository("apps/web");
         let _ = rule.target_repository("a");
     }

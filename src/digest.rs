@@ -209,7 +209,7 @@ impl<R: Read> VerifyingReader<R> {
         io::Error::new(
             io::ErrorKind::InvalidData,
             BlobMismatch {
-                kind: "blob",
+                kind: ContentKind::Blob,
                 digest: self.expected.clone(),
                 what,
             },
@@ -217,12 +217,30 @@ impl<R: Read> VerifyingReader<R> {
     }
 }
 
+/// What content failed verification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentKind {
+    /// A layer or config blob.
+    Blob,
+    /// A manifest or index.
+    Manifest,
+}
+
+impl fmt::Display for ContentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ContentKind::Blob => "blob",
+            ContentKind::Manifest => "manifest",
+        })
+    }
+}
+
 /// A blob or manifest whose bytes do not match its digest or size.
 #[derive(Debug, thiserror::Error)]
 #[error("{kind} {digest} failed verification: {what}")]
 pub struct BlobMismatch {
-    /// `blob` or `manifest`.
-    pub kind: &'static str,
+    /// What the bytes were.
+    pub kind: ContentKind,
     /// The digest the bytes were supposed to have.
     pub digest: Digest,
     /// What was wrong.

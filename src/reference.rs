@@ -378,6 +378,23 @@ mod tests {
     }
 
     #[test]
+    fn layout_references_print_back_to_themselves() {
+        for (input, dir, repository) in [
+            // Found by the `reference` fuzz target: printed as `oci-layout:///a`.
+            ("oci-layout:/a", "/", "a"),
+            ("oci-layout:///a", "/", "a"),
+            ("oci-layout:d///a", "d/", "a"),
+            ("oci-layout:d//x//apps/web", "d//x", "apps/web"),
+            ("oci-layout://web", ".", "web"),
+        ] {
+            let r = parse(input);
+            assert_eq!(r.location, Location::OciLayout(dir.into()), "{input}");
+            assert_eq!(r.repository, repository, "{input}");
+            assert_eq!(parse(&r.to_string()), r, "{input} printed as {r}");
+        }
+    }
+
+    #[test]
     fn rejects_bad_references() {
         for bad in [
             "reg.io/Repo:tag",

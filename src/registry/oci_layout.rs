@@ -243,7 +243,7 @@ impl OciLayoutStore {
         };
         if digest.recompute(&bytes) != *digest {
             return Err(RegistryError::Verification(crate::digest::BlobMismatch {
-                kind: "manifest",
+                kind: crate::digest::ContentKind::Manifest,
                 digest: digest.clone(),
                 what: format!("{} does not hash to its name", path.display()),
             }));

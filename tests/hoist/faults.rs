@@ -4,13 +4,15 @@
 //! clean run's, and a corrupted blob must never land under its digest.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use crate::apply::{
     CORPUS_RULE, apply, assert_all_tags_complete, config, config_at, seed_corpus,
     slow_apply_under_way, state,
 };
-use crate::support::fault_proxy::{Fault, FaultProxy, Schedule};
+use crate::support::fault_proxy::{Fault, FaultProxy, Schedule, mix};
 use crate::support::seed::{self, Format};
 use crate::support::{Hoist, TestRegistry};
 use hoist::manifest::Manifest;
@@ -310,53 +312,66 @@ fn kills_at_seeded_moments_leave_only_complete_images_and_a_rerun_converges() {
         let spec = seed::multi_platform_image(name, Format::Oci);
         seed::push(client.as_ref(), name, "2.0.0", &spec);
     }
-    let rules = |registry: &TestRegistry, rate: &str| {
-        config(&[("staging", &staging)], "")
-            + &format!(
-                "[registries.prod]\nurl = \"{}\"\n{rate}\n{CORPUS_RULE}",
-                registry.host()
-            )
+    let through = |proxy: &FaultProxy| {
+        config_at(
+            &[("staging", staging.host()), ("prod", &proxy.host())],
+            CORPUS_RULE,
+        )
     };
-    // A rate-limited apply takes seconds; an uninterrupted one, timed, is
-    // the reference.
-    let slow = "requests_per_second = 100\n";
-    let started = Instant::now();
-    Hoist::new()
-        .config(&rules(&reference, slow))
-        .args(["apply"])
-        .run()
-        .success();
-    let whole = started.elapsed();
+    // An uninterrupted run, counted: how many requests the target gets.
+    let counting = FaultProxy::start(reference.host(), Schedule::none());
+    apply(&through(&counting), &[]);
+    let requests = counting.seen().len() as u64;
     let all = state(&reference).len();
 
-    // Each seed kills the same apply into a fresh target at its own moment,
-    // somewhere from planning to the last tags.
+    // Each seed kills the same apply, into a fresh target, as the target
+    // receives request number k (a seeded k up to 90 % of a whole run's):
+    // while planning, copying blobs, writing manifests or tags.
     let mut missing = Vec::new();
-    for seed in [3u64, 17, 29, 41] {
-        let roll = (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11) as f64 / (1u64 << 53) as f64;
-        let at = whole.mul_f64(0.05 + 0.9 * roll);
+    for seed in [3u64, 17, 29, 41, 53] {
+        let k = 1 + mix(seed) % (requests * 9 / 10);
         let killed = TestRegistry::start();
+        let proxy = FaultProxy::start(killed.host(), Schedule::none());
+        let pid = Arc::new(AtomicU32::new(0));
+        let mut n = 0;
+        let hoist_pid = pid.clone();
+        proxy.on_request(move |_, _| {
+            n += 1;
+            if n == k {
+                let pid = loop {
+                    match hoist_pid.load(Ordering::SeqCst) {
+                        0 => std::thread::yield_now(),
+                        pid => break pid,
+                    }
+                };
+                // SAFETY: sends a signal to the child this test spawned.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        });
         let mut run = Hoist::new()
-            .config(&rules(&killed, slow))
+            .config(&through(&proxy))
             .args(["apply"])
             .spawn();
-        let started = Instant::now();
-        while started.elapsed() < at && run.child.try_wait().unwrap().is_none() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        run.child.kill().expect("SIGKILL");
-        run.wait();
+        pid.store(run.child.id(), Ordering::SeqCst);
+        assert_eq!(
+            run.wait(),
+            None,
+            "seed {seed}: killed at request {k} of about {requests}"
+        );
         assert_all_tags_complete(&killed);
         missing.push(verify_finds_only_missing_tags(&staging, &killed));
 
-        apply(&rules(&killed, ""), &[]);
+        apply(
+            &config(&[("staging", &staging), ("prod", &killed)], CORPUS_RULE),
+            &[],
+        );
         assert_eq!(state(&killed), state(&reference), "seed {seed}");
         assert_all_tags_complete(&killed);
         assert_eq!(verify_finds_only_missing_tags(&staging, &killed), 0);
     }
     assert!(
-        missing.iter().filter(|&&m| m > 0 && m < all).count() >= 2,
-        "kills fell in the middle of the work: {missing:?} of {all} tags missing"
+        missing.contains(&all) && missing.iter().any(|&m| m > 0 && m < all),
+        "kills fell before the first tag and in the middle of the tags: {missing:?} of {all} tags missing"
     );
 }
 
@@ -374,11 +389,17 @@ fn a_target_registry_restarted_mid_run_is_waited_for() {
     // The registry crashes and is back 1.5 s later, with hoist sending
     // about 150 requests a second to it.
     let promoted = |run: &crate::support::hoist::Spawned| run.stderr().matches("promoted ").count();
-    let before = promoted(&run);
     restarted.crash_and_restart_after(Duration::from_millis(1500));
+    // hoist was at work before the crash and is still running after it.
+    assert!(run.child.try_wait().unwrap().is_none(), "{}", run.stderr());
     let during = promoted(&run);
     assert_eq!(run.wait(), Some(0), "{}", run.stderr());
-    eprintln!("DEBUG {before} {during} {}", promoted(&run));
+    assert!(
+        promoted(&run) > during,
+        "images were promoted after the restart: {} before it, {} in all",
+        during,
+        promoted(&run)
+    );
     let report = run.json_file("report.json");
     assert_eq!(report["summary"]["failed"], 0, "{report:#}");
     assert_eq!(state(&restarted), state(&reference));

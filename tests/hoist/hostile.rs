@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::apply::{assert_all_tags_complete, config_at, state};
 use crate::support::fault_proxy::{FaultProxy, Reply, Schedule};
+use crate::support::registry::blob_data_in;
 use crate::support::seed::{self, Format};
 use crate::support::{Hoist, TestRegistry};
 use hoist::digest::Digest;
@@ -274,13 +275,15 @@ fn pagination_that_loops_or_leaves_the_registry_is_refused() {
         "{}",
         run.stderr
     );
+    for name in ["staging/corpus/loop", "staging/corpus/away"] {
+        assert!(run.stderr.contains(name), "{}", run.stderr);
+    }
     assert!(
         run.stderr
             .contains("pagination link points to another host"),
         "{}",
         run.stderr
     );
-    assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
     let pages = proxy
         .seen()
         .iter()
@@ -289,6 +292,7 @@ fn pagination_that_loops_or_leaves_the_registry_is_refused() {
     assert_eq!(pages, 2, "the loop is noticed at the first page seen twice");
     Hoist::new().config(&rules).args(["apply"]).run().code(1);
     assert!(state(&prod).is_empty());
+    assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
 }
 
 #[test]
@@ -364,13 +368,8 @@ fn a_blob_redirected_to_a_storage_host_is_fetched_without_credentials() {
     let files = staging.storage_dir().to_path_buf();
     storage.answer(move |_, path| {
         let digest = path.strip_prefix("/bucket/")?.split('?').next()?;
-        let hex = digest.strip_prefix("sha256:")?;
-        let data = files
-            .join("docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data");
-        Some(Reply::status(200).body(std::fs::read(data).ok()?))
+        let data = std::fs::read(blob_data_in(&files, digest)).ok()?;
+        Some(Reply::status(200).body(data))
     });
     let proxy = FaultProxy::start(staging.host(), Schedule::none());
     let bucket = storage.host();
@@ -429,6 +428,7 @@ fn a_token_service_answering_garbage_is_an_auth_error() {
         ("", "answered with invalid JSON"),
     ] {
         garbage.answer(move |_, _| Some(Reply::status(200).body(body)));
+        let asked = garbage.seen().len();
         let run = Hoist::new()
             .args([
                 "promote",
@@ -439,13 +439,9 @@ fn a_token_service_answering_garbage_is_an_auth_error() {
             .code(1);
         assert_no_panic(&run.stderr);
         assert!(run.stderr.contains(says), "{body}: {}", run.stderr);
+        assert!(run.stderr.contains(&garbage.host()), "{}", run.stderr);
+        assert!(garbage.seen().len() > asked, "the token service was asked");
     }
-    assert!(
-        garbage.seen().len() >= 3,
-        "the token service was asked: {:?}",
-        garbage.seen()
-    );
-    assert!(state(&prod).is_empty());
 }
 
 #[test]
@@ -474,9 +470,9 @@ fn digests_and_names_used_as_paths_stay_inside_the_layout() {
 
     let run = Hoist::new()
         .args(["promote", &format!("{layout}//app:1.0"), &to])
-        .run();
+        .run()
+        .code(1);
     assert_no_panic(&run.stderr);
-    assert_ne!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("not a valid digest"), "{}", run.stderr);
 
     for reference in [
@@ -540,7 +536,7 @@ fn bad_input_is_a_diagnostic_exit_2_and_contacts_nothing() {
     ] {
         expect_2(
             Hoist::new().args(["promote", &reference, &format!("{}/x", proxy.host())]),
-            "",
+            "invalid reference",
         );
     }
 

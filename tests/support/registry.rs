@@ -100,15 +100,7 @@ impl TestRegistry {
     /// Where the registry keeps the bytes of blob `sha256:<hex>`, so tests can
     /// corrupt or remove them.
     pub fn blob_data_path(&self, digest: &str) -> PathBuf {
-        let hex = digest
-            .strip_prefix("sha256:")
-            .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .unwrap_or_else(|| panic!("blob_data_path takes \"sha256:<64 hex>\", got {digest:?}"));
-        self.storage
-            .join("docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
+        blob_data_in(&self.storage, digest)
     }
 
     /// PEM file of the CA that signed the registry's certificate (TLS only).
@@ -552,4 +544,18 @@ pub fn http_agent_trusting(ca: Option<&Path>, timeout: Duration) -> ureq::Agent 
         );
     }
     config.build().new_agent()
+}
+
+/// Where a registry with storage at `storage` keeps the bytes of blob
+/// `sha256:<hex>`.
+pub fn blob_data_in(storage: &Path, digest: &str) -> PathBuf {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("a blob digest is \"sha256:<64 hex>\", got {digest:?}"));
+    storage
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data")
 }

@@ -685,7 +685,7 @@ impl DistributionRegistry {
             let actual = digest.recompute(&manifest.bytes);
             if actual != digest {
                 return Err(RegistryError::Verification(crate::digest::BlobMismatch {
-                    kind: "manifest",
+                    kind: crate::digest::ContentKind::Manifest,
                     digest,
                     what: format!("{what} served bytes that hash to {actual}"),
                 }));
