@@ -159,7 +159,12 @@ pub fn manifest(data: &[u8]) {
             assert_eq!(kept.manifests.len(), wanted, "dropped a linux/amd64 child");
             assert_eq!(filtered.digest, Digest::sha256_of(&filtered.bytes));
         }
-        Err(_) => assert_eq!(wanted, 0, "refused an index with linux/amd64"),
+        // Filtering rewrites the JSON: an index that holds what a JSON value
+        // cannot (a lone surrogate escape in a field hoist skips) is refused.
+        Err(e) => assert!(
+            wanted == 0 || serde_json::from_slice::<serde_json::Value>(bytes).is_err(),
+            "refused an index with linux/amd64: {e}"
+        ),
     }
 }
 
