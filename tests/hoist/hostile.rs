@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::apply::{assert_all_tags_complete, config_at, state};
 use crate::support::fault_proxy::{FaultProxy, Reply, Schedule};
+use crate::support::hoist::Run;
 use crate::support::registry::blob_data_in;
 use crate::support::seed::{self, Format};
 use crate::support::{Hoist, TestRegistry};
@@ -67,6 +68,19 @@ fn assert_no_panic(stderr: &str) {
         !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
         "hoist panicked:\n{stderr}"
     );
+}
+
+/// Runs `apply` with a report, expecting some image to fail (exit 1) and
+/// no panic; returns the run and its report.
+fn apply_failing(rules: &str) -> (Run, serde_json::Value) {
+    let run = Hoist::new()
+        .config(rules)
+        .args(["apply", "--report", "report.json"])
+        .run()
+        .code(1);
+    assert_no_panic(&run.stderr);
+    let report = run.json_file("report.json");
+    (run, report)
 }
 
 /// `repository -> error` of the report's failed entries.
@@ -185,13 +199,7 @@ fn hostile_manifests_fail_their_image_and_nothing_else() {
         &[("staging", &proxy.host()), ("prod", prod.host())],
         ALL_RULE,
     );
-    let run = Hoist::new()
-        .config(&rules)
-        .args(["apply", "--report", "report.json"])
-        .run()
-        .code(1);
-    assert_no_panic(&run.stderr);
-    let report = run.json_file("report.json");
+    let (run, report) = apply_failing(&rules);
     assert_eq!(report["summary"]["promoted"], 1, "{report:#}");
     let failed = failures(&report);
     let expected = [
@@ -315,13 +323,8 @@ fn an_upload_location_on_another_host_is_refused() {
         &[("staging", staging.host()), ("prod", &proxy.host())],
         ALL_RULE,
     );
-    let run = Hoist::new()
-        .config(&rules)
-        .args(["apply", "--report", "report.json"])
-        .run()
-        .code(1);
-    assert_no_panic(&run.stderr);
-    let failed = failures(&run.json_file("report.json"));
+    let (_, report) = apply_failing(&rules);
+    let failed = failures(&report);
     assert!(
         failed["corpus/app"].contains("upload Location points to another host"),
         "{failed:#?}"
