@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::apply::{
     CORPUS_RULE, apply, assert_all_tags_complete, config, config_at, seed_corpus,
     slow_apply_under_way, state,
 };
-use crate::support::fault_proxy::{Fault, FaultProxy, Schedule, mix};
+use crate::support::fault_proxy::{Fault, FaultProxy, Reply, Schedule, mix};
 use crate::support::seed::{self, Format};
 use crate::support::{Hoist, TestRegistry};
 use hoist::manifest::Manifest;
@@ -321,23 +321,48 @@ fn kills_at_seeded_moments_leave_only_complete_images_and_a_rerun_converges() {
     // An uninterrupted run, counted: how many requests the target gets.
     let counting = FaultProxy::start(reference.host(), Schedule::none());
     apply(&through(&counting), &[]);
-    let requests = counting.seen().len() as u64;
+    let seen = counting.seen();
+    let is_manifest_put =
+        |method: &str, path: &str| method == "PUT" && path.contains("/manifests/");
+    let first_put = 1 + seen
+        .iter()
+        .position(|s| is_manifest_put(&s.method, &s.path))
+        .expect("a manifest PUT") as u64;
+    let puts = seen
+        .iter()
+        .filter(|s| is_manifest_put(&s.method, &s.path))
+        .count() as u64;
     let all = state(&reference).len();
 
-    // Each seed kills the same apply, into a fresh target, as the target
-    // receives request number k (a seeded k up to 90 % of a whole run's):
-    // while planning, copying blobs, writing manifests or tags.
+    // Each seed kills the same apply, into a fresh target, as the target is
+    // about to receive a seeded request: three before any manifest is written
+    // (planning, blob copies), two among the manifest and tag writes (past
+    // the 4 child manifests, before the last floating tag).
     let mut missing = Vec::new();
-    for seed in [3u64, 17, 29, 41, 53] {
-        let k = 1 + mix(seed) % (requests * 9 / 10);
+    let moments = [3u64, 17, 29]
+        .map(|seed| (seed, Moment::Request(1 + mix(seed) % first_put)))
+        .into_iter()
+        .chain([41u64, 53].map(|seed| (seed, Moment::ManifestPut(6 + mix(seed) % (puts - 6)))));
+    for (seed, moment) in moments {
         let killed = TestRegistry::start();
         let proxy = FaultProxy::start(killed.host(), Schedule::none());
         let pid = Arc::new(AtomicU32::new(0));
-        let mut n = 0;
+        let (mut requests, mut manifest_puts) = (0, 0);
+        // Once hoist is killed, requests it sent that had not reached the
+        // registry yet never do: the kill came before they left.
+        let dead = Arc::new(AtomicBool::new(false));
         let hoist_pid = pid.clone();
-        proxy.on_request(move |_, _| {
-            n += 1;
-            if n == k {
+        let killing = dead.clone();
+        proxy.on_request(move |method, path| {
+            let put = is_manifest_put(method, path);
+            requests += 1;
+            manifest_puts += u64::from(put);
+            let now = match moment {
+                // The k-th request, or the first manifest PUT if sooner.
+                Moment::Request(k) => requests == k || (put && manifest_puts == 1),
+                Moment::ManifestPut(k) => put && manifest_puts == k,
+            };
+            if now && !killing.swap(true, Ordering::SeqCst) {
                 let pid = loop {
                     match hoist_pid.load(Ordering::SeqCst) {
                         0 => std::thread::yield_now(),
@@ -348,16 +373,13 @@ fn kills_at_seeded_moments_leave_only_complete_images_and_a_rerun_converges() {
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
             }
         });
+        proxy.answer(move |_, _| dead.load(Ordering::SeqCst).then(|| Reply::status(503)));
         let mut run = Hoist::new()
             .config(&through(&proxy))
             .args(["apply"])
             .spawn();
         pid.store(run.child.id(), Ordering::SeqCst);
-        assert_eq!(
-            run.wait(),
-            None,
-            "seed {seed}: killed at request {k} of about {requests}"
-        );
+        assert_eq!(run.wait(), None, "seed {seed}: killed at {moment:?}");
         assert_all_tags_complete(&killed);
         missing.push(verify_finds_only_missing_tags(&staging, &killed));
 
@@ -370,9 +392,17 @@ fn kills_at_seeded_moments_leave_only_complete_images_and_a_rerun_converges() {
         assert_eq!(verify_finds_only_missing_tags(&staging, &killed), 0);
     }
     assert!(
-        missing.contains(&all) && missing.iter().any(|&m| m > 0 && m < all),
-        "kills fell before the first tag and in the middle of the tags: {missing:?} of {all} tags missing"
+        missing[..3].iter().all(|&m| m == all) && missing[3..].iter().all(|&m| m > 0 && m < all),
+        "kills fell before the first tag, then in the middle of the tags: {missing:?} of {all} tags missing"
     );
+}
+
+/// When a kill test's SIGKILL comes: at the target's k-th request, or its
+/// k-th manifest PUT.
+#[derive(Clone, Copy, Debug)]
+enum Moment {
+    Request(u64),
+    ManifestPut(u64),
 }
 
 #[test]
