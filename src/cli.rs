@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::execute::ProgressMode;
+use crate::plan::Shard;
 
 /// Promote container images between OCI registries.
 #[derive(Debug, Parser)]
@@ -116,34 +117,17 @@ pub struct PromoteArgs {
 
 /// Narrowing a run to some rules and one shard.
 #[derive(Debug, Default, clap::Args)]
-pub struct Scope {
+pub struct ScopeArgs {
     /// Only this rule (repeatable).
     #[arg(long = "rule", value_name = "NAME")]
     pub rules: Vec<String>,
     /// Only the entries whose target repository hashes to shard K of N (K from 0).
-    #[arg(long, value_name = "K/N", value_parser = parse_shard, env = "HOIST_SHARD")]
-    pub shard: Option<(u32, u32)>,
+    #[arg(long, value_name = "K/N", env = "HOIST_SHARD")]
+    pub shard: Option<Shard>,
     /// Take the shard from the environment of a Kubernetes Indexed Job:
     /// K from JOB_COMPLETION_INDEX, N from HOIST_SHARD_COUNT.
     #[arg(long, conflicts_with = "shard")]
     pub shard_from_env: bool,
-}
-
-impl Scope {
-    /// The shard to run, from `--shard` or the environment.
-    pub fn shard(&self) -> Result<Option<(u32, u32)>, String> {
-        if !self.shard_from_env {
-            return Ok(self.shard);
-        }
-        let read = |name: &str| {
-            std::env::var(name).map_err(|_| format!("--shard-from-env: {name} is not set"))
-        };
-        let k = read("JOB_COMPLETION_INDEX")?;
-        let n = read("HOIST_SHARD_COUNT")?;
-        parse_shard(&format!("{k}/{n}"))
-            .map(Some)
-            .map_err(|e| format!("--shard-from-env: {e}"))
-    }
 }
 
 /// `hoist plan`.
@@ -151,7 +135,7 @@ impl Scope {
 pub struct PlanArgs {
     /// Which rules and shard.
     #[command(flatten)]
-    pub scope: Scope,
+    pub scope: ScopeArgs,
     /// Output on stdout.
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormat,
@@ -168,7 +152,7 @@ pub struct PlanArgs {
 pub struct ApplyArgs {
     /// Which rules and shard.
     #[command(flatten)]
-    pub scope: Scope,
+    pub scope: ScopeArgs,
     /// Execute this reviewed plan (from `plan --out`) instead of planning
     /// afresh; entries whose source or target changed since are refused.
     #[arg(long, value_name = "FILE")]
@@ -189,7 +173,7 @@ pub struct Output {
     pub report: Option<PathBuf>,
     /// Progress bars on stderr: when it is a terminal (auto), always, or never.
     #[arg(long, value_enum, default_value = "auto", env = "HOIST_PROGRESS")]
-    pub progress: ProgressMode,
+    pub progress: ProgressChoice,
 }
 
 /// `hoist verify`.
@@ -197,7 +181,7 @@ pub struct Output {
 pub struct VerifyArgs {
     /// Which rules and shard.
     #[command(flatten)]
-    pub scope: Scope,
+    pub scope: ScopeArgs,
 }
 
 /// How `hoist plan` prints the plan.
@@ -209,26 +193,6 @@ pub enum PlanFormat {
     Json,
 }
 
-fn parse_shard(text: &str) -> Result<(u32, u32), String> {
-    let (k, n) = text
-        .split_once('/')
-        .ok_or_else(|| format!("`{text}` is not K/N (e.g. 0/4)"))?;
-    let k: u32 = k
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{k}` is not a shard number"))?;
-    let n: u32 = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{n}` is not a shard count"))?;
-    if n == 0 || k >= n {
-        return Err(format!(
-            "shard {k}/{n}: K counts from 0 and must be below N"
-        ));
-    }
-    Ok((k, n))
-}
-
 /// Documents with a JSON Schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SchemaDocument {
@@ -238,4 +202,26 @@ pub enum SchemaDocument {
     Plan,
     /// `apply --report` (schemas/report.schema.json).
     Report,
+}
+
+/// `--progress`: when to draw progress bars.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressChoice {
+    /// Bars when stderr is a terminal.
+    #[default]
+    Auto,
+    /// Bars always.
+    Always,
+    /// Plain lines only (CI).
+    Never,
+}
+
+impl From<ProgressChoice> for ProgressMode {
+    fn from(choice: ProgressChoice) -> ProgressMode {
+        match choice {
+            ProgressChoice::Auto => ProgressMode::Auto,
+            ProgressChoice::Always => ProgressMode::Always,
+            ProgressChoice::Never => ProgressMode::Never,
+        }
+    }
 }

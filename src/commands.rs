@@ -9,12 +9,14 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::{
-    ApplyArgs, Cli, Command, PlanArgs, PlanFormat, PromoteArgs, SchemaDocument, VerifyArgs,
+    ApplyArgs, Cli, Command, PlanArgs, PlanFormat, PromoteArgs, SchemaDocument, ScopeArgs,
+    VerifyArgs,
 };
 use crate::config::{ConfigError, LoadedConfig};
 use crate::discover::{DiscoveryError, Handles, discover};
 use crate::execute::{self, ApplyReport, CopyStats, Progress, ProgressMode, StoreMap};
-use crate::plan::{self, Plan};
+use crate::plan::{self, Plan, Scope, Shard};
+use crate::promote::PromoteError;
 use crate::reference::Location;
 use crate::reference::{self, Reference, ReferenceError};
 use crate::registry::ReadOnly;
@@ -22,8 +24,8 @@ use crate::registry::RegistryError;
 use crate::registry::limits::RetryPolicy;
 use crate::registry::stores::{OCI_LAYOUT_SCHEME, OpenError, Stores};
 use crate::report;
-use crate::rules::RuleSet;
-use crate::settings;
+use crate::rules::{RuleSet, UnknownRule};
+use crate::settings::{self, SettingsError};
 
 /// The default configuration file, used when present.
 const DEFAULT_CONFIG: &str = "promotions.toml";
@@ -51,34 +53,54 @@ impl From<ExitStatus> for ExitCode {
     }
 }
 
-impl ExitStatus {
-    /// The status an error maps to: configuration and usage errors are 2, the rest 1.
-    pub fn from_error(error: &(dyn std::error::Error + 'static)) -> ExitStatus {
-        match error.downcast_ref::<CommandError>() {
-            Some(
-                CommandError::Config(_)
-                | CommandError::Usage(_)
-                | CommandError::Reference(_)
-                | CommandError::Open(_),
-            ) => ExitStatus::Usage,
-            _ => ExitStatus::Failure,
-        }
-    }
-}
-
 /// Why a command could not do its job.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// The configuration file is unusable.
     #[error(transparent)]
-    #[diagnostic(transparent)]
     Config(#[from] ConfigError),
-    /// The command line makes no sense.
-    #[error("{0}")]
-    Usage(String),
+    /// No `-c FILE` and no `promotions.toml` here, for a command that needs one.
+    #[error("no {DEFAULT_CONFIG} in this directory: pass -c FILE or set HOIST_CONFIG")]
+    NoConfigFile,
+    /// Settings, or the environment a flag reads, make no sense.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The worker threads could not be started.
+    #[error("cannot start {jobs} worker threads: {reason}")]
+    ThreadPool {
+        /// Threads asked for.
+        jobs: usize,
+        /// Why they could not start.
+        reason: rayon::ThreadPoolBuildError,
+    },
+    /// `--rule` names no rule.
+    #[error(transparent)]
+    UnknownRule(#[from] UnknownRule),
+    /// Rules write one target tag with different digests (each conflict was shown).
+    #[error("conflicting rules")]
+    Conflicts,
+    /// A reviewed plan file (`apply --plan`) cannot be used.
+    #[error(transparent)]
+    PlanFile(#[from] PlanFileProblem),
+    /// A reviewed plan names a registry the configuration puts elsewhere.
+    #[error("the plan has registry `{name}` at {planned}, the configuration at {configured}")]
+    PlanRegistry {
+        /// Registry name.
+        name: String,
+        /// Its address in the plan.
+        planned: String,
+        /// Its address in the configuration.
+        configured: String,
+    },
+    /// A `--platform` that is not OS/ARCH[/VARIANT].
+    #[error("--platform `{0}`: expected OS/ARCH or OS/ARCH/VARIANT")]
+    Platform(String),
     /// A reference on the command line is malformed.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    /// `hoist promote` arguments that cannot be done.
+    #[error(transparent)]
+    Destination(Box<PromoteError>),
     /// A store cannot be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
@@ -96,7 +118,7 @@ pub enum CommandError {
         /// Where to.
         target_ref: String,
         /// Why it failed.
-        cause: String,
+        cause: Box<PromoteError>,
     },
     /// An output file could not be written.
     #[error("cannot write {path}: {source}")]
@@ -108,8 +130,81 @@ pub enum CommandError {
     },
 }
 
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> Result<ExitStatus, Box<dyn std::error::Error + Send + Sync>> {
+/// Why a reviewed plan file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanFileProblem {
+    /// It cannot be read.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: std::io::Error,
+    },
+    /// It is not a plan.
+    #[error("{path} is not a plan (plan --out): {reason}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: serde_json::Error,
+    },
+    /// It is a plan of another format version.
+    #[error(
+        "{path} has plan format {found}; this hoist reads format {}",
+        plan::PLAN_FORMAT
+    )]
+    Format {
+        /// The file.
+        path: String,
+        /// The file's format version.
+        found: u32,
+    },
+}
+
+impl CommandError {
+    /// The exit status: configuration and usage errors are 2, the rest 1.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            CommandError::Registry(_)
+            | CommandError::Discovery(_)
+            | CommandError::Promote { .. }
+            | CommandError::Write { .. } => ExitStatus::Failure,
+            _ => ExitStatus::Usage,
+        }
+    }
+
+    /// Prints the error on stderr: a configuration diagnostic in miette's
+    /// graphical form, pointing into the file; anything else one line per cause.
+    pub fn print(&self) {
+        if let CommandError::Config(config) = self
+            && let Some(rendered) = report::render_diagnostic(config)
+        {
+            report::log(rendered.trim_end());
+            return;
+        }
+        report::print_error(self);
+    }
+}
+
+/// Runs a parsed command line; an error is printed and becomes the exit status
+/// (1 under `plan --detailed-exitcode`, as it promises).
+pub fn run(cli: Cli) -> ExitStatus {
+    let detailed = cli.detailed_exitcode();
+    match dispatch(cli) {
+        Ok(status) => status,
+        Err(error) => {
+            error.print();
+            if detailed {
+                ExitStatus::Failure
+            } else {
+                error.exit_status()
+            }
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitStatus, CommandError> {
     if let Command::Schema { document } = &cli.command {
         report::print_raw(&match document {
             SchemaDocument::Config => crate::config::json_schema(),
@@ -124,10 +219,9 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Box<dyn std::error::Error + Send + Sy
     );
     let mut loaded = load_config(cli.config.as_deref(), needs_file)?;
     let (rules, problems) = RuleSet::compile(&loaded.config);
-    loaded.validate(problems).map_err(CommandError::Config)?;
+    loaded.validate(problems)?;
     loaded.config.settings =
-        settings::resolve(&loaded.config.settings, &settings::Flags { jobs: cli.jobs })
-            .map_err(|e| CommandError::Usage(format!("settings: {e}")))?;
+        settings::resolve(&loaded.config.settings, &settings::Flags { jobs: cli.jobs })?;
     if let Command::Check = cli.command {
         report::log(&format!(
             "{}: ok ({}, {})",
@@ -142,17 +236,16 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Box<dyn std::error::Error + Send + Sy
         .num_threads(jobs)
         .thread_name(|i| format!("hoist-{i}"))
         .build()
-        .map_err(|e| CommandError::Usage(format!("cannot start {jobs} worker threads: {e}")))?;
+        .map_err(|reason| CommandError::ThreadPool { jobs, reason })?;
     let stores = Stores::new(loaded.clone(), jobs);
-    let status = pool.install(|| match &cli.command {
+    pool.install(|| match &cli.command {
         Command::Ls { target } => ls(&stores, target),
         Command::Promote(args) => promote(&stores, args, loaded.config.settings.retries),
         Command::Plan(args) => plan_command(&stores, &loaded, rules, args),
         Command::Apply(args) => apply(&stores, &loaded, rules, args),
         Command::Verify(args) => verify_command(&stores, &loaded, rules, args),
         Command::Schema { .. } | Command::Check => Ok(ExitStatus::Success),
-    })?;
-    Ok(status)
+    })
 }
 
 fn load_config(path: Option<&Path>, required: bool) -> Result<LoadedConfig, CommandError> {
@@ -161,9 +254,7 @@ fn load_config(path: Option<&Path>, required: bool) -> Result<LoadedConfig, Comm
         None if Path::new(DEFAULT_CONFIG).is_file() => {
             Ok(LoadedConfig::load(Path::new(DEFAULT_CONFIG))?)
         }
-        None if required => Err(CommandError::Usage(format!(
-            "no {DEFAULT_CONFIG} in this directory: pass -c FILE or set HOIST_CONFIG"
-        ))),
+        None if required => Err(CommandError::NoConfigFile),
         None => Ok(LoadedConfig {
             base_dir: PathBuf::from("."),
             ..LoadedConfig::default()
@@ -171,58 +262,40 @@ fn load_config(path: Option<&Path>, required: bool) -> Result<LoadedConfig, Comm
     }
 }
 
+/// The scope a command's flags ask for: `--rule` names, and the shard from
+/// `--shard` or, with `--shard-from-env`, from an Indexed Job's environment.
+fn scope_of(args: &ScopeArgs) -> Result<Scope, CommandError> {
+    let shard = match args.shard_from_env {
+        true => Some(settings::shard_from_env()?),
+        false => args.shard,
+    };
+    Ok(Scope {
+        rules: args.rules.clone(),
+        shard,
+    })
+}
+
 /// Discovers and plans the rules in scope, through read-only handles only.
 fn make_plan(
     stores: &Stores,
     loaded: &LoadedConfig,
     rules: RuleSet,
-    only: &[String],
-    shard: Option<(u32, u32)>,
+    scope: &Scope,
 ) -> Result<Plan, CommandError> {
     let all_rules = rules.clone();
-    let rules = rules.only(only).map_err(CommandError::Usage)?;
-    let names: BTreeSet<&String> = rules
-        .rules
-        .iter()
-        .flat_map(|r| std::iter::once(&r.from).chain(&r.to))
-        .collect();
-    let mut handles = Handles::new();
-    let mut registries = BTreeMap::new();
-    for name in names {
-        let store = stores.open(&Location::Named(name.clone()))?;
-        handles.insert(name.clone(), ReadOnly::new(store));
-        if let Some(registry) = loaded.config.registries.get(name) {
-            registries.insert(name.clone(), registry.url.clone());
-        }
-    }
+    let rules = rules.only(&scope.rules)?;
+    let (handles, registries) = read_handles(stores, loaded, &rules)?;
     let started = Instant::now();
     let inventory = discover(&rules, &handles)?;
-    let plan = plan::build(&rules, &inventory, registries, shard).map_err(|conflicts| {
-        // The first conflicts show the pattern; hundreds more would bury it.
-        const SHOWN: usize = 10;
-        let mut problems: Vec<_> = conflicts.iter().take(SHOWN).map(|c| c.problem()).collect();
-        if conflicts.len() > SHOWN
-            && let Some(last) = problems.last_mut()
-        {
-            last.message = format!(
-                "{} (and {} more conflicts like these)",
-                last.message,
-                conflicts.len() - SHOWN
-            );
-        }
-        match loaded.validate(problems) {
-            Err(error) => CommandError::Config(error),
-            Ok(()) => CommandError::Usage("conflicting rules".to_string()),
-        }
-    })?;
-    let mut plan = plan;
-    if !only.is_empty() {
+    let mut plan = plan::build(&rules, &inventory, registries, scope.shard)
+        .map_err(|conflicts| conflict_error(loaded, &conflicts))?;
+    if !scope.rules.is_empty() {
         // Rules left out may read the same source tags: never move under --rule
         // what another rule still has to copy from that registry.
         let others: BTreeSet<&str> = all_rules
             .rules
             .iter()
-            .filter(|r| !only.contains(&r.name))
+            .filter(|r| !scope.rules.contains(&r.name))
             .map(|r| r.from.as_str())
             .collect();
         plan::keep_moves_within(&mut plan.entries, |e| {
@@ -240,14 +313,58 @@ fn make_plan(
     Ok(plan)
 }
 
+/// Read-only handles on every registry the rules name, and their addresses
+/// as configured (for the plan).
+fn read_handles(
+    stores: &Stores,
+    loaded: &LoadedConfig,
+    rules: &RuleSet,
+) -> Result<(Handles, BTreeMap<String, String>), CommandError> {
+    let names: BTreeSet<&String> = rules
+        .rules
+        .iter()
+        .flat_map(|r| std::iter::once(&r.from).chain(&r.to))
+        .collect();
+    let mut handles = Handles::new();
+    let mut registries = BTreeMap::new();
+    for name in names {
+        let store = stores.open(&Location::Named(name.clone()))?;
+        handles.insert(name.clone(), ReadOnly::new(store));
+        if let Some(registry) = loaded.config.registries.get(name) {
+            registries.insert(name.clone(), registry.url.clone());
+        }
+    }
+    Ok((handles, registries))
+}
+
+/// Conflicting rules, as diagnostics pointing at both rules in the file.
+fn conflict_error(loaded: &LoadedConfig, conflicts: &[plan::Conflict]) -> CommandError {
+    // The first conflicts show the pattern; hundreds more would bury it.
+    const SHOWN: usize = 10;
+    let mut problems: Vec<_> = conflicts.iter().take(SHOWN).map(|c| c.problem()).collect();
+    if conflicts.len() > SHOWN
+        && let Some(last) = problems.last_mut()
+    {
+        last.message = format!(
+            "{} (and {} more conflicts like these)",
+            last.message,
+            conflicts.len() - SHOWN
+        );
+    }
+    match loaded.validate(problems) {
+        Err(error) => CommandError::Config(error),
+        Ok(()) => CommandError::Conflicts,
+    }
+}
+
 fn plan_command(
     stores: &Stores,
     loaded: &LoadedConfig,
     rules: RuleSet,
     args: &PlanArgs,
 ) -> Result<ExitStatus, CommandError> {
-    let shard = args.scope.shard().map_err(CommandError::Usage)?;
-    let plan = make_plan(stores, loaded, rules, &args.scope.rules, shard)?;
+    let scope = scope_of(&args.scope)?;
+    let plan = make_plan(stores, loaded, rules, &scope)?;
     match args.format {
         PlanFormat::Table => report::print_raw(&plan::render_table(&plan)),
         PlanFormat::Json => report::print_raw(&to_json(&plan)?),
@@ -268,10 +385,10 @@ fn apply(
     args: &ApplyArgs,
 ) -> Result<ExitStatus, CommandError> {
     let started = Instant::now();
-    let shard = args.scope.shard().map_err(CommandError::Usage)?;
+    let scope = scope_of(&args.scope)?;
     let plan = match &args.plan {
-        Some(path) => read_plan(path, &args.scope.rules, shard)?,
-        None => make_plan(stores, loaded, rules, &args.scope.rules, shard)?,
+        Some(path) => read_plan(path, &scope)?,
+        None => make_plan(stores, loaded, rules, &scope)?,
     };
     report::print_raw(&plan::render_table(&plan));
     if args.dry_run {
@@ -282,9 +399,9 @@ fn apply(
         plan: &plan,
         stores: &handles,
         check_preconditions: args.plan.is_some(),
-        progress: args.output.progress,
+        progress: args.output.progress.into(),
         report: args.output.report.as_deref(),
-        shard,
+        shard: scope.shard,
         started,
         retries: loaded.config.settings.retries,
     };
@@ -298,26 +415,15 @@ struct Run<'a> {
     check_preconditions: bool,
     progress: ProgressMode,
     report: Option<&'a Path>,
-    shard: Option<(u32, u32)>,
+    shard: Option<Shard>,
     started: Instant,
     retries: u32,
 }
 
 impl Run<'_> {
     fn execute(&self) -> Result<ExitStatus, CommandError> {
-        let images: std::collections::BTreeSet<(&str, &str, &str)> = self
-            .plan
-            .entries
-            .iter()
-            .filter(|e| e.changes())
-            .map(|e| {
-                (
-                    e.target.registry.as_str(),
-                    e.target.repository.as_str(),
-                    e.target_digest(),
-                )
-            })
-            .collect();
+        // The same images the executor writes and the estimate counts.
+        let images = plan::images_to_write(&self.plan.entries, |_| true);
         let progress = Progress::new(
             self.progress,
             images.len() as u64,
@@ -358,34 +464,25 @@ impl Run<'_> {
     }
 }
 
-/// Reads a reviewed plan, narrowed to `rules` and `shard`.
-fn read_plan(
-    path: &Path,
-    rules: &[String],
-    shard: Option<(u32, u32)>,
-) -> Result<Plan, CommandError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CommandError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let mut plan: Plan = serde_json::from_str(&text).map_err(|e| {
-        CommandError::Usage(format!(
-            "{} is not a plan (plan --out): {e}",
-            path.display()
-        ))
+/// Reads a reviewed plan, narrowed to the scope.
+fn read_plan(path: &Path, scope: &Scope) -> Result<Plan, CommandError> {
+    let shown = || path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|reason| PlanFileProblem::Read {
+        path: shown(),
+        reason,
+    })?;
+    let mut plan: Plan = serde_json::from_str(&text).map_err(|reason| PlanFileProblem::Parse {
+        path: shown(),
+        reason,
     })?;
     if plan.format != plan::PLAN_FORMAT {
-        return Err(CommandError::Usage(format!(
-            "{} has plan format {}; this hoist reads format {}",
-            path.display(),
-            plan.format,
-            plan::PLAN_FORMAT
-        )));
+        return Err(PlanFileProblem::Format {
+            path: shown(),
+            found: plan.format,
+        }
+        .into());
     }
-    let in_scope = |e: &plan::PlanEntry| {
-        (rules.is_empty() || e.rules.iter().any(|r| rules.contains(r)))
-            && shard.is_none_or(|(k, n)| plan::shard_of(&e.target.repository, n) == k)
-    };
-    plan::keep_moves_within(&mut plan.entries, in_scope);
-    plan.entries.retain(in_scope);
+    scope.narrow(&mut plan.entries);
     Ok(plan)
 }
 
@@ -401,10 +498,11 @@ fn open_plan_stores(
         let location = match loaded.config.registries.get(name) {
             Some(configured) if configured.url == *url => Location::Named(name.clone()),
             Some(configured) => {
-                return Err(CommandError::Usage(format!(
-                    "the plan has registry `{name}` at {url}, the configuration at {}",
-                    configured.url
-                )));
+                return Err(CommandError::PlanRegistry {
+                    name: name.clone(),
+                    planned: url.clone(),
+                    configured: configured.url.clone(),
+                });
             }
             None => match url.strip_prefix(OCI_LAYOUT_SCHEME) {
                 Some(dir) => Location::OciLayout(dir.into()),
@@ -422,8 +520,8 @@ fn verify_command(
     rules: RuleSet,
     args: &VerifyArgs,
 ) -> Result<ExitStatus, CommandError> {
-    let shard = args.scope.shard().map_err(CommandError::Usage)?;
-    let plan = make_plan(stores, loaded, rules, &args.scope.rules, shard)?;
+    let scope = scope_of(&args.scope)?;
+    let plan = make_plan(stores, loaded, rules, &scope)?;
     let handles = open_plan_stores(stores, loaded, &plan)?;
     let problems = crate::verify::verify(&plan, &handles);
     if problems.is_empty() {
@@ -446,14 +544,10 @@ fn promote(stores: &Stores, args: &PromoteArgs, retries: u32) -> Result<ExitStat
     let started = Instant::now();
     let is_name = |name: &str| stores.is_registry_name(name);
     let source = Reference::parse(&args.source, &is_name)?;
-    let destination =
-        crate::promote::destination(args, &source, &is_name).map_err(CommandError::Usage)?;
-    for platform in &args.platforms {
-        if platform.split('/').count() < 2 {
-            return Err(CommandError::Usage(format!(
-                "--platform `{platform}`: expected OS/ARCH or OS/ARCH/VARIANT"
-            )));
-        }
+    let destination = crate::promote::destination(args, &source, &is_name)
+        .map_err(|e| CommandError::Destination(Box::new(e)))?;
+    if let Some(bad) = args.platforms.iter().find(|p| p.split('/').count() < 2) {
+        return Err(CommandError::Platform(bad.clone()));
     }
     let source_store = stores.open(&source.location)?;
     let target_store = stores.open(&destination.target.location)?;
@@ -464,10 +558,10 @@ fn promote(stores: &Stores, args: &PromoteArgs, retries: u32) -> Result<ExitStat
         target_store.as_ref(),
         &args.platforms,
     )
-    .map_err(|message| CommandError::Promote {
+    .map_err(|cause| CommandError::Promote {
         source_ref: source.to_string(),
         target_ref: destination.target.to_string(),
-        cause: message,
+        cause: Box::new(cause),
     })?;
     report::print_raw(&plan::render_table(&plan));
     if args.dry_run {
@@ -481,7 +575,7 @@ fn promote(stores: &Stores, args: &PromoteArgs, retries: u32) -> Result<ExitStat
         plan: &plan,
         stores: &handles,
         check_preconditions: false,
-        progress: args.output.progress,
+        progress: args.output.progress.into(),
         report: args.output.report.as_deref(),
         shard: None,
         started,

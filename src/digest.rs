@@ -74,9 +74,10 @@ impl Digest {
         &self.hex
     }
 
-    /// The first 12 hex digits, for tables.
-    pub fn short(&self) -> &str {
-        &self.hex[..12]
+    /// The algorithm and the first 12 hex digits (`sha256:0123456789ab`):
+    /// enough of a digest for people.
+    pub fn short(&self) -> String {
+        format!("{}:{}", self.algorithm(), &self.hex[..12])
     }
 }
 
@@ -301,7 +302,7 @@ mod tests {
     #[test]
     fn parses_and_rejects() {
         let d: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
-        assert_eq!(d.short(), "aaaaaaaaaaaa");
+        assert_eq!(d.short(), "sha256:aaaaaaaaaaaa");
         for bad in [
             "sha256:../../etc",
             "sha256:ABC",

@@ -9,10 +9,10 @@ use std::fmt;
 use rayon::prelude::*;
 
 use crate::digest::Digest;
-use crate::execute::tree::read_tree;
 use crate::plan::{self, ImageContents, Inventory, RepoKey, TagKey};
 use crate::registry::ReadOnly;
 use crate::rules::RuleSet;
+use crate::tree::read_tree;
 
 /// Every read that failed while discovering.
 #[derive(Debug)]
@@ -303,13 +303,8 @@ fn image_contents(
     repository: &str,
     digest: &Digest,
 ) -> Result<ImageContents, String> {
-    let fetch = |d: &str| {
-        handle
-            .manifest_get(repository, d)
-            .map_err(|e| e.to_string())
-    };
-    let digest = digest.to_string();
-    let tree = read_tree(&fetch, repository, &digest, &[], &digest)?;
+    let fetch = |d: &str| handle.manifest_get(repository, d);
+    let tree = read_tree(&fetch, repository, digest, &[], digest).map_err(|e| e.to_string())?;
     let mut manifests: Vec<Digest> = tree.manifests.iter().map(|m| m.digest.clone()).collect();
     // The root is the image itself, not a child.
     manifests.pop();

@@ -21,4 +21,5 @@ pub mod report;
 pub mod rules;
 pub mod seed;
 pub mod settings;
+pub mod tree;
 pub mod verify;

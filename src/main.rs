@@ -5,17 +5,5 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = hoist::cli::Cli::parse();
-    let detailed = cli.detailed_exitcode();
-    match hoist::commands::run(cli) {
-        Ok(status) => status.into(),
-        Err(error) => {
-            hoist::report::print_error(error.as_ref());
-            if detailed {
-                hoist::commands::ExitStatus::Failure.into()
-            } else {
-                hoist::commands::ExitStatus::from_error(error.as_ref()).into()
-            }
-        }
-    }
+    hoist::commands::run(hoist::cli::Cli::parse()).into()
 }

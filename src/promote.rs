@@ -10,6 +10,34 @@ use crate::reference::{Location, Reference, validate_tag};
 use crate::registry::Registry;
 use crate::rules::{Template, Values, Variable, tag_version};
 
+/// Why an image cannot be promoted as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    /// A reference, repository or tag on the command line is malformed.
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
+    /// The command line asks for something that cannot be done; says what to change.
+    #[error("{0}")]
+    Arguments(String),
+    /// A `--semver-template` that does not parse or render.
+    #[error("--semver-template `{template}`: {problem}")]
+    Template {
+        /// The template as given.
+        template: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The source tag or digest is not in the source.
+    #[error("{0} not found")]
+    SourceMissing(String),
+    /// The `--platform` filter cannot be applied.
+    #[error("--platform: {0}")]
+    Platforms(String),
+    /// Reading the source or the target failed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+}
+
 /// Stevedore's default semantic-version tags.
 pub const DEFAULT_SEMVER_TEMPLATES: [&str; 2] = ["{major}.{minor}.{patch}", "{major}.{minor}"];
 
@@ -28,16 +56,16 @@ pub fn destination(
     args: &PromoteArgs,
     source: &Reference,
     is_name: &dyn Fn(&str) -> bool,
-) -> Result<Destination, String> {
+) -> Result<Destination, PromoteError> {
     let mut target = match &args.target {
-        Some(text) => Reference::parse(text, is_name).map_err(|e| e.to_string())?,
+        Some(text) => Reference::parse(text, is_name)?,
         None => source.clone(),
     };
     if target.digest.is_some() && args.target.is_some() {
-        return Err(format!(
+        return Err(PromoteError::Arguments(format!(
             "the target `{}` names a digest; name a repository and optionally a tag",
             args.target.as_deref().unwrap_or_default()
-        ));
+        )));
     }
     // A tag in TARGET is the main tag; so is the source's, failing that.
     let explicit_tag = if args.target.is_some() {
@@ -68,15 +96,14 @@ pub fn destination(
         .copied()
         .collect::<Vec<_>>()
         .join("/");
-    crate::reference::validate_repository(&target.repository, &target.repository)
-        .map_err(|e| e.to_string())?;
+    crate::reference::validate_repository(&target.repository, &target.repository)?;
     if target.location == source.location
         && target.repository == source.repository
         && args.tags.is_empty()
         && explicit_tag.is_none()
         && !args.semver_tags
     {
-        return Err("the target is the source itself: give a TARGET, --registry, --namespace, --name or --tag".to_string());
+        return Err(PromoteError::Arguments("the target is the source itself: give a TARGET, --registry, --namespace, --name or --tag".to_string()));
     }
 
     let source_tag = source.tag.clone();
@@ -93,10 +120,10 @@ pub fn destination(
     match &main {
         Some(main) => push(main.clone(), true),
         None => {
-            return Err(format!(
+            return Err(PromoteError::Arguments(format!(
                 "`{}` names no tag: give --tag for the target",
                 args.source
-            ));
+            )));
         }
     }
     if args.keep_source_tag
@@ -109,12 +136,14 @@ pub fn destination(
     }
     if args.semver_tags {
         let Some(tag) = &source_tag else {
-            return Err("--semver-tags needs a source tag that is a semantic version".to_string());
+            return Err(PromoteError::Arguments(
+                "--semver-tags needs a source tag that is a semantic version".to_string(),
+            ));
         };
         let Some(version) = tag_version(tag) else {
-            return Err(format!(
+            return Err(PromoteError::Arguments(format!(
                 "--semver-tags: the source tag `{tag}` is not a semantic version (e.g. 1.4.2 or v1.4.2-rc.1)"
-            ));
+            )));
         };
         let templates: Vec<String> = if args.semver_templates.is_empty() {
             DEFAULT_SEMVER_TEMPLATES
@@ -125,22 +154,26 @@ pub fn destination(
             args.semver_templates.clone()
         };
         for text in templates {
-            let template = Template::parse(&text, &Variable::ALL)
-                .map_err(|e| format!("--semver-template `{text}`: {} ({})", e.message, e.help))?;
+            let template =
+                Template::parse(&text, &Variable::ALL).map_err(|e| PromoteError::Template {
+                    template: text.clone(),
+                    problem: format!("{} ({})", e.message, e.help),
+                })?;
             let rendered = template
                 .render(&Values {
                     tag,
                     version: Some(&version),
                     path: &source.repository,
                 })
-                .ok_or_else(|| {
-                    format!("--semver-template `{text}` cannot be rendered for `{tag}`")
+                .ok_or_else(|| PromoteError::Template {
+                    template: text.clone(),
+                    problem: format!("cannot be rendered for `{tag}`"),
                 })?;
             push(rendered, false);
         }
     }
     for (tag, _) in &tags {
-        validate_tag(tag, tag).map_err(|e| e.to_string())?;
+        validate_tag(tag, tag)?;
     }
     Ok(Destination { target, tags })
 }
@@ -153,18 +186,15 @@ pub fn plan(
     destination: &Destination,
     target_store: &dyn Registry,
     platforms: &[String],
-) -> Result<Plan, String> {
+) -> Result<Plan, PromoteError> {
     let reference = source.manifest_reference();
     let head = source_store
-        .manifest_head(&source.repository, &reference)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{source} not found"))?;
+        .manifest_head(&source.repository, &reference)?
+        .ok_or_else(|| PromoteError::SourceMissing(source.to_string()))?;
     let mut target_digest = None;
     if !platforms.is_empty() && crate::manifest::is_index(&head.media_type) {
-        let index = source_store
-            .manifest_get(&source.repository, &head.digest.to_string())
-            .map_err(|e| e.to_string())?;
-        let filtered = filter_index(&index, platforms).map_err(|e| format!("--platform: {e}"))?;
+        let index = source_store.manifest_get(&source.repository, &head.digest.to_string())?;
+        let filtered = filter_index(&index, platforms).map_err(PromoteError::Platforms)?;
         target_digest = Some(filtered.digest.to_string());
     }
     let source_name = source.location.to_string();
@@ -175,8 +205,7 @@ pub fn plan(
     let mut summary = Summary::default();
     for (tag, early) in &destination.tags {
         let current = target_store
-            .manifest_head(&destination.target.repository, tag)
-            .map_err(|e| e.to_string())?
+            .manifest_head(&destination.target.repository, tag)?
             .map(|h| h.digest.to_string());
         let action = match &current {
             None => Action::Create,
@@ -240,10 +269,13 @@ mod tests {
         }
     }
 
+    /// The tags `hoist promote LINE` writes, or its error as a user reads it.
     fn tags_for(line: &[&str]) -> Result<Vec<String>, String> {
         let args = args(line);
         let source = Reference::parse(&args.source, &|_| false).unwrap();
-        destination(&args, &source, &|_| false).map(|d| d.tags.into_iter().map(|t| t.0).collect())
+        destination(&args, &source, &|_| false)
+            .map(|d| d.tags.into_iter().map(|t| t.0).collect())
+            .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -41,18 +41,8 @@ pub fn log(message: &str) {
     }
 }
 
-/// Renders an error on stderr: miette's graphical form for diagnostics with
-/// source spans, the cause chain otherwise.
-pub fn print_error(error: &(dyn std::error::Error + Send + Sync + 'static)) {
-    // Diagnostics that point into a file get miette's graphical form; every
-    // other error stays one greppable line per cause.
-    if let Some(command @ crate::commands::CommandError::Config(_)) =
-        error.downcast_ref::<crate::commands::CommandError>()
-        && let Some(rendered) = render_diagnostic(command)
-    {
-        log(rendered.trim_end());
-        return;
-    }
+/// Renders an error on stderr, one greppable line per cause.
+pub fn print_error(error: &dyn std::error::Error) {
     let mut message = format!("error: {error}");
     let mut source = error.source();
     while let Some(cause) = source {

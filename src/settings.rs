@@ -6,6 +6,24 @@ use figment::providers::{Env, Serialized};
 use serde::Serialize;
 
 use crate::config::Settings;
+use crate::plan::{Shard, ShardError};
+
+/// Settings that make no sense, or an environment that lacks what a flag needs.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A layer holds a value of the wrong type; says which variable or file.
+    #[error("settings: {0}")]
+    Invalid(String),
+    /// A count that must be positive is 0.
+    #[error("settings: `{0}` must be at least 1")]
+    Zero(&'static str),
+    /// `--shard-from-env` without the Indexed Job's variables.
+    #[error("--shard-from-env: {0} is not set")]
+    MissingVariable(&'static str),
+    /// `--shard-from-env` with variables that are not a shard.
+    #[error("--shard-from-env: {0}")]
+    Shard(ShardError),
+}
 
 /// Settings given as command-line flags; `None` leaves the lower layers' value.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -19,20 +37,30 @@ pub struct Flags {
 pub const ENV_KEYS: [&str; 3] = ["jobs", "retries", "timeout_secs"];
 
 /// Resolves the layers into the settings of this run.
-pub fn resolve(file: &Settings, flags: &Flags) -> Result<Settings, String> {
+pub fn resolve(file: &Settings, flags: &Flags) -> Result<Settings, SettingsError> {
     let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
         .merge(Serialized::defaults(file))
         .merge(Env::prefixed("HOIST_").only(&ENV_KEYS))
         .merge(Serialized::defaults(flags))
         .extract()
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| SettingsError::Invalid(describe(&e)))?;
     if settings.jobs == 0 {
-        return Err("`jobs` must be at least 1".to_string());
+        return Err(SettingsError::Zero("jobs"));
     }
     if settings.timeout_secs == 0 {
-        return Err("`timeout_secs` must be at least 1".to_string());
+        return Err(SettingsError::Zero("timeout_secs"));
     }
     Ok(settings)
+}
+
+/// The shard of a Kubernetes Indexed Job: K from `JOB_COMPLETION_INDEX`,
+/// N from `HOIST_SHARD_COUNT` (`--shard-from-env`).
+pub fn shard_from_env() -> Result<Shard, SettingsError> {
+    let read =
+        |name: &'static str| std::env::var(name).map_err(|_| SettingsError::MissingVariable(name));
+    let k = read("JOB_COMPLETION_INDEX")?;
+    let n = read("HOIST_SHARD_COUNT")?;
+    format!("{k}/{n}").parse().map_err(SettingsError::Shard)
 }
 
 /// Names the environment variable a bad value came from (`HOIST_JOBS`),
@@ -76,7 +104,7 @@ mod tests {
             let resolved = resolve(&file, &Flags { jobs: Some(2) }).unwrap();
             assert_eq!(resolved.jobs, 2);
             jail.set_env("HOIST_JOBS", "many");
-            let error = resolve(&file, &Flags::default()).unwrap_err();
+            let error = resolve(&file, &Flags::default()).unwrap_err().to_string();
             assert!(error.contains("HOIST_JOBS"), "{error}");
             Ok(())
         });

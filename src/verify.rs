@@ -7,10 +7,10 @@ use rayon::prelude::*;
 
 use crate::digest::Digest;
 use crate::execute::StoreMap;
-use crate::execute::tree::{MAX_DEPTH, is_stored};
 use crate::manifest::Manifest;
 use crate::plan::{Action, Plan, PlanEntry, short_digest};
 use crate::registry::Registry;
+use crate::tree::{MAX_DEPTH, is_stored};
 
 /// Problems found, one line each, in plan order.
 pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {

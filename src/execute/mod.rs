@@ -1,14 +1,229 @@
 //! Executing plans: a graph of blob, manifest and tag jobs on the rayon pool,
 //! in an order that never exposes an incomplete image.
+//!
+//! 1. every image to write (target repository × digest) that a target tag
+//!    already points at, by the plan, needs no blob or manifest work; the
+//!    others are copied without asking the target first: what it turns out
+//!    to hold costs the blob step one request per blob, not a copy
+//!    (`preconditions.rs`);
+//! 2. the others' manifest trees are read from the source, once per source
+//!    digest (a `platforms` filter builds the new index here); planning
+//!    already read the roots, and the stores keep what they read;
+//! 3. one job per blob per target registry (`graph.rs`, pure): it crosses
+//!    the network once (or is mounted from the source repository when source
+//!    and target are one registry), then is mounted into every other
+//!    repository needing it (`blobs.rs`);
+//! 4. when an image's last blob is in, its child manifests are written by
+//!    digest, then its tags (the first tag's PUT stores the manifest itself;
+//!    `manifests.rs`), then its referrers (`referrers.rs`);
+//! 5. when every image of a target repository is done, its floating and
+//!    attached tags are written, each only if its own image made it
+//!    (`scheduler.rs`); last, moved source tags are deleted (`moves.rs`).
+//!
+//! A tag is written only after everything it references is in the target,
+//! so killing the run at any moment leaves no tag on an incomplete image.
 
+mod blobs;
+mod error;
+pub mod graph;
+mod manifests;
+mod moves;
+mod preconditions;
 pub mod progress;
-pub mod run;
+mod referrers;
+mod scheduler;
 mod stats;
+mod status;
 pub mod stop;
 pub mod summary;
-pub mod tree;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+
+pub use error::ExecError;
 pub use progress::{Progress, ProgressMode};
-pub use run::{Options, Outcome, Status, StoreMap, run};
 pub use stats::{CopyStats, CopyStatsSnapshot};
+pub use status::{Outcome, Status};
 pub use summary::{ApplyReport, EntryStatus};
+
+use self::scheduler::{Executor, ImageState};
+use self::status::Statuses;
+use crate::config::Mode;
+use crate::plan::{ImageToWrite, Plan, images_to_write};
+use crate::registry::Registry;
+use crate::registry::limits::RetryPolicy;
+use crate::tree::{Tree, read_tree};
+
+/// Open stores by registry name.
+pub type StoreMap = BTreeMap<String, Arc<dyn Registry>>;
+
+/// How to run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Re-check every entry against the registries first (`apply --plan`):
+    /// refuse those whose source or target moved since planning.
+    pub check_preconditions: bool,
+    /// Retries of a whole blob transfer (streams cannot be replayed request by request).
+    pub retry: RetryPolicy,
+}
+
+/// The open store named `name`.
+fn lookup<'a>(stores: &'a StoreMap, name: &str) -> Result<&'a Arc<dyn Registry>, ExecError> {
+    stores
+        .get(name)
+        .ok_or_else(|| ExecError::StoreNotOpen(name.to_string()))
+}
+
+/// Runs the plan.
+pub fn run(
+    plan: &Plan,
+    stores: &StoreMap,
+    stats: &CopyStats,
+    progress: &Progress,
+    options: Options,
+) -> Outcome {
+    let statuses = Statuses::for_plan(plan);
+    if options.check_preconditions {
+        preconditions::check_reviewed(plan, stores, &statuses);
+    }
+    let images = images_to_write(&plan.entries, |i| statuses.get(i).is_none());
+    let states: Vec<ImageState> = images.iter().map(|_| ImageState::default()).collect();
+    let present = preconditions::present_images(plan, &images, stores, options.check_preconditions);
+    let to_copy: Vec<bool> = present
+        .into_iter()
+        .zip(&states)
+        .map(|(present, state)| match present {
+            Ok(present) => !present,
+            Err(e) => {
+                state.fail(Arc::new(e));
+                false
+            }
+        })
+        .collect();
+    let read = read_trees(&images, &to_copy, stores);
+    let trees: Vec<Option<&Tree>> = read
+        .of_image
+        .iter()
+        .zip(&states)
+        .map(|(tree, state)| match tree.map(|t| &read.trees[t]) {
+            None => None,
+            Some(Ok(tree)) => Some(tree),
+            Some(Err(e)) => {
+                state.fail(e.clone());
+                None
+            }
+        })
+        .collect();
+    let store_ids: graph::StoreIds = stores
+        .iter()
+        .map(|(name, store)| (name.clone(), store.store_id()))
+        .collect();
+    let jobs = graph::blob_jobs(&images, &trees, &store_ids);
+    for job in &jobs {
+        for &i in &job.images {
+            states[i].pending.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let waits = graph::repository_waits(plan, &images);
+    let executor = Executor {
+        plan,
+        images: &images,
+        states: &states,
+        trees: &trees,
+        stores,
+        stats,
+        progress,
+        options,
+        statuses: &statuses,
+        waits: &waits,
+        repository_pending: waits
+            .images
+            .iter()
+            .map(|(repository, n)| (repository.clone(), AtomicUsize::new(*n)))
+            .collect(),
+        mounting: stores
+            .keys()
+            .map(|name| (name.clone(), AtomicBool::new(false)))
+            .collect(),
+    };
+    executor.run(&jobs);
+    finish(plan, statuses.finish(), stores)
+}
+
+/// The manifest trees of the images to copy, each read once per source
+/// image and platform filter however many targets want it, and which tree
+/// each image copies (`None`: nothing to copy).
+struct SourceTrees {
+    trees: Vec<Result<Tree, Arc<ExecError>>>,
+    of_image: Vec<Option<usize>>,
+}
+
+fn read_trees(images: &[ImageToWrite], to_copy: &[bool], stores: &StoreMap) -> SourceTrees {
+    let mut keys: BTreeMap<(&str, &str, &[String]), usize> = BTreeMap::new();
+    let mut first: Vec<&ImageToWrite> = Vec::new();
+    let of_image = images
+        .iter()
+        .zip(to_copy)
+        .map(|(image, copy)| {
+            let source = &image.source;
+            let key = (
+                source.registry.as_str(),
+                source.digest.as_str(),
+                &source.platforms[..],
+            );
+            copy.then(|| {
+                *keys.entry(key).or_insert_with(|| {
+                    first.push(image);
+                    first.len() - 1
+                })
+            })
+        })
+        .collect();
+    let trees = first
+        .into_par_iter()
+        .map(|image| read_source_tree(image, stores).map_err(Arc::new))
+        .collect();
+    SourceTrees { trees, of_image }
+}
+
+/// Reads one image's manifests from its source.
+fn read_source_tree(image: &ImageToWrite, stores: &StoreMap) -> Result<Tree, ExecError> {
+    let source = lookup(stores, &image.source.registry)?;
+    let repository = &image.source.repository;
+    let fetch = |d: &str| source.manifest_get(repository, d);
+    let digest = image.source.digest.parse()?;
+    let expected = image.key.digest.parse()?;
+    let platforms = &image.source.platforms;
+    Ok(read_tree(
+        &fetch, repository, &digest, platforms, &expected,
+    )?)
+}
+
+/// The outcome: statuses, then moved source tags (none once stopped).
+fn finish(plan: &Plan, statuses: Vec<Status>, stores: &StoreMap) -> Outcome {
+    let (moved, mut notes) = match stop::requested() {
+        // Stopped: nothing more is changed, no source tag is deleted.
+        Some(signal) => (
+            Vec::new(),
+            vec![format!(
+                "stopped by {}: transfers in flight were finished, nothing new was started{}",
+                stop::name(signal),
+                if plan.entries.iter().any(|e| e.mode == Mode::Move) {
+                    "; no source tag was deleted"
+                } else {
+                    ""
+                }
+            )],
+        ),
+        None => moves::move_sources(plan, &statuses, stores),
+    };
+    notes.dedup();
+    Outcome {
+        statuses,
+        moved,
+        notes,
+    }
+}

@@ -67,9 +67,6 @@ pub fn name(signal: i32) -> &'static str {
 }
 
 /// Why work was not started.
-pub fn not_started() -> String {
-    format!(
-        "not started: hoist was stopped by {}",
-        requested().map_or("a signal", name)
-    )
+pub fn not_started() -> super::ExecError {
+    super::ExecError::Stopped(requested().map_or("a signal", name))
 }

@@ -4,9 +4,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::run::{Outcome, Status};
 use super::stats::CopyStatsSnapshot;
-use crate::plan::{Plan, PlanEntry};
+use super::status::{Outcome, Status};
+use crate::plan::{Plan, PlanEntry, Shard};
 use crate::report::{count, human_bytes};
 
 /// The version of the report format.
@@ -106,7 +106,7 @@ impl ApplyReport {
         stats: CopyStatsSnapshot,
         requests: (u64, u64),
         duration_secs: f64,
-        shard: Option<(u32, u32)>,
+        shard: Option<Shard>,
     ) -> ApplyReport {
         let mut summary = RunSummary {
             blobs_copied: stats.blobs_copied,
@@ -130,8 +130,8 @@ impl ApplyReport {
                     Status::Promoted => (EntryStatus::Promoted, None),
                     Status::Unchanged => (EntryStatus::Unchanged, None),
                     Status::Blocked => (EntryStatus::Blocked, None),
-                    Status::Refused(why) => (EntryStatus::Refused, Some(why.clone())),
-                    Status::Failed(why) => (EntryStatus::Failed, Some(why.clone())),
+                    Status::Refused(why) => (EntryStatus::Refused, Some(why.to_string())),
+                    Status::Failed(why) => (EntryStatus::Failed, Some(why.to_string())),
                 };
                 match status {
                     EntryStatus::Promoted => summary.promoted += 1,
@@ -155,7 +155,7 @@ impl ApplyReport {
         ApplyReport {
             format: REPORT_FORMAT,
             hoist_version: env!("CARGO_PKG_VERSION").to_string(),
-            shard: shard.map(|(k, n)| format!("{k}/{n}")),
+            shard: shard.map(|shard| shard.to_string()),
             summary,
             entries,
             failures,

@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::image::{ImageToWrite, images_to_write};
 use super::inventory::Inventory;
-use super::{Action, Estimate, PlanEntry};
+use super::{Estimate, PlanEntry};
 use crate::digest::Digest;
 
 /// Estimates the work of the entries that change something.
@@ -13,8 +14,6 @@ pub fn estimate(entries: &[PlanEntry], inventory: &Inventory) -> Estimate {
         complete: true,
         ..Estimate::default()
     };
-    // Per target registry: each image (target repository, digest) once.
-    let mut images: BTreeMap<&str, BTreeSet<(&str, &str, &str)>> = BTreeMap::new();
     // Images a target repository already holds under another tag need no copy.
     let held: BTreeSet<(&str, &str, String)> = inventory
         .target_heads
@@ -23,34 +22,36 @@ pub fn estimate(entries: &[PlanEntry], inventory: &Inventory) -> Estimate {
             (registry.as_str(), repository.as_str(), digest.to_string())
         })
         .collect();
-    for entry in entries {
-        let already_there = held.contains(&(
-            entry.target.registry.as_str(),
-            entry.target.repository.as_str(),
-            entry.source.digest.clone(),
-        ));
-        if matches!(entry.action, Action::Create | Action::Update) && !already_there {
-            images.entry(&entry.target.registry).or_default().insert((
-                &entry.target.repository,
-                &entry.source.registry,
-                &entry.source.digest,
-            ));
+    // Per target registry: the images to write, as apply and progress count them.
+    let mut images: BTreeMap<String, Vec<ImageToWrite>> = BTreeMap::new();
+    for image in images_to_write(entries, |_| true) {
+        let key = &image.key;
+        if !held.contains(&(
+            key.registry.as_str(),
+            key.repository.as_str(),
+            key.digest.clone(),
+        )) {
+            images.entry(key.registry.clone()).or_default().push(image);
         }
     }
-    for (target_registry, images) in images {
+    for (target_registry, images) in &images {
         let target_store = inventory.stores.get(target_registry);
         // blob -> (size, repositories needing it, whether it can come from the same store)
         let mut blobs: BTreeMap<&Digest, (u64, BTreeSet<&str>, bool)> = BTreeMap::new();
         let mut manifests: BTreeSet<(&str, String)> = BTreeSet::new();
-        for (repository, source_registry, digest) in &images {
+        for ImageToWrite { key, source, .. } in images {
+            let repository = key.repository.as_str();
             estimate.images += 1;
-            manifests.insert((repository, digest.to_string()));
+            manifests.insert((repository, key.digest.clone()));
             let same_store =
-                target_store.is_some() && inventory.stores.get(*source_registry) == target_store;
-            let contents = digest
+                target_store.is_some() && inventory.stores.get(&source.registry) == target_store;
+            // A platform-filtered index is counted with the whole index's
+            // contents: an upper bound, as the rest of the estimate.
+            let contents = source
+                .digest
                 .parse::<Digest>()
                 .ok()
-                .and_then(|d| inventory.contents.get(&(source_registry.to_string(), d)));
+                .and_then(|d| inventory.contents.get(&(source.registry.clone(), d)));
             let Some(contents) = contents else {
                 estimate.complete = false;
                 continue;

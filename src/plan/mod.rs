@@ -3,7 +3,9 @@
 
 mod estimate;
 mod expand;
+mod image;
 mod inventory;
+mod scope;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,7 +16,9 @@ use serde::{Deserialize, Serialize};
 pub use expand::{
     Candidate, Expansion, attached_tag_names, expand, matched_repositories, target_probes,
 };
+pub use image::{ImageKey, ImageSource, ImageToWrite, RepositoryKey, images_to_write};
 pub use inventory::{ImageContents, Inventory, RepoKey, TagKey, repo_key, tag_key};
+pub use scope::{Scope, Shard, ShardError, shard_of};
 pub use table::render_table;
 
 use crate::config::{FieldPath, Mode, Overwrite, Part, Problem};
@@ -128,6 +132,20 @@ impl PlanEntry {
         self.floating || self.attached
     }
 
+    /// Whether this late entry follows `regular`, so must not be written
+    /// when `regular` was not: a floating tag follows the version tag of the
+    /// same source tag; an attached tag (`sha256-<hex>.sig`) follows the
+    /// image that is its subject.
+    pub fn follows(&self, regular: &PlanEntry) -> bool {
+        if self.attached {
+            let subject = self.target.tag.split('.').next().unwrap_or("");
+            return regular.target_digest() == subject.replacen('-', ":", 1);
+        }
+        regular.source.registry == self.source.registry
+            && regular.source.repository == self.source.repository
+            && regular.source.tag == self.source.tag
+    }
+
     /// Whether applying writes something.
     pub fn changes(&self) -> bool {
         matches!(self.action, Action::Create | Action::Update)
@@ -217,16 +235,6 @@ impl Plan {
     }
 }
 
-/// The shard a target repository belongs to: FNV-1a, stable across machines and versions.
-pub fn shard_of(repository: &str, n: u32) -> u32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in repository.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash % u64::from(n.max(1))) as u32
-}
-
 /// The JSON Schema of `plan.json`, as checked in under `schemas/`.
 pub fn json_schema() -> String {
     let schema = schemars::schema_for!(Plan);
@@ -301,7 +309,7 @@ pub fn build(
     rules: &RuleSet,
     inventory: &Inventory,
     registries: BTreeMap<String, String>,
-    shard: Option<(u32, u32)>,
+    shard: Option<Shard>,
 ) -> Result<Plan, Vec<Conflict>> {
     let Expansion {
         candidates,
@@ -356,15 +364,16 @@ pub fn build(
         return Err(conflicts);
     }
     block_floating_over_blocked_versions(&mut entries);
-    if let Some((k, n)) = shard {
-        keep_moves_within(&mut entries, |e| shard_of(&e.target.repository, n) == k);
-        entries.retain(|e| shard_of(&e.target.repository, n) == k);
-        skipped.retain(|s| {
-            rules
-                .get(&s.rule)
-                .is_none_or(|r| shard_of(&r.target_repository(&s.repository), n) == k)
-        });
-    }
+    let scope = Scope {
+        rules: Vec::new(),
+        shard,
+    };
+    scope.narrow(&mut entries);
+    skipped.retain(|s| {
+        rules
+            .get(&s.rule)
+            .is_none_or(|r| scope.includes_repository(&r.target_repository(&s.repository)))
+    });
     entries.sort_by(|a, b| {
         (
             &a.target.registry,

@@ -402,7 +402,13 @@ fn shards_split_by_target_repository() {
     let full = plan(&rules, &inventory);
     let mut seen = 0;
     for k in 0..3 {
-        let shard = build(&rules, &inventory, BTreeMap::new(), Some((k, 3))).unwrap();
+        let shard = build(
+            &rules,
+            &inventory,
+            BTreeMap::new(),
+            Some(Shard { index: k, count: 3 }),
+        )
+        .unwrap();
         assert_eq!(shard.summary.create, shard.entries.len());
         assert!(
             shard

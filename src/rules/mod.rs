@@ -131,16 +131,16 @@ impl RuleSet {
     }
 
     /// Only the rules named (all when `names` is empty); an unknown name is an error.
-    pub fn only(self, names: &[String]) -> Result<RuleSet, String> {
+    pub fn only(self, names: &[String]) -> Result<RuleSet, UnknownRule> {
         if names.is_empty() {
             return Ok(self);
         }
         let known: Vec<&str> = self.rules.iter().map(|r| r.name.as_str()).collect();
         if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
-            return Err(format!(
-                "no rule named `{unknown}`: {}",
-                did_you_mean(unknown, &known, "rules")
-            ));
+            return Err(UnknownRule {
+                name: unknown.clone(),
+                hint: did_you_mean(unknown, &known, "rules"),
+            });
         }
         Ok(RuleSet {
             rules: self
@@ -155,6 +155,16 @@ impl RuleSet {
     pub fn get(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)
     }
+}
+
+/// `--rule NAME` names no rule of the configuration.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("no rule named `{name}`: {hint}")]
+pub struct UnknownRule {
+    /// The name given.
+    pub name: String,
+    /// The nearest rule names, or the list of them.
+    pub hint: String,
 }
 
 fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule, Vec<Problem>> {
@@ -458,6 +468,6 @@ mod tests {
         ).unwrap());
         assert!(rules.clone().only(&["apps".into()]).is_ok());
         let err = rules.only(&["aps".into()]).unwrap_err();
-        assert_eq!(err, "no rule named `aps`: did you mean `apps`?");
+        assert_eq!(err.to_string(), "no rule named `aps`: did you mean `apps`?");
     }
 }

@@ -1,0 +1,214 @@
+//! Blob jobs: making one blob present in every target repository that needs
+//! it, with as few bytes moved as the registry allows (HEAD, mount, copy).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::error::ExecError;
+use super::graph::BlobJob;
+use super::progress::Progress;
+use super::scheduler::Executor;
+use super::stats::bump;
+use crate::digest::Digest;
+use crate::registry::{MountOutcome, Registry, RegistryError, UploadSession};
+
+/// What a target repository holds of a blob.
+enum Probe {
+    Present,
+    /// Absent; the registry may have opened the upload already.
+    Absent(Option<UploadSession>),
+}
+
+impl Executor<'_> {
+    /// Makes one blob present in every target repository that needs it.
+    pub(super) fn blob(&self, job: &BlobJob) -> Result<(), ExecError> {
+        let target = self.store(&job.target_registry)?;
+        let source = self.store(&job.source.registry)?;
+        let failed = |source: RegistryError| ExecError::Blob {
+            digest: job.digest.clone(),
+            source: Box::new(source),
+        };
+        let mut landed: Option<&str> = None;
+        for repository in &job.repositories {
+            // From a repository of the same store: mount, nothing moves.
+            let from = match landed {
+                Some(landed) => Some(landed),
+                None if source.store_id() == target.store_id() => {
+                    Some(job.source.repository.as_str())
+                }
+                None => None,
+            }
+            .filter(|from| from != repository);
+            // On a store that mounts, a mount of a blob the repository
+            // already has succeeds too, so it needs no HEAD first. Elsewhere
+            // a refused mount would mean an upload of a blob already there:
+            // ask first.
+            let mounts = self
+                .mounts_work(&job.target_registry)
+                .load(Ordering::Relaxed);
+            let mut session = None;
+            if from.is_none() || !mounts {
+                match self.probe(
+                    &job.target_registry,
+                    target.as_ref(),
+                    repository,
+                    &job.digest,
+                ) {
+                    Ok(Probe::Present) => {
+                        bump(&self.stats.blobs_present, 1);
+                        landed.get_or_insert(repository);
+                        continue;
+                    }
+                    Ok(Probe::Absent(started)) => session = started,
+                    Err(e) => return Err(failed(e)),
+                }
+            }
+            if let Some(from) = from {
+                match target
+                    .blob_mount(repository, &job.digest, from)
+                    .map_err(failed)?
+                {
+                    MountOutcome::Mounted => {
+                        self.mounts_work(&job.target_registry)
+                            .store(true, Ordering::Relaxed);
+                        bump(&self.stats.blobs_mounted, 1);
+                        landed.get_or_insert(repository);
+                        continue;
+                    }
+                    MountOutcome::NotMounted(started) => session = started,
+                }
+            }
+            self.transfer(source.as_ref(), target.as_ref(), job, repository, session)
+                .map_err(failed)?;
+            landed.get_or_insert(repository);
+        }
+        Ok(())
+    }
+
+    /// Set once a store mounted a blob in this run.
+    fn mounts_work(&self, registry: &str) -> &AtomicBool {
+        static UNKNOWN: AtomicBool = AtomicBool::new(false);
+        self.mounting.get(registry).unwrap_or(&UNKNOWN)
+    }
+
+    /// Whether `repository` holds a blob; when it does not, maybe an upload
+    /// already started. A store that has mounted a blob this run is asked
+    /// with a mount from the repository itself, which answers both at once
+    /// (mounted: present; otherwise an upload session for the copy): one
+    /// request instead of a HEAD and a POST. Other stores get the HEAD, so a
+    /// store that never mounts does not get a blob it holds sent twice.
+    fn probe(
+        &self,
+        registry: &str,
+        target: &dyn Registry,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Probe, RegistryError> {
+        if self.mounts_work(registry).load(Ordering::Relaxed) {
+            match target.blob_mount(repository, digest, repository) {
+                Ok(MountOutcome::Mounted) => return Ok(Probe::Present),
+                Ok(MountOutcome::NotMounted(session)) => return Ok(Probe::Absent(session)),
+                // Refused: ask the plain way, from now on.
+                Err(_) => self.mounts_work(registry).store(false, Ordering::Relaxed),
+            }
+        }
+        if target.blob_exists(repository, digest)? {
+            Ok(Probe::Present)
+        } else {
+            Ok(Probe::Absent(None))
+        }
+    }
+
+    /// Streams a blob from the source into one target repository, retrying
+    /// the whole transfer on transient failures.
+    pub(super) fn transfer(
+        &self,
+        source: &dyn Registry,
+        target: &dyn Registry,
+        job: &BlobJob,
+        repository: &str,
+        mut session: Option<UploadSession>,
+    ) -> Result<(), RegistryError> {
+        let mut attempt = 0;
+        loop {
+            let result = (|| {
+                let reader = source.blob_get(&job.source.repository, &job.digest, job.size)?;
+                let mut counted = ProgressReader {
+                    inner: reader,
+                    progress: self.progress,
+                };
+                target.blob_put(
+                    repository,
+                    &job.digest,
+                    job.size,
+                    &mut counted,
+                    session.take(),
+                )
+            })();
+            match result {
+                Ok(()) => {
+                    bump(&self.stats.blobs_copied, 1);
+                    bump(&self.stats.bytes_copied, job.size);
+                    return Ok(());
+                }
+                // The client switched to chunked uploads on the 413: again at once.
+                Err(RegistryError::Status { status: 413, .. }) if attempt == 0 => {}
+                Err(e)
+                    if is_transient(&e)
+                        && attempt < self.options.retry.retries
+                        && super::stop::requested().is_none() =>
+                {
+                    let pause = match &e {
+                        RegistryError::Status {
+                            retry_after: Some(wait),
+                            ..
+                        } => *wait,
+                        _ => self.options.retry.backoff(attempt),
+                    };
+                    if matches!(e, RegistryError::Status { status: 429, .. }) {
+                        // Slow the registry down for every thread, not just this one.
+                        source.throttle(pause);
+                        target.throttle(pause);
+                    } else {
+                        std::thread::sleep(pause);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            attempt += 1;
+        }
+    }
+}
+
+/// Whether an error is worth another attempt.
+pub fn is_transient(error: &RegistryError) -> bool {
+    match error {
+        RegistryError::Transport { .. } => true,
+        RegistryError::Status { status, .. } => {
+            crate::registry::distribution::is_transient_status(*status)
+        }
+        // A stream that broke mid-way; a digest mismatch is not retried.
+        RegistryError::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::TimedOut
+                | std::io::ErrorKind::BrokenPipe
+        ),
+        _ => false,
+    }
+}
+
+/// Counts streamed bytes for the progress display.
+struct ProgressReader<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<R: std::io::Read> std::io::Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.bytes(n as u64);
+        Ok(n)
+    }
+}

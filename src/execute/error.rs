@@ -1,0 +1,114 @@
+//! Why a plan entry was not promoted: the executor's errors, kept as data
+//! until the report renders them.
+
+use crate::digest::Digest;
+use crate::registry::RegistryError;
+use crate::tree::TreeError;
+
+/// Something that stopped an image or a tag from being written.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The plan names a registry the run did not open.
+    #[error("registry `{0}` is not open")]
+    StoreNotOpen(String),
+    /// The image's manifest tree could not be read from the source.
+    #[error(transparent)]
+    Tree(Box<TreeError>),
+    /// The image's manifest tree was never read (an earlier failure).
+    #[error("its manifest was not read")]
+    TreeNotRead,
+    /// The manifest tree came out empty.
+    #[error("empty manifest tree")]
+    EmptyTree,
+    /// A blob could not be made present in the target.
+    #[error("blob {}: {source}", .digest.short())]
+    Blob {
+        /// The blob.
+        digest: Digest,
+        /// What the registry said.
+        source: Box<RegistryError>,
+    },
+    /// A blob of an image being repaired could not be checked or copied.
+    #[error("repairing blob {}: {source}", .digest.short())]
+    RepairBlob {
+        /// The blob.
+        digest: Digest,
+        /// What the registry said.
+        source: Box<RegistryError>,
+    },
+    /// A manifest or tag PUT failed; `what` says which (`writing tag 1.0`).
+    #[error("{what}: {source}")]
+    Write {
+        /// What was being written.
+        what: String,
+        /// What the registry said.
+        source: Box<RegistryError>,
+    },
+    /// A digest in the plan is malformed (a hand-edited plan file).
+    #[error(transparent)]
+    Digest(#[from] crate::digest::InvalidDigest),
+    /// A registry read failed (a precondition check, a present image).
+    #[error(transparent)]
+    Registry(Box<RegistryError>),
+    /// `apply --plan`: the source tag points elsewhere than when the plan was made.
+    #[error("the source {reference} moved since planning: planned {planned}, now {now}")]
+    SourceMoved {
+        /// `registry/repository:tag`.
+        reference: String,
+        /// Short digest the plan saw.
+        planned: String,
+        /// Short digest now, or `absent`.
+        now: String,
+    },
+    /// `apply --plan`: the target tag changed since the plan was made.
+    #[error("the target {reference} changed since planning: planned {planned}, now {now}")]
+    TargetChanged {
+        /// `registry/repository:tag`.
+        reference: String,
+        /// Short digest the plan saw, or `absent`.
+        planned: String,
+        /// Short digest now, or `absent`.
+        now: String,
+    },
+    /// A floating or attached tag whose version tag or subject did not make it.
+    #[error("not written: {repository}:{tag} {why}")]
+    Follows {
+        /// The repository of the tag it follows.
+        repository: String,
+        /// The tag it follows.
+        tag: String,
+        /// `is blocked`, `was refused` or `failed`.
+        why: &'static str,
+    },
+    /// A floating or attached tag whose own image failed.
+    #[error("its image failed")]
+    ImageFailed,
+    /// SIGINT or SIGTERM came before this work started.
+    #[error("not started: hoist was stopped by {0}")]
+    Stopped(&'static str),
+    /// Nothing decided this entry's fate (never expected).
+    #[error("not attempted")]
+    NotAttempted,
+}
+
+impl ExecError {
+    /// The target refused a manifest because it lacks something the manifest
+    /// references: worth repairing the image and trying once more.
+    pub fn lacks_reference(error: &RegistryError) -> bool {
+        ["MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_UNKNOWN"]
+            .iter()
+            .any(|code| error.has_code(code))
+    }
+}
+
+impl From<RegistryError> for ExecError {
+    fn from(error: RegistryError) -> ExecError {
+        ExecError::Registry(Box::new(error))
+    }
+}
+
+impl From<TreeError> for ExecError {
+    fn from(error: TreeError) -> ExecError {
+        ExecError::Tree(Box::new(error))
+    }
+}

@@ -1,0 +1,144 @@
+//! Which jobs a run has and what waits for what: a pure function of the
+//! plan, the images' manifest trees and the stores' identities, so the
+//! graph is unit-tested without a registry. The scheduler only runs it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::digest::Digest;
+use crate::manifest::Descriptor;
+use crate::plan::{ImageToWrite, Plan, RepositoryKey};
+use crate::tree::Tree;
+
+/// Store identities by registry name: equal identities share blobs, so a
+/// blob in one can be mounted into another repository of the same store.
+pub type StoreIds = BTreeMap<String, String>;
+
+/// Where a blob is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobSource {
+    /// Source registry name.
+    pub registry: String,
+    /// Source repository.
+    pub repository: String,
+}
+
+/// One blob for one target store: it crosses the network once, then is
+/// mounted into every other repository needing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobJob {
+    /// Target registry name.
+    pub target_registry: String,
+    /// The blob's digest.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// Where it is read from.
+    pub source: BlobSource,
+    /// Target repositories needing it; it lands in the first, the others mount it.
+    pub repositories: BTreeSet<String>,
+    /// Images (indexes into the run's images) waiting for it.
+    pub images: Vec<usize>,
+}
+
+impl BlobJob {
+    /// A job for one blob into one repository, waited on by no image (a
+    /// repair, a referrer's blob).
+    pub fn single(
+        target_registry: &str,
+        blob: &Descriptor,
+        source: BlobSource,
+        repository: &str,
+    ) -> BlobJob {
+        BlobJob {
+            target_registry: target_registry.to_string(),
+            digest: blob.digest.clone(),
+            size: blob.size,
+            source,
+            repositories: BTreeSet::from([repository.to_string()]),
+            images: Vec::new(),
+        }
+    }
+}
+
+/// The blob jobs of the images to copy (`trees[i]` is image `i`'s tree, or
+/// `None` for an image needing no copy): one per blob per target store, the
+/// most shared first (shared base layers gate the most images). A job reads
+/// from a repository of the target's own store when one of its images comes
+/// from there, so no bytes move.
+pub fn blob_jobs(
+    images: &[ImageToWrite],
+    trees: &[Option<&Tree>],
+    stores: &StoreIds,
+) -> Vec<BlobJob> {
+    let same_store = |a: &str, b: &str| stores.get(a).is_some() && stores.get(a) == stores.get(b);
+    let mut jobs: BTreeMap<(&str, &Digest), BlobJob> = BTreeMap::new();
+    for (i, (image, tree)) in images.iter().zip(trees).enumerate() {
+        let (Some(tree), Some(store)) = (tree, stores.get(&image.key.registry)) else {
+            continue;
+        };
+        let source = BlobSource {
+            registry: image.source.registry.clone(),
+            repository: image.source.repository.clone(),
+        };
+        for blob in &tree.blobs {
+            let job = jobs
+                .entry((store, &blob.digest))
+                .or_insert_with(|| BlobJob {
+                    images: Vec::new(),
+                    repositories: BTreeSet::new(),
+                    ..BlobJob::single(&image.key.registry, blob, source.clone(), "")
+                });
+            if same_store(&source.registry, &image.key.registry)
+                && !same_store(&job.source.registry, &image.key.registry)
+            {
+                job.source = source.clone();
+            }
+            job.repositories.insert(image.key.repository.clone());
+            job.images.push(i);
+        }
+    }
+    let mut jobs: Vec<BlobJob> = jobs.into_values().collect();
+    jobs.sort_by_key(|job| std::cmp::Reverse(job.repositories.len()));
+    jobs
+}
+
+/// What waits for what in each target repository: its floating and attached
+/// ("late") tags are written once every image of the repository is done.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RepositoryWaits {
+    /// Images of each repository still to finish.
+    pub images: BTreeMap<RepositoryKey, usize>,
+    /// Late entries of each repository, with the image each points at.
+    pub late: BTreeMap<RepositoryKey, Vec<(usize, usize)>>,
+    /// Every other entry of each repository, whatever its status: what the
+    /// late tags follow.
+    pub regular: BTreeMap<RepositoryKey, Vec<usize>>,
+}
+
+/// The waits of a run writing `images`.
+pub fn repository_waits(plan: &Plan, images: &[ImageToWrite]) -> RepositoryWaits {
+    let mut waits = RepositoryWaits::default();
+    for (i, image) in images.iter().enumerate() {
+        let repository = image.key.repository_key();
+        *waits.images.entry(repository.clone()).or_default() += 1;
+        for &e in &image.entries {
+            if plan.entries[e].is_late() {
+                waits
+                    .late
+                    .entry(repository.clone())
+                    .or_default()
+                    .push((e, i));
+            }
+        }
+    }
+    for (e, entry) in plan.entries.iter().enumerate() {
+        if !entry.is_late() {
+            waits
+                .regular
+                .entry(entry.repository_key())
+                .or_default()
+                .push(e);
+        }
+    }
+    waits
+}

@@ -1,0 +1,165 @@
+//! Writing an image once its blobs are in: child manifests by digest, then
+//! the root (stored by its first tag's PUT), then tags. A PUT the registry
+//! refuses for something it lacks repairs the image and tries once more.
+
+use super::error::ExecError;
+use super::graph::{BlobJob, BlobSource};
+use super::scheduler::Executor;
+use super::stats::bump;
+use crate::plan::{ImageToWrite, PlanEntry, short_digest};
+use crate::registry::{Registry, RegistryError};
+use crate::tree::Tree;
+
+impl Executor<'_> {
+    /// Child manifests, then the root by digest unless a tag stores it;
+    /// then referrers of an image that gets no tag.
+    pub(super) fn write_image(&self, i: usize) -> Result<(), ExecError> {
+        let image = &self.images[i];
+        let target = self.store(&image.key.registry)?;
+        let Some(tree) = self.trees[i] else {
+            // Present in the target already.
+            bump(&self.stats.manifests_present, 1);
+            self.referrers_or_note(image);
+            return Ok(());
+        };
+        // The first tag's PUT stores the root manifest: no PUT by digest before it.
+        let tagged = image
+            .entries
+            .iter()
+            .any(|&e| !self.plan.entries[e].is_late());
+        self.put_manifests(
+            target.as_ref(),
+            &image.key.repository,
+            tree,
+            tagged,
+            Some(image),
+        )?;
+        if !tagged {
+            self.referrers_or_note(image);
+        }
+        Ok(())
+    }
+
+    /// Writes a tree's manifests by digest, children first. A child is PUT
+    /// without asking whether the target has it: rewriting a present one
+    /// costs the registry about what the HEAD would, and a new one (the
+    /// usual case) is then one request instead of two.
+    /// The root is left to the caller when a tag is written next (`tagged`):
+    /// the tag's PUT stores it, and the registry refuses it while anything
+    /// it references is missing, so the tag still lands last.
+    ///
+    /// With `image`, a PUT the registry refuses for a blob or child it
+    /// lacks is repaired (see `repair`) and tried once more.
+    pub(super) fn put_manifests(
+        &self,
+        target: &dyn Registry,
+        repository: &str,
+        tree: &Tree,
+        tagged: bool,
+        image: Option<&ImageToWrite>,
+    ) -> Result<(), ExecError> {
+        let root = tree.manifests.len().saturating_sub(1);
+        for (i, manifest) in tree.manifests.iter().enumerate() {
+            if i == root && tagged {
+                continue;
+            }
+            let digest = manifest.digest.to_string();
+            self.put_or_repair(
+                &format!("writing manifest {}", short_digest(&digest)),
+                image.map(|image| (image, tree)),
+                || target.manifest_put(repository, &digest, manifest),
+            )?;
+            bump(&self.stats.manifests_written, 1);
+        }
+        Ok(())
+    }
+
+    /// Points one tag at its complete image.
+    pub(super) fn write_tag(&self, entry: &PlanEntry, i: usize) -> Result<(), ExecError> {
+        let image = &self.images[i];
+        let target = self.store(&image.key.registry)?;
+        let manifest = match self.trees[i] {
+            Some(tree) => tree.manifests.last().cloned().ok_or(ExecError::EmptyTree)?,
+            // Present already: its bytes are the target's.
+            None => target.manifest_get(&image.key.repository, &image.key.digest)?,
+        };
+        self.put_or_repair(
+            &format!("writing tag {}", entry.target.tag),
+            self.trees[i].map(|tree| (image, tree)),
+            || target.manifest_put(&image.key.repository, &entry.target.tag, &manifest),
+        )?;
+        bump(&self.stats.tags_written, 1);
+        Ok(())
+    }
+
+    /// Runs a manifest PUT. When the registry refuses it for a blob or
+    /// child it lacks and the image's tree is known, the image is repaired
+    /// and the PUT runs once more. `what` begins the error message.
+    fn put_or_repair(
+        &self,
+        what: &str,
+        image: Option<(&ImageToWrite, &Tree)>,
+        put: impl Fn() -> Result<(), RegistryError>,
+    ) -> Result<(), ExecError> {
+        let result = match (put(), image) {
+            (Err(e), Some((image, tree))) if ExecError::lacks_reference(&e) => {
+                self.repair(image, tree, &e)?;
+                put()
+            }
+            (result, _) => result,
+        };
+        result.map_err(|source| ExecError::Write {
+            what: what.to_string(),
+            source: Box::new(source),
+        })
+    }
+
+    /// The target refused a manifest for a blob or child manifest it lacks,
+    /// although the blob step saw or put it there (garbage-collected since,
+    /// or a mount that did not hold). The registry is the truth: every blob
+    /// of the image is asked for again, plainly, and copied when missing,
+    /// then the child manifests are written again. The caller retries once.
+    fn repair(
+        &self,
+        image: &ImageToWrite,
+        tree: &Tree,
+        refused: &RegistryError,
+    ) -> Result<(), ExecError> {
+        crate::report::log(&format!(
+            "note: {}: the registry lacks part of the image ({refused}); checking every blob again",
+            image.key
+        ));
+        let source = self.store(&image.source.registry)?;
+        let target = self.store(&image.key.registry)?;
+        let repository = &image.key.repository;
+        for blob in &tree.blobs {
+            let failed = |source: RegistryError| ExecError::RepairBlob {
+                digest: blob.digest.clone(),
+                source: Box::new(source),
+            };
+            if target
+                .blob_exists(repository, &blob.digest)
+                .map_err(failed)?
+            {
+                continue;
+            }
+            let from = BlobSource {
+                registry: image.source.registry.clone(),
+                repository: image.source.repository.clone(),
+            };
+            let job = BlobJob::single(&image.key.registry, blob, from, repository);
+            self.transfer(source.as_ref(), target.as_ref(), &job, repository, None)
+                .map_err(failed)?;
+        }
+        let root = tree.manifests.len().saturating_sub(1);
+        for child in &tree.manifests[..root] {
+            target
+                .manifest_put(repository, &child.digest.to_string(), child)
+                .map_err(|source| ExecError::Write {
+                    what: format!("repairing manifest {}", child.digest.short()),
+                    source: Box::new(source),
+                })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,222 @@
+//! Runs the graph on the rayon pool: blob jobs first (most shared first);
+//! an image whose last blob is in gets its manifests and tags; a repository
+//! whose images are all done gets its floating and attached tags.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+
+use super::error::ExecError;
+use super::graph::{BlobJob, RepositoryWaits};
+use super::progress::Progress;
+use super::stats::CopyStats;
+use super::status::{Status, Statuses};
+use super::{Options, StoreMap, lookup};
+use crate::plan::{ImageToWrite, Plan, PlanEntry, RepositoryKey};
+use crate::registry::Registry;
+use crate::tree::Tree;
+
+/// Progress of one image through the graph.
+#[derive(Default)]
+pub struct ImageState {
+    /// Blob jobs still to finish.
+    pub pending: AtomicUsize,
+    failure: Mutex<Option<Arc<ExecError>>>,
+    done_ok: AtomicBool,
+}
+
+impl ImageState {
+    /// Records the image's first failure; later ones are consequences.
+    pub fn fail(&self, error: Arc<ExecError>) {
+        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        if failure.is_none() {
+            *failure = Some(error);
+        }
+    }
+
+    /// The image's failure, if it failed.
+    pub fn failure(&self) -> Option<Arc<ExecError>> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Everything the graph's jobs share.
+pub struct Executor<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) images: &'a [ImageToWrite],
+    pub(super) states: &'a [ImageState],
+    /// Each image's manifest tree, when it is copied from the source.
+    pub(super) trees: &'a [Option<&'a Tree>],
+    pub(super) stores: &'a StoreMap,
+    pub(super) stats: &'a CopyStats,
+    pub(super) progress: &'a Progress,
+    pub(super) options: Options,
+    pub(super) statuses: &'a Statuses,
+    pub(super) waits: &'a RepositoryWaits,
+    /// Images left per target repository before its late tags may be written.
+    pub(super) repository_pending: BTreeMap<RepositoryKey, AtomicUsize>,
+    /// Target registries that mounted a blob this run, by name.
+    pub(super) mounting: BTreeMap<String, AtomicBool>,
+}
+
+impl<'a> Executor<'a> {
+    /// The open store named `name`.
+    pub(super) fn store(&self, name: &str) -> Result<&'a Arc<dyn Registry>, ExecError> {
+        lookup(self.stores, name)
+    }
+
+    /// Runs every job to the end.
+    pub fn run(&self, jobs: &[BlobJob]) {
+        rayon::scope(|scope| {
+            for (i, state) in self.states.iter().enumerate() {
+                if state.pending.load(Ordering::Relaxed) == 0 {
+                    scope.spawn(move |scope| self.finish_image(scope, i));
+                }
+            }
+            for job in jobs {
+                scope.spawn(move |scope| {
+                    // After SIGINT or SIGTERM no new transfer starts.
+                    let result = match super::stop::requested() {
+                        Some(_) => Err(Arc::new(super::stop::not_started())),
+                        None => self.blob(job).map_err(Arc::new),
+                    };
+                    for &i in &job.images {
+                        if let Err(e) = &result {
+                            self.states[i].fail(e.clone());
+                        }
+                        if self.states[i].pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                            scope.spawn(move |scope| self.finish_image(scope, i));
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    /// All of an image's blobs are in (or failed): write its manifests and tags.
+    fn finish_image<'s>(&'s self, scope: &rayon::Scope<'s>, i: usize) {
+        let image = &self.images[i];
+        let state = &self.states[i];
+        if state.failure().is_none()
+            && let Err(e) = self.write_image(i)
+        {
+            state.fail(Arc::new(e));
+        }
+        let failure = state.failure();
+        let written = self.write_regular_tags(i, failure.as_ref());
+        if failure.is_none() {
+            if !written.is_empty() && self.trees[i].is_some() {
+                // Referrers name the image as their subject: now it is stored.
+                self.referrers_or_note(image);
+            }
+            state.done_ok.store(true, Ordering::Release);
+        }
+        match &failure {
+            Some(why) => self
+                .progress
+                .image_done(&format!("failed {}: {why}", image.key), true),
+            None => {
+                let tags = if written.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", written.join(", "))
+                };
+                self.progress
+                    .image_done(&format!("promoted {}{tags}", image.key), false)
+            }
+        }
+        let repository = image.key.repository_key();
+        if self
+            .repository_pending
+            .get(&repository)
+            .is_some_and(|n| n.fetch_sub(1, Ordering::AcqRel) == 1)
+        {
+            scope.spawn(move |_| self.late_tags(&repository));
+        }
+    }
+
+    /// The image's version tags, in plan order; the tags written.
+    fn write_regular_tags(&self, i: usize, failure: Option<&Arc<ExecError>>) -> Vec<String> {
+        let mut written = Vec::new();
+        for &e in &self.images[i].entries {
+            let entry = &self.plan.entries[e];
+            if entry.is_late() {
+                continue;
+            }
+            if let Some(why) = failure {
+                self.statuses.set(e, Status::Failed(why.clone()));
+                continue;
+            }
+            match self.write_tag(entry, i) {
+                Ok(()) => {
+                    if written.is_empty() && self.trees[i].is_some() {
+                        // This tag's PUT stored the root manifest.
+                        super::stats::bump(&self.stats.manifests_written, 1);
+                    }
+                    written.push(entry.target.tag.clone());
+                    self.statuses.set(e, Status::Promoted);
+                }
+                Err(why) => self.statuses.set(e, Status::failed(why)),
+            }
+        }
+        written
+    }
+
+    /// Why a late tag must not be written: the version tag a floating tag
+    /// follows, or the image a signature tag belongs to, did not make it.
+    fn blocker(&self, repository: &RepositoryKey, late: &PlanEntry) -> Option<ExecError> {
+        let regular = self.waits.regular.get(repository).into_iter().flatten();
+        for &e in regular {
+            let entry = &self.plan.entries[e];
+            if !late.follows(entry) {
+                continue;
+            }
+            let why = match self.statuses.get(e) {
+                Some(Status::Promoted | Status::Unchanged) | None => continue,
+                Some(Status::Blocked) => "is blocked",
+                Some(Status::Refused(_)) => "was refused",
+                Some(Status::Failed(_)) => "failed",
+            };
+            return Some(ExecError::Follows {
+                repository: entry.target.repository.clone(),
+                tag: entry.target.tag.clone(),
+                why,
+            });
+        }
+        None
+    }
+
+    /// Floating and attached tags of a repository whose images are all done.
+    fn late_tags(&self, repository: &RepositoryKey) {
+        let Some(entries) = self.waits.late.get(repository) else {
+            return;
+        };
+        let results: Vec<(usize, Status)> = entries
+            .par_iter()
+            .map(|&(e, i)| {
+                let entry = &self.plan.entries[e];
+                if !self.states[i].done_ok.load(Ordering::Acquire) {
+                    let why = self.states[i]
+                        .failure()
+                        .unwrap_or_else(|| Arc::new(ExecError::ImageFailed));
+                    return (e, Status::Failed(why));
+                }
+                if let Some(why) = self.blocker(repository, entry) {
+                    return (e, Status::failed(why));
+                }
+                match self.write_tag(entry, i) {
+                    Ok(()) => (e, Status::Promoted),
+                    Err(why) => (e, Status::failed(why)),
+                }
+            })
+            .collect();
+        for (e, status) in results {
+            self.statuses.set(e, status);
+        }
+    }
+}

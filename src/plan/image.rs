@@ -1,0 +1,119 @@
+//! The images a plan writes: one per target repository and digest, derived
+//! in one place so the estimate, the progress total, the executor and
+//! `verify` count the same things.
+
+use std::collections::BTreeMap;
+
+use super::PlanEntry;
+
+/// One image in one target repository: what a tag points at once written.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ImageKey {
+    /// Target registry name.
+    pub registry: String,
+    /// Target repository.
+    pub repository: String,
+    /// The digest the target gets (the source's, or a platform-filtered index's).
+    pub digest: String,
+}
+
+impl ImageKey {
+    /// The target repository the image lands in.
+    pub fn repository_key(&self) -> RepositoryKey {
+        RepositoryKey {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for ImageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = super::short_digest(&self.digest);
+        write!(f, "{}/{}@{short}", self.registry, self.repository)
+    }
+}
+
+/// A repository of a registry, by the registry's configured name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RepositoryKey {
+    /// Registry name.
+    pub registry: String,
+    /// Repository.
+    pub repository: String,
+}
+
+/// Where an image to write is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageSource {
+    /// Source registry name.
+    pub registry: String,
+    /// Source repository.
+    pub repository: String,
+    /// The source manifest's digest.
+    pub digest: String,
+    /// Platforms kept from an index (empty: the index verbatim).
+    pub platforms: Vec<String>,
+}
+
+/// An image the plan writes, with the entries (tags) that point at it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageToWrite {
+    /// Where it lands.
+    pub key: ImageKey,
+    /// Where it comes from (the first entry's source).
+    pub source: ImageSource,
+    /// Indexes of the plan entries writing a tag at it, in plan order.
+    pub entries: Vec<usize>,
+    /// Whether any of those entries carries the image's referrers.
+    pub referrers: bool,
+}
+
+impl PlanEntry {
+    /// The image this entry's tag points at once written.
+    pub fn image_key(&self) -> ImageKey {
+        ImageKey {
+            registry: self.target.registry.clone(),
+            repository: self.target.repository.clone(),
+            digest: self.target_digest().to_string(),
+        }
+    }
+
+    /// The repository this entry writes into.
+    pub fn repository_key(&self) -> RepositoryKey {
+        RepositoryKey {
+            registry: self.target.registry.clone(),
+            repository: self.target.repository.clone(),
+        }
+    }
+}
+
+/// The images that the entries selected by `include` write, one per
+/// [`ImageKey`], in key order. Only entries that change something count.
+pub fn images_to_write(
+    entries: &[PlanEntry],
+    include: impl Fn(usize) -> bool,
+) -> Vec<ImageToWrite> {
+    let mut images: BTreeMap<ImageKey, ImageToWrite> = BTreeMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        if !entry.changes() || !include(i) {
+            continue;
+        }
+        let image = images
+            .entry(entry.image_key())
+            .or_insert_with(|| ImageToWrite {
+                key: entry.image_key(),
+                source: ImageSource {
+                    registry: entry.source.registry.clone(),
+                    repository: entry.source.repository.clone(),
+                    digest: entry.source.digest.clone(),
+                    platforms: entry.platforms.clone(),
+                },
+                entries: Vec::new(),
+                referrers: false,
+            });
+        image.entries.push(i);
+        image.referrers |= entry.referrers;
+    }
+    images.into_values().collect()
+}
