@@ -142,3 +142,7 @@ pub fn repository_waits(plan: &Plan, images: &[ImageToWrite]) -> RepositoryWaits
     }
     waits
 }
+
+#[cfg(test)]
+#[path = "graph_tests.rs"]
+mod tests;

@@ -12,6 +12,23 @@ use crate::digest::Digest;
 use crate::plan::{Plan, short_digest};
 use crate::registry::{Registry, RegistryError};
 
+/// A source tag of the plan: `(registry, repository, tag)`.
+type SourceTag = (String, String, String);
+
+/// What the run did to a source tag's entries.
+struct SourceState {
+    digest: String,
+    all_done: bool,
+    moved: bool,
+}
+
+/// Moved tags and notes on tags kept, as the report lists them.
+#[derive(Default)]
+struct Moves {
+    moved: Vec<String>,
+    notes: Vec<String>,
+}
+
 /// `mode = "move"`: deletes each source tag whose every entry is done. A
 /// registry that cannot delete tags gets the manifest deleted by digest,
 /// only when no other tag of the source repository points at it.
@@ -20,106 +37,127 @@ pub fn move_sources(
     statuses: &[Status],
     stores: &StoreMap,
 ) -> (Vec<String>, Vec<String>) {
-    // (registry, repository, tag) → (digest, all done, any move)
-    let mut sources: BTreeMap<(String, String, String), (String, bool, bool)> = BTreeMap::new();
+    let mut sources: BTreeMap<SourceTag, SourceState> = BTreeMap::new();
     for (entry, status) in plan.entries.iter().zip(statuses) {
-        let slot = sources
-            .entry((
-                entry.source.registry.clone(),
-                entry.source.repository.clone(),
-                entry.source.tag.clone(),
-            ))
-            .or_insert((entry.source.digest.clone(), true, false));
-        slot.1 &= matches!(status, Status::Promoted | Status::Unchanged);
-        slot.2 |= entry.mode == Mode::Move && !entry.is_late();
+        let key = (
+            entry.source.registry.clone(),
+            entry.source.repository.clone(),
+            entry.source.tag.clone(),
+        );
+        let slot = sources.entry(key).or_insert(SourceState {
+            digest: entry.source.digest.clone(),
+            all_done: true,
+            moved: false,
+        });
+        slot.all_done &= matches!(status, Status::Promoted | Status::Unchanged);
+        slot.moved |= entry.mode == Mode::Move && !entry.is_late();
     }
-    let mut moved = Vec::new();
-    let mut notes = Vec::new();
+    let mut moves = Moves::default();
     // Tags a registry would not delete, by (registry, repository, digest).
-    let mut by_digest: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
-    for ((registry, repository, tag), (digest, done, is_move)) in &sources {
-        if !is_move {
-            continue;
-        }
+    let mut by_digest: BTreeMap<SourceTag, Vec<String>> = BTreeMap::new();
+    for (key, state) in sources.iter().filter(|(_, s)| s.moved) {
+        let (registry, repository, tag) = key;
         let name = format!("{registry}/{repository}:{tag}");
-        if !done {
-            notes.push(format!("kept {name}: not every target has it"));
+        if !state.all_done {
+            moves
+                .notes
+                .push(format!("kept {name}: not every target has it"));
             continue;
         }
         let Some(source) = stores.get(registry) else {
             continue;
         };
-        match source.manifest_head(repository, tag) {
-            Ok(Some(head)) if head.digest.to_string() == *digest => {}
-            Ok(None) => {
-                moved.push(name);
-                continue;
-            }
-            Ok(Some(head)) => {
-                notes.push(format!(
-                    "kept {name}: it moved to {} during the run",
-                    short_digest(&head.digest.to_string())
-                ));
-                continue;
-            }
-            Err(e) => {
-                notes.push(format!("kept {name}: {e}"));
-                continue;
-            }
-        }
-        match source.tag_delete(repository, tag) {
-            Ok(true) => moved.push(name),
-            Ok(false) => by_digest
-                .entry((registry.clone(), repository.clone(), digest.clone()))
+        if moves.delete_tag(source.as_ref(), key, &state.digest) == Some(false) {
+            by_digest
+                .entry((registry.clone(), repository.clone(), state.digest.clone()))
                 .or_default()
-                .push(tag.clone()),
-            Err(e) if e.is_not_found() => moved.push(name),
-            Err(e) => notes.push(format!("kept {name}: deleting it failed: {e}")),
+                .push(tag.clone());
         }
     }
     for ((registry, repository, digest), tags) in by_digest {
-        let Some(source) = stores.get(&registry) else {
-            continue;
-        };
-        let names = || {
-            tags.iter()
+        if let Some(source) = stores.get(&registry) {
+            let names: Vec<String> = tags
+                .iter()
                 .map(|t| format!("{registry}/{repository}:{t}"))
-                .collect::<Vec<_>>()
-        };
-        let others = match other_tags_at(source.as_ref(), &repository, &digest, &tags) {
-            Ok(others) => others,
-            Err(e) => {
-                notes.push(format!("kept {}: {e}", names().join(", ")));
-                continue;
+                .collect();
+            moves.delete_by_digest(source.as_ref(), &repository, &digest, &tags, names);
+        }
+    }
+    (moves.moved, moves.notes)
+}
+
+impl Moves {
+    /// Deletes one source tag once it is checked to hold `digest` still.
+    /// `Some(false)` when the registry cannot delete a tag alone.
+    fn delete_tag(&mut self, source: &dyn Registry, key: &SourceTag, digest: &str) -> Option<bool> {
+        let (registry, repository, tag) = key;
+        let name = format!("{registry}/{repository}:{tag}");
+        match source.manifest_head(repository, tag) {
+            Ok(Some(head)) if head.digest.to_string() == *digest => {}
+            Ok(None) => {
+                self.moved.push(name);
+                return None;
             }
+            Ok(Some(head)) => {
+                let now = head.digest.short();
+                self.notes
+                    .push(format!("kept {name}: it moved to {now} during the run"));
+                return None;
+            }
+            Err(e) => {
+                self.notes.push(format!("kept {name}: {e}"));
+                return None;
+            }
+        }
+        match source.tag_delete(repository, tag) {
+            Ok(true) => self.moved.push(name),
+            Ok(false) => return Some(false),
+            Err(e) if e.is_not_found() => self.moved.push(name),
+            Err(e) => self
+                .notes
+                .push(format!("kept {name}: deleting it failed: {e}")),
+        }
+        Some(true)
+    }
+
+    /// Deletes the manifest the tags `names` point at, when no other tag
+    /// of the repository does (directly or as an index child).
+    fn delete_by_digest(
+        &mut self,
+        source: &dyn Registry,
+        repository: &str,
+        digest: &str,
+        tags: &[String],
+        names: Vec<String>,
+    ) {
+        let shown = names.join(", ");
+        let others = match other_tags_at(source, repository, digest, tags) {
+            Ok(others) => others,
+            Err(e) => return self.notes.push(format!("kept {shown}: {e}")),
         };
         if !others.is_empty() {
-            notes.push(format!(
-                "kept {}: the registry cannot delete a tag alone, and {} still point at {}",
-                names().join(", "),
+            return self.notes.push(format!(
+                "kept {shown}: the registry cannot delete a tag alone, and {} still point at {}",
                 others.join(", "),
-                short_digest(&digest)
+                short_digest(digest)
             ));
-            continue;
         }
         let deleted = match digest.parse::<Digest>() {
-            Err(e) => Err(format!("{e}")),
-            Ok(d) => match source.manifest_delete(&repository, &d) {
+            Err(e) => Err(e.to_string()),
+            Ok(d) => match source.manifest_delete(repository, &d) {
                 // A retried DELETE whose first attempt went through.
                 Err(e) if e.is_not_found() => Ok(()),
                 other => other.map_err(|e| e.to_string()),
             },
         };
         match deleted {
-            Ok(()) => moved.extend(names()),
-            Err(e) => notes.push(format!(
-                "kept {}: deleting {} failed: {e}",
-                names().join(", "),
-                short_digest(&digest)
+            Ok(()) => self.moved.extend(names),
+            Err(e) => self.notes.push(format!(
+                "kept {shown}: deleting {} failed: {e}",
+                short_digest(digest)
             )),
         }
     }
-    (moved, notes)
 }
 
 /// Tags of `repository`, other than `except`, that point at `digest`.
