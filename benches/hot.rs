@@ -24,7 +24,9 @@ use hoist::manifest::OCI_MANIFEST;
 use hoist::plan::{self, ImageContents, Inventory, Plan};
 use hoist::registry::ManifestHead;
 use hoist::rules::RuleSet;
-use hoist::seed::{LayerSpec, SeededBytes, layer_digest};
+#[path = "../src/bin/hoist-seed/seed.rs"]
+mod seed;
+use seed::{LayerSpec, SeededBytes, layer_digest};
 
 const REPOSITORIES: usize = 2_000;
 const TAGS: usize = 10;

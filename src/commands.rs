@@ -551,11 +551,12 @@ fn promote(stores: &Stores, args: &PromoteArgs, retries: u32) -> Result<ExitStat
     }
     let source_store = stores.open(&source.location)?;
     let target_store = stores.open(&destination.target.location)?;
+    // Planning (all of `--dry-run`) sees read-only handles: it cannot write.
     let plan = crate::promote::plan(
         &source,
-        source_store.as_ref(),
+        &ReadOnly::new(source_store.clone()),
         &destination,
-        target_store.as_ref(),
+        &ReadOnly::new(target_store.clone()),
         &args.platforms,
     )
     .map_err(|cause| CommandError::Promote {

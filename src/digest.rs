@@ -139,34 +139,39 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// An incremental hasher for either algorithm.
-pub(crate) enum Hasher {
+/// An incremental hasher for either algorithm: digests a stream as it passes.
+pub struct Hasher(HashState);
+
+enum HashState {
     Sha256(Sha256),
     Sha512(Sha512),
 }
 
 impl Hasher {
-    pub(crate) fn new(algorithm: Algorithm) -> Hasher {
-        match algorithm {
-            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
-            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+    /// A hasher producing a digest of `algorithm`.
+    pub fn new(algorithm: Algorithm) -> Hasher {
+        Hasher(match algorithm {
+            Algorithm::Sha256 => HashState::Sha256(Sha256::new()),
+            Algorithm::Sha512 => HashState::Sha512(Sha512::new()),
+        })
+    }
+
+    /// Adds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        match &mut self.0 {
+            HashState::Sha256(h) => h.update(bytes),
+            HashState::Sha512(h) => h.update(bytes),
         }
     }
 
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(bytes),
-            Hasher::Sha512(h) => h.update(bytes),
-        }
-    }
-
-    pub(crate) fn finish(self) -> Digest {
-        match self {
-            Hasher::Sha256(h) => Digest {
+    /// The digest of everything added.
+    pub fn finish(self) -> Digest {
+        match self.0 {
+            HashState::Sha256(h) => Digest {
                 algorithm: Algorithm::Sha256,
                 hex: hex(&h.finalize()),
             },
-            Hasher::Sha512(h) => Digest {
+            HashState::Sha512(h) => Digest {
                 algorithm: Algorithm::Sha512,
                 hex: hex(&h.finalize()),
             },

@@ -19,7 +19,6 @@ pub mod reference;
 pub mod registry;
 pub mod report;
 pub mod rules;
-pub mod seed;
 pub mod settings;
 pub mod tree;
 pub mod verify;

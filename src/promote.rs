@@ -7,7 +7,7 @@ use crate::cli::PromoteArgs;
 use crate::manifest::filter_index;
 use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, SourceImage, Summary, TargetTag};
 use crate::reference::{Location, Reference, validate_tag};
-use crate::registry::Registry;
+use crate::registry::ReadOnly;
 use crate::rules::{Template, Values, Variable, tag_version};
 
 /// Why an image cannot be promoted as asked.
@@ -182,9 +182,9 @@ pub fn destination(
 /// Tags are overwritten (a promotion moves `latest`); the plan shows `~`.
 pub fn plan(
     source: &Reference,
-    source_store: &dyn Registry,
+    source_store: &ReadOnly,
     destination: &Destination,
-    target_store: &dyn Registry,
+    target_store: &ReadOnly,
     platforms: &[String],
 ) -> Result<Plan, PromoteError> {
     let reference = source.manifest_reference();

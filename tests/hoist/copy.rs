@@ -1,7 +1,7 @@
 //! `hoist promote` between registries: byte-exact manifests, mounts,
 //! streaming with bounded memory, and verification of what streams.
 
-use hoist::seed::{ImageSpec, LayerSpec};
+use crate::support::seed::{ImageSpec, LayerSpec};
 
 use crate::support::seed::{self, Format};
 use crate::support::{Hoist, TestRegistry};

@@ -8,7 +8,9 @@ use hoist::manifest::Manifest;
 use hoist::reference::Location;
 use hoist::registry::stores::Stores;
 use hoist::registry::{ManifestHead, Registry};
-pub use hoist::seed::{Format, ImageSpec, LayerSpec};
+#[path = "../../src/bin/hoist-seed/seed.rs"]
+mod synthetic;
+pub use synthetic::{Format, ImageSpec, LayerSpec};
 
 use super::TestRegistry;
 
@@ -46,7 +48,7 @@ pub fn layers(label: &str, count: usize, shared: usize, size: u64) -> Vec<LayerS
 
 /// Pushes an image and returns its root manifest.
 pub fn push(store: &dyn Registry, repository: &str, tag: &str, spec: &ImageSpec) -> Manifest {
-    hoist::seed::push_image(store, repository, tag, spec).expect("seed image")
+    synthetic::push_image(store, repository, tag, spec).expect("seed image")
 }
 
 /// A single-platform image of the given format with two small layers.

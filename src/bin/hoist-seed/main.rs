@@ -7,7 +7,9 @@ use clap::Parser;
 use hoist::config::LoadedConfig;
 use hoist::reference::parse_listing;
 use hoist::registry::stores::Stores;
-use hoist::seed::{Format, ImageSpec, LayerSpec, push_image};
+mod seed;
+
+use seed::{Format, ImageSpec, LayerSpec, push_image};
 
 /// Push synthetic images (deterministic content) into a store.
 #[derive(Parser)]

@@ -1,12 +1,15 @@
 //! Synthetic images for tests, benchmarks and the example store: deterministic
 //! pseudo-random layers (some shared between repositories), OCI or Docker
 //! media types, single-platform manifests or multi-platform indexes.
+// Shared by the seeder binary, the integration tests and the benchmark,
+// each using a part of it: not part of the library's API.
+#![allow(dead_code)]
 
 use std::io::Read;
 
-use crate::digest::Digest;
-use crate::manifest::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Manifest, OCI_INDEX, OCI_MANIFEST};
-use crate::registry::{Registry, Result};
+use hoist::digest::{Algorithm, Digest, Hasher};
+use hoist::manifest::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Manifest, OCI_INDEX, OCI_MANIFEST};
+use hoist::registry::{Registry, Result};
 
 /// Which family of media types to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +91,7 @@ impl Read for SeededBytes {
 
 /// The digest of a seeded layer, computed by streaming it once.
 pub fn layer_digest(layer: LayerSpec) -> Digest {
-    let mut hasher = crate::digest::Hasher::new(crate::digest::Algorithm::Sha256);
+    let mut hasher = Hasher::new(Algorithm::Sha256);
     let mut bytes = SeededBytes::new(layer.seed, layer.size);
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -219,6 +222,8 @@ fn push_platform_image(
 
 #[cfg(test)]
 mod tests {
+    // The benchmark harness compiles this module without its #[test]s.
+    #[allow(unused_imports)]
     use super::*;
 
     #[test]
