@@ -22,3 +22,11 @@ pub mod rules;
 pub mod settings;
 pub mod tree;
 pub mod verify;
+
+// The seeder of synthetic images is not the library's: it lives with the
+// hoist-seed binary, written against `hoist::`, and unit tests include it.
+#[cfg(test)]
+extern crate self as hoist;
+#[cfg(test)]
+#[path = "bin/hoist-seed/seed.rs"]
+mod seed;

@@ -5,6 +5,8 @@ pub mod distribution;
 mod error;
 pub mod limits;
 pub mod oci_layout;
+#[cfg(test)]
+pub mod recording;
 pub mod stores;
 
 use std::io::Read;

@@ -173,3 +173,89 @@ impl Stores {
         Ok(Arc::new(DistributionRegistry::new(endpoint, agent)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::seed::{ImageSpec, LayerSpec, push_image};
+
+    /// `promotions.toml` with `text` written into `dir`, loaded as hoist loads it.
+    fn stores_for(dir: &Path, text: &str) -> Stores {
+        let path = dir.join("promotions.toml");
+        std::fs::write(&path, text).unwrap();
+        let loaded = LoadedConfig::load(&path).unwrap();
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        Stores::new(loaded, 2)
+    }
+
+    #[test]
+    fn opening_a_location_twice_shares_one_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = stores_for(
+            dir.path(),
+            "[registries.prod]\nurl = \"registry.example.com\"\n",
+        );
+        for location in [
+            Location::Named("prod".into()),
+            Location::Host("127.0.0.1:5000".into()),
+            Location::OciLayout(dir.path().join("store")),
+        ] {
+            let first = stores.open(&location).unwrap();
+            let second = stores.open(&location).unwrap();
+            assert!(Arc::ptr_eq(&first, &second), "{location}");
+        }
+        // Different locations get different handles.
+        let a = stores
+            .open(&Location::Host("127.0.0.1:5000".into()))
+            .unwrap();
+        let b = stores
+            .open(&Location::Host("127.0.0.1:5001".into()))
+            .unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
+    fn a_relative_oci_layout_path_is_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_dir = dir.path().join("conf");
+        std::fs::create_dir_all(&config_dir).unwrap();
+        let image = ImageSpec::oci("relative", vec![LayerSpec { size: 8, seed: 3 }]);
+        let written = OciLayoutStore::new(config_dir.join("images"));
+        let manifest = push_image(&written, "app", "1.0", &image).unwrap();
+
+        // The test process runs elsewhere: only the config's directory makes `images` findable.
+        let stores = stores_for(
+            &config_dir,
+            "[registries.local]\nurl = \"oci-layout:images\"\n",
+        );
+        let store = stores.open(&Location::Named("local".into())).unwrap();
+        assert_eq!(
+            store.display_name(),
+            format!("oci-layout:{}", config_dir.join("images").display())
+        );
+        assert_eq!(store.tags("app").unwrap(), ["1.0"]);
+        assert_eq!(
+            store.manifest_head("app", "1.0").unwrap().map(|h| h.digest),
+            Some(manifest.digest)
+        );
+    }
+
+    #[test]
+    fn an_unknown_name_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = stores_for(dir.path(), "[registries.prod]\nurl = \"oci-layout:p\"\n");
+        let error = stores
+            .open(&Location::Named("staging".into()))
+            .err()
+            .unwrap();
+        assert_eq!(error, OpenError::UnknownName("staging".into()));
+        assert_eq!(
+            error.to_string(),
+            "no registry named `staging` in the configuration"
+        );
+        assert!(stores.is_registry_name("prod"));
+        assert!(!stores.is_registry_name("staging"));
+    }
+}

@@ -463,11 +463,34 @@ mod tests {
 
     #[test]
     fn only_narrows_by_name() {
-        let (rules, _) = RuleSet::compile(&toml::from_str::<Config>(
-            "[registries.s]\nurl = \"x.io\"\n[[promotion]]\nname = \"apps\"\nfrom = \"s\"\nto = \"s\"\nrepositories = [\"a\"]\n",
-        ).unwrap());
-        assert!(rules.clone().only(&["apps".into()]).is_ok());
-        let err = rules.only(&["aps".into()]).unwrap_err();
+        let mut text = String::from("[registries.s]\nurl = \"x.io\"\n");
+        for name in ["apps", "tools", "base"] {
+            text.push_str(&format!(
+                "[[promotion]]\nname = \"{name}\"\nfrom = \"s\"\nto = \"s\"\nrepositories = [\"{name}/*\"]\n"
+            ));
+        }
+        let (rules, problems) = RuleSet::compile(&toml::from_str::<Config>(&text).unwrap());
+        assert!(problems.is_empty(), "{problems:?}");
+        let names =
+            |set: &RuleSet| -> Vec<String> { set.rules.iter().map(|r| r.name.clone()).collect() };
+
+        // Named out of order, kept in file order; the unnamed rule is dropped.
+        let narrowed = rules.clone().only(&["base".into(), "apps".into()]).unwrap();
+        assert_eq!(names(&narrowed), ["apps", "base"]);
+        assert_eq!(narrowed.get("tools").map(|r| &r.name), None);
+        assert_eq!(
+            narrowed.get("base").map(|r| r.index),
+            Some(2),
+            "a kept rule keeps its position in the file, for diagnostics"
+        );
+
+        // No names: every rule.
+        assert_eq!(
+            names(&rules.clone().only(&[]).unwrap()),
+            ["apps", "tools", "base"]
+        );
+
+        let err = rules.only(&["apps".into(), "aps".into()]).unwrap_err();
         assert_eq!(err.to_string(), "no rule named `aps`: did you mean `apps`?");
     }
 }

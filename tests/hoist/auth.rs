@@ -28,6 +28,20 @@ fn config(source: &TestRegistry, target_url: &str, target_extra: &str) -> String
     )
 }
 
+/// Reads `target` back without hoist: `repository` holds exactly the source's
+/// `app` tags, each at the source's digest.
+fn assert_holds_the_source_image(source: &TestRegistry, target: &TestRegistry, repository: &str) {
+    let tags = source.read_tags("app");
+    assert_eq!(target.read_tags(repository), tags, "tags of {repository}");
+    for tag in &tags {
+        assert_eq!(
+            target.read_manifest_digest(repository, tag),
+            source.read_manifest_digest("app", tag),
+            "{repository}:{tag}"
+        );
+    }
+}
+
 fn assert_no_secret(run: &crate::support::hoist::Run) {
     assert!(
         !run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD),
@@ -172,6 +186,7 @@ fn tls_registry_trusted_through_ca_file() {
         .run()
         .success();
     assert!(run.stdout.contains(&digest), "{}", run.stdout);
+    assert_holds_the_source_image(&source, &target, "app");
 
     // Loopback defaults to http, so the https URL is spelled out; without the CA the certificate is refused.
     let run = Hoist::new()
@@ -184,6 +199,7 @@ fn tls_registry_trusted_through_ca_file() {
         "{}",
         run.stderr
     );
+    assert_eq!(target.read_tags("app2"), Vec::<String>::new());
 
     // `insecure = true` skips verification, when asked explicitly.
     Hoist::new()
@@ -191,6 +207,7 @@ fn tls_registry_trusted_through_ca_file() {
         .args(["promote", "src/app:1.0.0", "dst/app3"])
         .run()
         .success();
+    assert_holds_the_source_image(&source, &target, "app3");
 }
 
 #[test]
@@ -216,6 +233,7 @@ fn docker_config_auths_entry() {
         .success();
     assert!(run.stdout.contains(&digest));
     assert_no_secret(&run);
+    assert_holds_the_source_image(&source, &target, "app");
 
     // No entry at all: the registry's demand for a login is explained.
     let run = Hoist::new()
@@ -228,6 +246,7 @@ fn docker_config_auths_entry() {
         "{}",
         run.stderr
     );
+    assert_eq!(target.read_tags("app2"), Vec::<String>::new());
 }
 
 #[test]

@@ -46,10 +46,13 @@ fn unknown_repository_is_a_clear_error() {
         .args(["ls", &format!("{}/no/such", registry.host())])
         .run()
         .code(1);
+    // One line naming the registry and the repository, and saying it is not there.
+    let message = run.stderr.trim_end();
     assert!(
-        run.stderr.contains("NAME_UNKNOWN") || run.stderr.contains("not found"),
-        "{}",
-        run.stderr
+        message.starts_with(&format!("error: {}/v2/no/such/tags/list", registry.url()))
+            && message.ends_with(" not found")
+            && !message.contains('\n'),
+        "{message}"
     );
 }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::support::fault_proxy::{FaultProxy, Reply, Schedule};
 use crate::support::seed::{self, Format};
 use crate::support::{Hoist, TestRegistry};
 
@@ -448,40 +449,188 @@ floating = ["{majr}"]
     Hoist::new().config(bad).args(["plan"]).run().code(2);
 }
 
+/// `[settings]` lines, environment variables, flags, and what `check` says:
+/// ok, or an error containing the text.
+type SettingsCase<'a> = (
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    &'a [&'a str],
+    Result<(), &'a str>,
+);
+
 #[test]
 fn settings_layer_file_then_environment_then_flags() {
-    let rules = "[settings]\njobs = 4\n[registries.s]\nurl = \"127.0.0.1:9\"\n";
-    let run = Hoist::new()
-        .config(rules)
-        .env("HOIST_JOBS", "many")
-        .args(["check"])
-        .run()
-        .code(2);
-    assert!(run.stderr.contains("HOIST_JOBS"), "{}", run.stderr);
-    // The flag wins over the bad environment value.
-    Hoist::new()
-        .config(rules)
-        .env("HOIST_JOBS", "many")
-        .args(["--jobs", "2", "check"])
-        .run()
-        .success();
+    // `retries` (no flag): a registry that always answers 503 gets one
+    // request plus one per retry, counted by the proxy in front of it.
+    let proxy = FaultProxy::start("127.0.0.1:9", Schedule::none());
+    proxy.answer(|_, _| Some(Reply::status(503)));
+    let registry = format!("[registries.s]\nurl = \"{}\"\n", proxy.host());
+    let attempts = |settings: &str, env: &[(&str, &str)]| {
+        let before = proxy.seen().len();
+        let run = Hoist::new()
+            .config(&format!("{settings}\n{registry}"))
+            .env("HOIST_RETRY_BASE_MS", "1")
+            .envs(env)
+            .args(["ls", "s"])
+            .run()
+            .code(1);
+        assert!(run.stderr.contains("HTTP 503"), "{}", run.stderr);
+        proxy.seen().len() - before
+    };
+    assert_eq!(attempts("", &[]), 1 + 4, "built-in default");
+    assert_eq!(attempts("[settings]\nretries = 1", &[]), 1 + 1, "file");
+    assert_eq!(
+        attempts("[settings]\nretries = 1", &[("HOIST_RETRIES", "2")]),
+        1 + 2,
+        "environment over file"
+    );
+
+    // `jobs` and `timeout_secs`: a 0 is refused wherever it comes from, so
+    // whether a run starts shows which layer's value won. (A 0 in the file
+    // is refused by the file's own diagnostics, before any layering.)
+    let must_be_positive = |key| format!("settings: `{key}` must be at least 1");
+    let jobs_error = must_be_positive("jobs");
+    let timeout_error = must_be_positive("timeout_secs");
+    let cases: [SettingsCase; 8] = [
+        (
+            "jobs = 0",
+            &[("HOIST_JOBS", "2")],
+            &[],
+            Err("promotions.toml:2:8"),
+        ),
+        ("jobs = 4", &[("HOIST_JOBS", "0")], &[], Err(&jobs_error)),
+        ("jobs = 4", &[("HOIST_JOBS", "0")], &["--jobs", "2"], Ok(())),
+        (
+            "jobs = 4",
+            &[("HOIST_JOBS", "many")],
+            &[],
+            Err("HOIST_JOBS"),
+        ),
+        (
+            "jobs = 4",
+            &[("HOIST_JOBS", "many")],
+            &["--jobs", "2"],
+            Ok(()),
+        ),
+        ("jobs = 4", &[], &["--jobs", "0"], Err(&jobs_error)),
+        ("timeout_secs = 5", &[], &[], Ok(())),
+        (
+            "timeout_secs = 5",
+            &[("HOIST_TIMEOUT_SECS", "0")],
+            &[],
+            Err(&timeout_error),
+        ),
+    ];
+    for (settings, env, flags, expected) in cases {
+        let run = Hoist::new()
+            .config(&format!("[settings]\n{settings}\n{registry}"))
+            .envs(env)
+            .args(flags)
+            .args(["check"])
+            .run();
+        let case = format!("{settings} {env:?} {flags:?}");
+        match expected {
+            Ok(()) => {
+                assert_eq!(run.code, 0, "{case}: {}", run.stderr);
+                assert!(run.stderr.contains(": ok ("), "{case}: {}", run.stderr);
+            }
+            Err(message) => {
+                assert_eq!(run.code, 2, "{case}: {}", run.stderr);
+                assert!(run.stderr.contains(message), "{case}: {}", run.stderr);
+            }
+        }
+    }
+}
+
+/// Copies a directory tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create directory");
+    for item in std::fs::read_dir(from).expect("read directory") {
+        let item = item.expect("directory entry");
+        let target = to.join(item.file_name());
+        if item.file_type().expect("file type").is_dir() {
+            copy_tree(&item.path(), &target);
+        } else {
+            std::fs::copy(item.path(), &target).expect("copy file");
+        }
+    }
 }
 
 #[test]
 fn the_top_level_promotions_toml_plans_against_the_example_store() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let run = Hoist::new()
-        .args([
-            "-c",
-            &format!("{root}/promotions.toml"),
-            "plan",
-            "--detailed-exitcode",
+    // A fresh copy: the file's `oci-layout:` paths are relative to it, so
+    // `out/prod` starts empty whatever was run in the checkout.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copy = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(
+        root.join("promotions.toml"),
+        copy.path().join("promotions.toml"),
+    )
+    .expect("copy promotions.toml");
+    copy_tree(
+        &root.join("examples/staging"),
+        &copy.path().join("examples/staging"),
+    );
+    let config = copy.path().join("promotions.toml").display().to_string();
+    let hoist = || Hoist::new().args(["-c", &config]);
+
+    let run = hoist()
+        .args(["plan", "--detailed-exitcode", "--format", "json"])
+        .run()
+        .code(3);
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("plan JSON");
+    let create = |tag: &str| entry("create", tag);
+    assert_eq!(
+        entries(&plan),
+        BTreeMap::from([
+            ("prod/apps/api:2.0.0".to_string(), create("2.0.0")),
+            ("prod/apps/api:2.1.0".to_string(), create("2.1.0")),
+            ("prod/apps/api:2.0".to_string(), create("2.0.0")),
+            ("prod/apps/api:2.1".to_string(), create("2.1.0")),
+            ("prod/apps/api:latest".to_string(), create("2.1.0")),
+            ("prod/apps/web:1.0.0".to_string(), create("1.0.0")),
+            ("prod/apps/web:1.1.0".to_string(), create("1.1.0")),
+            ("prod/apps/web:1.0".to_string(), create("1.0.0")),
+            ("prod/apps/web:1.1".to_string(), create("1.1.0")),
+            ("prod/apps/web:latest".to_string(), create("1.1.0")),
+            ("prod/apps/worker:1.0.0".to_string(), create("1.0.0")),
+            ("prod/apps/worker:1.0".to_string(), create("1.0.0")),
+            ("prod/apps/worker:latest".to_string(), create("1.0.0")),
+            ("prod/tools/debug:0.3.0".to_string(), create("0.3.0")),
         ])
-        .run();
-    // Pending (3) on a fresh clone; 0 once `apply` has run there.
-    assert!(matches!(run.code, 0 | 3), "{}", run.stderr);
-    assert!(run.stdout.contains("prod/apps/web"), "{}", run.stdout);
-    assert!(run.stdout.contains("Plan: "), "{}", run.stdout);
+    );
+
+    hoist().args(["apply"]).run().success();
+    // Every target tag now holds its source's digest.
+    let staging = seed::layout(&copy.path().join("examples/staging"));
+    let prod = seed::layout(&copy.path().join("out/prod"));
+    for e in plan["entries"].as_array().expect("entries") {
+        let (source, target) = (&e["source"], &e["target"]);
+        let text = |v: &serde_json::Value| v.as_str().expect("string").to_string();
+        assert_eq!(
+            seed::head(
+                prod.as_ref(),
+                &text(&target["repository"]),
+                &text(&target["tag"])
+            )
+            .map(|h| h.digest),
+            seed::head(
+                staging.as_ref(),
+                &text(&source["repository"]),
+                &text(&source["tag"])
+            )
+            .map(|h| h.digest),
+            "{e}"
+        );
+    }
+
+    let run = hoist().args(["plan", "--detailed-exitcode"]).run().code(0);
+    assert!(
+        run.stdout
+            .contains("Plan: 0 to create, 0 to update, 14 unchanged, 0 blocked"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

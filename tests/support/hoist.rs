@@ -97,6 +97,14 @@ impl Hoist {
         self
     }
 
+    /// Sets each `(name, value)` environment variable.
+    pub fn envs(mut self, vars: &[(&str, &str)]) -> Hoist {
+        for (key, value) in vars {
+            self = self.env(key, value);
+        }
+        self
+    }
+
     /// Removes an environment variable for this run.
     pub fn env_remove(mut self, key: &str) -> Hoist {
         self.command.env_remove(key);

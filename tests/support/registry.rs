@@ -139,6 +139,81 @@ impl TestRegistry {
         self.agent_with_timeout(Duration::from_secs(30))
     }
 
+    /// Tags of `repository` as the registry lists them (`GET
+    /// /v2/NAME/tags/list`), read without hoist, sorted; empty when the
+    /// repository does not exist.
+    pub fn read_tags(&self, repository: &str) -> Vec<String> {
+        let url = format!("{}/v2/{repository}/tags/list", self.url());
+        let mut response = self.direct_request(self.http_agent().get(&url));
+        match response.status().as_u16() {
+            404 => return Vec::new(),
+            200 => {}
+            status => panic!("GET {url}: HTTP {status}"),
+        }
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let body: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: {e}: {text}"));
+        let mut tags: Vec<String> = body["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
+        tags.sort();
+        tags
+    }
+
+    /// The digest the registry serves for `repository:reference` (HEAD,
+    /// `Docker-Content-Digest`), read without hoist; `None` when absent.
+    pub fn read_manifest_digest(&self, repository: &str, reference: &str) -> Option<String> {
+        let url = format!("{}/v2/{repository}/manifests/{reference}", self.url());
+        let response = self.direct_request(self.http_agent().head(&url).header(
+            "Accept",
+            "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+             application/vnd.docker.distribution.manifest.list.v2+json, \
+             application/vnd.docker.distribution.manifest.v2+json",
+        ));
+        match response.status().as_u16() {
+            404 => None,
+            200 => Some(
+                response
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_else(|| panic!("HEAD {url}: no Docker-Content-Digest"))
+                    .to_string(),
+            ),
+            status => panic!("HEAD {url}: HTTP {status}"),
+        }
+    }
+
+    /// Sends a request of the test's own, with basic credentials when the
+    /// registry wants them.
+    fn direct_request(
+        &self,
+        request: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+    ) -> ureq::http::Response<ureq::Body> {
+        assert!(
+            self.token_server.is_none(),
+            "reading a token-auth registry directly is not supported"
+        );
+        let request = match self.credentials() {
+            Some((user, password)) => {
+                use base64::Engine as _;
+                let basic =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                request.header("Authorization", format!("Basic {basic}"))
+            }
+            None => request,
+        };
+        request
+            .call()
+            .unwrap_or_else(|e| panic!("request to {}: {e}", self.host))
+    }
+
     fn agent_with_timeout(&self, timeout: Duration) -> ureq::Agent {
         http_agent_trusting(self.ca_file(), timeout)
     }
