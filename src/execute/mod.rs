@@ -227,3 +227,6 @@ fn finish(plan: &Plan, statuses: Vec<Status>, stores: &StoreMap) -> Outcome {
         notes,
     }
 }
+
+#[cfg(test)]
+mod order_tests;

@@ -108,7 +108,7 @@ impl<'a> Executor<'a> {
             state.fail(Arc::new(e));
         }
         let failure = state.failure();
-        let written = self.write_regular_tags(i, failure.as_ref());
+        let (written, tag_failure) = self.write_regular_tags(i, failure.as_ref());
         if failure.is_none() {
             if !written.is_empty() && self.trees[i].is_some() {
                 // Referrers name the image as their subject: now it is stored.
@@ -116,7 +116,7 @@ impl<'a> Executor<'a> {
             }
             state.done_ok.store(true, Ordering::Release);
         }
-        match &failure {
+        match failure.as_ref().or(tag_failure.as_ref()) {
             Some(why) => self
                 .progress
                 .image_done(&format!("failed {}: {why}", image.key), true),
@@ -140,9 +140,15 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// The image's version tags, in plan order; the tags written.
-    fn write_regular_tags(&self, i: usize, failure: Option<&Arc<ExecError>>) -> Vec<String> {
+    /// The image's version tags, in plan order: the tags written, and the
+    /// first tag's failure if one failed.
+    fn write_regular_tags(
+        &self,
+        i: usize,
+        failure: Option<&Arc<ExecError>>,
+    ) -> (Vec<String>, Option<Arc<ExecError>>) {
         let mut written = Vec::new();
+        let mut tag_failure = None;
         for &e in &self.images[i].entries {
             let entry = &self.plan.entries[e];
             if entry.is_late() {
@@ -161,10 +167,14 @@ impl<'a> Executor<'a> {
                     written.push(entry.target.tag.clone());
                     self.statuses.set(e, Status::Promoted);
                 }
-                Err(why) => self.statuses.set(e, Status::failed(why)),
+                Err(why) => {
+                    let why = Arc::new(why);
+                    tag_failure.get_or_insert_with(|| why.clone());
+                    self.statuses.set(e, Status::Failed(why));
+                }
             }
         }
-        written
+        (written, tag_failure)
     }
 
     /// Why a late tag must not be written: the version tag a floating tag
