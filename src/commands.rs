@@ -223,11 +223,15 @@ fn dispatch(cli: Cli) -> Result<ExitStatus, CommandError> {
     loaded.config.settings =
         settings::resolve(&loaded.config.settings, &settings::Flags { jobs: cli.jobs })?;
     if let Command::Check = cli.command {
+        let settings = &loaded.config.settings;
         report::log(&format!(
-            "{}: ok ({}, {})",
+            "{}: ok ({}, {}; jobs {}, retries {}, timeout {}s)",
             loaded.source.name(),
             report::count(loaded.config.registries.len(), "registry", "registries"),
             report::count(rules.rules.len(), "rule", "rules"),
+            settings.jobs,
+            settings.retries,
+            settings.timeout_secs,
         ));
         return Ok(ExitStatus::Success);
     }

@@ -450,12 +450,12 @@ floating = ["{majr}"]
 }
 
 /// `[settings]` lines, environment variables, flags, and what `check` says:
-/// ok, or an error containing the text.
+/// ok with the effective setting it prints, or an error containing the text.
 type SettingsCase<'a> = (
     &'a str,
     &'a [(&'a str, &'a str)],
     &'a [&'a str],
-    Result<(), &'a str>,
+    Result<&'a str, &'a str>,
 );
 
 #[test]
@@ -491,7 +491,7 @@ fn settings_layer_file_then_environment_then_flags() {
     let must_be_positive = |key| format!("settings: `{key}` must be at least 1");
     let jobs_error = must_be_positive("jobs");
     let timeout_error = must_be_positive("timeout_secs");
-    let cases: [SettingsCase; 8] = [
+    let cases: [SettingsCase; 10] = [
         (
             "jobs = 0",
             &[("HOIST_JOBS", "2")],
@@ -499,7 +499,12 @@ fn settings_layer_file_then_environment_then_flags() {
             Err("promotions.toml:2:8"),
         ),
         ("jobs = 4", &[("HOIST_JOBS", "0")], &[], Err(&jobs_error)),
-        ("jobs = 4", &[("HOIST_JOBS", "0")], &["--jobs", "2"], Ok(())),
+        (
+            "jobs = 4",
+            &[("HOIST_JOBS", "0")],
+            &["--jobs", "2"],
+            Ok("jobs 2,"),
+        ),
         (
             "jobs = 4",
             &[("HOIST_JOBS", "many")],
@@ -510,10 +515,12 @@ fn settings_layer_file_then_environment_then_flags() {
             "jobs = 4",
             &[("HOIST_JOBS", "many")],
             &["--jobs", "2"],
-            Ok(()),
+            Ok("jobs 2,"),
         ),
         ("jobs = 4", &[], &["--jobs", "0"], Err(&jobs_error)),
-        ("timeout_secs = 5", &[], &[], Ok(())),
+        ("timeout_secs = 5", &[], &[], Ok("timeout 5s")),
+        ("jobs = 4", &[], &[], Ok("jobs 4,")),
+        ("jobs = 4", &[("HOIST_JOBS", "3")], &[], Ok("jobs 3,")),
         (
             "timeout_secs = 5",
             &[("HOIST_TIMEOUT_SECS", "0")],
@@ -530,9 +537,10 @@ fn settings_layer_file_then_environment_then_flags() {
             .run();
         let case = format!("{settings} {env:?} {flags:?}");
         match expected {
-            Ok(()) => {
+            Ok(effective) => {
                 assert_eq!(run.code, 0, "{case}: {}", run.stderr);
                 assert!(run.stderr.contains(": ok ("), "{case}: {}", run.stderr);
+                assert!(run.stderr.contains(effective), "{case}: {}", run.stderr);
             }
             Err(message) => {
                 assert_eq!(run.code, 2, "{case}: {}", run.stderr);
