@@ -1,16 +1,16 @@
 //! `hoist verify`: every target tag in scope points at a complete image at
 //! the digest the rules give it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
 use crate::digest::Digest;
 use crate::execute::StoreMap;
-use crate::manifest::Manifest;
 use crate::plan::{Action, Plan, PlanEntry, short_digest};
 use crate::registry::Registry;
-use crate::tree::{MAX_DEPTH, is_stored};
+use crate::registry::RegistryError;
+use crate::tree::{TreeError, read_tree};
 
 /// Problems found, one line each, in plan order.
 pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
@@ -78,89 +78,33 @@ pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
     lines
 }
 
-/// What is missing or wrong below one manifest in the target.
+/// What is missing or wrong below one manifest in the target: its tree is
+/// read as apply reads a source (same depth and width limits, child sizes
+/// checked), then every blob is asked for.
 fn check_image(store: &dyn Registry, repository: &str, digest: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut blobs = BTreeSet::new();
-    let mut seen = BTreeSet::new();
-    walk(
-        store,
-        repository,
-        digest,
-        0,
-        &mut blobs,
-        &mut seen,
-        &mut problems,
-    );
-    let missing: Vec<String> = blobs
+    let missing = |e: &RegistryError| e.is_not_found();
+    let fetch = |d: &str| store.manifest_get(repository, d);
+    let digest: Digest = match digest.parse() {
+        Ok(digest) => digest,
+        Err(e) => return vec![e.to_string()],
+    };
+    let tree = match read_tree(&fetch, repository, &digest, &[], &digest) {
+        Ok(tree) => tree,
+        Err(TreeError::Read(e)) if missing(&e) => {
+            return vec![format!("manifest {} is missing ({e})", digest.short())];
+        }
+        Err(e) => return vec![format!("manifest {}: {e}", digest.short())],
+    };
+    tree.blobs
         .into_par_iter()
-        .filter_map(
-            |(blob, size): (Digest, u64)| match store.blob_exists(repository, &blob) {
-                Ok(true) => None,
-                Ok(false) => Some(format!(
-                    "blob {} ({size} bytes) is missing",
-                    short_digest(&blob.to_string())
-                )),
-                Err(e) => Some(format!("blob {}: {e}", short_digest(&blob.to_string()))),
-            },
-        )
-        .collect();
-    problems.extend(missing);
-    problems
-}
-
-fn walk(
-    store: &dyn Registry,
-    repository: &str,
-    digest: &str,
-    depth: usize,
-    blobs: &mut BTreeSet<(Digest, u64)>,
-    seen: &mut BTreeSet<String>,
-    problems: &mut Vec<String>,
-) {
-    if !seen.insert(digest.to_string()) {
-        return;
-    }
-    let manifest: Manifest = match store.manifest_get(repository, digest) {
-        Ok(m) => m,
-        Err(e) if e.is_not_found() => {
-            problems.push(format!("manifest {} is missing", short_digest(digest)));
-            return;
-        }
-        Err(e) => {
-            problems.push(format!("manifest {}: {e}", short_digest(digest)));
-            return;
-        }
-    };
-    let view = match manifest.view() {
-        Ok(v) => v,
-        Err(e) => {
-            problems.push(format!("manifest {}: {e}", short_digest(digest)));
-            return;
-        }
-    };
-    if depth >= MAX_DEPTH && !view.manifests.is_empty() {
-        problems.push(format!(
-            "manifest {}: indexes nested deeper than {MAX_DEPTH}",
-            short_digest(digest)
-        ));
-    }
-    if depth < MAX_DEPTH {
-        for child in &view.manifests {
-            walk(
-                store,
-                repository,
-                &child.digest.to_string(),
-                depth + 1,
-                blobs,
-                seen,
-                problems,
-            );
-        }
-    }
-    for blob in view.blobs {
-        if is_stored(&blob) {
-            blobs.insert((blob.digest, blob.size));
-        }
-    }
+        .filter_map(|blob| match store.blob_exists(repository, &blob.digest) {
+            Ok(true) => None,
+            Ok(false) => Some(format!(
+                "blob {} ({} bytes) is missing",
+                blob.digest.short(),
+                blob.size
+            )),
+            Err(e) => Some(format!("blob {}: {e}", blob.digest.short())),
+        })
+        .collect()
 }
