@@ -30,7 +30,7 @@ use super::tree::{Tree, read_tree};
 use crate::config::Mode;
 use crate::digest::Digest;
 use crate::plan::{Plan, PlanEntry, short_digest};
-use crate::registry::limits::RetryPolicy;
+use crate::registry::retry::RetryPolicy;
 use crate::registry::{MountOutcome, Registry, RegistryError};
 
 /// Open stores by registry name.
@@ -519,7 +519,7 @@ pub fn is_transient(error: &RegistryError) -> bool {
     match error {
         RegistryError::Transport { .. } => true,
         RegistryError::Status { status, .. } => {
-            crate::registry::distribution::is_transient_status(*status)
+            crate::registry::retry::is_transient_status(*status)
         }
         // A stream that broke mid-way; a digest mismatch is not retried.
         RegistryError::Io { source, .. } => matches!(

@@ -5,6 +5,7 @@ pub mod distribution;
 mod error;
 pub mod limits;
 pub mod oci_layout;
+pub mod retry;
 pub mod stores;
 
 use std::io::Read;

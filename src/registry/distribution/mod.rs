@@ -18,7 +18,8 @@ pub use endpoint::{Endpoint, EndpointError, Scheme};
 
 use self::auth::{Challenge, Scopes, TokenCache, TokenResponse};
 use self::credentials::{CredentialError, Credentials};
-use super::limits::{self, Limits};
+use super::limits::Limits;
+use super::retry::{self, Decision};
 use super::{
     BlobReader, Counters, ManifestHead, MountOutcome, Registry, RegistryError, Result,
     UploadSession,
@@ -118,27 +119,19 @@ impl DistributionRegistry {
         }
         let url = self.url("/v2/");
         // A 429 or 5xx on the first request must not fail the run: retried
-        // here. A request that got no answer is retried by `send`, which
-        // called this, so it is not retried twice over.
+        // here, while other threads wait for the answer. A request that got
+        // no answer is retried by `send`, which called this, so it is not
+        // retried twice over.
         let policy = self.endpoint.retry;
-        let mut attempt = 0;
-        let response = loop {
-            let request = http::Request::get(&url).body(SendBody::none());
-            let result = self.send_raw(request, &url);
-            let pause = match &result {
-                Ok(response) if is_transient_status(response.status().as_u16()) => {
-                    Some(retry_after(response).unwrap_or_else(|| policy.backoff(attempt)))
+        let response = policy.run(
+            |_| self.send_raw(http::Request::get(&url).body(SendBody::none()), &url),
+            |result, attempt| match result {
+                Ok(response) => {
+                    policy.decide_status(response.status().as_u16(), retry_after(response), attempt)
                 }
-                _ => None,
-            };
-            match pause {
-                Some(pause) if attempt < policy.retries => {
-                    std::thread::sleep(pause);
-                    attempt += 1;
-                }
-                _ => break result?,
-            }
-        };
+                Err(_) => Decision::Stop,
+            },
+        )?;
         let challenge = match response.status().as_u16() {
             200..=299 => None,
             401 => {
@@ -306,27 +299,21 @@ impl DistributionRegistry {
         mut body: Body<'_>,
     ) -> Result<Response<ureq::Body>> {
         let policy = self.endpoint.retry;
-        let mut attempt = 0;
-        loop {
-            let replayable = body.replayable();
-            let result = self.send_authorized(method.clone(), url, scopes, headers, &mut body);
-            if !replayable || attempt >= policy.retries {
-                return result;
-            }
-            let backoff = policy.backoff(attempt);
-            attempt += 1;
-            match &result {
-                Err(RegistryError::Transport { .. }) => std::thread::sleep(backoff),
-                Ok(response) if response.status().as_u16() == 429 => {
-                    self.limits
-                        .cool_down(retry_after(response).unwrap_or(backoff));
+        let replayable = body.replayable();
+        policy.run_throttled(
+            |_| self.send_authorized(method.clone(), url, scopes, headers, &mut body),
+            |result, attempt| match result {
+                _ if !replayable => Decision::Stop,
+                Ok(response) => {
+                    policy.decide_status(response.status().as_u16(), retry_after(response), attempt)
                 }
-                Ok(response) if is_transient_status(response.status().as_u16()) => {
-                    std::thread::sleep(retry_after(response).unwrap_or(backoff))
-                }
-                _ => return result,
-            }
-        }
+                // Only the `/v2/` ping fails with a status here, and it
+                // retried already.
+                Err(RegistryError::Status { .. }) => Decision::Stop,
+                Err(e) => policy.decide(e, attempt),
+            },
+            |pause| self.limits.cool_down(pause),
+        )
     }
 
     /// Sends an authorised request once; a 401 renews the token (or learns
@@ -492,28 +479,31 @@ impl DistributionRegistry {
         mut request: impl FnMut() -> Result<Response<ureq::Body>>,
     ) -> Result<(http::HeaderMap, Vec<u8>)> {
         let policy = self.endpoint.retry;
-        let mut attempt = 0;
-        loop {
-            let response = request()?;
-            let headers = response.headers().clone();
-            match response
-                .into_body()
-                .into_with_config()
-                .limit(limit)
-                .read_to_vec()
-            {
-                Ok(bytes) => return Ok((headers, bytes)),
-                Err(ureq::Error::BodyExceedsLimit(_)) => {
-                    return Err(self.protocol(format!("{url}: answer larger than {limit} bytes")));
-                }
-                Err(e) if attempt < policy.retries => {
-                    let _ = e;
-                    std::thread::sleep(policy.backoff(attempt));
-                    attempt += 1;
-                }
-                Err(e) => return Err(self.transport_error(method, url, e)),
-            }
-        }
+        // The outer error is the request's own, which `send` retried already;
+        // the inner one is the body's.
+        let exchange = policy.run(
+            |_| {
+                let response = request()?;
+                let headers = response.headers().clone();
+                let body = response
+                    .into_body()
+                    .into_with_config()
+                    .limit(limit)
+                    .read_to_vec();
+                Ok(match body {
+                    Ok(bytes) => Ok((headers, bytes)),
+                    Err(ureq::Error::BodyExceedsLimit(_)) => {
+                        Err(self.protocol(format!("{url}: answer larger than {limit} bytes")))
+                    }
+                    Err(e) => Err(self.transport_error(method, url, e)),
+                })
+            },
+            |exchange: &Result<Result<_>>, attempt| match exchange {
+                Ok(Err(body_error)) => policy.decide(body_error, attempt),
+                _ => Decision::Stop,
+            },
+        );
+        exchange?
     }
 
     fn protocol(&self, message: String) -> RegistryError {
@@ -742,12 +732,6 @@ impl DistributionRegistry {
     }
 }
 
-/// Answers worth another attempt: the registry or something in front of it
-/// is overloaded or restarting.
-pub fn is_transient_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
-}
-
 /// Upload URLs carry opaque state; it is noise in messages.
 fn redact_query(url: &str) -> String {
     match url.split_once('?') {
@@ -770,7 +754,7 @@ fn header_in(headers: &http::HeaderMap, name: &str) -> Option<String> {
 
 /// The wait a response asks for (`Retry-After`), if any.
 fn retry_after(response: &Response<ureq::Body>) -> Option<Duration> {
-    header(response, "retry-after").and_then(|v| limits::parse_retry_after(&v))
+    header(response, "retry-after").and_then(|v| retry::parse_retry_after(&v))
 }
 
 /// Decodes `{"errors":[{"code":..,"message":..}]}`; any other body becomes a short excerpt.
