@@ -248,8 +248,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn which_failures_are_retried() {
+    /// Every status and failure the table judges, named.
+    fn failures() -> Vec<(String, RegistryError)> {
         let statuses = [
             200, 201, 202, 400, 401, 403, 404, 405, 408, 409, 413, 429, 500, 501, 502, 503, 504,
         ];
@@ -295,7 +295,13 @@ mod tests {
             let variant = name.split([' ', '(']).next().unwrap_or_default();
             cases.push((variant.to_string(), error));
         }
-        let table: Vec<String> = cases
+        cases
+    }
+
+    #[test]
+    fn which_failures_are_retried() {
+        let policy = tiny(4);
+        let table: Vec<String> = failures()
             .iter()
             .map(|(name, error)| {
                 let verdict = if is_transient(error) {
@@ -303,7 +309,15 @@ mod tests {
                 } else {
                     "final"
                 };
-                format!("{name:<24} {verdict}")
+                let wait = match policy.decide(error, 0) {
+                    Decision::Stop => "",
+                    Decision::RetryNow => "at once",
+                    Decision::RetryAfter(_) => "after a sleep",
+                    Decision::Throttle(_) => "after a registry-wide cooldown",
+                };
+                format!("{name:<24} {verdict:<7} {wait}")
+                    .trim_end()
+                    .to_string()
             })
             .collect();
         insta::assert_snapshot!(table.join("\n"), @r"
@@ -315,22 +329,22 @@ mod tests {
         HTTP 403                 final
         HTTP 404                 final
         HTTP 405                 final
-        HTTP 408                 retried
+        HTTP 408                 retried after a sleep
         HTTP 409                 final
         HTTP 413                 final
-        HTTP 429                 retried
-        HTTP 500                 retried
+        HTTP 429                 retried after a registry-wide cooldown
+        HTTP 500                 retried after a sleep
         HTTP 501                 final
-        HTTP 502                 retried
-        HTTP 503                 retried
-        HTTP 504                 retried
-        stream ConnectionReset   retried
-        stream ConnectionAborted retried
-        stream UnexpectedEof     retried
-        stream TimedOut          retried
-        stream BrokenPipe        retried
+        HTTP 502                 retried after a sleep
+        HTTP 503                 retried after a sleep
+        HTTP 504                 retried after a sleep
+        stream ConnectionReset   retried after a sleep
+        stream ConnectionAborted retried after a sleep
+        stream UnexpectedEof     retried after a sleep
+        stream TimedOut          retried after a sleep
+        stream BrokenPipe        retried after a sleep
         stream PermissionDenied  final
-        Transport                retried
+        Transport                retried after a sleep
         Verification             final
         Auth                     final
         Protocol                 final
@@ -338,22 +352,29 @@ mod tests {
         ");
     }
 
-    #[test]
-    fn transient_failures_are_retried_until_the_budget_is_spent() {
-        let policy = tiny(3);
+    /// How many attempts `policy` makes of an operation that always fails with `status`.
+    fn attempts_failing_with(policy: RetryPolicy, status_code: u16) -> u32 {
         let calls = Cell::new(0);
         let outcome = policy.run(
             |_| {
                 calls.set(calls.get() + 1);
-                Err(status(503, None))
+                Err(status(status_code, None))
             },
             standard(policy),
         );
-        assert!(matches!(
-            outcome,
-            Err(RegistryError::Status { status: 503, .. })
-        ));
-        assert_eq!(calls.get(), 4, "the first attempt and three retries");
+        assert!(
+            matches!(outcome, Err(RegistryError::Status { status, .. }) if status == status_code)
+        );
+        calls.get()
+    }
+
+    #[test]
+    fn transient_failures_are_retried_until_the_budget_is_spent() {
+        assert_eq!(
+            attempts_failing_with(tiny(3), 503),
+            4,
+            "the first attempt and three retries"
+        );
     }
 
     #[test]
@@ -371,17 +392,7 @@ mod tests {
 
     #[test]
     fn a_permanent_failure_stops_at_once() {
-        let policy = tiny(3);
-        let calls = Cell::new(0);
-        let outcome = policy.run(
-            |_| {
-                calls.set(calls.get() + 1);
-                Err(status(404, None))
-            },
-            standard(policy),
-        );
-        assert!(outcome.is_err());
-        assert_eq!(calls.get(), 1);
+        assert_eq!(attempts_failing_with(tiny(3), 404), 1);
     }
 
     #[test]
