@@ -126,6 +126,28 @@ impl RetryPolicy {
     /// `throttle` instead of sleeping: a registry-wide cooldown
     /// (`Registry::throttle`) makes every thread wait, this one included.
     /// `throttle` is only called when another attempt follows.
+    ///
+    /// A whole blob transfer, as the executor retries it:
+    ///
+    /// ```ignore
+    /// let transferred = policy.run_throttled(
+    ///     |_| {
+    ///         let reader = source.blob_get(repo, &digest, size)?;
+    ///         target.blob_put(repo, &digest, size, &mut reader, session.take())
+    ///     },
+    ///     |result, attempt| match result {
+    ///         Ok(()) => Decision::Stop,
+    ///         // The client switched to chunked uploads on the 413: again at once.
+    ///         Err(RegistryError::Status { status: 413, .. }) if attempt == 0 => Decision::RetryNow,
+    ///         Err(_) if stop_requested() => Decision::Stop,
+    ///         Err(e) => policy.decide(e, attempt),
+    ///     },
+    ///     |pause| {
+    ///         source.throttle(pause);
+    ///         target.throttle(pause);
+    ///     },
+    /// );
+    /// ```
     pub fn run_throttled<O>(
         &self,
         mut operation: impl FnMut(u32) -> O,

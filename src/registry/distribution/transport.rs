@@ -20,7 +20,9 @@ pub(super) const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// A request body.
 pub(super) enum Body<'a> {
+    /// No body.
     Empty,
+    /// Bytes in memory with their content type (a manifest): replayable.
     Bytes(&'a [u8], &'a str),
     /// A stream of known length; cannot be replayed, so never retried.
     Stream(&'a mut dyn Read, u64),
