@@ -21,7 +21,7 @@ use crate::reference::Location;
 use crate::reference::{self, Reference, ReferenceError};
 use crate::registry::ReadOnly;
 use crate::registry::RegistryError;
-use crate::registry::limits::RetryPolicy;
+use crate::registry::retry::RetryPolicy;
 use crate::registry::stores::{OCI_LAYOUT_SCHEME, OpenError, Stores};
 use crate::report;
 use crate::rules::{RuleSet, UnknownRule};

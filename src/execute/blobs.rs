@@ -9,6 +9,7 @@ use super::progress::Progress;
 use super::scheduler::Executor;
 use super::stats::bump;
 use crate::digest::Digest;
+use crate::registry::retry::Decision;
 use crate::registry::{MountOutcome, Registry, RegistryError, UploadSession};
 
 /// What a target repository holds of a blob.
@@ -119,7 +120,8 @@ impl Executor<'_> {
     }
 
     /// Streams a blob from the source into one target repository, retrying
-    /// the whole transfer on transient failures.
+    /// the whole transfer on transient failures (a stream cannot be replayed
+    /// request by request). A 429 slows both registries for every thread.
     pub(super) fn transfer(
         &self,
         source: &dyn Registry,
@@ -128,74 +130,35 @@ impl Executor<'_> {
         repository: &str,
         mut session: Option<UploadSession>,
     ) -> Result<(), RegistryError> {
-        let mut attempt = 0;
-        loop {
-            let result = (|| {
+        let policy = self.options.retry;
+        policy.run_throttled(
+            |_| {
                 let reader = source.blob_get(&job.source.repository, &job.digest, job.size)?;
                 let mut counted = ProgressReader {
                     inner: reader,
                     progress: self.progress,
                 };
-                target.blob_put(
-                    repository,
-                    &job.digest,
-                    job.size,
-                    &mut counted,
-                    session.take(),
-                )
-            })();
-            match result {
-                Ok(()) => {
-                    bump(&self.stats.blobs_copied, 1);
-                    bump(&self.stats.bytes_copied, job.size);
-                    return Ok(());
-                }
+                let session = session.take();
+                target.blob_put(repository, &job.digest, job.size, &mut counted, session)
+            },
+            |result, attempt| match result {
+                Ok(()) => Decision::Stop,
                 // The client switched to chunked uploads on the 413: again at once.
-                Err(RegistryError::Status { status: 413, .. }) if attempt == 0 => {}
-                Err(e)
-                    if is_transient(&e)
-                        && attempt < self.options.retry.retries
-                        && super::stop::requested().is_none() =>
-                {
-                    let pause = match &e {
-                        RegistryError::Status {
-                            retry_after: Some(wait),
-                            ..
-                        } => *wait,
-                        _ => self.options.retry.backoff(attempt),
-                    };
-                    if matches!(e, RegistryError::Status { status: 429, .. }) {
-                        // Slow the registry down for every thread, not just this one.
-                        source.throttle(pause);
-                        target.throttle(pause);
-                    } else {
-                        std::thread::sleep(pause);
-                    }
+                Err(RegistryError::Status { status: 413, .. }) if attempt == 0 => {
+                    Decision::RetryNow
                 }
-                Err(e) => return Err(e),
-            }
-            attempt += 1;
-        }
-    }
-}
-
-/// Whether an error is worth another attempt.
-pub fn is_transient(error: &RegistryError) -> bool {
-    match error {
-        RegistryError::Transport { .. } => true,
-        RegistryError::Status { status, .. } => {
-            crate::registry::distribution::is_transient_status(*status)
-        }
-        // A stream that broke mid-way; a digest mismatch is not retried.
-        RegistryError::Io { source, .. } => matches!(
-            source.kind(),
-            std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::ConnectionAborted
-                | std::io::ErrorKind::UnexpectedEof
-                | std::io::ErrorKind::TimedOut
-                | std::io::ErrorKind::BrokenPipe
-        ),
-        _ => false,
+                // After SIGINT or SIGTERM nothing is retried.
+                Err(_) if super::stop::requested().is_some() => Decision::Stop,
+                Err(e) => policy.decide(e, attempt),
+            },
+            |pause| {
+                source.throttle(pause);
+                target.throttle(pause);
+            },
+        )?;
+        bump(&self.stats.blobs_copied, 1);
+        bump(&self.stats.bytes_copied, job.size);
+        Ok(())
     }
 }
 

@@ -54,7 +54,7 @@ use self::status::Statuses;
 use crate::config::Mode;
 use crate::plan::{ImageToWrite, Plan, images_to_write};
 use crate::registry::Registry;
-use crate::registry::limits::RetryPolicy;
+use crate::registry::retry::RetryPolicy;
 use crate::tree::{Tree, read_tree};
 
 /// Open stores by registry name.

@@ -7,6 +7,7 @@ pub mod limits;
 pub mod oci_layout;
 #[cfg(test)]
 pub mod recording;
+pub mod retry;
 pub mod stores;
 
 use std::io::Read;

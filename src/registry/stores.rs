@@ -12,8 +12,8 @@ use ureq::Agent;
 use super::Registry;
 use super::distribution::credentials::CredentialSource;
 use super::distribution::{DistributionRegistry, Endpoint, build_agent};
-use super::limits::RetryPolicy;
 use super::oci_layout::OciLayoutStore;
+use super::retry::RetryPolicy;
 use crate::config::{LoadedConfig, RegistryConfig};
 use crate::reference::Location;
 

@@ -1,9 +1,19 @@
-//! Registry authentication: the `WWW-Authenticate` challenge, HTTP basic,
-//! and Docker's bearer-token flow with a token cache per scope set.
+//! Registry authentication: the `WWW-Authenticate` challenge (and the `/v2/`
+//! ping that asks for it), HTTP basic, and Docker's bearer-token flow with a
+//! token cache per scope set.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use ureq::SendBody;
+use ureq::http::{self, Response};
+
+use super::credentials::Credentials;
+use super::transport::{MAX_ERROR_BODY, header, read_json, retry_after};
+use super::{DistributionRegistry, Scheme, endpoint, link};
+use crate::registry::retry::Decision;
+use crate::registry::{RegistryError, Result};
 
 /// What the registry asked for in its `WWW-Authenticate` header.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,6 +217,178 @@ impl TokenResponse {
         );
         Some((value, lifetime))
     }
+}
+
+impl DistributionRegistry {
+    /// The credentials for this registry, looked up once.
+    fn credentials(&self) -> Result<Option<&Credentials>> {
+        let host = &self.endpoint.host;
+        match self
+            .credentials
+            .get_or_init(|| self.endpoint.credentials.lookup(host))
+        {
+            Ok(creds) => Ok(creds.as_ref()),
+            Err(e) => Err(RegistryError::Auth {
+                registry: host.clone(),
+                message: e.0.clone(),
+            }),
+        }
+    }
+
+    /// What `/v2/` asks for, pinging it the first time.
+    fn challenge(&self) -> Result<Option<Challenge>> {
+        let mut known = self.challenge.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(challenge) = known.as_ref() {
+            return Ok(challenge.clone());
+        }
+        let url = self.url("/v2/");
+        // A 429 or 5xx on the first request must not fail the run: retried
+        // here, while other threads wait for the answer. A request that got
+        // no answer is retried by `send`, which called this, so it is not
+        // retried twice over.
+        let policy = self.endpoint.retry;
+        let response = policy.run(
+            |_| self.send_once(http::Request::get(&url).body(SendBody::none()), &url),
+            |result, attempt| match result {
+                Ok(response) => {
+                    policy.decide_status(response.status().as_u16(), retry_after(response), attempt)
+                }
+                Err(_) => Decision::Stop,
+            },
+        )?;
+        let challenge = match response.status().as_u16() {
+            200..=299 => None,
+            401 => {
+                let header = header(&response, "www-authenticate").unwrap_or_default();
+                Some(parse_challenge(&header).ok_or_else(|| {
+                    self.protocol(format!(
+                        "401 from /v2/ with an unusable WWW-Authenticate challenge `{header}`"
+                    ))
+                })?)
+            }
+            _ => return Err(self.status_error("GET", &url, response)),
+        };
+        *known = Some(challenge.clone());
+        Ok(challenge)
+    }
+
+    /// The `Authorization` value for a request needing `scopes`, if any.
+    pub(super) fn authorization(&self, scopes: &Scopes) -> Result<Option<String>> {
+        let Some(challenge) = self.challenge()? else {
+            return Ok(None);
+        };
+        let creds = self.credentials()?;
+        match (challenge, creds) {
+            (_, Some(Credentials::Bearer(token))) => Ok(Some(format!("Bearer {token}"))),
+            (Challenge::Basic, Some(creds)) => Ok(creds.basic_header()),
+            (Challenge::Basic, None) => Err(RegistryError::Auth {
+                registry: self.endpoint.host.clone(),
+                message: "the registry requires a login and no credentials were found (docker login, or username_env/password_env in the registry's configuration)".into(),
+            }),
+            (Challenge::Bearer { realm, service, .. }, creds) => {
+                let token = self.token(&realm, service.as_deref(), scopes, creds)?;
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+
+    /// After a 401 to a request made with `scopes`: the token expired, or
+    /// the registry wants a scope we did not ask for. Forgets the token and
+    /// learns the challenge; `Some(extra scope)` when another attempt may
+    /// succeed, `None` when the answer names no challenge we can meet.
+    pub(super) fn renew_authorization(
+        &self,
+        scopes: &Scopes,
+        response: &Response<ureq::Body>,
+    ) -> Option<Option<String>> {
+        self.tokens.forget(scopes);
+        let header = header(response, "www-authenticate").unwrap_or_default();
+        let extra_scope = match parse_challenge(&header)? {
+            Challenge::Bearer { scope, .. } => scope,
+            Challenge::Basic => None,
+        };
+        let mut known = self.challenge.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*known, Some(None)) {
+            // Anonymous until now: learn the challenge from this answer.
+            *known = Some(parse_challenge(&header));
+        }
+        Some(extra_scope)
+    }
+
+    /// A bearer token for `scopes`, from the cache or the token service.
+    fn token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &Scopes,
+        creds: Option<&Credentials>,
+    ) -> Result<String> {
+        if let Some(token) = self.tokens.get(scopes) {
+            return Ok(token);
+        }
+        // Held while fetching, so parallel threads do not all fetch the same token.
+        let _fetching = self.token_fetch.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(token) = self.tokens.get(scopes) {
+            return Ok(token);
+        }
+        let auth_failed = |message: String| RegistryError::Auth {
+            registry: self.endpoint.host.clone(),
+            message,
+        };
+        let cleartext_realm = realm.starts_with("http://")
+            && self.endpoint.scheme == Scheme::Https
+            && !endpoint::is_loopback(&link::origin(realm)["http://".len()..]);
+        if cleartext_realm && creds.is_some() {
+            return Err(auth_failed(format!(
+                "the registry sends credentials to a plain-http token service ({realm}); refusing to send them in clear text"
+            )));
+        }
+        let mut request = http::Request::get(token_url(realm, service, scopes));
+        if let Some(basic) = creds.and_then(Credentials::basic_header) {
+            request = request.header("Authorization", basic);
+        }
+        let response = self.send_once(request.body(SendBody::none()), realm)?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let refused = if status == 401 || status == 403 {
+                "the token service refused the credentials"
+            } else {
+                "the token service failed"
+            };
+            let err = self.status_error("GET", realm, response);
+            return Err(auth_failed(format!("{refused}: {err}")));
+        }
+        let parsed: TokenResponse = read_json(response, MAX_ERROR_BODY * 16).map_err(|e| {
+            auth_failed(format!(
+                "token service at {realm} answered with invalid JSON: {e}"
+            ))
+        })?;
+        let (token, lifetime) = parsed.into_token().ok_or_else(|| {
+            auth_failed(format!("token service at {realm} answered without a token"))
+        })?;
+        self.tokens.put(scopes.clone(), token.clone(), lifetime);
+        Ok(token)
+    }
+}
+
+/// The token service URL asking for `scopes` of `service`.
+fn token_url(realm: &str, service: Option<&str>, scopes: &Scopes) -> String {
+    let mut url = realm.to_string();
+    let mut sep = if url.contains('?') { '&' } else { '?' };
+    let mut push = |key: &str, value: &str| {
+        url.push(sep);
+        url.push_str(key);
+        url.push('=');
+        url.push_str(&link::percent_encode(value));
+        sep = '&';
+    };
+    if let Some(service) = service {
+        push("service", service);
+    }
+    for scope in scopes.iter() {
+        push("scope", scope);
+    }
+    url
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use super::credentials::CredentialSource;
-use crate::registry::limits::RetryPolicy;
+use crate::registry::retry::RetryPolicy;
 
 /// Chunk size for `PATCH` uploads when a registry needs them.
 pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;

@@ -1,0 +1,73 @@
+//! Reading blobs: presence checks and verified streams, following redirects
+//! to storage hosts without the registry's credentials.
+
+use ureq::SendBody;
+use ureq::http::{self, Method};
+
+use super::DistributionRegistry;
+use super::auth::Scopes;
+use super::link;
+use super::transport::{Body, header, redact_query};
+use crate::digest::{Digest, VerifyingReader};
+use crate::registry::{BlobReader, RegistryError, Result};
+
+/// Redirects followed for one request (blob GETs go to storage hosts).
+const MAX_REDIRECTS: usize = 5;
+
+impl DistributionRegistry {
+    /// Whether `repository` holds the blob.
+    pub(super) fn has_blob(&self, repository: &str, digest: &Digest) -> Result<bool> {
+        let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
+        let scopes = Scopes::repository(repository, "pull");
+        let response = self.send(Method::HEAD, &url, &scopes, &[], Body::Empty)?;
+        match response.status().as_u16() {
+            200 => Ok(true),
+            // A redirect to a storage host means the registry has it.
+            301 | 302 | 303 | 307 | 308 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.status_error("HEAD", &url, response)),
+        }
+    }
+
+    /// A stream of the blob that fails unless it has `size` bytes hashing to `digest`.
+    pub(super) fn open_blob<'a>(
+        &'a self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<BlobReader<'a>> {
+        let scopes = Scopes::repository(repository, "pull");
+        let mut url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
+        let origin = link::origin(self.endpoint.base_url()).to_string();
+        for _ in 0..=MAX_REDIRECTS {
+            let response = if link::origin(&url) == origin {
+                self.send(Method::GET, &url, &scopes, &[], Body::Empty)?
+            } else {
+                // A storage host: never send the registry's credentials there.
+                let request = http::Request::get(&url).body(SendBody::none());
+                self.send_once(request, &redact_query(&url))?
+            };
+            match response.status().as_u16() {
+                200 => {
+                    let reader = response.into_body().into_with_config().limit(size).reader();
+                    return Ok(Box::new(VerifyingReader::new(reader, digest.clone(), size)));
+                }
+                301 | 302 | 303 | 307 | 308 => {
+                    let location = header(&response, "location").ok_or_else(|| {
+                        self.protocol(format!("{url}: redirect without Location"))
+                    })?;
+                    url = link::resolve(&url, &location);
+                }
+                404 => {
+                    return Err(RegistryError::NotFound {
+                        what: format!("blob {}/{repository}@{digest}", self.endpoint.host),
+                    });
+                }
+                _ => return Err(self.status_error("GET", &redact_query(&url), response)),
+            }
+        }
+        Err(self.protocol(format!(
+            "blob {digest}: more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+}

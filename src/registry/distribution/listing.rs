@@ -1,0 +1,73 @@
+//! Paginated listings: `_catalog` and `tags/list`, following `Link` headers
+//! exactly as the registry gives them, on the registry's own host only.
+
+use std::collections::HashSet;
+
+use ureq::http::Method;
+
+use super::DistributionRegistry;
+use super::auth::Scopes;
+use super::link;
+use super::transport::{Body, header_in};
+use crate::registry::{RegistryError, Result};
+
+/// Pages followed for one listing, as a last guard against a registry that never ends.
+const MAX_PAGES: usize = 100_000;
+/// Largest page read.
+const MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
+
+impl DistributionRegistry {
+    /// Every repository in the registry.
+    pub(super) fn list_catalog(&self) -> Result<Vec<String>> {
+        let path = format!("/v2/_catalog?n={}", self.endpoint.page_size);
+        self.list_pages(&path, "repositories", &Scopes::catalog())
+    }
+
+    /// Every tag of `repository`.
+    pub(super) fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
+        let path = format!("/v2/{repository}/tags/list?n={}", self.endpoint.page_size);
+        self.list_pages(&path, "tags", &Scopes::repository(repository, "pull"))
+    }
+
+    /// Lists a paginated collection (`_catalog` or `tags/list`), following `Link` headers.
+    fn list_pages(&self, first_path: &str, key: &str, scopes: &Scopes) -> Result<Vec<String>> {
+        let mut url = self.url(first_path);
+        let mut seen = HashSet::new();
+        let mut items = Vec::new();
+        for _ in 0..MAX_PAGES {
+            if !seen.insert(url.clone()) {
+                return Err(self.protocol(format!("pagination loops back to {url}")));
+            }
+            let (headers, bytes) = self.read_retrying("GET", &url, MAX_PAGE_BYTES, || {
+                let response = self.send(
+                    Method::GET,
+                    &url,
+                    scopes,
+                    &[("Accept", "application/json")],
+                    Body::Empty,
+                )?;
+                if response.status().as_u16() == 404 {
+                    return Err(RegistryError::NotFound {
+                        what: url.to_string(),
+                    });
+                }
+                self.expect_status("GET", &url, response, &[200])
+            })?;
+            let next = header_in(&headers, "link").and_then(|h| link::next_link(&h));
+            let page: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| self.protocol(format!("{url}: invalid JSON listing: {e}")))?;
+            match page.get(key) {
+                Some(serde_json::Value::Array(values)) => {
+                    items.extend(values.iter().filter_map(|v| v.as_str().map(str::to_string)));
+                }
+                Some(serde_json::Value::Null) | None => {}
+                Some(_) => return Err(self.protocol(format!("{url}: `{key}` is not a list"))),
+            }
+            match next {
+                Some(next) => url = self.same_origin(&next, "pagination link")?,
+                None => return Ok(items),
+            }
+        }
+        Err(self.protocol(format!("more than {MAX_PAGES} pages listing {first_path}")))
+    }
+}

@@ -1,0 +1,377 @@
+//! Sending requests: once (counted, paced, transport failures typed), with
+//! authorisation, and retried under the registry's [`RetryPolicy`]; reading
+//! answers and turning unexpected ones into [`RegistryError::Status`].
+//!
+//! [`RetryPolicy`]: crate::registry::retry::RetryPolicy
+
+use std::io::Read;
+use std::time::Duration;
+
+use ureq::http::{self, Method, Response};
+use ureq::{Agent, SendBody};
+
+use super::auth::Scopes;
+use super::{DistributionRegistry, Endpoint, EndpointError};
+use crate::registry::retry::{self, Decision};
+use crate::registry::{RegistryError, Result};
+
+/// How much of an error body is read to explain the error.
+pub(super) const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+/// A request body.
+pub(super) enum Body<'a> {
+    /// No body.
+    Empty,
+    /// Bytes in memory with their content type (a manifest): replayable.
+    Bytes(&'a [u8], &'a str),
+    /// A stream of known length; cannot be replayed, so never retried.
+    Stream(&'a mut dyn Read, u64),
+}
+
+impl Body<'_> {
+    fn replayable(&self) -> bool {
+        !matches!(self, Body::Stream(..))
+    }
+}
+
+impl DistributionRegistry {
+    /// Sends an authorised request, retrying transport failures, 429 and
+    /// 5xx answers with backoff when the body can be replayed. A 429 makes
+    /// every thread wait (`Retry-After`, or the backoff).
+    pub(super) fn send(
+        &self,
+        method: Method,
+        url: &str,
+        scopes: &Scopes,
+        headers: &[(&str, &str)],
+        mut body: Body<'_>,
+    ) -> Result<Response<ureq::Body>> {
+        let policy = self.endpoint.retry;
+        let replayable = body.replayable();
+        policy.run_throttled(
+            |_| self.send_authorized(method.clone(), url, scopes, headers, &mut body),
+            |result, attempt| match result {
+                _ if !replayable => Decision::Stop,
+                Ok(response) => {
+                    policy.decide_status(response.status().as_u16(), retry_after(response), attempt)
+                }
+                // Only the `/v2/` ping fails with a status here, and it
+                // retried already.
+                Err(RegistryError::Status { .. }) => Decision::Stop,
+                Err(e) => policy.decide(e, attempt),
+            },
+            |pause| self.limits.cool_down(pause),
+        )
+    }
+
+    /// Sends an authorised request once; a 401 renews the token (or learns
+    /// the challenge) and retries once when the body can be replayed.
+    fn send_authorized(
+        &self,
+        method: Method,
+        url: &str,
+        scopes: &Scopes,
+        headers: &[(&str, &str)],
+        body: &mut Body<'_>,
+    ) -> Result<Response<ureq::Body>> {
+        // Upload URLs carry opaque session state: keep it out of messages.
+        let shown_url = if url.contains("/blobs/uploads/") {
+            redact_query(url)
+        } else {
+            url.to_string()
+        };
+        let mut extra_scope: Option<String> = None;
+        for attempt in 0..2 {
+            let scopes = match &extra_scope {
+                Some(raw) => scopes.clone().with_raw(raw),
+                None => scopes.clone(),
+            };
+            let mut request = http::Request::builder().method(method.clone()).uri(url);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            if let Some(value) = self.authorization(&scopes)? {
+                request = request.header("Authorization", value);
+            }
+            let response = self.send_body(request, body, &shown_url)?;
+            if response.status().as_u16() != 401 || attempt == 1 || !body.replayable() {
+                return Ok(response);
+            }
+            match self.renew_authorization(&scopes, &response) {
+                Some(scope) => extra_scope = scope,
+                None => return Ok(response),
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    /// Attaches `body` (with its content headers) to `request` and sends it once.
+    fn send_body(
+        &self,
+        request: http::request::Builder,
+        body: &mut Body<'_>,
+        url_for_errors: &str,
+    ) -> Result<Response<ureq::Body>> {
+        // Each arm sends on its own: `SendBody` is invariant in its lifetime.
+        match body {
+            Body::Empty => self.send_once(request.body(SendBody::none()), url_for_errors),
+            Body::Bytes(bytes, content_type) => {
+                let mut slice: &[u8] = bytes;
+                let request = request
+                    .header("Content-Type", *content_type)
+                    .header("Content-Length", slice.len())
+                    .body(SendBody::from_reader(&mut slice));
+                self.send_once(request, url_for_errors)
+            }
+            Body::Stream(reader, length) => {
+                let request = request
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Length", *length)
+                    .body(SendBody::from_reader(reader));
+                self.send_once(request, url_for_errors)
+            }
+        }
+    }
+
+    /// Sends a request once, counting it; transport failures become typed errors.
+    pub(super) fn send_once(
+        &self,
+        request: std::result::Result<http::Request<SendBody<'_>>, http::Error>,
+        url_for_errors: &str,
+    ) -> Result<Response<ureq::Body>> {
+        let request = request.map_err(|e| {
+            self.protocol(format!("cannot build a request for {url_for_errors}: {e}"))
+        })?;
+        let method = request.method().to_string();
+        self.limits.pace();
+        self.counters.request();
+        if !matches!(request.method(), &Method::GET | &Method::HEAD) {
+            self.counters.write();
+        }
+        self.agent
+            .run(request)
+            .map_err(|e| self.transport_error(&method, url_for_errors, e))
+    }
+
+    /// A request or a body read that got no (whole) answer, keeping digest
+    /// mismatches recognisable.
+    fn transport_error(&self, method: &str, url: &str, err: ureq::Error) -> RegistryError {
+        if let ureq::Error::Io(io) = err {
+            return match RegistryError::from_stream(url, io) {
+                verification @ RegistryError::Verification(_) => verification,
+                RegistryError::Io { source, .. } => RegistryError::Transport {
+                    method: method.into(),
+                    url: url.into(),
+                    message: source.to_string(),
+                },
+                other => other,
+            };
+        }
+        RegistryError::Transport {
+            method: method.into(),
+            url: url.into(),
+            message: err.to_string(),
+        }
+    }
+
+    /// An unexpected answer as an error, with the registry's own codes and message.
+    pub(super) fn status_error(
+        &self,
+        method: &str,
+        url: &str,
+        response: Response<ureq::Body>,
+    ) -> RegistryError {
+        let status = response.status().as_u16();
+        let retry_after = retry_after(&response);
+        let text = response
+            .into_body()
+            .into_with_config()
+            .limit(MAX_ERROR_BODY)
+            .lossy_utf8(true)
+            .read_to_string()
+            .unwrap_or_default();
+        let (codes, message) = decode_error_envelope(&text);
+        RegistryError::Status {
+            method: method.into(),
+            url: url.into(),
+            status,
+            codes,
+            message,
+            retry_after,
+        }
+    }
+
+    /// The response when its status is one of `ok`, else the error it makes.
+    pub(super) fn expect_status(
+        &self,
+        method: &str,
+        url: &str,
+        response: Response<ureq::Body>,
+        ok: &[u16],
+    ) -> Result<Response<ureq::Body>> {
+        if ok.contains(&response.status().as_u16()) {
+            Ok(response)
+        } else {
+            Err(self.status_error(method, url, response))
+        }
+    }
+
+    /// Runs `request` (a send and its status checks), then reads the body,
+    /// at most `limit` bytes. A body that breaks off (reset, truncated,
+    /// stalled past the timeout) is a failed request: the whole exchange is
+    /// retried with backoff, as `send` retries one that got no answer.
+    pub(super) fn read_retrying(
+        &self,
+        method: &str,
+        url: &str,
+        limit: u64,
+        mut request: impl FnMut() -> Result<Response<ureq::Body>>,
+    ) -> Result<(http::HeaderMap, Vec<u8>)> {
+        let policy = self.endpoint.retry;
+        // The outer error is the request's own, which `send` retried already;
+        // the inner one is the body's.
+        let exchange = policy.run(
+            |_| {
+                let response = request()?;
+                let headers = response.headers().clone();
+                let body = response
+                    .into_body()
+                    .into_with_config()
+                    .limit(limit)
+                    .read_to_vec();
+                Ok(match body {
+                    Ok(bytes) => Ok((headers, bytes)),
+                    Err(ureq::Error::BodyExceedsLimit(_)) => {
+                        Err(self.protocol(format!("{url}: answer larger than {limit} bytes")))
+                    }
+                    Err(e) => Err(self.transport_error(method, url, e)),
+                })
+            },
+            |exchange: &Result<Result<_>>, attempt| match exchange {
+                Ok(Err(body_error)) => policy.decide(body_error, attempt),
+                _ => Decision::Stop,
+            },
+        );
+        exchange?
+    }
+}
+
+/// Why an answer's JSON body could not be had.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum JsonBodyError {
+    /// The body broke off or was larger than allowed.
+    #[error(transparent)]
+    Read(#[from] ureq::Error),
+    /// It was not the JSON expected.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// Reads a JSON answer of at most `limit` bytes.
+pub(super) fn read_json<T: serde::de::DeserializeOwned>(
+    response: Response<ureq::Body>,
+    limit: u64,
+) -> std::result::Result<T, JsonBodyError> {
+    let bytes = response
+        .into_body()
+        .into_with_config()
+        .limit(limit)
+        .read_to_vec()?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Upload URLs carry opaque state; it is noise in messages.
+pub(super) fn redact_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_string(),
+    }
+}
+
+/// A response header's value as text.
+pub(super) fn header(response: &Response<ureq::Body>, name: &str) -> Option<String> {
+    header_in(response.headers(), name)
+}
+
+/// A header's value as text, from headers kept after the body was read.
+pub(super) fn header_in(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The wait a response asks for (`Retry-After`), if any.
+pub(super) fn retry_after(response: &Response<ureq::Body>) -> Option<Duration> {
+    header(response, "retry-after").and_then(|v| retry::parse_retry_after(&v))
+}
+
+/// Decodes `{"errors":[{"code":..,"message":..}]}`; any other body becomes a short excerpt.
+pub fn decode_error_envelope(text: &str) -> (Vec<String>, String) {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        errors: Vec<EnvelopeError>,
+    }
+    #[derive(serde::Deserialize)]
+    struct EnvelopeError {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    if let Ok(envelope) = serde_json::from_str::<Envelope>(text) {
+        let codes = envelope
+            .errors
+            .iter()
+            .map(|e| e.code.clone())
+            .filter(|c| !c.is_empty())
+            .collect();
+        let messages: Vec<String> = envelope
+            .errors
+            .into_iter()
+            .map(|e| e.message)
+            .filter(|m| !m.is_empty())
+            .collect();
+        return (codes, messages.join("; "));
+    }
+    let excerpt: String = text.trim().chars().take(200).collect();
+    (Vec::new(), excerpt)
+}
+
+/// Builds the shared HTTP agent for registries with the same TLS settings.
+pub fn build_agent(
+    endpoint: &Endpoint,
+    connections: usize,
+) -> std::result::Result<Agent, EndpointError> {
+    let tls = endpoint.tls_config()?;
+    let connections = connections.max(1);
+    let config = Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(format!("hoist/{}", env!("CARGO_PKG_VERSION")))
+        .max_idle_connections(connections * 4)
+        .max_idle_connections_per_host(connections)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_per_read(Some(endpoint.timeout))
+        .timeout_per_write(Some(endpoint.timeout))
+        .tls_config(tls)
+        .build();
+    Ok(Agent::new_with_config(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_oci_error_envelopes() {
+        let (codes, message) = decode_error_envelope(
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#,
+        );
+        assert_eq!(codes, vec!["MANIFEST_UNKNOWN"]);
+        assert_eq!(message, "manifest unknown");
+        let (codes, message) = decode_error_envelope("<html>bad gateway</html>");
+        assert!(codes.is_empty());
+        assert_eq!(message, "<html>bad gateway</html>");
+    }
+}
