@@ -22,7 +22,8 @@ use crate::reference::{self, Reference, ReferenceError};
 use crate::registry::ReadOnly;
 use crate::registry::RegistryError;
 use crate::registry::retry::RetryPolicy;
-use crate::registry::stores::{OCI_LAYOUT_SCHEME, OpenError, Stores};
+use crate::registry::spec::RegistrySpec;
+use crate::registry::stores::{OpenError, Stores};
 use crate::report;
 use crate::rules::{RuleSet, UnknownRule};
 use crate::settings::{self, SettingsError};
@@ -241,10 +242,11 @@ fn dispatch(cli: Cli) -> Result<ExitStatus, CommandError> {
         .thread_name(|i| format!("hoist-{i}"))
         .build()
         .map_err(|reason| CommandError::ThreadPool { jobs, reason })?;
-    let stores = Stores::new(loaded.clone(), jobs);
+    let store_settings = settings::store_settings(&loaded.config.settings);
+    let stores = Stores::new(loaded.registries.clone(), store_settings);
     pool.install(|| match &cli.command {
         Command::Ls { target } => ls(&stores, target),
-        Command::Promote(args) => promote(&stores, args, loaded.config.settings.retries),
+        Command::Promote(args) => promote(&stores, args),
         Command::Plan(args) => plan_command(&stores, &loaded, rules, args),
         Command::Apply(args) => apply(&stores, &loaded, rules, args),
         Command::Verify(args) => verify_command(&stores, &loaded, rules, args),
@@ -407,7 +409,7 @@ fn apply(
         report: args.output.report.as_deref(),
         shard: scope.shard,
         started,
-        retries: loaded.config.settings.retries,
+        retry: stores.settings().retry,
     };
     run.execute()
 }
@@ -421,7 +423,7 @@ struct Run<'a> {
     report: Option<&'a Path>,
     shard: Option<Shard>,
     started: Instant,
-    retries: u32,
+    retry: RetryPolicy,
 }
 
 impl Run<'_> {
@@ -436,7 +438,7 @@ impl Run<'_> {
         let stats = CopyStats::default();
         let options = execute::Options {
             check_preconditions: self.check_preconditions,
-            retry: RetryPolicy::new(self.retries),
+            retry: self.retry,
         };
         execute::stop::install();
         let outcome = execute::run(self.plan, self.stores, &stats, &progress, options);
@@ -508,9 +510,9 @@ fn open_plan_stores(
                     configured: configured.url.clone(),
                 });
             }
-            None => match url.strip_prefix(OCI_LAYOUT_SCHEME) {
-                Some(dir) => Location::OciLayout(dir.into()),
-                None => Location::Host(url.clone()),
+            None => match RegistrySpec::parse(url) {
+                Ok(RegistrySpec::OciLayout(dir)) => Location::OciLayout(dir),
+                _ => Location::Host(url.clone()),
             },
         };
         handles.insert(name.clone(), stores.open(&location)?);
@@ -544,7 +546,7 @@ fn verify_command(
     Ok(ExitStatus::Failure)
 }
 
-fn promote(stores: &Stores, args: &PromoteArgs, retries: u32) -> Result<ExitStatus, CommandError> {
+fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandError> {
     let started = Instant::now();
     let is_name = |name: &str| stores.is_registry_name(name);
     let source = Reference::parse(&args.source, &is_name)?;
@@ -584,7 +586,7 @@ fn promote(stores: &Stores, args: &PromoteArgs, retries: u32) -> Result<ExitStat
         report: args.output.report.as_deref(),
         shard: None,
         started,
-        retries,
+        retry: stores.settings().retry,
     }
     .execute()?;
     if status == ExitStatus::Success {

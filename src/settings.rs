@@ -5,8 +5,12 @@ use figment::Figment;
 use figment::providers::{Env, Serialized};
 use serde::Serialize;
 
+use std::time::Duration;
+
 use crate::config::Settings;
 use crate::plan::{Shard, ShardError};
+use crate::registry::retry::RetryPolicy;
+use crate::registry::spec::StoreSettings;
 
 /// Settings that make no sense, or an environment that lacks what a flag needs.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +55,27 @@ pub fn resolve(file: &Settings, flags: &Flags) -> Result<Settings, SettingsError
         return Err(SettingsError::Zero("timeout_secs"));
     }
     Ok(settings)
+}
+
+/// What every store of the run gets. Two variables tune what the file does
+/// not: `HOIST_PAGE_SIZE` (entries asked per catalog or tag-list page) and
+/// `HOIST_RETRY_BASE_MS` (the first backoff; tests that inject faults do not
+/// want half a second a retry).
+pub fn store_settings(settings: &Settings) -> StoreSettings {
+    let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let defaults = StoreSettings::default();
+    StoreSettings {
+        jobs: settings.jobs,
+        timeout: Duration::from_secs(settings.timeout_secs.max(1)),
+        retry: RetryPolicy {
+            retries: settings.retries,
+            base: number("HOIST_RETRY_BASE_MS").map_or(defaults.retry.base, Duration::from_millis),
+        },
+        page_size: number("HOIST_PAGE_SIZE")
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(defaults.page_size),
+    }
 }
 
 /// The shard of a Kubernetes Indexed Job: K from `JOB_COMPLETION_INDEX`,

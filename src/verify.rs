@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 use crate::digest::Digest;
-use crate::execute::StoreMap;
 use crate::plan::{Action, Plan, PlanEntry, short_digest};
-use crate::registry::Registry;
 use crate::registry::RegistryError;
+use crate::registry::{Registry, StoreMap};
 use crate::tree::{TreeError, read_tree};
 
 /// Problems found, one line each, in plan order.

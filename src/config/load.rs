@@ -11,17 +11,28 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::problem::{FieldPath, Part, Problem, did_you_mean};
 use super::{Config, Promotion, RegistryConfig, Settings};
-use crate::registry::distribution::Endpoint;
-use crate::registry::stores::OCI_LAYOUT_SCHEME;
+use crate::registry::distribution::credentials::CredentialSource;
+use crate::registry::spec::RegistrySpec;
 
 /// The top-level keys of the file.
 const TOP_LEVEL: [&str; 3] = ["settings", "registries", "promotion"];
 
+/// The model of a file, what its registries are, and its problems.
+pub struct Model {
+    /// The file as written; unusable parts are left out.
+    pub config: Config,
+    /// Each registry that makes sense, parsed.
+    pub registries: BTreeMap<String, RegistrySpec>,
+    /// Everything wrong with it.
+    pub problems: Vec<Problem>,
+}
+
 /// Builds the model from a parsed document; unusable parts are left out and
 /// reported.
-pub fn model(root: &DeTable<'_>) -> (Config, Vec<Problem>) {
+pub fn model(root: &DeTable<'_>) -> Model {
     let mut problems = Vec::new();
     let mut config = Config::default();
+    let mut registries = BTreeMap::new();
     for (key, value) in root {
         let path = FieldPath::root(key.get_ref());
         match key.get_ref().as_ref() {
@@ -40,10 +51,14 @@ pub fn model(root: &DeTable<'_>) -> (Config, Vec<Problem>) {
                     let path = path.key(&name);
                     // A broken registry keeps its name, so rules naming it are not
                     // reported a second time as naming no registry.
-                    let registry = item::<RegistryConfig>(value, &path, &mut problems)
-                        .inspect(|registry| check_registry(registry, &path, &mut problems))
-                        .unwrap_or_default();
-                    config.registries.insert(name, registry);
+                    let registry = item::<RegistryConfig>(value, &path, &mut problems);
+                    if let Some(spec) = registry
+                        .as_ref()
+                        .and_then(|r| registry_spec(r, &path, &mut problems))
+                    {
+                        registries.insert(name.clone(), spec);
+                    }
+                    config.registries.insert(name, registry.unwrap_or_default());
                 }
             }
             "promotion" => {
@@ -71,7 +86,11 @@ pub fn model(root: &DeTable<'_>) -> (Config, Vec<Problem>) {
             ),
         }
     }
-    (config, problems)
+    Model {
+        config,
+        registries,
+        problems,
+    }
 }
 
 /// A placeholder for a `[[promotion]]` that could not be read: it keeps the
@@ -244,49 +263,84 @@ fn check_settings(settings: &Settings, path: &FieldPath, problems: &mut Vec<Prob
     }
 }
 
-/// Offline checks of one registry: its address parses and its credential
-/// settings make sense together.
-fn check_registry(registry: &RegistryConfig, path: &FieldPath, problems: &mut Vec<Problem>) {
-    let url_path = path.key("url");
-    if let Some(dir) = registry.url.strip_prefix(OCI_LAYOUT_SCHEME) {
-        if dir.trim().is_empty() {
-            problems.push(
-                Problem::at(url_path, "`oci-layout:` needs a directory")
-                    .help("write `oci-layout:./dir`, relative to this file"),
-            );
-        }
-    } else if let Err(error) = Endpoint::parse(&registry.url) {
-        problems.push(Problem::at(url_path, error.0));
+/// Parses one registry: its address, and the credential settings, which
+/// must make sense together. `None` (with the problems) when it cannot be used.
+fn registry_spec(
+    registry: &RegistryConfig,
+    path: &FieldPath,
+    problems: &mut Vec<Problem>,
+) -> Option<RegistrySpec> {
+    let before = problems.len();
+    let spec = RegistrySpec::parse(&registry.url)
+        .map_err(|error| problems.push(Problem::at(path.key("url"), error.0)))
+        .ok();
+    let credentials = credential_source(registry, path, problems);
+    check_limits(registry, path, problems);
+    if problems.len() > before {
+        return None;
     }
+    match spec? {
+        RegistrySpec::Http(mut endpoint) => {
+            endpoint.ca_file = registry.ca_file.clone();
+            endpoint.insecure = registry.insecure;
+            endpoint.chunk_size = registry.upload_chunk_size;
+            endpoint.max_connections = registry.max_connections;
+            endpoint.requests_per_second = registry.requests_per_second;
+            endpoint.credentials = credentials?;
+            Some(RegistrySpec::Http(endpoint))
+        }
+        layout => Some(layout),
+    }
+}
+
+/// Where a registry's credentials come from: named variables, a ready
+/// token, or docker's and podman's login files.
+fn credential_source(
+    registry: &RegistryConfig,
+    path: &FieldPath,
+    problems: &mut Vec<Problem>,
+) -> Option<CredentialSource> {
+    let problem = |key: &str, message: &str| Problem::at(path.key(key), message).part(Part::Key);
     match (
         &registry.username_env,
         &registry.password_env,
         &registry.token_env,
     ) {
-        (Some(_), None, _) => problems.push(
-            Problem::at(
-                path.key("username_env"),
+        (None, None, None) => Some(CredentialSource::DockerConfig),
+        (Some(user), Some(pass), None) => Some(CredentialSource::Env {
+            username_env: user.clone(),
+            password_env: pass.clone(),
+        }),
+        (None, None, Some(token)) => Some(CredentialSource::TokenEnv(token.clone())),
+        (Some(_), None, _) => {
+            problems.push(problem(
+                "username_env",
                 "`username_env` needs `password_env`",
-            )
-            .part(Part::Key),
-        ),
-        (None, Some(_), _) => problems.push(
-            Problem::at(
-                path.key("password_env"),
+            ));
+            None
+        }
+        (None, Some(_), _) => {
+            problems.push(problem(
+                "password_env",
                 "`password_env` needs `username_env`",
-            )
-            .part(Part::Key),
-        ),
-        (Some(_), Some(_), Some(_)) => problems.push(
-            Problem::at(
-                path.key("token_env"),
-                "`token_env` and `username_env`/`password_env` exclude each other",
-            )
-            .part(Part::Key)
-            .help("name either a ready token or a username and password"),
-        ),
-        _ => {}
+            ));
+            None
+        }
+        (Some(_), Some(_), Some(_)) => {
+            problems.push(
+                problem(
+                    "token_env",
+                    "`token_env` and `username_env`/`password_env` exclude each other",
+                )
+                .help("name either a ready token or a username and password"),
+            );
+            None
+        }
     }
+}
+
+/// Connection limits and chunk sizes that mean something.
+fn check_limits(registry: &RegistryConfig, path: &FieldPath, problems: &mut Vec<Problem>) {
     if registry.max_connections == Some(0) {
         problems.push(Problem::at(
             path.key("max_connections"),

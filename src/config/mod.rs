@@ -5,7 +5,10 @@ mod model;
 mod problem;
 mod source;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use crate::registry::spec::RegistrySpec;
 
 pub use load::is_broken;
 pub use model::{Mode, OneOrMany, Overwrite, Promotion, RegistryConfig, Settings};
@@ -69,6 +72,9 @@ pub struct LoadedConfig {
     /// Problems found while reading; later stages add theirs before
     /// [`LoadedConfig::validate`].
     pub problems: Vec<Problem>,
+    /// The registries, parsed once: what stores are opened from. Relative
+    /// paths in them are relative to [`LoadedConfig::base_dir`].
+    pub registries: BTreeMap<String, RegistrySpec>,
 }
 
 impl LoadedConfig {
@@ -84,6 +90,11 @@ impl LoadedConfig {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let base = &loaded.base_dir;
+        loaded.registries = std::mem::take(&mut loaded.registries)
+            .into_iter()
+            .map(|(name, spec)| (name, spec.relative_to(base)))
+            .collect();
         Ok(loaded)
     }
 
@@ -104,12 +115,17 @@ impl LoadedConfig {
                 .collect();
             return Err(source.diagnose(problems).into());
         }
-        let (config, problems) = load::model(root.get_ref());
+        let load::Model {
+            config,
+            registries,
+            problems,
+        } = load::model(root.get_ref());
         Ok(LoadedConfig {
             config,
             base_dir: PathBuf::from("."),
             source,
             problems,
+            registries,
         })
     }
 
@@ -121,15 +137,6 @@ impl LoadedConfig {
             Ok(())
         } else {
             Err(self.source.diagnose(problems).into())
-        }
-    }
-
-    /// A path from the file, made relative to the file's directory.
-    pub fn resolve_path(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.base_dir.join(path)
         }
     }
 }

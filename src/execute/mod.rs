@@ -57,8 +57,7 @@ use crate::registry::Registry;
 use crate::registry::retry::RetryPolicy;
 use crate::tree::{Tree, read_tree};
 
-/// Open stores by registry name.
-pub type StoreMap = BTreeMap<String, Arc<dyn Registry>>;
+pub use crate::registry::StoreMap;
 
 /// How to run.
 #[derive(Clone, Copy, Debug, Default)]

@@ -8,6 +8,7 @@ pub mod oci_layout;
 #[cfg(test)]
 pub mod recording;
 pub mod retry;
+pub mod spec;
 pub mod stores;
 
 use std::io::Read;
@@ -17,6 +18,9 @@ pub use error::RegistryError;
 
 use crate::digest::Digest;
 use crate::manifest::{Descriptor, Manifest};
+
+/// Open stores by registry name.
+pub type StoreMap = std::collections::BTreeMap<String, std::sync::Arc<dyn Registry>>;
 
 /// Result of registry operations.
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

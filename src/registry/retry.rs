@@ -54,16 +54,6 @@ pub enum Decision {
 }
 
 impl RetryPolicy {
-    /// `retries` retries from the default base; `HOIST_RETRY_BASE_MS` sets the
-    /// base (tests that inject faults do not want to wait half a second a retry).
-    pub fn new(retries: u32) -> RetryPolicy {
-        let base = std::env::var("HOIST_RETRY_BASE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map_or(RetryPolicy::default().base, Duration::from_millis);
-        RetryPolicy { retries, base }
-    }
-
     /// The pause before retry number `attempt` (0 for the first retry):
     /// `base · 2^attempt`, capped, scaled by a random factor in [0.5, 1.5).
     pub fn backoff(&self, attempt: u32) -> Duration {

@@ -1,24 +1,18 @@
 //! Opens stores by where they are: a host, an `oci-layout:` directory, or a
-//! registry named in the configuration. One handle per store, shared, so
-//! tokens and connections are reused.
+//! registry named in the configuration (by its parsed [`RegistrySpec`]). One
+//! handle per store, shared, so tokens and connections are reused.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use ureq::Agent;
 
 use super::Registry;
-use super::distribution::credentials::CredentialSource;
 use super::distribution::{DistributionRegistry, Endpoint, build_agent};
 use super::oci_layout::OciLayoutStore;
-use super::retry::RetryPolicy;
-use crate::config::{LoadedConfig, RegistryConfig};
+use super::spec::{RegistrySpec, StoreSettings};
 use crate::reference::Location;
-
-/// Prefix of `url`s naming a directory of OCI layouts.
-pub const OCI_LAYOUT_SCHEME: &str = "oci-layout:";
 
 /// A store that cannot be opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -26,7 +20,7 @@ pub enum OpenError {
     /// A name that is not a `[registries.NAME]`.
     #[error("no registry named `{0}` in the configuration")]
     UnknownName(String),
-    /// A bad address, TLS file or credential setting.
+    /// A bad address or TLS file.
     #[error("registry `{name}`: {message}")]
     Invalid {
         /// Registry name or host.
@@ -38,27 +32,37 @@ pub enum OpenError {
 
 /// Every store a run uses, opened once each.
 pub struct Stores {
-    config: LoadedConfig,
-    jobs: usize,
+    /// The configured registries, by name.
+    named: BTreeMap<String, RegistrySpec>,
+    settings: StoreSettings,
     opened: Mutex<HashMap<Location, Arc<dyn Registry>>>,
     /// Agents by TLS settings: registries that trust the same roots share connections' configuration.
     agents: Mutex<HashMap<(Option<PathBuf>, bool), Agent>>,
 }
 
 impl Stores {
-    /// Stores for a run of `jobs` parallel transfers under `config`.
-    pub fn new(config: LoadedConfig, jobs: usize) -> Stores {
+    /// Stores for a run: the configured registries by name, and the
+    /// settings every HTTP store gets.
+    pub fn new(named: BTreeMap<String, RegistrySpec>, settings: StoreSettings) -> Stores {
         Stores {
-            config,
-            jobs: jobs.max(1),
+            named,
+            settings: StoreSettings {
+                jobs: settings.jobs.max(1),
+                ..settings
+            },
             opened: Mutex::new(HashMap::new()),
             agents: Mutex::new(HashMap::new()),
         }
     }
 
+    /// The settings every HTTP store of the run gets.
+    pub fn settings(&self) -> &StoreSettings {
+        &self.settings
+    }
+
     /// Whether `name` is a `[registries.NAME]` of the configuration.
     pub fn is_registry_name(&self, name: &str) -> bool {
-        self.config.config.registries.contains_key(name)
+        self.named.contains_key(name)
     }
 
     /// The store at `location`, opening it the first time.
@@ -78,17 +82,13 @@ impl Stores {
                     name: host.clone(),
                     message: e.0,
                 })?;
-                self.distribution(host, self.with_settings(endpoint))?
+                self.distribution(host, endpoint)?
             }
-            Location::Named(name) => {
-                let registry = self
-                    .config
-                    .config
-                    .registries
-                    .get(name)
-                    .ok_or_else(|| OpenError::UnknownName(name.clone()))?;
-                self.open_configured(name, registry)?
-            }
+            Location::Named(name) => match self.named.get(name) {
+                None => return Err(OpenError::UnknownName(name.clone())),
+                Some(RegistrySpec::OciLayout(dir)) => Arc::new(OciLayoutStore::new(dir.clone())),
+                Some(RegistrySpec::Http(endpoint)) => self.distribution(name, endpoint.clone())?,
+            },
         };
         self.opened
             .lock()
@@ -97,75 +97,26 @@ impl Stores {
         Ok(store)
     }
 
-    fn with_settings(&self, mut endpoint: Endpoint) -> Endpoint {
-        endpoint.timeout = Duration::from_secs(self.config.config.settings.timeout_secs.max(1));
-        endpoint.retry = RetryPolicy::new(self.config.config.settings.retries);
-        if let Some(page_size) = std::env::var("HOIST_PAGE_SIZE")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            endpoint.page_size = page_size;
-        }
-        endpoint
-    }
-
-    fn open_configured(
+    /// A Distribution client for `endpoint` with the run's settings, sharing
+    /// an agent with registries of the same TLS trust.
+    fn distribution(
         &self,
         name: &str,
-        registry: &RegistryConfig,
+        mut endpoint: Endpoint,
     ) -> Result<Arc<dyn Registry>, OpenError> {
-        let invalid = |message: String| OpenError::Invalid {
-            name: name.to_string(),
-            message,
-        };
-        if let Some(dir) = registry.url.strip_prefix(OCI_LAYOUT_SCHEME) {
-            return Ok(Arc::new(OciLayoutStore::new(
-                self.config.resolve_path(dir.as_ref()),
-            )));
-        }
-        let mut endpoint =
-            self.with_settings(Endpoint::parse(&registry.url).map_err(|e| invalid(e.0))?);
-        endpoint.ca_file = registry
-            .ca_file
-            .as_ref()
-            .map(|f| self.config.resolve_path(f));
-        endpoint.insecure = registry.insecure;
-        endpoint.chunk_size = registry.upload_chunk_size;
-        endpoint.max_connections = registry.max_connections;
-        endpoint.requests_per_second = registry.requests_per_second;
-        endpoint.credentials = match (
-            &registry.username_env,
-            &registry.password_env,
-            &registry.token_env,
-        ) {
-            (None, None, None) => CredentialSource::DockerConfig,
-            (Some(user), Some(pass), None) => CredentialSource::Env {
-                username_env: user.clone(),
-                password_env: pass.clone(),
-            },
-            (None, None, Some(token)) => CredentialSource::TokenEnv(token.clone()),
-            (Some(_), None, _) | (None, Some(_), _) => {
-                return Err(invalid("username_env and password_env go together".into()));
-            }
-            (Some(_), Some(_), Some(_)) => {
-                return Err(invalid(
-                    "token_env excludes username_env/password_env".into(),
-                ));
-            }
-        };
-        self.distribution(name, endpoint)
-    }
-
-    fn distribution(&self, name: &str, endpoint: Endpoint) -> Result<Arc<dyn Registry>, OpenError> {
+        endpoint.timeout = self.settings.timeout;
+        endpoint.retry = self.settings.retry;
+        endpoint.page_size = self.settings.page_size;
         let key = (endpoint.ca_file.clone(), endpoint.insecure);
         let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
         let agent = match agents.get(&key) {
             Some(agent) => agent.clone(),
             None => {
-                let agent = build_agent(&endpoint, self.jobs).map_err(|e| OpenError::Invalid {
-                    name: name.to_string(),
-                    message: e.0,
-                })?;
+                let agent =
+                    build_agent(&endpoint, self.settings.jobs).map_err(|e| OpenError::Invalid {
+                        name: name.to_string(),
+                        message: e.0,
+                    })?;
                 agents.insert(key, agent.clone());
                 agent
             }
@@ -185,9 +136,13 @@ mod tests {
     fn stores_for(dir: &Path, text: &str) -> Stores {
         let path = dir.join("promotions.toml");
         std::fs::write(&path, text).unwrap();
-        let loaded = LoadedConfig::load(&path).unwrap();
+        let loaded = crate::config::LoadedConfig::load(&path).unwrap();
         assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
-        Stores::new(loaded, 2)
+        let settings = StoreSettings {
+            jobs: 2,
+            ..StoreSettings::default()
+        };
+        Stores::new(loaded.registries, settings)
     }
 
     #[test]

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use hoist::config::LoadedConfig;
 use hoist::manifest::Manifest;
 use hoist::reference::Location;
+use hoist::registry::spec::StoreSettings;
 use hoist::registry::stores::Stores;
 use hoist::registry::{ManifestHead, Registry};
 #[path = "../../src/bin/hoist-seed/seed.rs"]
@@ -25,7 +25,11 @@ pub fn layout(dir: &std::path::Path) -> Arc<dyn Registry> {
 }
 
 fn open(location: Location) -> Arc<dyn Registry> {
-    Stores::new(LoadedConfig::default(), 4)
+    let settings = StoreSettings {
+        jobs: 4,
+        ..StoreSettings::default()
+    };
+    Stores::new(Default::default(), settings)
         .open(&location)
         .expect("open test store")
 }

@@ -73,7 +73,11 @@ fn main() -> ExitCode {
         },
         None => LoadedConfig::default(),
     };
-    let stores = Stores::new(config, args.jobs);
+    let settings = hoist::registry::spec::StoreSettings {
+        jobs: args.jobs,
+        ..hoist::settings::store_settings(&config.config.settings)
+    };
+    let stores = Stores::new(config.registries, settings);
     let store = match parse_listing(&args.store, &|name| stores.is_registry_name(name))
         .map_err(|e| e.to_string())
         .and_then(|(location, _)| stores.open(&location).map_err(|e| e.to_string()))

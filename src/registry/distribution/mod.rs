@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use ureq::Agent;
 
-pub use endpoint::{Endpoint, EndpointError, Scheme};
+pub use endpoint::{DEFAULT_PAGE_SIZE, Endpoint, EndpointError, Scheme};
 pub use transport::{build_agent, decode_error_envelope};
 
 use self::auth::{Challenge, TokenCache};
