@@ -17,7 +17,9 @@ pub use expand::{
     Candidate, Expansion, attached_tag_names, expand, matched_repositories, target_probes,
 };
 pub use image::{ImageKey, ImageSource, ImageToWrite, RepositoryKey, images_to_write};
-pub use inventory::{ImageContents, Inventory, RepoKey, TagKey, repo_key, tag_key};
+pub use inventory::{
+    FilterKey, ImageContents, Inventory, RepoKey, TagKey, filter_key, repo_key, tag_key,
+};
 pub use scope::{Scope, Shard, ShardError, shard_of};
 pub use table::render_table;
 
