@@ -136,6 +136,12 @@ struct Discovery<'a> {
     failures: Vec<ReadFailure>,
 }
 
+/// Where to read an index a rule filters, and the platforms to keep.
+struct IndexToFilter {
+    repository: String,
+    platforms: Vec<String>,
+}
+
 /// A tag a rule selects in a source repository that exists, with that
 /// repository's tags (where the image's signatures are found).
 struct Selection<'a> {
@@ -234,11 +240,11 @@ impl<'a> Discovery<'a> {
         self.resolve_source_heads(attached);
     }
 
-    /// Step 3c: indexes whose platforms a rule filters, read and filtered
-    /// once each for the digest of the new index.
+    /// Step 3c: indexes whose platforms a rule filters, each read and
+    /// filtered once (from one repository holding it) for the new digest.
     fn filter_platforms(&mut self) {
         let filtering = self.rules.rules.iter().filter(|r| !r.platforms.is_empty());
-        let mut to_filter: BTreeMap<FilterKey, (String, Vec<String>)> = BTreeMap::new();
+        let mut to_filter: BTreeMap<FilterKey, IndexToFilter> = BTreeMap::new();
         for selection in selections(filtering, &self.inventory) {
             let Some(key) = self
                 .selected_head(&selection)
@@ -246,28 +252,12 @@ impl<'a> Discovery<'a> {
             else {
                 continue;
             };
-            to_filter.entry(key).or_insert_with(|| {
-                (
-                    selection.repository.to_string(),
-                    selection.rule.platforms.clone(),
-                )
+            to_filter.entry(key).or_insert_with(|| IndexToFilter {
+                repository: selection.repository.to_string(),
+                platforms: selection.rule.platforms.clone(),
             });
         }
-        let handles = self.handles;
-        let filtered = read_par(
-            to_filter,
-            |((registry, digest, _), (repository, platforms))| {
-                let index = handle(handles, registry)?
-                    .manifest_get(repository, &digest.to_string())
-                    .map_err(|source| ReadFailure::Index {
-                        registry: registry.clone(),
-                        repository: repository.clone(),
-                        digest: digest.clone(),
-                        source: Box::new(source),
-                    })?;
-                Ok(crate::manifest::filter_index(&index, platforms).map(|m| m.digest))
-            },
-        );
+        let filtered = filter_indexes(self.handles, to_filter);
         for ((key, _), result) in self.keep(filtered) {
             self.inventory.filtered.insert(key, result);
         }
@@ -510,6 +500,25 @@ fn read_heads(
                 tag: tag.clone(),
                 source: Box::new(source),
             })
+    })
+}
+
+/// Each index read and filtered to the platforms its key names: the new
+/// index's digest, or why the index cannot be filtered.
+fn filter_indexes(
+    handles: &Handles,
+    indexes: BTreeMap<FilterKey, IndexToFilter>,
+) -> Listed<(FilterKey, IndexToFilter), Result<Digest, String>> {
+    read_par(indexes, |((registry, digest, _), to_filter)| {
+        let index = handle(handles, registry)?
+            .manifest_get(&to_filter.repository, &digest.to_string())
+            .map_err(|source| ReadFailure::Index {
+                registry: registry.clone(),
+                repository: to_filter.repository.clone(),
+                digest: digest.clone(),
+                source: Box::new(source),
+            })?;
+        Ok(crate::manifest::filter_index(&index, &to_filter.platforms).map(|m| m.digest))
     })
 }
 
