@@ -9,16 +9,16 @@ use std::fmt;
 use rayon::prelude::*;
 
 use crate::digest::Digest;
-use crate::plan::{self, ImageContents, Inventory, RepoKey, TagKey};
-use crate::registry::ReadOnly;
-use crate::rules::RuleSet;
-use crate::tree::read_tree;
+use crate::plan::{self, Expansion, FilterKey, ImageContents, Inventory, RepoKey, TagKey};
+use crate::registry::{ManifestHead, ReadOnly, RegistryError};
+use crate::rules::{Rule, RuleSet, SelectedTag};
+use crate::tree::{TreeError, read_tree};
 
 /// Every read that failed while discovering.
 #[derive(Debug)]
 pub struct DiscoveryError {
-    /// `what: why`, one per failure, in a stable order.
-    pub failures: Vec<String>,
+    /// One per failure, in the order of their text.
+    pub failures: Vec<ReadFailure>,
 }
 
 impl fmt::Display for DiscoveryError {
@@ -36,25 +36,327 @@ impl fmt::Display for DiscoveryError {
 
 impl std::error::Error for DiscoveryError {}
 
-/// Results of parallel reads by key; the error is a message naming what failed.
-type Listed<K, T> = Vec<(K, Result<T, String>)>;
+/// One read discovery could not make: what it was reading, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadFailure {
+    /// A rule names a registry no handle was opened for.
+    #[error("registry `{0}` is not open")]
+    NotOpen(String),
+    /// A source registry's catalog could not be listed.
+    #[error("listing the catalog of `{registry}`: {source}")]
+    Catalog {
+        /// The source registry.
+        registry: String,
+        /// Why.
+        source: Box<RegistryError>,
+    },
+    /// A source or target repository's tags could not be listed.
+    #[error("listing tags of {registry}/{repository}: {source}")]
+    Tags {
+        /// The registry.
+        registry: String,
+        /// The repository.
+        repository: String,
+        /// Why.
+        source: Box<RegistryError>,
+    },
+    /// A source or target tag could not be resolved to a digest.
+    #[error("reading {side} tag {registry}/{repository}:{tag}: {source}")]
+    Head {
+        /// Which side of the promotion the tag is on.
+        side: Side,
+        /// The registry.
+        registry: String,
+        /// The repository.
+        repository: String,
+        /// The tag.
+        tag: String,
+        /// Why.
+        source: Box<RegistryError>,
+    },
+    /// An index whose platforms a rule filters could not be read.
+    #[error("{source}")]
+    Index {
+        /// The source registry.
+        registry: String,
+        /// A repository holding the index.
+        repository: String,
+        /// The index.
+        digest: Digest,
+        /// Why.
+        source: Box<RegistryError>,
+    },
+}
+
+/// Which side of a promotion a read is on, as failures name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Where images come from.
+    Source,
+    /// Where they are promoted to.
+    Target,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        })
+    }
+}
+
+/// Results of parallel reads by key.
+type Listed<K, T> = Vec<(K, Result<T, ReadFailure>)>;
 
 /// Read-only handles to the registries the rules name, by name.
 pub type Handles = BTreeMap<String, ReadOnly>;
 
 /// Sees everything the plan needs; runs on the current rayon pool.
 pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, DiscoveryError> {
-    let mut failures = Vec::new();
-    let mut inventory = Inventory {
-        stores: handles
-            .iter()
-            .map(|(name, h)| (name.clone(), h.store_id()))
-            .collect(),
-        ..Inventory::default()
-    };
+    let mut discovery = Discovery::new(rules, handles);
+    discovery.list_source_repositories();
+    discovery.list_source_tags();
+    discovery.resolve_selected_heads();
+    discovery.resolve_attached_heads();
+    discovery.filter_platforms();
+    let expansion = plan::expand(rules, &discovery.inventory);
+    discovery.list_target_tags(&expansion);
+    discovery.probe_targets(&expansion);
+    discovery.read_contents(&expansion);
+    discovery.finish()
+}
 
-    // 1. Source repositories: the catalog, unless every rule reading that
-    //    registry spells its repositories out.
+/// A discovery under way: the inventory so far and the reads that failed.
+/// Each step reads what the steps before it make visible.
+struct Discovery<'a> {
+    rules: &'a RuleSet,
+    handles: &'a Handles,
+    inventory: Inventory,
+    failures: Vec<ReadFailure>,
+}
+
+/// Where to read an index a rule filters, and the platforms to keep.
+struct IndexToFilter {
+    repository: String,
+    platforms: Vec<String>,
+}
+
+/// A tag a rule selects in a source repository that exists, with that
+/// repository's tags (where the image's signatures are found).
+struct Selection<'a> {
+    rule: &'a Rule,
+    repository: &'a str,
+    tags: &'a [String],
+    tag: SelectedTag,
+}
+
+impl<'a> Discovery<'a> {
+    /// An empty inventory that knows which registries share a store.
+    fn new(rules: &'a RuleSet, handles: &'a Handles) -> Self {
+        let inventory = Inventory {
+            stores: handles
+                .iter()
+                .map(|(name, h)| (name.clone(), h.store_id()))
+                .collect(),
+            ..Inventory::default()
+        };
+        Discovery {
+            rules,
+            handles,
+            inventory,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Step 1: the source repositories, from the catalog unless every rule
+    /// reading that registry spells its repositories out.
+    fn list_source_repositories(&mut self) {
+        let handles = self.handles;
+        let listed = read_par(repository_listings(self.rules), |(registry, literals)| {
+            list_repositories(handles, registry, literals.as_ref())
+        });
+        for ((registry, _), mut repositories) in self.keep(listed) {
+            // A repository a rule names outright is looked up even when the
+            // catalog does not show it, so a typo or a catalog the credentials
+            // cannot fully see is reported, not ignored.
+            for rule in self.rules.rules.iter().filter(|r| r.from == registry) {
+                for name in rule.repositories.named() {
+                    if !repositories.contains(&name) {
+                        repositories.push(name);
+                    }
+                }
+            }
+            self.inventory
+                .repositories
+                .insert(registry.to_string(), repositories);
+        }
+    }
+
+    /// Step 2: the tags of each source repository a rule matches.
+    fn list_source_tags(&mut self) {
+        let repos: BTreeSet<RepoKey> = self
+            .rules
+            .rules
+            .iter()
+            .flat_map(|rule| {
+                plan::matched_repositories(rule, &self.inventory)
+                    .into_iter()
+                    .map(|repo| plan::repo_key(&rule.from, repo))
+            })
+            .collect();
+        let listed = list_tags(self.handles, repos);
+        for (key, tags) in self.keep(listed) {
+            self.inventory.source_tags.insert(key, tags);
+        }
+    }
+
+    /// Step 3: the digest of every selected source tag.
+    fn resolve_selected_heads(&mut self) {
+        let selected: BTreeSet<TagKey> = selections(self.rules.rules.iter(), &self.inventory)
+            .map(|s| plan::tag_key(&s.rule.from, s.repository, &s.tag.tag))
+            .collect();
+        self.resolve_source_heads(selected);
+    }
+
+    /// Step 3b: signature, attestation and SBOM tags of the selected images,
+    /// for rules that carry them.
+    fn resolve_attached_heads(&mut self) {
+        let carrying = self.rules.rules.iter().filter(|r| r.referrers);
+        let mut attached: BTreeSet<TagKey> = BTreeSet::new();
+        for selection in selections(carrying, &self.inventory) {
+            let Some(head) = self.selected_head(&selection) else {
+                continue;
+            };
+            for name in plan::attached_tag_names(&head.digest, selection.tags) {
+                attached.insert(plan::tag_key(
+                    &selection.rule.from,
+                    selection.repository,
+                    name,
+                ));
+            }
+        }
+        attached.retain(|key| !self.inventory.source_heads.contains_key(key));
+        self.resolve_source_heads(attached);
+    }
+
+    /// Step 3c: indexes whose platforms a rule filters, each read and
+    /// filtered once (from one repository holding it) for the new digest.
+    fn filter_platforms(&mut self) {
+        let filtering = self.rules.rules.iter().filter(|r| !r.platforms.is_empty());
+        let mut to_filter: BTreeMap<FilterKey, IndexToFilter> = BTreeMap::new();
+        for selection in selections(filtering, &self.inventory) {
+            let Some(key) = self
+                .selected_head(&selection)
+                .and_then(|head| plan::filter_key(selection.rule, head))
+            else {
+                continue;
+            };
+            to_filter.entry(key).or_insert_with(|| IndexToFilter {
+                repository: selection.repository.to_string(),
+                platforms: selection.rule.platforms.clone(),
+            });
+        }
+        let filtered = filter_indexes(self.handles, to_filter);
+        for ((key, _), result) in self.keep(filtered) {
+            self.inventory.filtered.insert(key, result);
+        }
+    }
+
+    /// Step 4: the tags each target repository holds; one the target does
+    /// not have yet holds none.
+    fn list_target_tags(&mut self, expansion: &Expansion) {
+        let repos: BTreeSet<RepoKey> = expansion
+            .candidates
+            .iter()
+            .map(|c| plan::repo_key(&c.target_registry, &c.target_repository))
+            .collect();
+        let listed = list_tags(self.handles, repos);
+        for (key, tags) in self.keep(listed) {
+            self.inventory
+                .target_tags
+                .insert(key, tags.unwrap_or_default().into_iter().collect());
+        }
+    }
+
+    /// Step 4b: the digests of the target tags the plan compares with.
+    fn probe_targets(&mut self, expansion: &Expansion) {
+        let probes = plan::target_probes(expansion, &self.inventory);
+        let listed = read_heads(self.handles, probes, Side::Target);
+        for (key, head) in self.keep(listed) {
+            if let Some(head) = head {
+                self.inventory.target_heads.insert(key, head.digest);
+            }
+        }
+    }
+
+    /// Step 5: the contents of the images that will be copied, for the
+    /// estimate; a failure here only makes the estimate partial.
+    fn read_contents(&mut self, expansion: &Expansion) {
+        let handles = self.handles;
+        let read = read_par(
+            changing_images(expansion, &self.inventory),
+            |((registry, digest), repository)| {
+                let contents = image_contents(handle(handles, registry)?, repository, digest);
+                Ok(contents.ok())
+            },
+        );
+        for ((key, _), contents) in read {
+            if let Ok(Some(contents)) = contents {
+                self.inventory.contents.insert(key, contents);
+            }
+        }
+    }
+
+    /// The inventory, or every failed read in a stable order.
+    fn finish(mut self) -> Result<Inventory, DiscoveryError> {
+        if self.failures.is_empty() {
+            Ok(self.inventory)
+        } else {
+            self.failures.sort_by_cached_key(ToString::to_string);
+            Err(DiscoveryError {
+                failures: self.failures,
+            })
+        }
+    }
+
+    /// Reads the heads of source tags into the inventory; a tag that does
+    /// not exist stays absent.
+    fn resolve_source_heads(&mut self, keys: BTreeSet<TagKey>) {
+        let listed = read_heads(self.handles, keys, Side::Source);
+        for (key, head) in self.keep(listed) {
+            if let Some(head) = head {
+                self.inventory.source_heads.insert(key, head);
+            }
+        }
+    }
+
+    /// What a selected tag points at, once step 3 has read it.
+    fn selected_head(&self, selection: &Selection<'_>) -> Option<&ManifestHead> {
+        let key = plan::tag_key(
+            &selection.rule.from,
+            selection.repository,
+            &selection.tag.tag,
+        );
+        self.inventory.source_heads.get(&key)
+    }
+
+    /// The successful reads; each failure joins the report.
+    fn keep<K, T>(&mut self, listed: Listed<K, T>) -> Vec<(K, T)> {
+        let mut read = Vec::with_capacity(listed.len());
+        for (key, result) in listed {
+            match result {
+                Ok(value) => read.push((key, value)),
+                Err(failure) => self.failures.push(failure),
+            }
+        }
+        read
+    }
+}
+
+/// Per source registry: the repositories its rules spell out, or `None`
+/// when some rule there matches by glob, so the catalog must be listed.
+fn repository_listings(rules: &RuleSet) -> BTreeMap<&str, Option<BTreeSet<String>>> {
     let mut sources: BTreeMap<&str, Option<BTreeSet<String>>> = BTreeMap::new();
     for rule in &rules.rules {
         let literals = rule.repositories.literals();
@@ -66,148 +368,64 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
             _ => *slot = None,
         }
     }
-    let listed: Listed<String, Vec<String>> = sources
-        .into_par_iter()
-        .map(|(registry, literals)| {
-            let result = match literals {
-                Some(names) => Ok(names.into_iter().collect()),
-                None => handle(handles, registry)
-                    .and_then(|h| h.catalog().map_err(|e| e.to_string()))
-                    .map_err(|e| format!("listing the catalog of `{registry}`: {e}")),
-            };
-            (registry.to_string(), result)
-        })
-        .collect();
-    for (registry, mut repositories) in collect(listed, &mut failures) {
-        // A repository a rule names outright is looked up even when the
-        // catalog does not show it, so a typo or a catalog the credentials
-        // cannot fully see is reported, not ignored.
-        for rule in rules.rules.iter().filter(|r| r.from == registry) {
-            for name in rule.repositories.named() {
-                if !repositories.contains(&name) {
-                    repositories.push(name);
-                }
-            }
-        }
-        inventory.repositories.insert(registry, repositories);
-    }
+    sources
+}
 
-    // 2. Tags of each matched source repository.
-    let repos: BTreeSet<RepoKey> = rules
-        .rules
-        .iter()
-        .flat_map(|rule| {
-            plan::matched_repositories(rule, &inventory)
-                .into_iter()
-                .map(|repo| plan::repo_key(&rule.from, repo))
-        })
-        .collect();
-    for (key, tags) in collect(par_tags(handles, repos), &mut failures) {
-        inventory.source_tags.insert(key, tags);
+/// The repositories of a source registry: the names its rules spell out,
+/// or else its catalog.
+fn list_repositories(
+    handles: &Handles,
+    registry: &str,
+    literals: Option<&BTreeSet<String>>,
+) -> Result<Vec<String>, ReadFailure> {
+    match literals {
+        Some(names) => Ok(names.iter().cloned().collect()),
+        None => handle(handles, registry)?
+            .catalog()
+            .map_err(|source| ReadFailure::Catalog {
+                registry: registry.to_string(),
+                source: Box::new(source),
+            }),
     }
+}
 
-    // 3. Digests of the selected source tags.
-    let mut selected: BTreeSet<TagKey> = BTreeSet::new();
-    for rule in &rules.rules {
-        for repo in plan::matched_repositories(rule, &inventory) {
-            if let Some(Some(tags)) = inventory.source_tags.get(&plan::repo_key(&rule.from, repo)) {
-                for tag in rule.select_tags(tags) {
-                    selected.insert(plan::tag_key(&rule.from, repo, &tag.tag));
-                }
-            }
-        }
-    }
-    for (key, head) in collect(par_heads(handles, selected, "source"), &mut failures) {
-        if let Some(head) = head {
-            inventory.source_heads.insert(key, head);
-        }
-    }
-
-    // 3b. Signature, attestation and SBOM tags of the selected images, for
-    //     rules that carry them.
-    let mut attached: BTreeSet<TagKey> = BTreeSet::new();
-    // 3c. Indexes whose platforms a rule filters: read, filtered, digested.
-    let mut to_filter: BTreeMap<(String, Digest, String), (String, Vec<String>)> = BTreeMap::new();
-    for rule in rules
-        .rules
-        .iter()
-        .filter(|r| r.referrers || !r.platforms.is_empty())
-    {
-        for repo in plan::matched_repositories(rule, &inventory) {
-            let Some(Some(tags)) = inventory.source_tags.get(&plan::repo_key(&rule.from, repo))
-            else {
-                continue;
-            };
-            for tag in rule.select_tags(tags) {
-                let Some(head) = inventory
-                    .source_heads
-                    .get(&plan::tag_key(&rule.from, repo, &tag.tag))
-                else {
-                    continue;
+/// Every tag `rules` select in the source repositories they match, skipping
+/// repositories whose tags are unknown or that do not exist.
+fn selections<'r>(
+    rules: impl Iterator<Item = &'r Rule>,
+    inventory: &'r Inventory,
+) -> impl Iterator<Item = Selection<'r>> {
+    rules.flat_map(move |rule| {
+        plan::matched_repositories(rule, inventory)
+            .into_iter()
+            .filter_map(move |repository| {
+                let key = plan::repo_key(&rule.from, repository);
+                let Some(Some(tags)) = inventory.source_tags.get(&key) else {
+                    return None;
                 };
-                if rule.referrers {
-                    for name in plan::attached_tag_names(&head.digest, tags) {
-                        attached.insert(plan::tag_key(&rule.from, repo, name));
-                    }
-                }
-                if !rule.platforms.is_empty() && crate::manifest::is_index(&head.media_type) {
-                    to_filter
-                        .entry((
-                            rule.from.clone(),
-                            head.digest.clone(),
-                            rule.platforms.join(","),
-                        ))
-                        .or_insert_with(|| (repo.clone(), rule.platforms.clone()));
-                }
-            }
-        }
-    }
-    attached.retain(|key| !inventory.source_heads.contains_key(key));
-    for (key, head) in collect(par_heads(handles, attached, "source"), &mut failures) {
-        if let Some(head) = head {
-            inventory.source_heads.insert(key, head);
-        }
-    }
-    let filtered: Vec<_> = to_filter
-        .into_par_iter()
-        .map(|(key, (repository, platforms))| {
-            let result = handle(handles, &key.0).and_then(|h| {
-                let index = h
-                    .manifest_get(&repository, &key.1.to_string())
-                    .map_err(|e| e.to_string())?;
-                Ok(crate::manifest::filter_index(&index, &platforms).map(|m| m.digest))
-            });
-            (key, result)
-        })
-        .collect();
-    for (key, result) in collect(filtered, &mut failures) {
-        inventory.filtered.insert(key, result);
-    }
+                Some((repository, tags))
+            })
+            .flat_map(move |(repository, tags)| {
+                rule.select_tags(tags)
+                    .into_iter()
+                    .map(move |tag| Selection {
+                        rule,
+                        repository,
+                        tags,
+                        tag,
+                    })
+            })
+    })
+}
 
-    // 4. What the targets hold: their tag lists, then the tags the plan compares.
-    let expansion = plan::expand(rules, &inventory);
-    let target_repos: BTreeSet<RepoKey> = expansion
-        .candidates
-        .iter()
-        .map(|c| plan::repo_key(&c.target_registry, &c.target_repository))
-        .collect();
-    for (key, tags) in collect(par_tags(handles, target_repos), &mut failures) {
-        // A repository the target does not have yet holds no tags.
-        inventory
-            .target_tags
-            .insert(key, tags.unwrap_or_default().into_iter().collect());
-    }
-    let probes = plan::target_probes(&expansion, &inventory);
-    for (key, head) in collect(par_heads(handles, probes, "target"), &mut failures) {
-        if let Some(head) = head {
-            inventory.target_heads.insert(key, head.digest);
-        }
-    }
-
-    // 5. Contents of the images that will be copied, for the estimate. A
-    //    failure here only makes the estimate partial.
-    // Each image once per source registry, read from one repository holding it.
-    let changing: BTreeMap<(String, Digest), String> = expansion
+/// Each image some candidate will write, once per source registry, with one
+/// repository that holds it: candidates whose target does not already hold
+/// their digest.
+fn changing_images(
+    expansion: &Expansion,
+    inventory: &Inventory,
+) -> BTreeMap<(String, Digest), String> {
+    expansion
         .candidates
         .iter()
         .filter(|c| {
@@ -223,78 +441,85 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
                 c.source.repository.clone(),
             ))
         })
-        .collect();
-    let contents: Vec<((String, Digest), Option<ImageContents>)> = changing
-        .into_par_iter()
-        .map(|((registry, digest), repository)| {
-            let contents = handle(handles, &registry)
-                .ok()
-                .and_then(|h| image_contents(&h, &repository, &digest).ok());
-            ((registry, digest), contents)
-        })
-        .collect();
-    for (key, contents) in contents {
-        if let Some(contents) = contents {
-            inventory.contents.insert(key, contents);
-        }
-    }
-
-    if failures.is_empty() {
-        Ok(inventory)
-    } else {
-        failures.sort();
-        Err(DiscoveryError { failures })
-    }
+        .collect()
 }
 
-fn handle(handles: &Handles, name: &str) -> Result<ReadOnly, String> {
+/// The handle of a registry a rule names.
+fn handle<'h>(handles: &'h Handles, name: &str) -> Result<&'h ReadOnly, ReadFailure> {
     handles
         .get(name)
-        .cloned()
-        .ok_or_else(|| format!("registry `{name}` is not open"))
+        .ok_or_else(|| ReadFailure::NotOpen(name.to_string()))
 }
 
-/// The successful reads; each failure's message joins `failures`.
-fn collect<K, T>(listed: Listed<K, T>, failures: &mut Vec<String>) -> Vec<(K, T)> {
-    let mut read = Vec::with_capacity(listed.len());
-    for (key, result) in listed {
-        match result {
-            Ok(value) => read.push((key, value)),
-            Err(failure) => failures.push(failure),
-        }
-    }
-    read
+/// Reads every key in parallel on the current rayon pool, keeping each
+/// result with its key.
+fn read_par<K, T>(
+    keys: impl IntoParallelIterator<Item = K>,
+    read: impl Fn(&K) -> Result<T, ReadFailure> + Sync + Send,
+) -> Listed<K, T>
+where
+    K: Send,
+    T: Send,
+{
+    keys.into_par_iter()
+        .map(|key| {
+            let result = read(&key);
+            (key, result)
+        })
+        .collect()
 }
 
 /// Tags of each repository; `None` for a repository the registry does not have.
-fn par_tags(handles: &Handles, keys: BTreeSet<RepoKey>) -> Listed<RepoKey, Option<Vec<String>>> {
-    keys.into_par_iter()
-        .map(|key| {
-            let result = handle(handles, &key.0).and_then(|h| match h.tags(&key.1) {
-                Ok(tags) => Ok(Some(tags)),
-                Err(e) if e.is_not_found() => Ok(None),
-                Err(e) => Err(format!("listing tags of {}/{}: {e}", key.0, key.1)),
-            });
-            (key, result)
-        })
-        .collect()
+fn list_tags(handles: &Handles, keys: BTreeSet<RepoKey>) -> Listed<RepoKey, Option<Vec<String>>> {
+    read_par(keys, |(registry, repository)| {
+        match handle(handles, registry)?.tags(repository) {
+            Ok(tags) => Ok(Some(tags)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(source) => Err(ReadFailure::Tags {
+                registry: registry.clone(),
+                repository: repository.clone(),
+                source: Box::new(source),
+            }),
+        }
+    })
 }
 
 /// What each tag points at; `None` for a tag that does not exist.
-fn par_heads(
+fn read_heads(
     handles: &Handles,
     keys: BTreeSet<TagKey>,
-    side: &str,
-) -> Listed<TagKey, Option<crate::registry::ManifestHead>> {
-    keys.into_par_iter()
-        .map(|key| {
-            let result = handle(handles, &key.0).and_then(|h| {
-                h.manifest_head(&key.1, &key.2)
-                    .map_err(|e| format!("reading {side} tag {}/{}:{}: {e}", key.0, key.1, key.2))
-            });
-            (key, result)
-        })
-        .collect()
+    side: Side,
+) -> Listed<TagKey, Option<ManifestHead>> {
+    read_par(keys, |(registry, repository, tag)| {
+        handle(handles, registry)?
+            .manifest_head(repository, tag)
+            .map_err(|source| ReadFailure::Head {
+                side,
+                registry: registry.clone(),
+                repository: repository.clone(),
+                tag: tag.clone(),
+                source: Box::new(source),
+            })
+    })
+}
+
+/// Each index read and filtered to the platforms its key names: the new
+/// index's digest, or why the index cannot be filtered.
+fn filter_indexes(
+    handles: &Handles,
+    indexes: BTreeMap<FilterKey, IndexToFilter>,
+) -> Listed<(FilterKey, IndexToFilter), Result<Digest, String>> {
+    read_par(indexes, |((registry, digest, _), to_filter)| {
+        let index = handle(handles, registry)?
+            .manifest_get(&to_filter.repository, &digest.to_string())
+            .map_err(|source| ReadFailure::Index {
+                registry: registry.clone(),
+                repository: to_filter.repository.clone(),
+                digest: digest.clone(),
+                source: Box::new(source),
+            })?;
+        Ok(crate::manifest::filter_index(&index, &to_filter.platforms).map(|m| m.digest))
+    })
 }
 
 /// Child manifests and blobs of an image, each once: the tree apply copies.
@@ -302,9 +527,9 @@ fn image_contents(
     handle: &ReadOnly,
     repository: &str,
     digest: &Digest,
-) -> Result<ImageContents, String> {
+) -> Result<ImageContents, TreeError> {
     let fetch = |d: &str| handle.manifest_get(repository, d);
-    let tree = read_tree(&fetch, repository, digest, &[], digest).map_err(|e| e.to_string())?;
+    let tree = read_tree(&fetch, repository, digest, &[], digest)?;
     let mut manifests: Vec<Digest> = tree.manifests.iter().map(|m| m.digest.clone()).collect();
     // The root is the image itself, not a child.
     manifests.pop();

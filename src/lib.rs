@@ -5,6 +5,7 @@
 //! [`registry::Registry`] trait (the Distribution API over HTTP, or OCI
 //! layouts on disk).
 #![deny(clippy::print_stdout)]
+#![warn(clippy::too_many_lines)]
 
 pub mod cli;
 pub mod commands;

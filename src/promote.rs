@@ -57,21 +57,47 @@ pub fn destination(
     source: &Reference,
     is_name: &dyn Fn(&str) -> bool,
 ) -> Result<Destination, PromoteError> {
-    let mut target = match &args.target {
-        Some(text) => Reference::parse(text, is_name)?,
-        None => source.clone(),
-    };
-    if target.digest.is_some() && args.target.is_some() {
-        return Err(PromoteError::Arguments(format!(
-            "the target `{}` names a digest; name a repository and optionally a tag",
-            args.target.as_deref().unwrap_or_default()
-        )));
+    let (target, explicit_tag) = target_repository(args, source, is_name)?;
+    if target.location == source.location
+        && target.repository == source.repository
+        && args.tags.is_empty()
+        && explicit_tag.is_none()
+        && !args.semver_tags
+    {
+        return Err(PromoteError::Arguments("the target is the source itself: give a TARGET, --registry, --namespace, --name or --tag".to_string()));
     }
-    // A tag in TARGET is the main tag; so is the source's, failing that.
-    let explicit_tag = if args.target.is_some() {
-        target.tag.take()
-    } else {
-        None
+    let mut tags = named_tags(args, explicit_tag, source.tag.as_ref())?;
+    if args.semver_tags {
+        for tag in semver_tags(args, source)? {
+            add_tag(&mut tags, tag, false);
+        }
+    }
+    for (tag, _) in &tags {
+        validate_tag(tag, tag)?;
+    }
+    Ok(Destination { target, tags })
+}
+
+/// The target repository (TARGET, or the source's), moved by `--registry`
+/// and renamed by `--namespace` and `--name`; with the tag TARGET names,
+/// which is then the main tag.
+fn target_repository(
+    args: &PromoteArgs,
+    source: &Reference,
+    is_name: &dyn Fn(&str) -> bool,
+) -> Result<(Reference, Option<String>), PromoteError> {
+    let (mut target, explicit_tag) = match &args.target {
+        Some(text) => {
+            let mut target = Reference::parse(text, is_name)?;
+            if target.digest.is_some() {
+                return Err(PromoteError::Arguments(format!(
+                    "the target `{text}` names a digest; name a repository and optionally a tag"
+                )));
+            }
+            let tag = target.tag.take();
+            (target, tag)
+        }
+        None => (source.clone(), None),
     };
     target.tag = None;
     target.digest = None;
@@ -84,98 +110,106 @@ pub fn destination(
             Location::Host(registry.clone())
         };
     }
-    let (namespace, name) = match target.repository.rsplit_once('/') {
-        Some((ns, name)) => (ns.to_string(), name.to_string()),
-        None => (String::new(), target.repository.clone()),
-    };
-    let namespace = args.namespace.clone().unwrap_or(namespace);
-    let name = args.name.clone().unwrap_or(name);
-    target.repository = [namespace.trim_matches('/'), name.as_str()]
+    target.repository = renamed(&target.repository, args);
+    crate::reference::validate_repository(&target.repository, &target.repository)?;
+    Ok((target, explicit_tag))
+}
+
+/// `repository` with its namespace (all but the last segment) and name
+/// replaced as `--namespace` and `--name` ask.
+fn renamed(repository: &str, args: &PromoteArgs) -> String {
+    let (namespace, name) = repository.rsplit_once('/').unwrap_or(("", repository));
+    let namespace = args.namespace.as_deref().unwrap_or(namespace);
+    let name = args.name.as_deref().unwrap_or(name);
+    [namespace.trim_matches('/'), name]
         .iter()
         .filter(|s| !s.is_empty())
         .copied()
         .collect::<Vec<_>>()
-        .join("/");
-    crate::reference::validate_repository(&target.repository, &target.repository)?;
-    if target.location == source.location
-        && target.repository == source.repository
-        && args.tags.is_empty()
-        && explicit_tag.is_none()
-        && !args.semver_tags
-    {
-        return Err(PromoteError::Arguments("the target is the source itself: give a TARGET, --registry, --namespace, --name or --tag".to_string()));
-    }
+        .join("/")
+}
 
-    let source_tag = source.tag.clone();
-    let mut tags: Vec<(String, bool)> = Vec::new();
-    let mut push = |tag: String, early: bool| {
-        if !tags.iter().any(|(t, _)| *t == tag) {
-            tags.push((tag, early));
-        }
-    };
+/// The tags named outright, early ones first: the main tag (TARGET's, else
+/// the first `--tag`, else the source's), the source tag with
+/// `--keep-source-tag`, then the other `--tag` values.
+fn named_tags(
+    args: &PromoteArgs,
+    explicit_tag: Option<String>,
+    source_tag: Option<&String>,
+) -> Result<Vec<(String, bool)>, PromoteError> {
     let mut extra = args.tags.iter();
     let main = explicit_tag
         .or_else(|| extra.next().cloned())
-        .or(source_tag.clone());
-    match &main {
-        Some(main) => push(main.clone(), true),
-        None => {
-            return Err(PromoteError::Arguments(format!(
+        .or(source_tag.cloned())
+        .ok_or_else(|| {
+            PromoteError::Arguments(format!(
                 "`{}` names no tag: give --tag for the target",
                 args.source
-            )));
-        }
-    }
+            ))
+        })?;
+    let mut tags = Vec::new();
+    add_tag(&mut tags, main, true);
     if args.keep_source_tag
-        && let Some(tag) = &source_tag
+        && let Some(tag) = source_tag
     {
-        push(tag.clone(), true);
+        add_tag(&mut tags, tag.clone(), true);
     }
     for tag in extra {
-        push(tag.clone(), false);
+        add_tag(&mut tags, tag.clone(), false);
     }
-    if args.semver_tags {
-        let Some(tag) = &source_tag else {
-            return Err(PromoteError::Arguments(
-                "--semver-tags needs a source tag that is a semantic version".to_string(),
-            ));
-        };
-        let Some(version) = tag_version(tag) else {
-            return Err(PromoteError::Arguments(format!(
-                "--semver-tags: the source tag `{tag}` is not a semantic version (e.g. 1.4.2 or v1.4.2-rc.1)"
-            )));
-        };
-        let templates: Vec<String> = if args.semver_templates.is_empty() {
-            DEFAULT_SEMVER_TEMPLATES
-                .iter()
-                .map(|t| t.to_string())
-                .collect()
-        } else {
-            args.semver_templates.clone()
-        };
-        for text in templates {
+    Ok(tags)
+}
+
+/// Adds a tag unless it is already there: its first mention decides
+/// whether it is written early.
+fn add_tag(tags: &mut Vec<(String, bool)>, tag: String, early: bool) {
+    if !tags.iter().any(|(t, _)| *t == tag) {
+        tags.push((tag, early));
+    }
+}
+
+/// `--semver-tags`: the source tag's version rendered through each
+/// `--semver-template` (Stevedore's defaults without one).
+fn semver_tags(args: &PromoteArgs, source: &Reference) -> Result<Vec<String>, PromoteError> {
+    let Some(tag) = &source.tag else {
+        return Err(PromoteError::Arguments(
+            "--semver-tags needs a source tag that is a semantic version".to_string(),
+        ));
+    };
+    let Some(version) = tag_version(tag) else {
+        return Err(PromoteError::Arguments(format!(
+            "--semver-tags: the source tag `{tag}` is not a semantic version (e.g. 1.4.2 or v1.4.2-rc.1)"
+        )));
+    };
+    let templates: Vec<String> = if args.semver_templates.is_empty() {
+        DEFAULT_SEMVER_TEMPLATES
+            .iter()
+            .map(|t| t.to_string())
+            .collect()
+    } else {
+        args.semver_templates.clone()
+    };
+    let values = Values {
+        tag,
+        version: Some(&version),
+        path: &source.repository,
+    };
+    templates
+        .iter()
+        .map(|text| {
             let template =
-                Template::parse(&text, &Variable::ALL).map_err(|e| PromoteError::Template {
+                Template::parse(text, &Variable::ALL).map_err(|e| PromoteError::Template {
                     template: text.clone(),
                     problem: format!("{} ({})", e.message, e.help),
                 })?;
-            let rendered = template
-                .render(&Values {
-                    tag,
-                    version: Some(&version),
-                    path: &source.repository,
-                })
+            template
+                .render(&values)
                 .ok_or_else(|| PromoteError::Template {
                     template: text.clone(),
                     problem: format!("cannot be rendered for `{tag}`"),
-                })?;
-            push(rendered, false);
-        }
-    }
-    for (tag, _) in &tags {
-        validate_tag(tag, tag)?;
-    }
-    Ok(Destination { target, tags })
+                })
+        })
+        .collect()
 }
 
 /// Reads the source and target and builds the plan: one entry per tag.

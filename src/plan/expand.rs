@@ -5,10 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use semver::Version;
 
-use super::inventory::{Inventory, TagKey, tag_key};
+use super::inventory::{Inventory, TagKey, filter_key, tag_key};
 use super::{SkippedTag, SourceImage};
 use crate::config::Mode;
-use crate::manifest::is_index;
 use crate::reference::{validate_repository, validate_tag};
 use crate::registry::ManifestHead;
 use crate::rules::{Rule, RuleSet, SelectedTag, Template, Values};
@@ -125,202 +124,341 @@ pub fn expand(rules: &RuleSet, inventory: &Inventory) -> Expansion {
     expansion
 }
 
+/// Every candidate one rule wants from one source repository: each selected
+/// tag's target tags, the artifacts attached to them, then floating tags.
 fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: &mut Expansion) {
-    let skip = |out: &mut Expansion, tag: &str, reason: String| {
-        out.skipped.push(SkippedTag {
-            rule: rule.name.clone(),
-            registry: rule.from.clone(),
-            repository: repository.to_string(),
-            tag: tag.to_string(),
-            reason,
-        })
+    let Some((tags, mut expansion)) = RepositoryExpansion::start(rule, repository, inventory, out)
+    else {
+        return;
     };
-    let tags = match inventory
-        .source_tags
-        .get(&(rule.from.clone(), repository.to_string()))
-    {
-        Some(Some(tags)) => tags,
-        Some(None) => return skip(out, "", "repository not found in the source".to_string()),
-        None => return,
-    };
-    let target_repository = rule.target_repository(repository);
-    if let Err(e) = validate_repository(&target_repository, &target_repository) {
-        return skip(
-            out,
-            "",
-            format!(
-                "target template `{}` gives an invalid repository: {e}",
-                rule.target
-            ),
-        );
-    }
-    let mut versions: Vec<(SelectedTag, &ManifestHead, String)> = Vec::new();
-    let mut attach_to: Vec<&ManifestHead> = Vec::new();
+    let mut resolved = Vec::new();
     for selected in rule.select_tags(tags) {
-        let Some(head) =
-            inventory
-                .source_heads
-                .get(&tag_key(&rule.from, repository, &selected.tag))
-        else {
-            skip(
-                out,
-                &selected.tag,
-                "the tag disappeared from the source while planning".to_string(),
-            );
+        if let Some(tag) = expansion.resolve(selected, inventory) {
+            expansion.claim_target_tags(&tag);
+            resolved.push(tag);
+        }
+    }
+    let carrying: Vec<&ManifestHead> = resolved
+        .iter()
+        .filter(|tag| rule.referrers && tag.is_verbatim())
+        .map(|tag| tag.head)
+        .collect();
+    expansion.claim_attached_tags(tags, &carrying, inventory);
+    let versions: Vec<&ResolvedTag> = resolved.iter().filter(|t| t.ranks()).collect();
+    for template in &rule.floating {
+        let winners = series_winners(rule, repository, template, &versions);
+        expansion.claim_floating_tags(template, winners);
+    }
+}
+
+/// A selected source tag that is still in the source: what it points at,
+/// and the digest its target tags get.
+struct ResolvedTag<'i> {
+    selected: SelectedTag,
+    head: &'i ManifestHead,
+    /// The source's digest, or the platform-filtered index's.
+    digest: String,
+    /// The pinned digest, when the source tag is elsewhere.
+    pin_mismatch: Option<String>,
+}
+
+impl ResolvedTag<'_> {
+    /// Written as the source holds it: not refused by a pin, not a filtered
+    /// index, so the source's signatures still name it.
+    fn is_verbatim(&self) -> bool {
+        self.pin_mismatch.is_none() && self.digest == self.head.digest.to_string()
+    }
+
+    /// Ranks among the versions floating tags follow: a version, not refused
+    /// by a pin, selected by the filters rather than only for its pin.
+    fn ranks(&self) -> bool {
+        self.selected.version.is_some() && self.pin_mismatch.is_none() && !self.selected.pinned_only
+    }
+}
+
+/// The highest version of each series a floating template renders,
+/// by rendered tag. Ties (`v1.2.0` and `1.2.0`) go to the tag that sorts
+/// last, so the choice never depends on order.
+fn series_winners<'p, 'i>(
+    rule: &Rule,
+    repository: &str,
+    template: &Template,
+    versions: &[&'p ResolvedTag<'i>],
+) -> BTreeMap<String, &'p ResolvedTag<'i>> {
+    let mut winners: BTreeMap<String, &ResolvedTag> = BTreeMap::new();
+    for &tag in versions {
+        let Some(version) = tag.selected.version.as_ref() else {
             continue;
         };
-        let pin_mismatch = rule
+        if !takes_floating(version, template, rule.prerelease) {
+            continue;
+        }
+        let Some(rendered) = template.render(&Values {
+            tag: &tag.selected.tag,
+            version: Some(version),
+            path: repository,
+        }) else {
+            continue;
+        };
+        let better = winners.get(&rendered).is_none_or(|best| {
+            let best = &best.selected;
+            (version, &tag.selected.tag) > (best.version.as_ref().unwrap_or(version), &best.tag)
+        });
+        if better {
+            winners.insert(rendered, tag);
+        }
+    }
+    winners
+}
+
+/// One rule applied to one source repository: the shared parts of its
+/// candidates, and where candidates and skipped tags go.
+struct RepositoryExpansion<'a> {
+    rule: &'a Rule,
+    repository: &'a str,
+    target_repository: String,
+    out: &'a mut Expansion,
+}
+
+impl<'a> RepositoryExpansion<'a> {
+    /// The repository's tags and an expansion into its target repository;
+    /// `None` (with the repository skipped, when it should be said) when
+    /// the source lacks it or the target template gives no valid repository.
+    fn start<'i>(
+        rule: &'a Rule,
+        repository: &'a str,
+        inventory: &'i Inventory,
+        out: &'a mut Expansion,
+    ) -> Option<(&'i [String], Self)> {
+        let mut expansion = RepositoryExpansion {
+            rule,
+            repository,
+            target_repository: rule.target_repository(repository),
+            out,
+        };
+        let tags = match inventory
+            .source_tags
+            .get(&(rule.from.clone(), repository.to_string()))
+        {
+            Some(Some(tags)) => tags,
+            Some(None) => {
+                expansion.skip("", "repository not found in the source".to_string());
+                return None;
+            }
+            None => return None,
+        };
+        let target = &expansion.target_repository;
+        if let Err(e) = validate_repository(target, target) {
+            let reason = format!(
+                "target template `{}` gives an invalid repository: {e}",
+                rule.target
+            );
+            expansion.skip("", reason);
+            return None;
+        }
+        Some((tags, expansion))
+    }
+
+    /// What a selected tag points at and the digest it is written at, or
+    /// `None` with the tag skipped when it vanished or cannot be filtered.
+    fn resolve<'i>(
+        &mut self,
+        selected: SelectedTag,
+        inventory: &'i Inventory,
+    ) -> Option<ResolvedTag<'i>> {
+        let key = tag_key(&self.rule.from, self.repository, &selected.tag);
+        let Some(head) = inventory.source_heads.get(&key) else {
+            let reason = "the tag disappeared from the source while planning";
+            self.skip(&selected.tag, reason.to_string());
+            return None;
+        };
+        let digest = match effective_digest(self.rule, head, inventory) {
+            Ok(digest) => digest,
+            Err(e) => {
+                self.skip(&selected.tag, e.to_string());
+                return None;
+            }
+        };
+        let pin_mismatch = self
+            .rule
             .pins
             .get(&selected.tag)
             .filter(|pin| **pin != head.digest)
             .map(ToString::to_string);
-        let digest = match effective_digest(rule, head, inventory) {
-            Ok(digest) => digest,
-            Err(reason) => {
-                skip(out, &selected.tag, reason);
-                continue;
-            }
-        };
-        let source = SourceImage {
-            registry: rule.from.clone(),
-            repository: repository.to_string(),
-            tag: selected.tag.clone(),
-            digest: head.digest.to_string(),
-            media_type: head.media_type.clone(),
-        };
+        Some(ResolvedTag {
+            selected,
+            head,
+            digest,
+            pin_mismatch,
+        })
+    }
+
+    /// The target tags of a resolved tag: its `tag` template, and the source
+    /// tag itself with `keep_source_tag`.
+    fn claim_target_tags(&mut self, resolved: &ResolvedTag<'_>) {
+        let selected = &resolved.selected;
         let values = Values {
             tag: &selected.tag,
             version: selected.version.as_ref(),
-            path: repository,
+            path: self.repository,
         };
         let mut target_tags = Vec::new();
-        match rule.tag.render(&values) {
-            None => skip(
-                out,
-                &selected.tag,
-                format!("tag template `{}` needs a semantic version", rule.tag),
-            ),
-            Some(tag) => match validate_tag(&tag, &tag) {
-                Ok(()) => target_tags.push(tag),
-                Err(_) => skip(
-                    out,
-                    &selected.tag,
-                    format!(
-                        "tag template `{}` gives `{tag}`, which is not a valid tag",
-                        rule.tag
-                    ),
-                ),
-            },
+        match self.rule.tag.render(&values) {
+            None => {
+                let reason = format!("tag template `{}` needs a semantic version", self.rule.tag);
+                self.skip(&selected.tag, reason);
+            }
+            Some(tag) if validate_tag(&tag, &tag).is_err() => {
+                let reason = format!(
+                    "tag template `{}` gives `{tag}`, which is not a valid tag",
+                    self.rule.tag
+                );
+                self.skip(&selected.tag, reason);
+            }
+            Some(tag) => target_tags.push(tag),
         }
-        if rule.keep_source_tag && !target_tags.contains(&selected.tag) {
+        if self.rule.keep_source_tag && !target_tags.contains(&selected.tag) {
             target_tags.push(selected.tag.clone());
         }
-        for to in &rule.to {
-            for tag in &target_tags {
-                out.candidates.push(Candidate {
-                    rule_index: rule.index,
-                    rule: rule.name.clone(),
-                    floating: false,
-                    version: selected.version.clone(),
-                    series: None,
-                    source: source.clone(),
-                    target_registry: to.clone(),
-                    target_repository: target_repository.clone(),
-                    target_tag: tag.clone(),
-                    pin_mismatch: pin_mismatch.clone(),
-                    digest: digest.clone(),
-                    platforms: rule.platforms.clone(),
-                    referrers: rule.referrers,
-                    attached: false,
-                    mode: rule.mode,
-                });
-            }
-        }
-        if rule.referrers && pin_mismatch.is_none() && digest == source.digest {
-            attach_to.push(head);
-        }
-        if selected.version.is_some() && pin_mismatch.is_none() && !selected.pinned_only {
-            versions.push((selected, head, digest));
+        for tag in target_tags {
+            let candidate = Candidate {
+                version: selected.version.clone(),
+                pin_mismatch: resolved.pin_mismatch.clone(),
+                ..self.candidate(&selected.tag, resolved.head, tag, &resolved.digest)
+            };
+            self.claim(candidate);
         }
     }
-    attached_tags(
-        rule,
-        repository,
-        tags,
-        &attach_to,
-        &target_repository,
-        inventory,
-        out,
-    );
-    for template in &rule.floating {
-        // The highest version of each series; ties (`v1.2.0` and `1.2.0`) go
-        // to the tag that sorts last, so the choice never depends on order.
-        let mut winners: BTreeMap<String, (&SelectedTag, &ManifestHead, &String)> = BTreeMap::new();
-        for (selected, head, digest) in &versions {
-            let Some(version) = selected.version.as_ref() else {
-                continue;
-            };
-            if !takes_floating(version, template, rule.prerelease) {
-                continue;
-            }
-            let Some(rendered) = template.render(&Values {
-                tag: &selected.tag,
-                version: Some(version),
-                path: repository,
-            }) else {
-                continue;
-            };
-            let better = winners.get(&rendered).is_none_or(|(best, _, _)| {
-                (version, &selected.tag) > (best.version.as_ref().unwrap_or(version), &best.tag)
-            });
-            if better {
-                winners.insert(rendered, (selected, head, digest));
-            }
-        }
-        for (rendered, (selected, head, digest)) in winners {
+
+    /// Each series' floating tag, at the version that wins it.
+    fn claim_floating_tags(
+        &mut self,
+        template: &Template,
+        winners: BTreeMap<String, &ResolvedTag<'_>>,
+    ) {
+        for (rendered, resolved) in winners {
+            let selected = &resolved.selected;
             if validate_tag(&rendered, &rendered).is_err() {
-                skip(
-                    out,
-                    &selected.tag,
-                    format!(
-                        "floating template `{template}` gives `{rendered}`, which is not a valid tag"
-                    ),
+                let reason = format!(
+                    "floating template `{template}` gives `{rendered}`, which is not a valid tag"
                 );
+                self.skip(&selected.tag, reason);
                 continue;
             }
             let series = Series {
                 template: template.clone(),
-                path: repository.to_string(),
+                path: self.repository.to_string(),
                 rendered: rendered.clone(),
-                prerelease: rule.prerelease,
+                prerelease: self.rule.prerelease,
             };
-            for to in &rule.to {
-                out.candidates.push(Candidate {
-                    rule_index: rule.index,
-                    rule: rule.name.clone(),
-                    floating: true,
-                    version: selected.version.clone(),
-                    series: Some(series.clone()),
-                    source: SourceImage {
-                        registry: rule.from.clone(),
-                        repository: repository.to_string(),
-                        tag: selected.tag.clone(),
-                        digest: head.digest.to_string(),
-                        media_type: head.media_type.clone(),
-                    },
-                    target_registry: to.clone(),
-                    target_repository: target_repository.clone(),
-                    target_tag: rendered.clone(),
-                    pin_mismatch: None,
-                    digest: digest.clone(),
-                    platforms: rule.platforms.clone(),
-                    referrers: rule.referrers,
-                    attached: false,
-                    mode: rule.mode,
-                });
+            let candidate = Candidate {
+                floating: true,
+                version: selected.version.clone(),
+                series: Some(series),
+                ..self.candidate(&selected.tag, resolved.head, rendered, &resolved.digest)
+            };
+            self.claim(candidate);
+        }
+    }
+
+    /// Signature, attestation and SBOM tags of the images in `heads`, among
+    /// `tags`, each once: copied as they are, whatever the rule's platforms.
+    fn claim_attached_tags(
+        &mut self,
+        tags: &[String],
+        heads: &[&ManifestHead],
+        inventory: &Inventory,
+    ) {
+        let mut done = BTreeSet::new();
+        for head in heads {
+            for tag in attached_tag_names(&head.digest, tags) {
+                if !done.insert(tag) {
+                    continue;
+                }
+                let key = tag_key(&self.rule.from, self.repository, tag);
+                let Some(attached) = inventory.source_heads.get(&key) else {
+                    continue;
+                };
+                let digest = attached.digest.to_string();
+                let candidate = Candidate {
+                    platforms: Vec::new(),
+                    referrers: false,
+                    attached: true,
+                    mode: Mode::Copy,
+                    ..self.candidate(tag, attached, tag.clone(), &digest)
+                };
+                self.claim(candidate);
             }
         }
     }
+
+    /// A candidate for `target_tag` from source `tag` at `head`, written at
+    /// `digest`, with the rule's settings; the target registry is set by
+    /// [`Self::claim`].
+    fn candidate(
+        &self,
+        tag: &str,
+        head: &ManifestHead,
+        target_tag: String,
+        digest: &str,
+    ) -> Candidate {
+        Candidate {
+            rule_index: self.rule.index,
+            rule: self.rule.name.clone(),
+            floating: false,
+            version: None,
+            series: None,
+            source: SourceImage {
+                registry: self.rule.from.clone(),
+                repository: self.repository.to_string(),
+                tag: tag.to_string(),
+                digest: head.digest.to_string(),
+                media_type: head.media_type.clone(),
+            },
+            target_registry: String::new(),
+            target_repository: self.target_repository.clone(),
+            target_tag,
+            pin_mismatch: None,
+            digest: digest.to_string(),
+            platforms: self.rule.platforms.clone(),
+            referrers: self.rule.referrers,
+            attached: false,
+            mode: self.rule.mode,
+        }
+    }
+
+    /// The candidate once per target registry of the rule (fan-out).
+    fn claim(&mut self, candidate: Candidate) {
+        for to in &self.rule.to {
+            self.out.candidates.push(Candidate {
+                target_registry: to.clone(),
+                ..candidate.clone()
+            });
+        }
+    }
+
+    /// Records a selected source tag (empty: the whole repository) that
+    /// cannot be promoted, and why.
+    fn skip(&mut self, tag: &str, reason: String) {
+        self.out.skipped.push(SkippedTag {
+            rule: self.rule.name.clone(),
+            registry: self.rule.from.clone(),
+            repository: self.repository.to_string(),
+            tag: tag.to_string(),
+            reason,
+        });
+    }
+}
+
+/// Why a tag whose index the rule filters by platform cannot be promoted.
+#[derive(Debug, thiserror::Error)]
+enum PlatformFilterError {
+    /// The index cannot be filtered (it has none of the platforms, …).
+    #[error("platforms: {0}")]
+    Refused(String),
+    /// Discovery could not read the index.
+    #[error("the index could not be read to filter its platforms")]
+    Unread,
 }
 
 /// The digest a target tag gets for `head` under `rule`: the source's, or
@@ -329,19 +467,14 @@ fn effective_digest(
     rule: &Rule,
     head: &ManifestHead,
     inventory: &Inventory,
-) -> Result<String, String> {
-    if rule.platforms.is_empty() || !is_index(&head.media_type) {
+) -> Result<String, PlatformFilterError> {
+    let Some(key) = filter_key(rule, head) else {
         return Ok(head.digest.to_string());
-    }
-    let key = (
-        rule.from.clone(),
-        head.digest.clone(),
-        rule.platforms.join(","),
-    );
+    };
     match inventory.filtered.get(&key) {
         Some(Ok(digest)) => Ok(digest.to_string()),
-        Some(Err(reason)) => Err(format!("platforms: {reason}")),
-        None => Err("the index could not be read to filter its platforms".to_string()),
+        Some(Err(reason)) => Err(PlatformFilterError::Refused(reason.clone())),
+        None => Err(PlatformFilterError::Unread),
     }
 }
 
@@ -359,56 +492,6 @@ pub fn attached_tag_names<'a>(
                 .is_some_and(|rest| ["", ".sig", ".att", ".sbom"].contains(&rest))
         })
         .collect()
-}
-
-fn attached_tags(
-    rule: &Rule,
-    repository: &str,
-    tags: &[String],
-    heads: &[&ManifestHead],
-    target_repository: &str,
-    inventory: &Inventory,
-    out: &mut Expansion,
-) {
-    let mut done = BTreeSet::new();
-    for head in heads {
-        for tag in attached_tag_names(&head.digest, tags) {
-            if !done.insert(tag) {
-                continue;
-            }
-            let Some(attached) = inventory
-                .source_heads
-                .get(&tag_key(&rule.from, repository, tag))
-            else {
-                continue;
-            };
-            for to in &rule.to {
-                out.candidates.push(Candidate {
-                    rule_index: rule.index,
-                    rule: rule.name.clone(),
-                    floating: false,
-                    version: None,
-                    series: None,
-                    source: SourceImage {
-                        registry: rule.from.clone(),
-                        repository: repository.to_string(),
-                        tag: tag.clone(),
-                        digest: attached.digest.to_string(),
-                        media_type: attached.media_type.clone(),
-                    },
-                    target_registry: to.clone(),
-                    target_repository: target_repository.to_string(),
-                    target_tag: tag.clone(),
-                    pin_mismatch: None,
-                    digest: attached.digest.to_string(),
-                    platforms: Vec::new(),
-                    referrers: false,
-                    attached: true,
-                    mode: Mode::Copy,
-                });
-            }
-        }
-    }
 }
 
 /// Target tags whose digests the plan needs: every wished-for tag that exists

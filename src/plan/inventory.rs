@@ -4,12 +4,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::digest::Digest;
+use crate::manifest::is_index;
 use crate::registry::ManifestHead;
+use crate::rules::Rule;
 
 /// `(registry name, repository)`.
 pub type RepoKey = (String, String);
 /// `(registry name, repository, tag)`.
 pub type TagKey = (String, String, String);
+/// `(source registry, index digest, platforms joined by `,`)`: one
+/// platform-filtered index, however many repositories and rules share it.
+pub type FilterKey = (String, Digest, String);
 
 /// A snapshot of the registries the rules touch.
 #[derive(Clone, Debug, Default)]
@@ -28,9 +33,8 @@ pub struct Inventory {
     pub target_tags: BTreeMap<RepoKey, BTreeSet<String>>,
     /// Digest each probed target tag holds.
     pub target_heads: BTreeMap<TagKey, Digest>,
-    /// Platform-filtered indexes: (source registry, index digest, platforms
-    /// joined by `,`) → the new index's digest, or why there is none.
-    pub filtered: BTreeMap<(String, Digest, String), Result<Digest, String>>,
+    /// Platform-filtered indexes → the new index's digest, or why there is none.
+    pub filtered: BTreeMap<FilterKey, Result<Digest, String>>,
 }
 
 /// Everything an image references: child manifests and blobs, flattened.
@@ -54,4 +58,17 @@ pub fn tag_key(registry: &str, repository: &str, tag: &str) -> TagKey {
 /// A key from borrowed parts.
 pub fn repo_key(registry: &str, repository: &str) -> RepoKey {
     (registry.to_string(), repository.to_string())
+}
+
+/// The filtered index `rule` writes for `head`, when the rule keeps only
+/// some platforms and `head` is an index: discovery computes it, expansion
+/// reads it, so both name it the same way.
+pub fn filter_key(rule: &Rule, head: &ManifestHead) -> Option<FilterKey> {
+    (!rule.platforms.is_empty() && is_index(&head.media_type)).then(|| {
+        (
+            rule.from.clone(),
+            head.digest.clone(),
+            rule.platforms.join(","),
+        )
+    })
 }

@@ -9,6 +9,7 @@ mod scope;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,9 @@ pub use expand::{
     Candidate, Expansion, attached_tag_names, expand, matched_repositories, target_probes,
 };
 pub use image::{ImageKey, ImageSource, ImageToWrite, RepositoryKey, images_to_write};
-pub use inventory::{ImageContents, Inventory, RepoKey, TagKey, repo_key, tag_key};
+pub use inventory::{
+    FilterKey, ImageContents, Inventory, RepoKey, TagKey, filter_key, repo_key, tag_key,
+};
 pub use scope::{Scope, Shard, ShardError, shard_of};
 pub use table::render_table;
 
@@ -68,6 +71,13 @@ pub struct SourceImage {
     pub digest: String,
     /// Manifest media type.
     pub media_type: String,
+}
+
+/// `registry/repository:tag`, as the plan table and conflicts name it.
+impl fmt::Display for SourceImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}:{}", self.registry, self.repository, self.tag)
+    }
 }
 
 /// The tag a plan entry writes.
@@ -255,6 +265,30 @@ pub struct Conflict {
 }
 
 impl Conflict {
+    /// The conflict among the claims on one target tag, if they want
+    /// different digests.
+    fn among(key: &TagKey, claims: &[Candidate]) -> Option<Conflict> {
+        let digests: BTreeSet<&str> = claims.iter().map(|c| c.digest.as_str()).collect();
+        if digests.len() <= 1 {
+            return None;
+        }
+        Some(Conflict {
+            target: format!("{}/{}:{}", key.0, key.1, key.2),
+            claims: claims
+                .iter()
+                .map(|c| {
+                    (
+                        c.rule_index,
+                        c.rule.clone(),
+                        c.source.to_string(),
+                        c.digest.clone(),
+                    )
+                })
+                .collect(),
+            floating_clash: claims.iter().any(|c| c.floating) && claims.iter().any(|c| !c.floating),
+        })
+    }
+
     /// The diagnostic: every rule involved is labelled at its name.
     pub fn problem(&self) -> Problem {
         let rules: BTreeSet<&str> = self.claims.iter().map(|c| c.1.as_str()).collect();
@@ -315,79 +349,21 @@ pub fn build(
         candidates,
         mut skipped,
     } = expand(rules, inventory);
-    let mut by_target: BTreeMap<TagKey, Vec<Candidate>> = BTreeMap::new();
-    for candidate in candidates {
-        by_target
-            .entry(candidate.target_key())
-            .or_default()
-            .push(candidate);
-    }
     let mut entries = Vec::new();
     let mut conflicts = Vec::new();
-    for (key, mut claims) in by_target {
-        // A floating tag fed by several rules or source repositories follows
-        // the highest version among all of them.
-        if claims.iter().all(|c| c.floating)
-            && let Some(best) = claims
-                .iter()
-                .map(|c| (c.version.clone(), c.source.tag.clone()))
-                .max()
-        {
-            claims.retain(|c| (c.version.clone(), c.source.tag.clone()) == best);
+    for (key, mut claims) in claims_by_target(candidates) {
+        keep_highest_floating(&mut claims);
+        match Conflict::among(&key, &claims) {
+            Some(conflict) => conflicts.push(conflict),
+            None => entries.push(decide(rules, inventory, &key, claims)),
         }
-        let digests: BTreeSet<&str> = claims.iter().map(|c| c.digest.as_str()).collect();
-        if digests.len() > 1 {
-            conflicts.push(Conflict {
-                target: format!("{}/{}:{}", key.0, key.1, key.2),
-                claims: claims
-                    .iter()
-                    .map(|c| {
-                        (
-                            c.rule_index,
-                            c.rule.clone(),
-                            format!(
-                                "{}/{}:{}",
-                                c.source.registry, c.source.repository, c.source.tag
-                            ),
-                            c.digest.clone(),
-                        )
-                    })
-                    .collect(),
-                floating_clash: claims.iter().any(|c| c.floating)
-                    && claims.iter().any(|c| !c.floating),
-            });
-            continue;
-        }
-        entries.push(decide(rules, inventory, &key, claims));
     }
     if !conflicts.is_empty() {
         return Err(conflicts);
     }
     block_floating_over_blocked_versions(&mut entries);
-    let scope = Scope {
-        rules: Vec::new(),
-        shard,
-    };
-    scope.narrow(&mut entries);
-    skipped.retain(|s| {
-        rules
-            .get(&s.rule)
-            .is_none_or(|r| scope.includes_repository(&r.target_repository(&s.repository)))
-    });
-    entries.sort_by(|a, b| {
-        (
-            &a.target.registry,
-            &a.target.repository,
-            a.is_late(),
-            &a.target.tag,
-        )
-            .cmp(&(
-                &b.target.registry,
-                &b.target.repository,
-                b.is_late(),
-                &b.target.tag,
-            ))
-    });
+    narrow_to_shard(rules, shard, &mut entries, &mut skipped);
+    entries.sort_by(|a, b| table_order(a).cmp(&table_order(b)));
     let summary = summarize(&entries, skipped.len());
     let estimate = estimate::estimate(&entries, inventory);
     Ok(Plan {
@@ -398,6 +374,61 @@ pub fn build(
         summary,
         estimate,
     })
+}
+
+/// The candidates grouped by the target tag they claim.
+fn claims_by_target(candidates: Vec<Candidate>) -> BTreeMap<TagKey, Vec<Candidate>> {
+    let mut by_target: BTreeMap<TagKey, Vec<Candidate>> = BTreeMap::new();
+    for candidate in candidates {
+        by_target
+            .entry(candidate.target_key())
+            .or_default()
+            .push(candidate);
+    }
+    by_target
+}
+
+/// A floating tag fed by several rules or source repositories follows the
+/// highest version among all of them: only its claims stay.
+fn keep_highest_floating(claims: &mut Vec<Candidate>) {
+    if claims.iter().all(|c| c.floating)
+        && let Some(best) = claims
+            .iter()
+            .map(|c| (c.version.clone(), c.source.tag.clone()))
+            .max()
+    {
+        claims.retain(|c| (c.version.clone(), c.source.tag.clone()) == best);
+    }
+}
+
+/// Keeps the entries and skipped tags of one shard's target repositories.
+fn narrow_to_shard(
+    rules: &RuleSet,
+    shard: Option<Shard>,
+    entries: &mut Vec<PlanEntry>,
+    skipped: &mut Vec<SkippedTag>,
+) {
+    let scope = Scope {
+        rules: Vec::new(),
+        shard,
+    };
+    scope.narrow(entries);
+    skipped.retain(|s| {
+        rules
+            .get(&s.rule)
+            .is_none_or(|r| scope.includes_repository(&r.target_repository(&s.repository)))
+    });
+}
+
+/// Where an entry goes in the plan: by target registry and repository,
+/// late (floating and attached) tags after the others, then by tag.
+fn table_order(entry: &PlanEntry) -> (&str, &str, bool, &str) {
+    (
+        &entry.target.registry,
+        &entry.target.repository,
+        entry.is_late(),
+        &entry.target.tag,
+    )
 }
 
 /// A moved source tag is deleted only by a run that sees all its targets:

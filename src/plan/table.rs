@@ -3,93 +3,115 @@
 
 use std::fmt::Write;
 
-use super::{Action, Plan, PlanEntry, short_digest};
+use super::{Action, Plan, PlanEntry, SkippedTag, short_digest};
+use crate::config::Mode;
 use crate::report::{count, human_bytes};
 
 /// Renders the plan table.
 pub fn render_table(plan: &Plan) -> String {
     let mut out = String::new();
+    let groups = by_target_repository(&plan.entries);
+    for (heading, entries) in &groups {
+        let _ = writeln!(out, "{heading}");
+        render_group(&mut out, entries);
+    }
+    if !plan.skipped.is_empty() {
+        if !groups.is_empty() {
+            out.push('\n');
+        }
+        render_skipped(&mut out, &plan.skipped);
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    render_summary(&mut out, plan);
+    out
+}
+
+/// Consecutive entries of one target repository under a
+/// `registry/repository` heading; the plan is already in that order.
+fn by_target_repository(entries: &[PlanEntry]) -> Vec<(String, Vec<&PlanEntry>)> {
     let mut groups: Vec<(String, Vec<&PlanEntry>)> = Vec::new();
-    for entry in &plan.entries {
+    for entry in entries {
         let heading = format!("{}/{}", entry.target.registry, entry.target.repository);
         match groups.last_mut() {
             Some((last, entries)) if *last == heading => entries.push(entry),
             _ => groups.push((heading, vec![entry])),
         }
     }
-    for (heading, entries) in &groups {
-        let _ = writeln!(out, "{heading}");
-        let tag_width = entries
-            .iter()
-            .map(|e| e.target.tag.len())
-            .max()
-            .unwrap_or(0);
-        let sources: Vec<String> = entries
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}/{}:{}",
-                    e.source.registry, e.source.repository, e.source.tag
-                )
-            })
-            .collect();
-        let source_width = sources.iter().map(String::len).max().unwrap_or(0);
-        for (entry, source) in entries.iter().zip(&sources) {
-            let mut line = format!(
-                "  {} {:<tag_width$}  <- {:<source_width$}  {}  [{}]",
-                entry.action.marker(),
-                entry.target.tag,
-                source,
-                short_digest(&entry.source.digest),
-                entry.rules.join(", "),
-            );
-            if let Some(filtered) = &entry.target.digest {
-                let _ = write!(
-                    line,
-                    " -> {} ({})",
-                    short_digest(filtered),
-                    entry.platforms.join(", ")
-                );
-            }
-            if entry.mode == crate::config::Mode::Move {
-                line.push_str(" (move)");
-            }
-            if entry.action == Action::Update
-                && let Some(current) = &entry.target.current_digest
-            {
-                let _ = write!(line, " (was {})", short_digest(current));
-            }
-            if let Some(reason) = &entry.reason {
-                let prefix = if entry.action == Action::Blocked {
-                    "blocked: "
-                } else {
-                    ""
-                };
-                let _ = write!(line, " {prefix}{reason}");
-            }
-            let _ = writeln!(out, "{line}");
-        }
+    groups
+}
+
+/// One line per entry, the tag and source columns aligned within the group.
+fn render_group(out: &mut String, entries: &[&PlanEntry]) {
+    let tag_width = entries
+        .iter()
+        .map(|e| e.target.tag.len())
+        .max()
+        .unwrap_or(0);
+    let sources: Vec<String> = entries.iter().map(|e| e.source.to_string()).collect();
+    let source_width = sources.iter().map(String::len).max().unwrap_or(0);
+    for (entry, source) in entries.iter().zip(&sources) {
+        let mut line = format!(
+            "  {} {:<tag_width$}  <- {:<source_width$}  {}  [{}]",
+            entry.action.marker(),
+            entry.target.tag,
+            source,
+            short_digest(&entry.source.digest),
+            entry.rules.join(", "),
+        );
+        push_remarks(&mut line, entry);
+        let _ = writeln!(out, "{line}");
     }
-    if !plan.skipped.is_empty() {
-        if !groups.is_empty() {
-            out.push('\n');
-        }
-        let _ = writeln!(out, "skipped");
-        for skipped in &plan.skipped {
-            let source = if skipped.tag.is_empty() {
-                format!("{}/{}", skipped.registry, skipped.repository)
-            } else {
-                format!(
-                    "{}/{}:{}",
-                    skipped.registry, skipped.repository, skipped.tag
-                )
-            };
-            let _ = writeln!(out, "  - {source}  [{}] {}", skipped.rule, skipped.reason);
-        }
+}
+
+/// What follows an entry's columns: the filtered index written, a move,
+/// the digest an update replaces, and why it is blocked or kept.
+fn push_remarks(line: &mut String, entry: &PlanEntry) {
+    if let Some(filtered) = &entry.target.digest {
+        let _ = write!(
+            line,
+            " -> {} ({})",
+            short_digest(filtered),
+            entry.platforms.join(", ")
+        );
     }
-    if !out.is_empty() {
-        out.push('\n');
+    if entry.mode == Mode::Move {
+        line.push_str(" (move)");
     }
+    if entry.action == Action::Update
+        && let Some(current) = &entry.target.current_digest
+    {
+        let _ = write!(line, " (was {})", short_digest(current));
+    }
+    if let Some(reason) = &entry.reason {
+        let prefix = if entry.action == Action::Blocked {
+            "blocked: "
+        } else {
+            ""
+        };
+        let _ = write!(line, " {prefix}{reason}");
+    }
+}
+
+/// The source tags (or whole repositories) that cannot be promoted, and why.
+fn render_skipped(out: &mut String, skipped: &[SkippedTag]) {
+    let _ = writeln!(out, "skipped");
+    for skipped in skipped {
+        let source = if skipped.tag.is_empty() {
+            format!("{}/{}", skipped.registry, skipped.repository)
+        } else {
+            format!(
+                "{}/{}:{}",
+                skipped.registry, skipped.repository, skipped.tag
+            )
+        };
+        let _ = writeln!(out, "  - {source}  [{}] {}", skipped.rule, skipped.reason);
+    }
+}
+
+/// The counts by action, then the expected work when anything changes.
+fn render_summary(out: &mut String, plan: &Plan) {
     let s = &plan.summary;
     let _ = writeln!(
         out,
@@ -114,5 +136,4 @@ pub fn render_table(plan: &Plan) -> String {
             },
         );
     }
-    out
 }
