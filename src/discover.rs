@@ -748,7 +748,7 @@ mod tests {
         let error = discover(&rules, &stores.handles()).unwrap_err();
 
         assert_eq!(error.failures.len(), 1, "{error}");
-        let failure = &error.failures[0];
+        let failure = error.failures[0].to_string();
         assert!(
             failure.starts_with("listing the catalog of `staging`: OCI layout store"),
             "{failure}"

@@ -104,10 +104,11 @@ fn target_repository(
     if let Some(registry) = &args.registry {
         target.location = if is_name(registry) {
             Location::Named(registry.clone())
-        } else if let Some(dir) = registry.strip_prefix("oci-layout:") {
-            Location::OciLayout(dir.into())
         } else {
-            Location::Host(registry.clone())
+            match crate::registry::spec::RegistrySpec::parse(registry) {
+                Ok(crate::registry::spec::RegistrySpec::OciLayout(dir)) => Location::OciLayout(dir),
+                _ => Location::Host(registry.clone()),
+            }
         };
     }
     target.repository = renamed(&target.repository, args);
