@@ -130,6 +130,23 @@ pub struct ScopeArgs {
     pub shard_from_env: bool,
 }
 
+impl PromoteArgs {
+    /// What the flags ask for, whichever spelling was used.
+    pub fn request(&self) -> crate::promote::Request {
+        crate::promote::Request {
+            source: self.source.clone(),
+            target: self.target.clone(),
+            tags: self.tags.clone(),
+            keep_source_tag: self.keep_source_tag,
+            semver_tags: self.semver_tags,
+            semver_templates: self.semver_templates.clone(),
+            registry: self.registry.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
 /// `hoist plan`.
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {

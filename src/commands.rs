@@ -550,7 +550,7 @@ fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandErr
     let started = Instant::now();
     let is_name = |name: &str| stores.is_registry_name(name);
     let source = Reference::parse(&args.source, &is_name)?;
-    let destination = crate::promote::destination(args, &source, &is_name)
+    let destination = crate::promote::destination(&args.request(), &source, &is_name)
         .map_err(|e| CommandError::Destination(Box::new(e)))?;
     if let Some(bad) = args.platforms.iter().find(|p| p.split('/').count() < 2) {
         return Err(CommandError::Platform(bad.clone()));

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::cli::PromoteArgs;
 use crate::manifest::filter_index;
 use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, SourceImage, Summary, TargetTag};
 use crate::reference::{Location, Reference, validate_tag};
@@ -38,6 +37,30 @@ pub enum PromoteError {
     Registry(#[from] crate::registry::RegistryError),
 }
 
+/// One image to promote, as the command line asked: hoist's own flags and
+/// Stevedore's spellings arrive here alike.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    /// The image: `host[:port]/path[:tag][@digest]`, `NAME/path:tag` or `oci-layout:DIR//path:tag`.
+    pub source: String,
+    /// Where to: a repository, optionally with a tag.
+    pub target: Option<String>,
+    /// Target tags: the first replaces the source tag, the rest are extra.
+    pub tags: Vec<String>,
+    /// Also write the source tag when a tag replaces it.
+    pub keep_source_tag: bool,
+    /// Derive semantic-version tags from the source tag.
+    pub semver_tags: bool,
+    /// Their templates (default [`DEFAULT_SEMVER_TEMPLATES`]).
+    pub semver_templates: Vec<String>,
+    /// Target registry in place of the source's.
+    pub registry: Option<String>,
+    /// Target namespace: everything before the image name.
+    pub namespace: Option<String>,
+    /// Target image name: the last path segment.
+    pub name: Option<String>,
+}
+
 /// Stevedore's default semantic-version tags.
 pub const DEFAULT_SEMVER_TEMPLATES: [&str; 2] = ["{major}.{minor}.{patch}", "{major}.{minor}"];
 
@@ -53,7 +76,7 @@ pub struct Destination {
 
 /// Works out the target repository and tags from the command line.
 pub fn destination(
-    args: &PromoteArgs,
+    args: &Request,
     source: &Reference,
     is_name: &dyn Fn(&str) -> bool,
 ) -> Result<Destination, PromoteError> {
@@ -82,7 +105,7 @@ pub fn destination(
 /// and renamed by `--namespace` and `--name`; with the tag TARGET names,
 /// which is then the main tag.
 fn target_repository(
-    args: &PromoteArgs,
+    args: &Request,
     source: &Reference,
     is_name: &dyn Fn(&str) -> bool,
 ) -> Result<(Reference, Option<String>), PromoteError> {
@@ -118,7 +141,7 @@ fn target_repository(
 
 /// `repository` with its namespace (all but the last segment) and name
 /// replaced as `--namespace` and `--name` ask.
-fn renamed(repository: &str, args: &PromoteArgs) -> String {
+fn renamed(repository: &str, args: &Request) -> String {
     let (namespace, name) = repository.rsplit_once('/').unwrap_or(("", repository));
     let namespace = args.namespace.as_deref().unwrap_or(namespace);
     let name = args.name.as_deref().unwrap_or(name);
@@ -134,7 +157,7 @@ fn renamed(repository: &str, args: &PromoteArgs) -> String {
 /// the first `--tag`, else the source's), the source tag with
 /// `--keep-source-tag`, then the other `--tag` values.
 fn named_tags(
-    args: &PromoteArgs,
+    args: &Request,
     explicit_tag: Option<String>,
     source_tag: Option<&String>,
 ) -> Result<Vec<(String, bool)>, PromoteError> {
@@ -171,7 +194,7 @@ fn add_tag(tags: &mut Vec<(String, bool)>, tag: String, early: bool) {
 
 /// `--semver-tags`: the source tag's version rendered through each
 /// `--semver-template` (Stevedore's defaults without one).
-fn semver_tags(args: &PromoteArgs, source: &Reference) -> Result<Vec<String>, PromoteError> {
+fn semver_tags(args: &Request, source: &Reference) -> Result<Vec<String>, PromoteError> {
     let Some(tag) = &source.tag else {
         return Err(PromoteError::Arguments(
             "--semver-tags needs a source tag that is a semantic version".to_string(),
@@ -295,11 +318,11 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn args(line: &[&str]) -> PromoteArgs {
+    fn args(line: &[&str]) -> Request {
         let mut argv = vec!["hoist", "promote"];
         argv.extend(line);
         match crate::cli::Cli::parse_from(argv).command {
-            crate::cli::Command::Promote(args) => args,
+            crate::cli::Command::Promote(args) => args.request(),
             _ => unreachable!(),
         }
     }
@@ -377,7 +400,7 @@ mod tests {
         assert_eq!(d.target.to_string(), "r.io/team/svc");
     }
 
-    fn args_only_name() -> PromoteArgs {
+    fn args_only_name() -> Request {
         args(&["r.io/team/app:1.0", "--name", "svc"])
     }
 
