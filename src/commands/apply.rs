@@ -1,0 +1,181 @@
+//! `apply` and `promote`: a plan (made now, or reviewed earlier) executed.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::cli::{ApplyArgs, PromoteArgs};
+use crate::config::LoadedConfig;
+use crate::execute::{self, ApplyReport, CopyStats, Progress, ProgressMode, StoreMap};
+use crate::plan::{self, Plan, Scope, Shard};
+use crate::reference::Reference;
+use crate::registry::ReadOnly;
+use crate::registry::retry::RetryPolicy;
+use crate::registry::stores::Stores;
+use crate::report;
+use crate::rules::RuleSet;
+
+use super::planning::{make_plan, scope_of};
+use super::{CommandError, ExitStatus, PlanFileProblem, open_plan_stores, write_json};
+
+pub(super) fn apply(
+    stores: &Stores,
+    loaded: &LoadedConfig,
+    rules: RuleSet,
+    args: &ApplyArgs,
+) -> Result<ExitStatus, CommandError> {
+    let started = Instant::now();
+    let scope = scope_of(&args.scope)?;
+    let plan = match &args.plan {
+        Some(path) => read_plan(path, &scope)?,
+        None => make_plan(stores, loaded, rules, &scope)?,
+    };
+    report::print_raw(&plan::render_table(&plan));
+    if args.dry_run {
+        return Ok(ExitStatus::Success);
+    }
+    let handles = open_plan_stores(stores, loaded, &plan)?;
+    let run = Run {
+        plan: &plan,
+        stores: &handles,
+        check_preconditions: args.plan.is_some(),
+        progress: args.output.progress.into(),
+        report: args.output.report.as_deref(),
+        shard: scope.shard,
+        started,
+        retry: stores.settings().retry,
+    };
+    run.execute()
+}
+
+/// A plan ready to execute, and how.
+struct Run<'a> {
+    plan: &'a Plan,
+    stores: &'a StoreMap,
+    check_preconditions: bool,
+    progress: ProgressMode,
+    report: Option<&'a Path>,
+    shard: Option<Shard>,
+    started: Instant,
+    retry: RetryPolicy,
+}
+
+impl Run<'_> {
+    fn execute(&self) -> Result<ExitStatus, CommandError> {
+        // The same images the executor writes and the estimate counts.
+        let images = plan::images_to_write(&self.plan.entries, |_| true);
+        let progress = Progress::new(
+            self.progress,
+            images.len() as u64,
+            self.plan.estimate.bytes_to_copy,
+        );
+        let stats = CopyStats::default();
+        let options = execute::Options {
+            check_preconditions: self.check_preconditions,
+            retry: self.retry,
+        };
+        execute::stop::install();
+        let outcome = execute::run(self.plan, self.stores, &stats, &progress, options);
+        progress.finish();
+        let requests = self.stores.values().fold((0, 0), |(all, writes), store| {
+            (
+                all + store.counters().requests(),
+                writes + store.counters().writes(),
+            )
+        });
+        let report = ApplyReport::new(
+            self.plan,
+            &outcome,
+            stats.snapshot(),
+            requests,
+            self.started.elapsed().as_secs_f64(),
+            self.shard,
+        );
+        report::print_lines(&report.render());
+        if let Some(path) = self.report {
+            write_json(path, &report)?;
+        }
+        Ok(match execute::stop::requested() {
+            Some(signal_hook::consts::SIGINT) => ExitStatus::Interrupted,
+            Some(_) => ExitStatus::Terminated,
+            None if report.succeeded() => ExitStatus::Success,
+            None => ExitStatus::Failure,
+        })
+    }
+}
+
+/// Reads a reviewed plan, narrowed to the scope.
+fn read_plan(path: &Path, scope: &Scope) -> Result<Plan, CommandError> {
+    let shown = || path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|reason| PlanFileProblem::Read {
+        path: shown(),
+        reason,
+    })?;
+    let mut plan: Plan = serde_json::from_str(&text).map_err(|reason| PlanFileProblem::Parse {
+        path: shown(),
+        reason,
+    })?;
+    if plan.format != plan::PLAN_FORMAT {
+        return Err(PlanFileProblem::Format {
+            path: shown(),
+            found: plan.format,
+        }
+        .into());
+    }
+    scope.narrow(&mut plan.entries);
+    Ok(plan)
+}
+
+pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandError> {
+    let started = Instant::now();
+    let is_name = |name: &str| stores.is_registry_name(name);
+    let source = Reference::parse(&args.source, &is_name)?;
+    let destination = crate::promote::destination(&args.request(), &source, &is_name)
+        .map_err(|e| CommandError::Destination(Box::new(e)))?;
+    if let Some(bad) = args.platforms.iter().find(|p| p.split('/').count() < 2) {
+        return Err(CommandError::Platform(bad.clone()));
+    }
+    let source_store = stores.open(&source.location)?;
+    let target_store = stores.open(&destination.target.location)?;
+    // Planning (all of `--dry-run`) sees read-only handles: it cannot write.
+    let plan = crate::promote::plan(
+        &source,
+        &ReadOnly::new(source_store.clone()),
+        &destination,
+        &ReadOnly::new(target_store.clone()),
+        &args.platforms,
+    )
+    .map_err(|cause| CommandError::Promote {
+        source_ref: source.to_string(),
+        target_ref: destination.target.to_string(),
+        cause: Box::new(cause),
+    })?;
+    report::print_raw(&plan::render_table(&plan));
+    if args.dry_run {
+        return Ok(ExitStatus::Success);
+    }
+    let handles = StoreMap::from([
+        (source.location.to_string(), source_store),
+        (destination.target.location.to_string(), target_store),
+    ]);
+    let status = Run {
+        plan: &plan,
+        stores: &handles,
+        check_preconditions: false,
+        progress: args.output.progress.into(),
+        report: args.output.report.as_deref(),
+        shard: None,
+        started,
+        retry: stores.settings().retry,
+    }
+    .execute()?;
+    if status == ExitStatus::Success {
+        // The result scripts want: where the image now is, by digest.
+        let digest = plan
+            .entries
+            .first()
+            .map_or("", |e| e.target_digest())
+            .to_string();
+        report::print_lines(&[format!("{}@{digest}", destination.target)]);
+    }
+    Ok(status)
+}

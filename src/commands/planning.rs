@@ -1,0 +1,160 @@
+//! `plan` and `verify`: the rules in scope discovered and planned through
+//! read-only handles.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use crate::cli::{PlanArgs, PlanFormat, ScopeArgs, VerifyArgs};
+use crate::config::LoadedConfig;
+use crate::discover::{Handles, discover};
+use crate::plan::{self, Plan, Scope};
+use crate::reference::Location;
+use crate::registry::ReadOnly;
+use crate::registry::stores::Stores;
+use crate::report;
+use crate::rules::RuleSet;
+use crate::settings;
+
+use super::{CommandError, ExitStatus, open_plan_stores, to_json, write_json};
+
+/// The scope a command's flags ask for: `--rule` names, and the shard from
+/// `--shard` or, with `--shard-from-env`, from an Indexed Job's environment.
+pub(super) fn scope_of(args: &ScopeArgs) -> Result<Scope, CommandError> {
+    let shard = match args.shard_from_env {
+        true => Some(settings::shard_from_env()?),
+        false => args.shard,
+    };
+    Ok(Scope {
+        rules: args.rules.clone(),
+        shard,
+    })
+}
+
+/// Discovers and plans the rules in scope, through read-only handles only.
+pub(super) fn make_plan(
+    stores: &Stores,
+    loaded: &LoadedConfig,
+    rules: RuleSet,
+    scope: &Scope,
+) -> Result<Plan, CommandError> {
+    let all_rules = rules.clone();
+    let rules = rules.only(&scope.rules)?;
+    let (handles, registries) = read_handles(stores, loaded, &rules)?;
+    let started = Instant::now();
+    let inventory = discover(&rules, &handles)?;
+    let mut plan = plan::build(&rules, &inventory, registries, scope.shard)
+        .map_err(|conflicts| conflict_error(loaded, &conflicts))?;
+    if !scope.rules.is_empty() {
+        // Rules left out may read the same source tags: never move under --rule
+        // what another rule still has to copy from that registry.
+        let others: BTreeSet<&str> = all_rules
+            .rules
+            .iter()
+            .filter(|r| !scope.rules.contains(&r.name))
+            .map(|r| r.from.as_str())
+            .collect();
+        plan::keep_moves_within(&mut plan.entries, |e| {
+            !others.contains(e.source.registry.as_str())
+        });
+    }
+    let requests: u64 = handles.values().map(|h| h.counters().requests()).sum();
+    report::log(&format!(
+        "planned {} target tags from {} rules in {:.2}s ({} requests)",
+        plan.entries.len(),
+        rules.rules.len(),
+        started.elapsed().as_secs_f64(),
+        requests
+    ));
+    Ok(plan)
+}
+
+/// Read-only handles on every registry the rules name, and their addresses
+/// as configured (for the plan).
+fn read_handles(
+    stores: &Stores,
+    loaded: &LoadedConfig,
+    rules: &RuleSet,
+) -> Result<(Handles, BTreeMap<String, String>), CommandError> {
+    let names: BTreeSet<&String> = rules
+        .rules
+        .iter()
+        .flat_map(|r| std::iter::once(&r.from).chain(&r.to))
+        .collect();
+    let mut handles = Handles::new();
+    let mut registries = BTreeMap::new();
+    for name in names {
+        let store = stores.open(&Location::Named(name.clone()))?;
+        handles.insert(name.clone(), ReadOnly::new(store));
+        if let Some(registry) = loaded.config.registries.get(name) {
+            registries.insert(name.clone(), registry.url.clone());
+        }
+    }
+    Ok((handles, registries))
+}
+
+/// Conflicting rules, as diagnostics pointing at both rules in the file.
+fn conflict_error(loaded: &LoadedConfig, conflicts: &[plan::Conflict]) -> CommandError {
+    // The first conflicts show the pattern; hundreds more would bury it.
+    const SHOWN: usize = 10;
+    let mut problems: Vec<_> = conflicts.iter().take(SHOWN).map(|c| c.problem()).collect();
+    if conflicts.len() > SHOWN
+        && let Some(last) = problems.last_mut()
+    {
+        last.message = format!(
+            "{} (and {} more conflicts like these)",
+            last.message,
+            conflicts.len() - SHOWN
+        );
+    }
+    match loaded.validate(problems) {
+        Err(error) => CommandError::Config(error),
+        Ok(()) => CommandError::Conflicts,
+    }
+}
+
+pub(super) fn plan_command(
+    stores: &Stores,
+    loaded: &LoadedConfig,
+    rules: RuleSet,
+    args: &PlanArgs,
+) -> Result<ExitStatus, CommandError> {
+    let scope = scope_of(&args.scope)?;
+    let plan = make_plan(stores, loaded, rules, &scope)?;
+    match args.format {
+        PlanFormat::Table => report::print_raw(&plan::render_table(&plan)),
+        PlanFormat::Json => report::print_raw(&to_json(&plan)?),
+    }
+    if let Some(path) = &args.out {
+        write_json(path, &plan)?;
+    }
+    Ok(match (args.detailed_exitcode, plan.has_changes()) {
+        (true, true) => ExitStatus::Changes,
+        _ => ExitStatus::Success,
+    })
+}
+
+pub(super) fn verify_command(
+    stores: &Stores,
+    loaded: &LoadedConfig,
+    rules: RuleSet,
+    args: &VerifyArgs,
+) -> Result<ExitStatus, CommandError> {
+    let scope = scope_of(&args.scope)?;
+    let plan = make_plan(stores, loaded, rules, &scope)?;
+    let handles = open_plan_stores(stores, loaded, &plan)?;
+    let problems = crate::verify::verify(&plan, &handles);
+    if problems.is_empty() {
+        report::print_lines(&[format!(
+            "verified {}: every one points at a complete image",
+            report::count(plan.entries.len(), "target tag", "target tags")
+        )]);
+        return Ok(ExitStatus::Success);
+    }
+    report::print_lines(&problems);
+    report::log(&format!(
+        "verify: {} in {}",
+        report::count(problems.len(), "problem", "problems"),
+        report::count(plan.entries.len(), "target tag", "target tags")
+    ));
+    Ok(ExitStatus::Failure)
+}
