@@ -448,6 +448,52 @@ fn a_token_service_answering_garbage_is_an_auth_error() {
 }
 
 #[test]
+fn a_token_service_that_is_briefly_unavailable_is_asked_again() {
+    let source = TestRegistry::start();
+    let manifest = seed::push(
+        seed::client(&source).as_ref(),
+        "corpus/app",
+        "1.0",
+        &seed::small_image("token", Format::Oci),
+    );
+    let target = TestRegistry::builder().token_auth("user", "pass").start();
+    let realm = target.token_server().unwrap().realm();
+    let token_host = realm["http://".len()..realm.len() - "/token".len()].to_string();
+    // The token service answers 503, then 429, then works.
+    let flaky = FaultProxy::start(&token_host, Schedule::none());
+    let mut refusals = vec![Reply::status(429), Reply::status(503)];
+    flaky.answer(move |_, _| refusals.pop());
+    let proxy = FaultProxy::start(target.host(), Schedule::none());
+    let flaky_realm = format!("http://{}/token", flaky.host());
+    proxy.rewrite(move |_, _, raw| {
+        let text = String::from_utf8_lossy(raw).replace(&realm, &flaky_realm);
+        *raw = text.into_bytes();
+    });
+    let run = Hoist::new()
+        .env("HOIST_RETRY_BASE_MS", "1")
+        .env("DST_USER", "user")
+        .env("DST_PASS", "pass")
+        .config(&format!(
+            "[registries.dst]\nurl = \"{}\"\nusername_env = \"DST_USER\"\npassword_env = \"DST_PASS\"\n",
+            proxy.host()
+        ))
+        .args([
+            "promote",
+            &format!("{}/corpus/app:1.0", source.host()),
+            "dst/corpus/app",
+        ])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(flaky.seen().len() >= 3, "{:?}", flaky.seen());
+    // Read back from the registry's own storage: the tag holds the source's digest.
+    let link = target
+        .storage_dir()
+        .join("docker/registry/v2/repositories/corpus/app/_manifests/tags/1.0/current/link");
+    let stored = std::fs::read_to_string(&link).expect("the tag is in the target's storage");
+    assert_eq!(stored.trim(), manifest.digest.to_string());
+}
+
+#[test]
 fn digests_and_names_used_as_paths_stay_inside_the_layout() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("app");

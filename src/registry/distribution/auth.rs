@@ -343,11 +343,27 @@ impl DistributionRegistry {
                 "the registry sends credentials to a plain-http token service ({realm}); refusing to send them in clear text"
             )));
         }
-        let mut request = http::Request::get(token_url(realm, service, scopes));
-        if let Some(basic) = creds.and_then(Credentials::basic_header) {
-            request = request.header("Authorization", basic);
-        }
-        let response = self.send_once(request.body(SendBody::none()), realm)?;
+        let url = token_url(realm, service, scopes);
+        let basic = creds.and_then(Credentials::basic_header);
+        // A token service that is overloaded or restarting (429, 5xx) is
+        // asked again, as the registry would be; a request that got no answer
+        // is retried by `send`, which called this.
+        let policy = self.endpoint.retry;
+        let response = policy.run(
+            |_| {
+                let mut request = http::Request::get(&url);
+                if let Some(basic) = &basic {
+                    request = request.header("Authorization", basic.as_str());
+                }
+                self.send_once(request.body(SendBody::none()), realm)
+            },
+            |result, attempt| match result {
+                Ok(response) => {
+                    policy.decide_status(response.status().as_u16(), retry_after(response), attempt)
+                }
+                Err(_) => Decision::Stop,
+            },
+        )?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let refused = if status == 401 || status == 403 {
