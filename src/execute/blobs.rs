@@ -64,18 +64,24 @@ impl Executor<'_> {
                 }
             }
             if let Some(from) = from {
-                match target
-                    .blob_mount(repository, &job.digest, from)
-                    .map_err(failed)?
-                {
-                    MountOutcome::Mounted => {
+                match target.blob_mount(repository, &job.digest, from) {
+                    Ok(MountOutcome::Mounted) => {
                         self.mounts_work(&job.target_registry)
                             .store(true, Ordering::Relaxed);
                         bump(&self.stats.blobs_mounted, 1);
                         landed.get_or_insert(repository);
                         continue;
                     }
-                    MountOutcome::NotMounted(started) => session = started,
+                    Ok(MountOutcome::NotMounted(started)) => session = started,
+                    // Harbor, Artifact Registry, Nexus and ECR without
+                    // BLOB_MOUNTING refuse cross-repository mounts (401, 403,
+                    // 404, 405): the blob is uploaded instead, and the
+                    // registry is asked plainly from now on.
+                    Err(RegistryError::Status { .. }) => {
+                        self.mounts_work(&job.target_registry)
+                            .store(false, Ordering::Relaxed);
+                    }
+                    Err(e) => return Err(failed(e)),
                 }
             }
             self.transfer(source.as_ref(), target.as_ref(), job, repository, session)

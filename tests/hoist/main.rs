@@ -14,4 +14,5 @@ mod hostile;
 mod listing;
 mod oci_layout;
 mod plan;
+mod registries;
 mod schema;
