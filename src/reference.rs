@@ -75,7 +75,10 @@ impl Reference {
         }
         let (rest, digest) = split_digest(input)?;
         let (name, tag) = split_tag(input, rest)?;
-        let (location, repository) = split_location(name, is_registry_name);
+        let (location, repository) = match split_url(input, name)? {
+            Some((registry, repository)) => (registry, repository.to_string()),
+            None => split_location(name, is_registry_name),
+        };
         validate_repository(input, &repository)?;
         Ok(Reference {
             location,
@@ -104,6 +107,10 @@ impl fmt::Display for Reference {
                 dir.display(),
                 self.repository
             )?,
+            // A registry under a path needs `//` before the repository.
+            Location::Host(url) if url.split_once("://").is_some_and(|(_, r)| r.contains('/')) => {
+                write!(f, "{url}//{}", self.repository)?
+            }
             other => write!(f, "{other}/{}", self.repository)?,
         }
         if let Some(tag) = &self.tag {
@@ -122,6 +129,21 @@ pub fn parse_listing(
     input: &str,
     is_registry_name: &dyn Fn(&str) -> bool,
 ) -> Result<(Location, Option<String>), ReferenceError> {
+    if let Some((scheme, rest)) = input.split_once("://") {
+        // A URL is the registry, up to a `//` that starts the repository.
+        let (registry, repository) = match rest.split_once("//") {
+            Some((registry, repository)) => (registry, Some(repository)),
+            None => (rest, None),
+        };
+        let location = Location::Host(format!("{scheme}://{}", registry.trim_end_matches('/')));
+        return match repository.filter(|r| !r.is_empty()) {
+            Some(repository) => {
+                validate_repository(input, repository)?;
+                Ok((location, Some(repository.to_string())))
+            }
+            None => Ok((location, None)),
+        };
+    }
     if let Some(rest) = input.strip_prefix(OCI_LAYOUT_PREFIX) {
         if rest.is_empty() {
             return Err(invalid(input, "oci-layout: needs a directory"));
@@ -224,6 +246,31 @@ fn split_tag<'a>(input: &str, text: &'a str) -> Result<(&'a str, Option<String>)
         }
         None => Ok((text, None)),
     }
+}
+
+/// A reference that starts with a URL (`https://host[/path]//repository`, or
+/// `https://host/repository` when the registry has no path): the registry and
+/// the repository. `None` when `name` is not a URL.
+fn split_url<'a>(
+    input: &str,
+    name: &'a str,
+) -> Result<Option<(Location, &'a str)>, ReferenceError> {
+    let Some((scheme, rest)) = name.split_once("://") else {
+        return Ok(None);
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(invalid(input, format!("unsupported scheme `{scheme}`")));
+    }
+    let (registry, repository) = match rest.split_once("//") {
+        Some((registry, repository)) => (registry, repository),
+        None => rest
+            .split_once('/')
+            .ok_or_else(|| invalid(input, "a URL needs a repository after the registry"))?,
+    };
+    Ok(Some((
+        Location::Host(format!("{scheme}://{registry}")),
+        repository,
+    )))
 }
 
 fn split_location(name: &str, is_registry_name: &dyn Fn(&str) -> bool) -> (Location, String) {
@@ -419,5 +466,44 @@ mod tests {
             parse_listing("127.0.0.1:5000/a/b", &no).unwrap(),
             (Location::Host("127.0.0.1:5000".into()), Some("a/b".into()))
         );
+    }
+
+    #[test]
+    fn a_url_is_a_registry_up_to_a_double_slash() {
+        let no = |_: &str| false;
+        let host = |url: &str| Location::Host(url.to_string());
+        assert_eq!(
+            parse_listing("https://registry.example.com", &no).unwrap(),
+            (host("https://registry.example.com"), None)
+        );
+        assert_eq!(
+            parse_listing("https://jfrog.io/artifactory/api/docker/local/", &no).unwrap(),
+            (host("https://jfrog.io/artifactory/api/docker/local"), None)
+        );
+        assert_eq!(
+            parse_listing(
+                "https://jfrog.io/artifactory/api/docker/local//apps/web",
+                &no
+            )
+            .unwrap(),
+            (
+                host("https://jfrog.io/artifactory/api/docker/local"),
+                Some("apps/web".into())
+            )
+        );
+        let image =
+            Reference::parse("https://jfrog.io/repository/hosted//apps/web:1.0", &no).unwrap();
+        assert_eq!(image.location, host("https://jfrog.io/repository/hosted"));
+        assert_eq!(
+            (image.repository.as_str(), image.tag.as_deref()),
+            ("apps/web", Some("1.0"))
+        );
+        // Without `//` the host is the registry and the path the repository.
+        let plain = Reference::parse("http://127.0.0.1:5000/apps/web:2.0", &no).unwrap();
+        assert_eq!(plain.location, host("http://127.0.0.1:5000"));
+        assert_eq!(plain.repository, "apps/web");
+        for bad in ["ftp://host/app:1", "https://host", "https://host//Apps:1"] {
+            assert!(Reference::parse(bad, &no).is_err(), "{bad} accepted");
+        }
     }
 }

@@ -174,6 +174,8 @@ struct Hooks {
     request: Mutex<Option<Hook>>,
     answer: Mutex<Option<Answer>>,
     rewrite: Mutex<Option<Rewrite>>,
+    /// Serve the registry under this path (`/artifactory/api/docker/local`).
+    prefix: Mutex<Option<String>>,
 }
 
 impl FaultProxy {
@@ -266,6 +268,14 @@ impl FaultProxy {
     /// returns `Some` for never reaches the registry.
     pub fn answer(&self, answer: impl FnMut(&str, &str) -> Option<Reply> + Send + 'static) {
         *self.hooks.answer.lock().unwrap() = Some(Box::new(answer));
+    }
+
+    /// Serves the registry under a path prefix, as Artifactory
+    /// (`/artifactory/api/docker/REPO-KEY`) and Nexus (`/repository/NAME`)
+    /// do: requests must carry it (others get 404), and the `Location` and
+    /// `Link` headers of answers come back with it.
+    pub fn serve_under(&self, prefix: &str) {
+        *self.hooks.prefix.lock().unwrap() = Some(prefix.trim_end_matches('/').to_string());
     }
 
     /// Lets `rewrite` edit the registry's raw answers (status line, headers
@@ -382,6 +392,25 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Request>
     }))
 }
 
+/// The answer with `prefix` put before `/v2/` in its `Location` and `Link`
+/// headers, as a registry served under a path writes them.
+fn with_prefix_in_links(raw: &[u8], prefix: &str) -> Vec<u8> {
+    let (body_start, _) = split_response(raw);
+    let head = String::from_utf8_lossy(&raw[..body_start]);
+    let mut out = String::new();
+    for line in head.split_inclusive("\r\n") {
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("location:") || lower.starts_with("link:") {
+            out.push_str(&line.replace("/v2/", &format!("{prefix}/v2/")));
+        } else {
+            out.push_str(line);
+        }
+    }
+    let mut rewritten = out.into_bytes();
+    rewritten.extend_from_slice(&raw[body_start..]);
+    rewritten
+}
+
 /// Where the header block ends and the body starts in a raw response.
 fn split_response(raw: &[u8]) -> (usize, u16) {
     let end = raw
@@ -421,9 +450,28 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared<'_>) -> io::Result<(
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
-    let Some(request) = read_request(&mut reader)? else {
+    let Some(mut request) = read_request(&mut reader)? else {
         return Ok(());
     };
+    let prefix = hooks.prefix.lock().unwrap().clone();
+    if let Some(prefix) = &prefix {
+        match request.path.strip_prefix(prefix.as_str()) {
+            Some(inner) if inner.starts_with('/') => {
+                let inner = inner.to_string();
+                let head = String::from_utf8_lossy(&request.head).replacen(
+                    &format!(" {} ", request.path),
+                    &format!(" {inner} "),
+                    1,
+                );
+                request.head = head.into_bytes();
+                request.path = inner;
+            }
+            _ => {
+                client.write_all(&Reply::status(404).to_bytes(request.method == "HEAD"))?;
+                return client.shutdown(Shutdown::Both);
+            }
+        }
+    }
     if let Some(hook) = hooks.request.lock().unwrap().as_mut() {
         hook(&request.method, &request.path);
     }
@@ -499,6 +547,9 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared<'_>) -> io::Result<(
     server.write_all(&request.body)?;
     let mut raw = Vec::new();
     server.read_to_end(&mut raw)?;
+    if let Some(prefix) = &prefix {
+        raw = with_prefix_in_links(&raw, prefix);
+    }
     if let Some(rewrite) = hooks.rewrite.lock().unwrap().as_mut() {
         rewrite(&request.method, &request.path, &mut raw);
     }

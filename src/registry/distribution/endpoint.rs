@@ -58,25 +58,47 @@ pub struct EndpointError(pub String);
 impl Endpoint {
     /// Parses `https://host[:port]`, `http://host[:port]` or a bare `host[:port]`
     /// (https, except loopback hosts, which default to http as docker does).
+    /// A URL with a scheme may carry a path: the registry is served under it
+    /// (Artifactory's `https://host/artifactory/api/docker/REPO-KEY`, Nexus's
+    /// `https://host/repository/NAME`), and every request goes below it.
     pub fn parse(url: &str) -> Result<Endpoint, EndpointError> {
         let url = url.trim().trim_end_matches('/');
-        let (scheme, host) = match url.split_once("://") {
-            Some(("https", host)) => (Scheme::Https, host),
-            Some(("http", host)) => (Scheme::Http, host),
+        let (scheme, address) = match url.split_once("://") {
+            Some(("https", address)) => (Some(Scheme::Https), address),
+            Some(("http", address)) => (Some(Scheme::Http), address),
             Some((other, _)) => {
                 return Err(EndpointError(format!(
                     "unsupported scheme `{other}` in `{url}` (use https://, http:// or oci-layout:)"
                 )));
             }
-            None if is_loopback(url) => (Scheme::Http, url),
-            None => (Scheme::Https, url),
+            None => (None, url),
         };
-        if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
-            return Err(EndpointError(format!(
-                "`{url}` is not a registry address (expected host[:port], optionally with http:// or https://)"
-            )));
+        let (host, path) = match address.split_once('/') {
+            Some((host, path)) => (host, format!("/{}", path.trim_matches('/'))),
+            None => (address, String::new()),
+        };
+        let bad = |why: &str| {
+            EndpointError(format!(
+                "`{url}` is not a registry address ({why}; expected host[:port], or a URL such as https://host/path)"
+            ))
+        };
+        if host.is_empty() || host.contains(['?', '#', '@', ' ']) {
+            return Err(bad("no usable host"));
         }
-        Ok(Endpoint::new(host, scheme))
+        if !path.is_empty() && scheme.is_none() {
+            return Err(bad("a path needs a scheme: write https:// before it"));
+        }
+        if path.contains(['?', '#', ' ']) || path.contains("//") {
+            return Err(bad("the path is not a plain path"));
+        }
+        let scheme = scheme.unwrap_or(if is_loopback(host) {
+            Scheme::Http
+        } else {
+            Scheme::Https
+        });
+        let mut endpoint = Endpoint::new(host, scheme);
+        endpoint.base_url.push_str(&path);
+        Ok(endpoint)
     }
 
     /// An endpoint for `host` with default settings.
@@ -107,7 +129,7 @@ impl Endpoint {
         }
     }
 
-    /// `scheme://host[:port]` of the API.
+    /// `scheme://host[:port][/path]` of the API: requests go to `/v2/…` below it.
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -211,7 +233,39 @@ mod tests {
             "https://registry-1.docker.io"
         );
         assert!(Endpoint::parse("ftp://x").is_err());
-        assert!(Endpoint::parse("http://x/y").is_err());
+    }
+
+    #[test]
+    fn a_url_path_is_where_the_registry_is_served() {
+        let artifactory =
+            Endpoint::parse("https://jfrog.example.com/artifactory/api/docker/docker-local/")
+                .unwrap();
+        assert_eq!(
+            artifactory.base_url(),
+            "https://jfrog.example.com/artifactory/api/docker/docker-local"
+        );
+        // Credentials are looked up by host, as `docker login` stores them.
+        assert_eq!(artifactory.host, "jfrog.example.com");
+        let nexus = Endpoint::parse("http://127.0.0.1:8081/repository/docker-hosted").unwrap();
+        assert_eq!(
+            nexus.base_url(),
+            "http://127.0.0.1:8081/repository/docker-hosted"
+        );
+        for bad in [
+            "registry.example.com/prefix",
+            "https://x/a?b",
+            "https://x/a//b",
+            "https:///path",
+        ] {
+            let error = Endpoint::parse(bad).unwrap_err().to_string();
+            assert!(error.contains(bad.trim_end_matches('/')), "{bad}: {error}");
+        }
+        assert!(
+            Endpoint::parse("reg.example.com/prefix")
+                .unwrap_err()
+                .to_string()
+                .contains("a path needs a scheme")
+        );
     }
 
     #[test]
