@@ -12,6 +12,10 @@ use crate::digest::Digest;
 use crate::registry::retry::Decision;
 use crate::registry::{MountOutcome, Registry, RegistryError, UploadSession};
 
+/// Immediate resends of a blob while the client adapts its uploads to a
+/// registry (monolithic to chunked, then halving chunks after each 413).
+const MAX_UPLOAD_ADAPTATIONS: u32 = 6;
+
 /// What a target repository holds of a blob.
 enum Probe {
     Present,
@@ -149,8 +153,10 @@ impl Executor<'_> {
             },
             |result, attempt| match result {
                 Ok(()) => Decision::Stop,
-                // The client switched to chunked uploads on the 413: again at once.
-                Err(RegistryError::Status { status: 413, .. }) if attempt == 0 => {
+                // The registry refused how the blob was sent (a monolithic
+                // PUT, a chunk too large): the client changed strategy for
+                // it, so again at once, a few times while it adapts.
+                Err(e) if e.refuses_upload_form() && attempt < MAX_UPLOAD_ADAPTATIONS => {
                     Decision::RetryNow
                 }
                 // After SIGINT or SIGTERM nothing is retried.

@@ -88,6 +88,23 @@ impl RegistryError {
         }
     }
 
+    /// An upload refused for its form rather than its content: 413 too
+    /// large, 405/501 not supported, 400 with an upload-shape code (ECR). The
+    /// client then changes how it uploads to that registry, so the blob is
+    /// worth sending again at once.
+    pub fn refuses_upload_form(&self) -> bool {
+        match self {
+            RegistryError::Status { status, .. } => match status {
+                405 | 413 | 501 => true,
+                400 => ["BLOB_UPLOAD_INVALID", "SIZE_INVALID", "UNSUPPORTED"]
+                    .iter()
+                    .any(|code| self.has_code(code)),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// Whether the error carries the given OCI error code, e.g. `BLOB_UNKNOWN`.
     pub fn has_code(&self, code: &str) -> bool {
         matches!(self, RegistryError::Status { codes, .. } if codes.iter().any(|c| c == code))

@@ -119,3 +119,132 @@ fn a_registry_under_a_path_prefix_works_for_every_request() {
         .success();
     assert_eq!(ls.stdout.trim(), "1.0");
 }
+
+const MIB: usize = 1024 * 1024;
+
+/// One image with a `size`-byte layer and a small one, pushed to `staging`.
+fn image_with_layer_of(staging: &TestRegistry, size: u64) -> hoist::digest::Digest {
+    let mut image = seed::small_image("big", Format::Oci);
+    image.layers.push(seed::LayerSpec { size, seed: 77 });
+    seed::push(seed::client(staging).as_ref(), "apps/big", "1.0", &image).digest
+}
+
+/// `apply` of `apps/big` from `staging` to a target reached through `proxy`;
+/// `target_settings` go into the target's `[registries.prod]`.
+fn apply_big(
+    staging: &TestRegistry,
+    proxy: &FaultProxy,
+    target_settings: &str,
+) -> crate::support::hoist::Run {
+    let config = format!(
+        "[registries.staging]\nurl = \"{}\"\n\n[registries.prod]\nurl = \"{}\"\n{target_settings}\n\n\
+         [[promotion]]\nname = \"big\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"apps/big\"]\n",
+        staging.host(),
+        proxy.host()
+    );
+    Hoist::new().config(&config).args(["apply"]).run()
+}
+
+/// The body lengths of a proxy's requests with this method, by upload session.
+fn body_lengths(proxy: &FaultProxy, method: &str) -> Vec<(String, usize)> {
+    proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == method)
+        .map(|s| {
+            let length = s
+                .head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            let session = s.path.split('?').next().unwrap_or("").to_string();
+            (session, length)
+        })
+        .collect()
+}
+
+/// GHCR answers 413 to a `PATCH` or `PUT` body over 4 MiB: the upload goes
+/// in chunks, smaller after each 413 until the registry takes them, and the
+/// registry is remembered (the second blob goes straight to small chunks).
+#[test]
+fn bodies_over_a_registry_cap_are_sent_in_smaller_chunks() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let digest = image_with_layer_of(&staging, 9 * MIB as u64);
+    let proxy = FaultProxy::start(prod.host(), Schedule::none());
+    proxy.answer_sized(|method, _, length| {
+        (matches!(method, "PUT" | "PATCH") && length > 4 * MIB).then(|| Reply::status(413))
+    });
+    let run = apply_big(&staging, &proxy, "upload_chunk_size = 33554432");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        prod.read_manifest_digest("apps/big", "1.0"),
+        Some(digest.to_string())
+    );
+    let patches = body_lengths(&proxy, "PATCH");
+    let accepted: Vec<usize> = patches
+        .iter()
+        .map(|(_, l)| *l)
+        .filter(|l| *l <= 4 * MIB)
+        .collect();
+    assert!(!accepted.is_empty(), "{patches:?}");
+    // Once the cap is learnt, no body over it is sent again.
+    let last_refused = patches.iter().rposition(|(_, l)| *l > 4 * MIB).unwrap();
+    assert!(
+        patches[last_refused + 1..]
+            .iter()
+            .all(|(_, l)| *l <= 4 * MIB),
+        "{patches:?}"
+    );
+}
+
+/// ECR: a monolithic `PUT` is refused, `OCI-Chunk-Min-Length` is announced
+/// when an upload opens, every chunk but the last must reach it, and a
+/// `PATCH` answers 201. The blob lands; every chunk but the last of each
+/// upload is at least the announced minimum, even with a smaller
+/// `upload_chunk_size` configured.
+#[test]
+fn ecr_upload_rules_are_followed() {
+    let min = 5 * MIB;
+    for configured in ["", "upload_chunk_size = 1048576"] {
+        let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+        let digest = image_with_layer_of(&staging, 12 * MIB as u64);
+        let proxy = FaultProxy::start(prod.host(), Schedule::none());
+        proxy.answer_sized(|method, path, length| {
+            (method == "PUT" && path.contains("digest=") && length > 0).then(|| {
+                Reply::status(400).body(r#"{"errors":[{"code":"UNSUPPORTED","message":"monolithic uploads are not supported"}]}"#)
+            })
+        });
+        proxy.rewrite(move |method, _, raw| {
+            let text = String::from_utf8_lossy(raw).into_owned();
+            let text = match method {
+                "POST" => text.replacen("\r\n", &format!("\r\nOCI-Chunk-Min-Length: {min}\r\n"), 1),
+                "PATCH" => text.replacen("HTTP/1.1 202 Accepted", "HTTP/1.1 201 Created", 1),
+                _ => text,
+            };
+            *raw = text.into_bytes();
+        });
+        let run = apply_big(&staging, &proxy, configured);
+        assert_eq!(run.code, 0, "{configured}: {}", run.stderr);
+        assert_eq!(
+            prod.read_manifest_digest("apps/big", "1.0"),
+            Some(digest.to_string())
+        );
+        let patches = body_lengths(&proxy, "PATCH");
+        assert!(!patches.is_empty(), "{configured}: chunked");
+        let mut by_upload: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+        for (session, length) in patches {
+            by_upload.entry(session).or_default().push(length);
+        }
+        for chunks in by_upload.values() {
+            let (_, all_but_last) = chunks.split_last().unwrap();
+            assert!(
+                all_but_last.iter().all(|l| *l >= min),
+                "{configured}: {chunks:?}"
+            );
+        }
+    }
+}

@@ -176,7 +176,12 @@ struct Hooks {
     rewrite: Mutex<Option<Rewrite>>,
     /// Serve the registry under this path (`/artifactory/api/docker/local`).
     prefix: Mutex<Option<String>>,
+    /// Answers a request knowing its body's size, before `answer`.
+    answer_sized: Mutex<Option<SizedAnswer>>,
 }
+
+/// Answers a request (method, path, body length) in place of the registry, or lets it through.
+pub type SizedAnswer = Box<dyn FnMut(&str, &str, usize) -> Option<Reply> + Send>;
 
 impl FaultProxy {
     /// A proxy on a loopback port in front of `upstream` (`host:port`, plain HTTP).
@@ -268,6 +273,16 @@ impl FaultProxy {
     /// returns `Some` for never reaches the registry.
     pub fn answer(&self, answer: impl FnMut(&str, &str) -> Option<Reply> + Send + 'static) {
         *self.hooks.answer.lock().unwrap() = Some(Box::new(answer));
+    }
+
+    /// Like [`FaultProxy::answer`], knowing the request body's length: a
+    /// registry's rules about upload bodies (GHCR's 4 MiB cap, ECR refusing
+    /// a monolithic `PUT`).
+    pub fn answer_sized(
+        &self,
+        answer: impl FnMut(&str, &str, usize) -> Option<Reply> + Send + 'static,
+    ) {
+        *self.hooks.answer_sized.lock().unwrap() = Some(Box::new(answer));
     }
 
     /// Serves the registry under a path prefix, as Artifactory
@@ -501,12 +516,20 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared<'_>) -> io::Result<(
         });
     };
 
-    let made_up = hooks
-        .answer
+    let sized = hooks
+        .answer_sized
         .lock()
         .unwrap()
         .as_mut()
-        .and_then(|answer| answer(&request.method, &request.path));
+        .and_then(|answer| answer(&request.method, &request.path, request.body.len()));
+    let made_up = sized.or_else(|| {
+        hooks
+            .answer
+            .lock()
+            .unwrap()
+            .as_mut()
+            .and_then(|answer| answer(&request.method, &request.path))
+    });
     if let Some(reply) = made_up {
         record(None);
         client.write_all(&reply.to_bytes(request.method == "HEAD"))?;

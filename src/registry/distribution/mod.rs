@@ -48,8 +48,8 @@ pub struct DistributionRegistry {
     tokens: TokenCache,
     /// Held while fetching a token, so parallel threads do not all fetch the same one.
     token_fetch: Mutex<()>,
-    /// Set once the registry refused a monolithic upload: chunked from then on.
-    needs_chunked: AtomicBool,
+    /// What the registry said about uploads: the strategy for the rest of the run.
+    uploads: upload::UploadRules,
     /// Set once the registry answered that it has no referrers API.
     no_referrers_api: AtomicBool,
     manifests: ManifestCache,
@@ -66,7 +66,7 @@ impl DistributionRegistry {
             challenge: Mutex::new(None),
             tokens: TokenCache::default(),
             token_fetch: Mutex::new(()),
-            needs_chunked: AtomicBool::new(false),
+            uploads: upload::UploadRules::default(),
             no_referrers_api: AtomicBool::new(false),
             manifests: ManifestCache::default(),
             limits: Limits::new(endpoint.max_connections, endpoint.requests_per_second),

@@ -3,7 +3,7 @@
 //! configuration and the registry said so far ([`UploadStrategy`]).
 
 use std::io::Read;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ureq::http::{Method, Response};
 
@@ -13,13 +13,11 @@ use super::{DistributionRegistry, endpoint, link};
 use crate::digest::Digest;
 use crate::registry::{Counters, MountOutcome, Result, UploadSession};
 
-/// How one blob goes up.
-///
-/// What the registry announces or answers decides, and each quirk it shows
-/// becomes a field or a variant here, chosen in [`DistributionRegistry::upload_strategy`]
-/// and carried out in [`DistributionRegistry::upload_blob`]: that is where
-/// the next strategies go (an `OCI-Chunk-Min-Length` announced at the start
-/// of an upload, smaller chunks after a 413 to a chunk).
+/// Smallest chunk hoist shrinks to after 413 answers.
+const MIN_CHUNK_AFTER_413: u64 = 64 * 1024;
+
+/// How one blob goes up, chosen from what the configuration and the
+/// registry said so far ([`UploadRules`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum UploadStrategy {
     /// One `PUT` with the whole blob: the fewest requests.
@@ -27,6 +25,64 @@ enum UploadStrategy {
     /// `PATCH` chunks of this many bytes, then a closing `PUT`: for
     /// registries (or proxies) that refuse large bodies.
     Chunked(u64),
+}
+
+/// What a registry has said about uploads, kept for the rest of the run:
+/// monolithic first; chunked once a monolithic `PUT` is refused; chunks no
+/// smaller than an announced `OCI-Chunk-Min-Length` (ECR: 5 MiB) and no
+/// larger than a body the registry accepts (GHCR answers 413 over 4 MiB).
+#[derive(Debug, Default)]
+pub(super) struct UploadRules {
+    /// Set once the registry refused a monolithic upload.
+    chunked: AtomicBool,
+    /// The largest chunk to send (0: no cap known), halved on each 413.
+    max_chunk: AtomicU64,
+    /// The smallest chunk the registry takes (all but the last), as announced.
+    min_chunk: AtomicU64,
+}
+
+impl UploadRules {
+    /// The strategy for a blob of `size` bytes; `configured` is the
+    /// registry's `upload_chunk_size`.
+    fn strategy(&self, configured: Option<u64>, size: u64) -> UploadStrategy {
+        let chunked = configured.is_some() || self.chunked.load(Ordering::Relaxed);
+        if !chunked || size == 0 {
+            return UploadStrategy::Monolithic;
+        }
+        let mut chunk = configured.unwrap_or(endpoint::DEFAULT_CHUNK_SIZE);
+        let cap = self.max_chunk.load(Ordering::Relaxed);
+        if cap > 0 {
+            chunk = chunk.min(cap);
+        }
+        // The registry's minimum wins over everything but the blob's end.
+        UploadStrategy::Chunked(chunk.max(self.min_chunk.load(Ordering::Relaxed)).max(1))
+    }
+
+    /// A monolithic `PUT` of `size` bytes was refused: chunks from now on;
+    /// after a 413 no chunk is larger than half of what was refused.
+    fn refused_monolithic(&self, status: u16, size: u64) {
+        self.chunked.store(true, Ordering::Relaxed);
+        if status == 413 {
+            self.too_large(size.max(2));
+        }
+    }
+
+    /// A body of `size` bytes was too large (413): cap chunks below it.
+    fn too_large(&self, size: u64) {
+        let cap = (size / 2).max(MIN_CHUNK_AFTER_413);
+        self.max_chunk
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                (now == 0 || cap < now).then_some(cap)
+            })
+            .ok();
+    }
+
+    /// Reads `OCI-Chunk-Min-Length` from an answer that opened an upload.
+    fn announced(&self, response: &Response<ureq::Body>) {
+        if let Some(min) = header(response, "oci-chunk-min-length").and_then(|v| v.parse().ok()) {
+            self.min_chunk.fetch_max(min, Ordering::Relaxed);
+        }
+    }
 }
 
 impl DistributionRegistry {
@@ -46,9 +102,12 @@ impl DistributionRegistry {
         let response = self.post_upload(&url, &scopes)?;
         match response.status().as_u16() {
             201 => Ok(MountOutcome::Mounted),
-            202 => Ok(MountOutcome::NotMounted(Some(UploadSession(
-                self.upload_location(&response)?,
-            )))),
+            202 => {
+                self.uploads.announced(&response);
+                Ok(MountOutcome::NotMounted(Some(UploadSession(
+                    self.upload_location(&response)?,
+                ))))
+            }
             _ => Err(self.status_error("POST", &url, response)),
         }
     }
@@ -70,7 +129,7 @@ impl DistributionRegistry {
             inner: body,
             counters: &self.counters,
         };
-        match self.upload_strategy(size) {
+        match self.uploads.strategy(self.endpoint.chunk_size, size) {
             UploadStrategy::Monolithic => {
                 self.put_monolithic(repository, &location, digest, size, &mut counted)
             }
@@ -80,29 +139,13 @@ impl DistributionRegistry {
         }
     }
 
-    /// Chunked when configured, or once the registry refused a monolithic
-    /// upload (413); an empty blob always goes in one `PUT`.
-    fn upload_strategy(&self, size: u64) -> UploadStrategy {
-        let chunked =
-            self.endpoint.chunk_size.is_some() || self.needs_chunked.load(Ordering::Relaxed);
-        if chunked && size > 0 {
-            let chunk = self
-                .endpoint
-                .chunk_size
-                .unwrap_or(endpoint::DEFAULT_CHUNK_SIZE)
-                .max(1);
-            UploadStrategy::Chunked(chunk)
-        } else {
-            UploadStrategy::Monolithic
-        }
-    }
-
     /// Opens an upload session; its URL.
     fn start_upload(&self, repository: &str) -> Result<String> {
         let url = self.url(&format!("/v2/{repository}/blobs/uploads/"));
         let scopes = Scopes::repository(repository, "pull,push");
         let response = self.post_upload(&url, &scopes)?;
         let response = self.expect_status("POST", &url, response, &[202])?;
+        self.uploads.announced(&response);
         self.upload_location(&response)
     }
 
@@ -112,7 +155,8 @@ impl DistributionRegistry {
             Method::POST,
             url,
             scopes,
-            &[("Content-Length", "0")],
+            // Nexus refuses upload requests without it.
+            &[("Content-Length", "0"), ("Content-Type", OCTET_STREAM)],
             Body::Empty,
         )
     }
@@ -124,8 +168,8 @@ impl DistributionRegistry {
         self.same_origin(&location, "upload Location")
     }
 
-    /// The whole blob in one `PUT`; a 413 switches this registry to chunks
-    /// (the caller retries the blob).
+    /// The whole blob in one `PUT`; a refusal of its form switches this
+    /// registry to chunks (the caller retries the blob).
     fn put_monolithic(
         &self,
         repository: &str,
@@ -137,11 +181,14 @@ impl DistributionRegistry {
         let url = link::with_query(location, "digest", &digest.to_string());
         let scopes = Scopes::repository(repository, "pull,push");
         let response = self.send(Method::PUT, &url, &scopes, &[], Body::Stream(body, size))?;
-        if response.status().as_u16() == 413 {
-            self.needs_chunked.store(true, Ordering::Relaxed);
+        let status = response.status().as_u16();
+        match self.expect_status("PUT", &redact_query(&url), response, &[201]) {
+            Err(e) if e.refuses_upload_form() => {
+                self.uploads.refused_monolithic(status, size);
+                Err(e)
+            }
+            other => other.map(|_| ()),
         }
-        self.expect_status("PUT", &redact_query(&url), response, &[201])?;
-        Ok(())
     }
 
     /// The blob in `PATCH` chunks of `chunk` bytes, then a closing `PUT`.
@@ -167,8 +214,16 @@ impl DistributionRegistry {
                 &[("Content-Range", range.as_str())],
                 Body::Stream(&mut part, length),
             )?;
-            let response =
-                self.expect_status("PATCH", &redact_query(&location), response, &[202, 204])?;
+            if response.status().as_u16() == 413 {
+                self.uploads.too_large(length);
+            }
+            // ECR answers a chunk with 201, others with 202 (or 204).
+            let response = self.expect_status(
+                "PATCH",
+                &redact_query(&location),
+                response,
+                &[201, 202, 204],
+            )?;
             location = self.upload_location(&response)?;
             offset += length;
         }
@@ -177,13 +232,16 @@ impl DistributionRegistry {
             Method::PUT,
             &url,
             &scopes,
-            &[("Content-Length", "0")],
+            &[("Content-Length", "0"), ("Content-Type", OCTET_STREAM)],
             Body::Empty,
         )?;
         self.expect_status("PUT", &redact_query(&url), response, &[201])?;
         Ok(())
     }
 }
+
+/// The content type of every upload request (Nexus insists).
+const OCTET_STREAM: &str = "application/octet-stream";
 
 /// Counts blob bytes as they are handed to the network.
 struct CountingReader<'a> {
