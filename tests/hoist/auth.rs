@@ -93,7 +93,12 @@ fn basic_auth_with_credentials_from_environment() {
         .args(["promote", "src/app:1.0.0", "dst/prod/app2"])
         .run()
         .code(1);
-    assert!(run.stderr.contains("401"), "{}", run.stderr);
+    // It says the credentials were refused, by which registry, and where they came from.
+    let refused = format!(
+        "authentication with {} failed: the registry refused the credentials from the variables DST_USER and DST_PASS",
+        target.host()
+    );
+    assert!(run.stderr.contains(&refused), "{}", run.stderr);
     assert!(!run.stderr.contains("wrong-password-xyz"), "{}", run.stderr);
 
     // A variable that is not set is an error, not anonymous access.
@@ -246,6 +251,61 @@ fn docker_config_auths_entry() {
         "{}",
         run.stderr
     );
+    // Where hoist looked: docker's file, then the containers tools' files.
+    let docker = position_of(&run.stderr, "docker/config.json");
+    let podman = position_of(&run.stderr, ".config/containers/auth.json");
+    assert!(docker < podman, "{}", run.stderr);
+    assert_eq!(target.read_tags("app2"), Vec::<String>::new());
+}
+
+/// Where `file` is named in `text` (a message listing the login files).
+fn position_of(text: &str, file: &str) -> usize {
+    text.find(file)
+        .unwrap_or_else(|| panic!("`{file}` not named in: {text}"))
+}
+
+/// podman, skopeo and buildah keep logins in `auth.json` (docker's format):
+/// `$REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json`.
+/// Either is read when docker's `config.json` has nothing for the host; a
+/// refusal names the file.
+#[test]
+fn podman_and_skopeo_logins_in_auth_json() {
+    let (source, _) = source_with_image();
+    let target = TestRegistry::builder().htpasswd(USER, PASSWORD).start();
+    let cfg = config(&source, target.host(), "");
+    let entry = |password: &str| {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"));
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, target.host())
+    };
+    let files = tempfile::tempdir().unwrap();
+    let runtime = files.path().join("run");
+    std::fs::create_dir_all(runtime.join("containers")).unwrap();
+    std::fs::write(runtime.join("containers/auth.json"), entry(PASSWORD)).unwrap();
+    let explicit = files.path().join("elsewhere.json");
+    std::fs::write(&explicit, entry("not-the-password")).unwrap();
+
+    Hoist::new()
+        .config(&cfg)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .args(["promote", "src/app:1.0.0", "dst/app"])
+        .run()
+        .success();
+    assert_holds_the_source_image(&source, &target, "app");
+
+    // $REGISTRY_AUTH_FILE wins over the runtime directory: its wrong password is refused, by name.
+    let run = Hoist::new()
+        .config(&cfg)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("REGISTRY_AUTH_FILE", &explicit)
+        .args(["promote", "src/app:1.0.0", "dst/app2"])
+        .run()
+        .code(1);
+    let refused = format!(
+        "the registry refused the credentials from the `auths` entry of {}",
+        explicit.display()
+    );
+    assert!(run.stderr.contains(&refused), "{}", run.stderr);
+    assert!(!run.stderr.contains("not-the-password"), "{}", run.stderr);
     assert_eq!(target.read_tags("app2"), Vec::<String>::new());
 }
 

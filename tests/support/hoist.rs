@@ -39,6 +39,10 @@ impl Hoist {
         command
             .current_dir(dir.path())
             .env("DOCKER_CONFIG", &docker_config)
+            // Nor podman's, skopeo's or buildah's logins.
+            .env("HOME", dir.path())
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("XDG_RUNTIME_DIR")
             .env("HOIST_PROGRESS", "never")
             .env_remove("HOIST_CONFIG")
             .env_remove("HOIST_JOBS")

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ureq::SendBody;
 use ureq::http::{self, Response};
 
-use super::credentials::Credentials;
+use super::credentials::{Credentials, Found};
 use super::transport::{MAX_ERROR_BODY, header, read_json, retry_after};
 use super::{DistributionRegistry, Scheme, endpoint, link};
 use crate::registry::retry::Decision;
@@ -220,14 +220,14 @@ impl TokenResponse {
 }
 
 impl DistributionRegistry {
-    /// The credentials for this registry, looked up once.
-    fn credentials(&self) -> Result<Option<&Credentials>> {
+    /// The credentials for this registry and where they came from, looked up once.
+    pub(super) fn found_credentials(&self) -> Result<Option<&Found>> {
         let host = &self.endpoint.host;
         match self
             .credentials
             .get_or_init(|| self.endpoint.credentials.lookup(host))
         {
-            Ok(creds) => Ok(creds.as_ref()),
+            Ok(found) => Ok(found.as_ref()),
             Err(e) => Err(RegistryError::Auth {
                 registry: host.clone(),
                 message: e.0.clone(),
@@ -272,18 +272,43 @@ impl DistributionRegistry {
         Ok(challenge)
     }
 
+    /// A 401 that stands after the login was sent: with basic auth that is
+    /// the registry refusing the credentials, said with where they came
+    /// from (never what they are). Other 401s are handed back as they are.
+    pub(super) fn refused_login(
+        &self,
+        response: Response<ureq::Body>,
+    ) -> Result<Response<ureq::Body>> {
+        let basic = matches!(
+            *self.challenge.lock().unwrap_or_else(|p| p.into_inner()),
+            Some(Some(Challenge::Basic))
+        );
+        match self.found_credentials()? {
+            Some(found) if basic && matches!(found.credentials, Credentials::Basic { .. }) => {
+                Err(RegistryError::Auth {
+                    registry: self.endpoint.host.clone(),
+                    message: format!("the registry refused the credentials from {}", found.origin),
+                })
+            }
+            _ => Ok(response),
+        }
+    }
+
     /// The `Authorization` value for a request needing `scopes`, if any.
     pub(super) fn authorization(&self, scopes: &Scopes) -> Result<Option<String>> {
         let Some(challenge) = self.challenge()? else {
             return Ok(None);
         };
-        let creds = self.credentials()?;
+        let creds = self.found_credentials()?.map(|found| &found.credentials);
         match (challenge, creds) {
             (_, Some(Credentials::Bearer(token))) => Ok(Some(format!("Bearer {token}"))),
             (Challenge::Basic, Some(creds)) => Ok(creds.basic_header()),
             (Challenge::Basic, None) => Err(RegistryError::Auth {
                 registry: self.endpoint.host.clone(),
-                message: "the registry requires a login and no credentials were found (docker login, or username_env/password_env in the registry's configuration)".into(),
+                message: format!(
+                    "the registry requires a login and no credentials were found ({})",
+                    self.endpoint.credentials.places()
+                ),
             }),
             (Challenge::Bearer { realm, service, .. }, creds) => {
                 let token = self.token(&realm, service.as_deref(), scopes, creds)?;
@@ -367,7 +392,13 @@ impl DistributionRegistry {
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let refused = if status == 401 || status == 403 {
-                "the token service refused the credentials"
+                &match self.found_credentials()? {
+                    Some(found) => format!(
+                        "the token service refused the credentials from {}",
+                        found.origin
+                    ),
+                    None => "the token service refused anonymous access".to_string(),
+                }
             } else {
                 "the token service failed"
             };

@@ -1,11 +1,14 @@
 //! Where registry credentials come from: environment variables named in the
-//! configuration, or docker's `config.json` (`auths`, `credHelpers`,
-//! `credsStore`). A lookup that fails is an error, never anonymous access.
+//! configuration, or the login files of docker (`config.json`: `auths`,
+//! `credHelpers`, `credsStore`) and then of podman, skopeo and buildah
+//! (`auth.json`, same format). A lookup that fails is an error, never
+//! anonymous access; what is found says where it came from, so a refusal can
+//! name it without showing it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine as _;
@@ -74,6 +77,16 @@ impl Credentials {
     }
 }
 
+/// Credentials and where they came from (`the variables A and B`, a file, a
+/// helper), for messages: never the secret itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// The credentials.
+    pub credentials: Credentials,
+    /// Where they were found.
+    pub origin: String,
+}
+
 /// Why credentials could not be obtained.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
@@ -111,7 +124,7 @@ struct HelperAnswer {
 
 impl CredentialSource {
     /// Looks up the credentials for `host` (`host[:port]`, `docker.io` for Docker Hub).
-    pub fn lookup(&self, host: &str) -> Result<Option<Credentials>, CredentialError> {
+    pub fn lookup(&self, host: &str) -> Result<Option<Found>, CredentialError> {
         match self {
             CredentialSource::Anonymous => Ok(None),
             CredentialSource::Env {
@@ -120,10 +133,40 @@ impl CredentialSource {
             } => {
                 let username = env_var(username_env)?;
                 let password = env_var(password_env)?;
-                Ok(Some(Credentials::Basic { username, password }))
+                Ok(Some(Found {
+                    credentials: Credentials::Basic { username, password },
+                    origin: format!("the variables {username_env} and {password_env}"),
+                }))
             }
-            CredentialSource::TokenEnv(name) => Ok(Some(Credentials::Bearer(env_var(name)?))),
-            CredentialSource::DockerConfig => docker_config_lookup(host),
+            CredentialSource::TokenEnv(name) => Ok(Some(Found {
+                credentials: Credentials::Bearer(env_var(name)?),
+                origin: format!("the variable {name}"),
+            })),
+            CredentialSource::DockerConfig => {
+                for path in login_files() {
+                    if let Some(found) = login_file_lookup(&path, host)? {
+                        return Ok(Some(found));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Where a lookup looks, for the message when it finds nothing.
+    pub fn places(&self) -> String {
+        match self {
+            CredentialSource::DockerConfig => {
+                let files: Vec<String> = login_files()
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                format!(
+                    "looked in {}; run `docker login` or `podman login`, or set username_env/password_env in the registry's configuration",
+                    files.join(", ")
+                )
+            }
+            _ => "set username_env/password_env in the registry's configuration".to_string(),
         }
     }
 }
@@ -140,12 +183,31 @@ fn env_var(name: &str) -> Result<String, CredentialError> {
     }
 }
 
-/// The directory of docker's config.json: `$DOCKER_CONFIG`, else `~/.docker`.
-fn docker_config_path() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
-        return Some(PathBuf::from(dir).join("config.json"));
+/// The login files, in the order they are read: docker's `config.json`
+/// (`$DOCKER_CONFIG`, else `~/.docker`), then the containers tools'
+/// `auth.json`: `$REGISTRY_AUTH_FILE` when set, else
+/// `$XDG_RUNTIME_DIR/containers/auth.json` and
+/// `~/.config/containers/auth.json` (containers-auth.json(5)).
+fn login_files() -> Vec<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let home = var("HOME");
+    let mut files = Vec::new();
+    match var("DOCKER_CONFIG") {
+        Some(dir) => files.push(dir.join("config.json")),
+        None => files.extend(home.as_ref().map(|h| h.join(".docker").join("config.json"))),
     }
-    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker").join("config.json"))
+    match var("REGISTRY_AUTH_FILE") {
+        Some(file) => files.push(file),
+        None => {
+            files.extend(var("XDG_RUNTIME_DIR").map(|d| d.join("containers").join("auth.json")));
+            files.extend(home.map(|h| h.join(".config").join("containers").join("auth.json")));
+        }
+    }
+    files
 }
 
 /// The keys docker uses for a host in `auths` and `credHelpers`.
@@ -167,11 +229,9 @@ fn host_keys(host: &str) -> Vec<String> {
     ]
 }
 
-fn docker_config_lookup(host: &str) -> Result<Option<Credentials>, CredentialError> {
-    let Some(path) = docker_config_path() else {
-        return Ok(None);
-    };
-    let text = match std::fs::read_to_string(&path) {
+/// The credentials one login file holds for `host`, if any.
+fn login_file_lookup(path: &Path, host: &str) -> Result<Option<Found>, CredentialError> {
+    let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
@@ -193,23 +253,30 @@ fn docker_config_lookup(host: &str) -> Result<Option<Credentials>, CredentialErr
     let keys = host_keys(host);
     let server = keys[0].as_str();
 
+    let from_helper = |helper: &str, credentials| Found {
+        credentials,
+        origin: format!("docker-credential-{helper} (named in {})", path.display()),
+    };
     // A helper named for this very host must answer: not finding credentials there is an error.
     if let Some(helper) = keys.iter().find_map(|k| config.cred_helpers.get(k)) {
         return match run_helper(helper, server)? {
-            Some(creds) => Ok(Some(creds)),
+            Some(creds) => Ok(Some(from_helper(helper, creds))),
             None => Err(CredentialError(format!(
                 "credential helper docker-credential-{helper} has no credentials for {server}"
             ))),
         };
     }
     if let Some(auth) = keys.iter().find_map(|k| config.auths.get(k))
-        && let Some(creds) = decode_auth(auth, &path)?
+        && let Some(credentials) = decode_auth(auth, path)?
     {
-        return Ok(Some(creds));
+        return Ok(Some(Found {
+            credentials,
+            origin: format!("the `auths` entry of {}", path.display()),
+        }));
     }
     // The default store covers every host; having nothing for this one means anonymous.
     if let Some(store) = &config.creds_store {
-        return run_helper(store, server);
+        return Ok(run_helper(store, server)?.map(|creds| from_helper(store, creds)));
     }
     Ok(None)
 }

@@ -29,7 +29,7 @@ pub use transport::{build_agent, decode_error_envelope};
 
 use self::auth::{Challenge, TokenCache};
 use self::cache::ManifestCache;
-use self::credentials::{CredentialError, Credentials};
+use self::credentials::{CredentialError, Found};
 use super::limits::Limits;
 use super::{
     BlobReader, Counters, ManifestHead, MountOutcome, Registry, RegistryError, Result,
@@ -42,7 +42,7 @@ use crate::manifest::{Descriptor, Manifest};
 pub struct DistributionRegistry {
     endpoint: Endpoint,
     agent: Agent,
-    credentials: OnceLock<std::result::Result<Option<Credentials>, CredentialError>>,
+    credentials: OnceLock<std::result::Result<Option<Found>, CredentialError>>,
     /// `None` until `/v2/` was pinged; then what it asked for (`None` inside: no auth).
     challenge: Mutex<Option<Option<Challenge>>>,
     tokens: TokenCache,

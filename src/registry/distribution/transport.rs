@@ -94,12 +94,15 @@ impl DistributionRegistry {
                 request = request.header("Authorization", value);
             }
             let response = self.send_body(request, body, &shown_url)?;
-            if response.status().as_u16() != 401 || attempt == 1 || !body.replayable() {
+            if response.status().as_u16() != 401 {
                 return Ok(response);
+            }
+            if attempt == 1 || !body.replayable() {
+                return self.refused_login(response);
             }
             match self.renew_authorization(&scopes, &response) {
                 Some(scope) => extra_scope = scope,
-                None => return Ok(response),
+                None => return self.refused_login(response),
             }
         }
         unreachable!("the loop returns on its second attempt")
