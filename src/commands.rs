@@ -93,9 +93,6 @@ pub enum CommandError {
         /// Its address in the configuration.
         configured: String,
     },
-    /// A `--platform` that is not OS/ARCH[/VARIANT].
-    #[error("--platform `{0}`: expected OS/ARCH or OS/ARCH/VARIANT")]
-    Platform(String),
     /// A reference on the command line is malformed.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
@@ -552,9 +549,6 @@ fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandErr
     let source = Reference::parse(&args.source, &is_name)?;
     let destination = crate::promote::destination(args, &source, &is_name)
         .map_err(|e| CommandError::Destination(Box::new(e)))?;
-    if let Some(bad) = args.platforms.iter().find(|p| p.split('/').count() < 2) {
-        return Err(CommandError::Platform(bad.clone()));
-    }
     let source_store = stores.open(&source.location)?;
     let target_store = stores.open(&destination.target.location)?;
     // Planning (all of `--dry-run`) sees read-only handles: it cannot write.

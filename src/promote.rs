@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::cli::PromoteArgs;
 use crate::manifest::filter_index;
 use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, SourceImage, Summary, TargetTag};
+use crate::platform::Platform;
 use crate::reference::{Location, Reference, validate_tag};
 use crate::registry::ReadOnly;
 use crate::rules::{Template, Values, Variable, tag_version};
@@ -32,7 +33,7 @@ pub enum PromoteError {
     SourceMissing(String),
     /// The `--platform` filter cannot be applied.
     #[error("--platform: {0}")]
-    Platforms(String),
+    Platforms(#[from] crate::manifest::FilterError),
     /// Reading the source or the target failed.
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
@@ -220,7 +221,7 @@ pub fn plan(
     source_store: &ReadOnly,
     destination: &Destination,
     target_store: &ReadOnly,
-    platforms: &[String],
+    platforms: &[Platform],
 ) -> Result<Plan, PromoteError> {
     let reference = source.manifest_reference();
     let head = source_store
@@ -229,7 +230,7 @@ pub fn plan(
     let mut target_digest = None;
     if !platforms.is_empty() && crate::manifest::is_index(&head.media_type) {
         let index = source_store.manifest_get(&source.repository, &head.digest.to_string())?;
-        let filtered = filter_index(&index, platforms).map_err(PromoteError::Platforms)?;
+        let filtered = filter_index(&index, platforms)?;
         target_digest = Some(filtered.digest.to_string());
     }
     let source_name = source.location.to_string();

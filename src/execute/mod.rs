@@ -161,7 +161,7 @@ struct SourceTrees {
 }
 
 fn read_trees(images: &[ImageToWrite], to_copy: &[bool], stores: &StoreMap) -> SourceTrees {
-    let mut keys: BTreeMap<(&str, &str, &[String]), usize> = BTreeMap::new();
+    let mut keys: BTreeMap<(&str, &str, &[crate::platform::Platform]), usize> = BTreeMap::new();
     let mut first: Vec<&ImageToWrite> = Vec::new();
     let of_image = images
         .iter()

@@ -8,6 +8,8 @@ use semver::Version;
 use super::inventory::{Inventory, TagKey, filter_key, tag_key};
 use super::{SkippedTag, SourceImage};
 use crate::config::Mode;
+use crate::manifest::FilterError;
+use crate::platform::Platform;
 use crate::reference::{validate_repository, validate_tag};
 use crate::registry::ManifestHead;
 use crate::rules::{Rule, RuleSet, SelectedTag, Template, Values};
@@ -70,7 +72,7 @@ pub struct Candidate {
     /// The digest the target tag will hold (the source's, or a filtered index).
     pub digest: String,
     /// Platforms the rule keeps.
-    pub platforms: Vec<String>,
+    pub platforms: Vec<Platform>,
     /// Copy OCI 1.1 referrers too.
     pub referrers: bool,
     /// A cosign-convention signature/attestation/SBOM tag.
@@ -455,7 +457,7 @@ impl<'a> RepositoryExpansion<'a> {
 enum PlatformFilterError {
     /// The index cannot be filtered (it has none of the platforms, …).
     #[error("platforms: {0}")]
-    Refused(String),
+    Refused(FilterError),
     /// Discovery could not read the index.
     #[error("the index could not be read to filter its platforms")]
     Unread,

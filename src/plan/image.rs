@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::PlanEntry;
+use crate::platform::Platform;
 
 /// One image in one target repository: what a tag points at once written.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -53,7 +54,7 @@ pub struct ImageSource {
     /// The source manifest's digest.
     pub digest: String,
     /// Platforms kept from an index (empty: the index verbatim).
-    pub platforms: Vec<String>,
+    pub platforms: Vec<Platform>,
 }
 
 /// An image the plan writes, with the entries (tags) that point at it.

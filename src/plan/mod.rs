@@ -25,6 +25,7 @@ pub use scope::{Scope, Shard, ShardError, shard_of};
 pub use table::render_table;
 
 use crate::config::{FieldPath, Mode, Overwrite, Part, Problem};
+use crate::platform::Platform;
 use crate::rules::{RuleSet, tag_version};
 
 /// The version of the plan format written by `--out`.
@@ -117,7 +118,7 @@ pub struct PlanEntry {
     pub rules: Vec<String>,
     /// Platforms kept from a multi-platform index (empty: the index verbatim).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub platforms: Vec<String>,
+    pub platforms: Vec<Platform>,
     /// Also copy the image's OCI 1.1 referrers where the source has the API.
     #[serde(default, skip_serializing_if = "is_false")]
     pub referrers: bool,

@@ -73,7 +73,7 @@ fn push_remarks(line: &mut String, entry: &PlanEntry) {
             line,
             " -> {} ({})",
             short_digest(filtered),
-            entry.platforms.join(", ")
+            crate::platform::join(&entry.platforms)
         );
     }
     if entry.mode == Mode::Move {
