@@ -588,8 +588,8 @@ fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandErr
         let digest = plan
             .entries
             .first()
-            .map_or("", |e| e.target_digest())
-            .to_string();
+            .map(|e| e.target_digest().to_string())
+            .unwrap_or_default();
         report::print_lines(&[format!("{}@{digest}", destination.target)]);
     }
     Ok(status)

@@ -433,14 +433,13 @@ fn changing_images(
             inventory
                 .target_heads
                 .get(&c.target_key())
-                .is_none_or(|current| current.to_string() != c.digest)
+                .is_none_or(|current| *current != c.digest)
         })
-        .filter_map(|c| {
-            let digest = c.source.digest.parse().ok()?;
-            Some((
-                (c.source.registry.clone(), digest),
+        .map(|c| {
+            (
+                (c.source.registry.clone(), c.source.digest.clone()),
                 c.source.repository.clone(),
-            ))
+            )
         })
         .collect()
 }

@@ -231,18 +231,18 @@ pub fn plan(
     if !platforms.is_empty() && crate::manifest::is_index(&head.media_type) {
         let index = source_store.manifest_get(&source.repository, &head.digest.to_string())?;
         let filtered = filter_index(&index, platforms)?;
-        target_digest = Some(filtered.digest.to_string());
+        target_digest = Some(filtered.digest);
     }
     let source_name = source.location.to_string();
     let target_name = destination.target.location.to_string();
-    let digest = head.digest.to_string();
+    let digest = head.digest.clone();
     let wanted = target_digest.clone().unwrap_or_else(|| digest.clone());
     let mut entries = Vec::new();
     let mut summary = Summary::default();
     for (tag, early) in &destination.tags {
         let current = target_store
             .manifest_head(&destination.target.repository, tag)?
-            .map(|h| h.digest.to_string());
+            .map(|h| h.digest);
         let action = match &current {
             None => Action::Create,
             Some(c) if *c == wanted => Action::Unchanged,

@@ -21,7 +21,7 @@ fn entry(target: (&str, &str, &str), source: (&str, &str, &str), image: u8) -> P
             registry: source.0.into(),
             repository: source.1.into(),
             tag: source.2.into(),
-            digest: digest(image).to_string(),
+            digest: digest(image),
             media_type: crate::manifest::OCI_MANIFEST.into(),
         },
         target: TargetTag {
@@ -76,7 +76,7 @@ fn stores(ids: &[(&str, &str)]) -> StoreIds {
 #[test]
 fn tags_at_one_digest_in_one_repository_are_one_image() {
     let mut filtered = entry(("prod", "web", "1.1"), ("staging", "web", "1.1"), 2);
-    filtered.target.digest = Some(digest(9).to_string());
+    filtered.target.digest = Some(digest(9));
     filtered.platforms = vec!["linux/amd64".parse().unwrap()];
     let mut unchanged = entry(("prod", "web", "0.9"), ("staging", "web", "0.9"), 3);
     unchanged.action = Action::Unchanged;
@@ -99,7 +99,7 @@ fn tags_at_one_digest_in_one_repository_are_one_image() {
         ]
     );
     assert_eq!(images[1].entries, [0, 1]);
-    assert_eq!(images[2].source.digest, digest(2).to_string());
+    assert_eq!(images[2].source.digest, digest(2));
     assert_eq!(
         crate::platform::join(&images[2].source.platforms),
         "linux/amd64"

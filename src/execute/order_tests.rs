@@ -72,7 +72,7 @@ fn entry(tag: &str, source_tag: &str, digest: &Digest, floating: bool) -> PlanEn
             registry: "staging".into(),
             repository: "app".into(),
             tag: source_tag.into(),
-            digest: digest.to_string(),
+            digest: digest.clone(),
             media_type: String::new(),
         },
         target: TargetTag {

@@ -8,6 +8,7 @@ use semver::Version;
 use super::inventory::{Inventory, TagKey, filter_key, tag_key};
 use super::{SkippedTag, SourceImage};
 use crate::config::Mode;
+use crate::digest::Digest;
 use crate::manifest::FilterError;
 use crate::platform::Platform;
 use crate::reference::{validate_repository, validate_tag};
@@ -68,9 +69,9 @@ pub struct Candidate {
     /// Target tag.
     pub target_tag: String,
     /// The pinned digest, when the source tag is elsewhere.
-    pub pin_mismatch: Option<String>,
+    pub pin_mismatch: Option<Digest>,
     /// The digest the target tag will hold (the source's, or a filtered index).
-    pub digest: String,
+    pub digest: Digest,
     /// Platforms the rule keeps.
     pub platforms: Vec<Platform>,
     /// Copy OCI 1.1 referrers too.
@@ -159,16 +160,16 @@ struct ResolvedTag<'i> {
     selected: SelectedTag,
     head: &'i ManifestHead,
     /// The source's digest, or the platform-filtered index's.
-    digest: String,
+    digest: Digest,
     /// The pinned digest, when the source tag is elsewhere.
-    pin_mismatch: Option<String>,
+    pin_mismatch: Option<Digest>,
 }
 
 impl ResolvedTag<'_> {
     /// Written as the source holds it: not refused by a pin, not a filtered
     /// index, so the source's signatures still name it.
     fn is_verbatim(&self) -> bool {
-        self.pin_mismatch.is_none() && self.digest == self.head.digest.to_string()
+        self.pin_mismatch.is_none() && self.digest == self.head.digest
     }
 
     /// Ranks among the versions floating tags follow: a version, not refused
@@ -286,7 +287,7 @@ impl<'a> RepositoryExpansion<'a> {
             .pins
             .get(&selected.tag)
             .filter(|pin| **pin != head.digest)
-            .map(ToString::to_string);
+            .cloned();
         Some(ResolvedTag {
             selected,
             head,
@@ -381,7 +382,7 @@ impl<'a> RepositoryExpansion<'a> {
                 let Some(attached) = inventory.source_heads.get(&key) else {
                     continue;
                 };
-                let digest = attached.digest.to_string();
+                let digest = attached.digest.clone();
                 let candidate = Candidate {
                     platforms: Vec::new(),
                     referrers: false,
@@ -402,7 +403,7 @@ impl<'a> RepositoryExpansion<'a> {
         tag: &str,
         head: &ManifestHead,
         target_tag: String,
-        digest: &str,
+        digest: &Digest,
     ) -> Candidate {
         Candidate {
             rule_index: self.rule.index,
@@ -414,14 +415,14 @@ impl<'a> RepositoryExpansion<'a> {
                 registry: self.rule.from.clone(),
                 repository: self.repository.to_string(),
                 tag: tag.to_string(),
-                digest: head.digest.to_string(),
+                digest: head.digest.clone(),
                 media_type: head.media_type.clone(),
             },
             target_registry: String::new(),
             target_repository: self.target_repository.clone(),
             target_tag,
             pin_mismatch: None,
-            digest: digest.to_string(),
+            digest: digest.clone(),
             platforms: self.rule.platforms.clone(),
             referrers: self.rule.referrers,
             attached: false,
@@ -469,12 +470,12 @@ fn effective_digest(
     rule: &Rule,
     head: &ManifestHead,
     inventory: &Inventory,
-) -> Result<String, PlatformFilterError> {
+) -> Result<Digest, PlatformFilterError> {
     let Some(key) = filter_key(rule, head) else {
-        return Ok(head.digest.to_string());
+        return Ok(head.digest.clone());
     };
     match inventory.filtered.get(&key) {
-        Some(Ok(digest)) => Ok(digest.to_string()),
+        Some(Ok(digest)) => Ok(digest.clone()),
         Some(Err(reason)) => Err(PlatformFilterError::Refused(reason.clone())),
         None => Err(PlatformFilterError::Unread),
     }

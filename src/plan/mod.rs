@@ -1,6 +1,7 @@
 //! Rules × inventory → one deduplicated plan. Pure: no I/O, so every case is
 //! tested without a registry.
 
+mod conflict;
 mod estimate;
 mod expand;
 mod image;
@@ -14,6 +15,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use conflict::{Claim, Conflict};
 pub use expand::{
     Candidate, Expansion, attached_tag_names, expand, matched_repositories, target_probes,
 };
@@ -24,7 +26,8 @@ pub use inventory::{
 pub use scope::{Scope, Shard, ShardError, shard_of};
 pub use table::render_table;
 
-use crate::config::{FieldPath, Mode, Overwrite, Part, Problem};
+use crate::config::{Mode, Overwrite};
+use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::rules::{RuleSet, tag_version};
 
@@ -69,7 +72,7 @@ pub struct SourceImage {
     /// Source tag.
     pub tag: String,
     /// Manifest digest.
-    pub digest: String,
+    pub digest: Digest,
     /// Manifest media type.
     pub media_type: String,
 }
@@ -92,11 +95,11 @@ pub struct TargetTag {
     pub tag: String,
     /// Digest the tag holds now, if it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_digest: Option<String>,
+    pub current_digest: Option<Digest>,
     /// The digest written, when it is not the source's: a new index keeping
     /// only the rule's `platforms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
 }
 
 /// One target `(registry, repository, tag)` and what will happen to it.
@@ -134,8 +137,8 @@ pub struct PlanEntry {
 
 impl PlanEntry {
     /// The digest the target tag will hold.
-    pub fn target_digest(&self) -> &str {
-        self.target.digest.as_deref().unwrap_or(&self.source.digest)
+    pub fn target_digest(&self) -> &Digest {
+        self.target.digest.as_ref().unwrap_or(&self.source.digest)
     }
 
     /// Written after the other tags of its repository: floating and attached tags.
@@ -150,7 +153,7 @@ impl PlanEntry {
     pub fn follows(&self, regular: &PlanEntry) -> bool {
         if self.attached {
             let subject = self.target.tag.split('.').next().unwrap_or("");
-            return regular.target_digest() == subject.replacen('-', ":", 1);
+            return regular.target_digest().to_string() == subject.replacen('-', ":", 1);
         }
         regular.source.registry == self.source.registry
             && regular.source.repository == self.source.repository
@@ -252,91 +255,6 @@ pub fn json_schema() -> String {
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text
-}
-
-/// Two rules (or one rule twice) that want one target tag at different digests.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Conflict {
-    /// `registry/repository:tag`.
-    pub target: String,
-    /// Each claim: rule index in the file, rule name, source `repo:tag`, digest.
-    pub claims: Vec<(usize, String, String, String)>,
-    /// Whether a floating tag collides with a tag of the same name.
-    pub floating_clash: bool,
-}
-
-impl Conflict {
-    /// The conflict among the claims on one target tag, if they want
-    /// different digests.
-    fn among(key: &TagKey, claims: &[Candidate]) -> Option<Conflict> {
-        let digests: BTreeSet<&str> = claims.iter().map(|c| c.digest.as_str()).collect();
-        if digests.len() <= 1 {
-            return None;
-        }
-        Some(Conflict {
-            target: format!("{}/{}:{}", key.0, key.1, key.2),
-            claims: claims
-                .iter()
-                .map(|c| {
-                    (
-                        c.rule_index,
-                        c.rule.clone(),
-                        c.source.to_string(),
-                        c.digest.clone(),
-                    )
-                })
-                .collect(),
-            floating_clash: claims.iter().any(|c| c.floating) && claims.iter().any(|c| !c.floating),
-        })
-    }
-
-    /// The diagnostic: every rule involved is labelled at its name.
-    pub fn problem(&self) -> Problem {
-        let rules: BTreeSet<&str> = self.claims.iter().map(|c| c.1.as_str()).collect();
-        let who = if rules.len() == 1 {
-            format!("rule `{}` writes", self.claims[0].1)
-        } else {
-            format!(
-                "rules {} write",
-                rules
-                    .iter()
-                    .map(|r| format!("`{r}`"))
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            )
-        };
-        let mut problem: Option<Problem> = None;
-        let mut labelled = BTreeSet::new();
-        for (index, _, source, digest) in &self.claims {
-            let text = format!("wants {source} ({})", short_digest(digest));
-            let path = FieldPath::promotion(*index).key("name");
-            if !labelled.insert((*index, digest.clone())) {
-                continue;
-            }
-            problem = Some(match problem {
-                None => Problem::at(
-                    path,
-                    format!("conflict: {who} {} with different digests", self.target),
-                )
-                .label(text),
-                Some(p) => p.also(path, Part::Value, text),
-            });
-        }
-        let help = if self.floating_clash {
-            "a floating tag has the name of a source tag: exclude that tag from `tags` (e.g. \"!latest\") or drop it from `floating`"
-        } else {
-            "narrow `repositories` or `tags` so only one rule writes this tag, or give one rule another `target` or `tag` template"
-        };
-        problem
-            .unwrap_or_else(|| Problem::at(FieldPath::root("promotion"), "conflict"))
-            .help(help)
-    }
-}
-
-/// `sha256:0123456789ab`: enough of a digest for people.
-pub fn short_digest(digest: &str) -> &str {
-    let end = digest.find(':').map_or(12, |i| i + 13);
-    digest.get(..end).unwrap_or(digest)
 }
 
 /// Builds the plan from the rules and what discovery saw.
@@ -519,7 +437,7 @@ fn decide(
         .collect();
     rule_names.sort();
     rule_names.dedup();
-    let current = inventory.target_heads.get(key).map(ToString::to_string);
+    let current = inventory.target_heads.get(key).cloned();
     let digest = first.digest.clone();
     let attached = claims.iter().all(|c| c.attached);
     let (action, reason) = if let Some(pin) = claims.iter().find_map(|c| c.pin_mismatch.clone()) {
@@ -527,8 +445,8 @@ fn decide(
             Action::Blocked,
             Some(format!(
                 "pinned to {}, but the source tag is at {}",
-                short_digest(&pin),
-                short_digest(&digest)
+                pin.short(),
+                digest.short()
             )),
         )
     } else {
@@ -560,7 +478,7 @@ fn decide(
                         Action::Blocked,
                         Some(format!(
                             "the target tag holds {}; overwrite = \"never\"",
-                            short_digest(current)
+                            current.short()
                         )),
                     )
                 }
@@ -598,7 +516,7 @@ fn target_ahead(
     inventory: &Inventory,
     key: &TagKey,
     candidate: &Candidate,
-    current: &str,
+    current: &Digest,
 ) -> Option<String> {
     let series = candidate.series.as_ref()?;
     let version = candidate.version.as_ref()?;
@@ -614,7 +532,7 @@ fn target_ahead(
             inventory
                 .target_heads
                 .get(&(key.0.clone(), key.1.clone(), (*tag).clone()))
-                .is_some_and(|d| d.to_string() == current)
+                .is_some_and(|d| d == current)
         });
     if let Some(tag) = in_target {
         return Some(tag.clone());
@@ -631,7 +549,7 @@ fn target_ahead(
         .take_while(|((registry, repository, _), _)| {
             (registry, repository) == (&source.0, &source.1)
         })
-        .find(|((_, _, tag), head)| newer(tag).is_some() && head.digest.to_string() == current)
+        .find(|((_, _, tag), head)| newer(tag).is_some() && head.digest == *current)
         .map(|((_, _, tag), _)| tag.clone())
 }
 

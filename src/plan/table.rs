@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{Action, Plan, PlanEntry, SkippedTag, short_digest};
+use super::{Action, Plan, PlanEntry, SkippedTag};
 use crate::config::Mode;
 use crate::report::{count, human_bytes};
 
@@ -57,7 +57,7 @@ fn render_group(out: &mut String, entries: &[&PlanEntry]) {
             entry.action.marker(),
             entry.target.tag,
             source,
-            short_digest(&entry.source.digest),
+            entry.source.digest.short(),
             entry.rules.join(", "),
         );
         push_remarks(&mut line, entry);
@@ -72,7 +72,7 @@ fn push_remarks(line: &mut String, entry: &PlanEntry) {
         let _ = write!(
             line,
             " -> {} ({})",
-            short_digest(filtered),
+            filtered.short(),
             crate::platform::join(&entry.platforms)
         );
     }
@@ -82,7 +82,7 @@ fn push_remarks(line: &mut String, entry: &PlanEntry) {
     if entry.action == Action::Update
         && let Some(current) = &entry.target.current_digest
     {
-        let _ = write!(line, " (was {})", short_digest(current));
+        let _ = write!(line, " (was {})", current.short());
     }
     if let Some(reason) = &entry.reason {
         let prefix = if entry.action == Action::Blocked {

@@ -214,7 +214,7 @@ repositories = ["apps/*"]
     assert_eq!(plan.entries[0].action, Action::Update);
     assert_eq!(
         plan.entries[0].target.current_digest,
-        Some(digest("rebuilt:1.0.0").to_string())
+        Some(digest("rebuilt:1.0.0"))
     );
 }
 
