@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::cli::PromoteArgs;
 use crate::manifest::filter_index;
-use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, SourceImage, Summary, TargetTag};
+use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, Role, SourceImage, Summary, TargetTag};
 use crate::platform::Platform;
 use crate::reference::{Location, Reference, validate_tag};
 use crate::registry::ReadOnly;
@@ -47,9 +47,9 @@ pub const DEFAULT_SEMVER_TEMPLATES: [&str; 2] = ["{major}.{minor}.{patch}", "{ma
 pub struct Destination {
     /// The target repository (its tag and digest unset).
     pub target: Reference,
-    /// Tags to write: the main tag first; the main tag and the kept source
-    /// tag are written before the others.
-    pub tags: Vec<(String, bool)>,
+    /// Tags to write, the main tag first: the main tag and the kept source
+    /// tag are version tags, written before the others, which float.
+    pub tags: Vec<(String, Role)>,
 }
 
 /// Works out the target repository and tags from the command line.
@@ -69,8 +69,8 @@ pub fn destination(
     }
     let mut tags = named_tags(args, explicit_tag, source.tag.as_ref())?;
     if args.semver_tags {
-        for tag in semver_tags(args, source)? {
-            add_tag(&mut tags, tag, false);
+        for (series, tag) in semver_tags(args, source)? {
+            add_tag(&mut tags, tag, Role::Floating { series });
         }
     }
     for (tag, _) in &tags {
@@ -138,7 +138,7 @@ fn named_tags(
     args: &PromoteArgs,
     explicit_tag: Option<String>,
     source_tag: Option<&String>,
-) -> Result<Vec<(String, bool)>, PromoteError> {
+) -> Result<Vec<(String, Role)>, PromoteError> {
     let mut extra = args.tags.iter();
     let main = explicit_tag
         .or_else(|| extra.next().cloned())
@@ -150,29 +150,33 @@ fn named_tags(
             ))
         })?;
     let mut tags = Vec::new();
-    add_tag(&mut tags, main, true);
+    add_tag(&mut tags, main, Role::Version);
     if args.keep_source_tag
         && let Some(tag) = source_tag
     {
-        add_tag(&mut tags, tag.clone(), true);
+        add_tag(&mut tags, tag.clone(), Role::Version);
     }
     for tag in extra {
-        add_tag(&mut tags, tag.clone(), false);
+        let series = tag.clone();
+        add_tag(&mut tags, tag.clone(), Role::Floating { series });
     }
     Ok(tags)
 }
 
-/// Adds a tag unless it is already there: its first mention decides
-/// whether it is written early.
-fn add_tag(tags: &mut Vec<(String, bool)>, tag: String, early: bool) {
+/// Adds a tag unless it is already there: its first mention decides its
+/// role (a version tag is written early).
+fn add_tag(tags: &mut Vec<(String, Role)>, tag: String, role: Role) {
     if !tags.iter().any(|(t, _)| *t == tag) {
-        tags.push((tag, early));
+        tags.push((tag, role));
     }
 }
 
 /// `--semver-tags`: the source tag's version rendered through each
-/// `--semver-template` (Stevedore's defaults without one).
-fn semver_tags(args: &PromoteArgs, source: &Reference) -> Result<Vec<String>, PromoteError> {
+/// `--semver-template` (Stevedore's defaults without one), with the template.
+fn semver_tags(
+    args: &PromoteArgs,
+    source: &Reference,
+) -> Result<Vec<(String, String)>, PromoteError> {
     let Some(tag) = &source.tag else {
         return Err(PromoteError::Arguments(
             "--semver-tags needs a source tag that is a semantic version".to_string(),
@@ -204,12 +208,13 @@ fn semver_tags(args: &PromoteArgs, source: &Reference) -> Result<Vec<String>, Pr
                     template: text.clone(),
                     problem: format!("{} ({})", e.message, e.help),
                 })?;
-            template
+            let tag = template
                 .render(&values)
                 .ok_or_else(|| PromoteError::Template {
                     template: text.clone(),
                     problem: format!("cannot be rendered for `{tag}`"),
-                })
+                })?;
+            Ok((template.to_string(), tag))
         })
         .collect()
 }
@@ -239,13 +244,13 @@ pub fn plan(
     let wanted = target_digest.clone().unwrap_or_else(|| digest.clone());
     let mut entries = Vec::new();
     let mut summary = Summary::default();
-    for (tag, early) in &destination.tags {
+    for (tag, role) in &destination.tags {
         let current = target_store
             .manifest_head(&destination.target.repository, tag)?
             .map(|h| h.digest);
         let action = match &current {
             None => Action::Create,
-            Some(c) if *c == wanted => Action::Unchanged,
+            Some(c) if *c == wanted => Action::UNCHANGED,
             Some(_) => Action::Update,
         };
         match action {
@@ -255,8 +260,7 @@ pub fn plan(
         }
         entries.push(PlanEntry {
             action,
-            reason: None,
-            floating: !early,
+            role: role.clone(),
             source: SourceImage {
                 registry: source_name.clone(),
                 repository: source.repository.clone(),
@@ -274,7 +278,6 @@ pub fn plan(
             rules: vec!["promote".to_string()],
             platforms: platforms.to_vec(),
             referrers: false,
-            attached: false,
             mode: Default::default(),
         });
     }

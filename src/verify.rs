@@ -21,9 +21,9 @@ pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
             "{}/{}:{}",
             entry.target.registry, entry.target.repository, entry.target.tag
         );
-        let expected = match (&entry.action, &entry.reason) {
+        let expected = match &entry.action {
             // A floating tag kept at a newer version is where it should be.
-            (Action::Unchanged, Some(_)) => entry.target.current_digest.clone(),
+            Action::Unchanged { kept_at: Some(_) } => entry.target.current_digest.clone(),
             _ => Some(entry.target_digest().clone()),
         };
         match (&entry.target.current_digest, expected) {

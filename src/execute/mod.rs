@@ -51,8 +51,8 @@ pub use summary::{ApplyReport, EntryStatus};
 
 use self::scheduler::{Executor, ImageState};
 use self::status::Statuses;
-use crate::config::Mode;
 use crate::digest::Digest;
+use crate::plan::Transfer;
 use crate::plan::{ImageToWrite, Plan, images_to_write};
 use crate::registry::Registry;
 use crate::registry::retry::RetryPolicy;
@@ -213,7 +213,7 @@ fn finish(plan: &Plan, statuses: Vec<Status>, stores: &StoreMap) -> Outcome {
             vec![format!(
                 "stopped by {}: transfers in flight were finished, nothing new was started{}",
                 stop::name(signal),
-                if plan.entries.iter().any(|e| e.mode == Mode::Move) {
+                if plan.entries.iter().any(|e| e.mode == Transfer::Move) {
                     "; no source tag was deleted"
                 } else {
                     ""

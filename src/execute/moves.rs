@@ -7,9 +7,9 @@ use rayon::prelude::*;
 
 use super::StoreMap;
 use super::status::Status;
-use crate::config::Mode;
 use crate::digest::Digest;
 use crate::plan::Plan;
+use crate::plan::Transfer;
 use crate::registry::{Registry, RegistryError};
 
 /// A source tag of the plan: `(registry, repository, tag)`.
@@ -50,7 +50,7 @@ pub fn move_sources(
             moved: false,
         });
         slot.all_done &= matches!(status, Status::Promoted | Status::Unchanged);
-        slot.moved |= entry.mode == Mode::Move && !entry.is_late();
+        slot.moved |= entry.mode == Transfer::Move && !entry.is_late();
     }
     let mut moves = Moves::default();
     // Tags a registry would not delete, by (registry, repository, digest).

@@ -51,7 +51,8 @@ impl Conflict {
                     digest: c.digest.clone(),
                 })
                 .collect(),
-            floating_clash: claims.iter().any(|c| c.floating) && claims.iter().any(|c| !c.floating),
+            floating_clash: claims.iter().any(|c| c.role.is_floating())
+                && claims.iter().any(|c| !c.role.is_floating()),
         })
     }
 

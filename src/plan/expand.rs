@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use semver::Version;
 
 use super::inventory::{Inventory, TagKey, filter_key, tag_key};
-use super::{SkippedTag, SourceImage};
+use super::{Role, SkippedTag, SourceImage};
 use crate::config::Mode;
 use crate::digest::Digest;
 use crate::manifest::FilterError;
@@ -54,8 +54,8 @@ pub struct Candidate {
     pub rule_index: usize,
     /// Its name.
     pub rule: String,
-    /// A floating tag.
-    pub floating: bool,
+    /// A version tag, a floating tag of a series, or an attached artifact.
+    pub role: Role,
     /// The source tag's version, if it is one.
     pub version: Option<Version>,
     /// For a floating tag, the versions it ranges over.
@@ -76,8 +76,6 @@ pub struct Candidate {
     pub platforms: Vec<Platform>,
     /// Copy OCI 1.1 referrers too.
     pub referrers: bool,
-    /// A cosign-convention signature/attestation/SBOM tag.
-    pub attached: bool,
     /// Copy or move.
     pub mode: Mode,
 }
@@ -355,7 +353,9 @@ impl<'a> RepositoryExpansion<'a> {
                 prerelease: self.rule.prerelease,
             };
             let candidate = Candidate {
-                floating: true,
+                role: Role::Floating {
+                    series: template.to_string(),
+                },
                 version: selected.version.clone(),
                 series: Some(series),
                 ..self.candidate(&selected.tag, resolved.head, rendered, &resolved.digest)
@@ -386,7 +386,9 @@ impl<'a> RepositoryExpansion<'a> {
                 let candidate = Candidate {
                     platforms: Vec::new(),
                     referrers: false,
-                    attached: true,
+                    role: Role::Attached {
+                        subject: head.digest.clone(),
+                    },
                     mode: Mode::Copy,
                     ..self.candidate(tag, attached, tag.clone(), &digest)
                 };
@@ -408,7 +410,7 @@ impl<'a> RepositoryExpansion<'a> {
         Candidate {
             rule_index: self.rule.index,
             rule: self.rule.name.clone(),
-            floating: false,
+            role: Role::Version,
             version: None,
             series: None,
             source: SourceImage {
@@ -425,7 +427,6 @@ impl<'a> RepositoryExpansion<'a> {
             digest: digest.clone(),
             platforms: self.rule.platforms.clone(),
             referrers: self.rule.referrers,
-            attached: false,
             mode: self.rule.mode,
         }
     }

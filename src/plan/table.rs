@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
+use super::Transfer;
 use super::{Action, Plan, PlanEntry, SkippedTag};
-use crate::config::Mode;
 use crate::report::{count, human_bytes};
 
 /// Renders the plan table.
@@ -76,7 +76,7 @@ fn push_remarks(line: &mut String, entry: &PlanEntry) {
             crate::platform::join(&entry.platforms)
         );
     }
-    if entry.mode == Mode::Move {
+    if entry.mode == Transfer::Move {
         line.push_str(" (move)");
     }
     if entry.action == Action::Update
@@ -84,13 +84,8 @@ fn push_remarks(line: &mut String, entry: &PlanEntry) {
     {
         let _ = write!(line, " (was {})", current.short());
     }
-    if let Some(reason) = &entry.reason {
-        let prefix = if entry.action == Action::Blocked {
-            "blocked: "
-        } else {
-            ""
-        };
-        let _ = write!(line, " {prefix}{reason}");
+    if let Some(remark) = entry.remark() {
+        let _ = write!(line, " {remark}");
     }
 }
 
