@@ -9,6 +9,7 @@
 use hoist::config::LoadedConfig;
 use hoist::digest::Digest;
 use hoist::manifest::{self, Manifest};
+use hoist::platform::Platform;
 use hoist::reference::{self, Reference};
 use hoist::registry::distribution::{auth, link};
 use hoist::rules::RuleSet;
@@ -152,7 +153,8 @@ pub fn manifest(data: &[u8]) {
             .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
     };
     let wanted = view.manifests.iter().filter(|m| amd64(m)).count();
-    match manifest::filter_index(&parsed, &["linux/amd64".to_string()]) {
+    let linux_amd64: Platform = "linux/amd64".parse().expect("a platform");
+    match manifest::filter_index(&parsed, &[linux_amd64]) {
         Ok(filtered) => {
             let kept = filtered.view().expect("a filtered index parses");
             assert!(kept.manifests.iter().all(amd64), "kept another platform");

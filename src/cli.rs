@@ -106,7 +106,7 @@ pub struct PromoteArgs {
     pub name: Option<String>,
     /// Keep only these platforms of a multi-platform index (repeatable).
     #[arg(long = "platform", value_name = "OS/ARCH")]
-    pub platforms: Vec<String>,
+    pub platforms: Vec<crate::platform::Platform>,
     /// Show what would be written, read from the registries; write nothing.
     #[arg(long)]
     pub dry_run: bool,

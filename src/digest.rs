@@ -123,6 +123,21 @@ impl fmt::Display for Digest {
     }
 }
 
+/// In schemas, a string of the algorithm and its lowercase hex.
+impl schemars::JsonSchema for Digest {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Digest".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A content digest: `sha256:` and 64 lowercase hex digits (or `sha512:` and 128).",
+            "type": "string",
+            "pattern": "^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$"
+        })
+    }
+}
+
 impl fmt::Debug for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -318,6 +333,15 @@ mod tests {
         ] {
             assert!(bad.parse::<Digest>().is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn serde_is_the_string() {
+        let d = Digest::sha256_of(b"x");
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(json, format!("\"{d}\""));
+        assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
+        assert!(serde_json::from_str::<Digest>("\"sha256:abc\"").is_err());
     }
 
     #[test]

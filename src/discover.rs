@@ -9,6 +9,7 @@ use std::fmt;
 use rayon::prelude::*;
 
 use crate::digest::Digest;
+use crate::manifest::FilterError;
 use crate::plan::{self, Expansion, FilterKey, ImageContents, Inventory, RepoKey, TagKey};
 use crate::registry::{ManifestHead, ReadOnly, RegistryError};
 use crate::rules::{Rule, RuleSet, SelectedTag};
@@ -139,7 +140,7 @@ struct Discovery<'a> {
 /// Where to read an index a rule filters, and the platforms to keep.
 struct IndexToFilter {
     repository: String,
-    platforms: Vec<String>,
+    platforms: Vec<crate::platform::Platform>,
 }
 
 /// A tag a rule selects in a source repository that exists, with that
@@ -432,14 +433,13 @@ fn changing_images(
             inventory
                 .target_heads
                 .get(&c.target_key())
-                .is_none_or(|current| current.to_string() != c.digest)
+                .is_none_or(|current| *current != c.digest)
         })
-        .filter_map(|c| {
-            let digest = c.source.digest.parse().ok()?;
-            Some((
-                (c.source.registry.clone(), digest),
+        .map(|c| {
+            (
+                (c.source.registry.clone(), c.source.digest.clone()),
                 c.source.repository.clone(),
-            ))
+            )
         })
         .collect()
 }
@@ -508,7 +508,7 @@ fn read_heads(
 fn filter_indexes(
     handles: &Handles,
     indexes: BTreeMap<FilterKey, IndexToFilter>,
-) -> Listed<(FilterKey, IndexToFilter), Result<Digest, String>> {
+) -> Listed<(FilterKey, IndexToFilter), Result<Digest, FilterError>> {
     read_par(indexes, |((registry, digest, _), to_filter)| {
         let index = handle(handles, registry)?
             .manifest_get(&to_filter.repository, &digest.to_string())

@@ -15,6 +15,7 @@ pub mod discover;
 pub mod execute;
 pub mod manifest;
 pub mod plan;
+pub mod platform;
 pub mod promote;
 pub mod reference;
 pub mod registry;

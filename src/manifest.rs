@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use crate::digest::Digest;
+use crate::platform::Platform;
 
 /// Docker schema 2 image manifest.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -44,15 +45,16 @@ pub struct Descriptor {
     pub size: u64,
     /// For index entries: the platform of that child.
     #[serde(default)]
-    pub platform: Option<Platform>,
+    pub platform: Option<DescriptorPlatform>,
     /// Foreign layers carry URLs and are not stored by registries.
     #[serde(default)]
     pub urls: Vec<String>,
 }
 
-/// The platform an index entry is built for.
+/// The platform an index entry says it is built for, read leniently
+/// (compare [`crate::platform::Platform`], the one a rule keeps).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct Platform {
+pub struct DescriptorPlatform {
     /// e.g. `linux`.
     #[serde(default)]
     pub os: String,
@@ -64,7 +66,7 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
-impl std::fmt::Display for Platform {
+impl std::fmt::Display for DescriptorPlatform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;
         if let Some(v) = &self.variant {
@@ -187,56 +189,68 @@ impl Manifest {
     }
 }
 
-/// Whether an index entry's platform is one of `wanted` (`os/arch` or
-/// `os/arch/variant`; without a variant any variant matches).
-pub fn platform_matches(platform: Option<&Platform>, wanted: &[String]) -> bool {
-    let Some(platform) = platform else {
-        return false;
-    };
-    wanted.iter().any(|w| {
-        let mut parts = w.split('/');
-        let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
-        os == Some(platform.os.as_str())
-            && arch == Some(platform.architecture.as_str())
-            && variant.is_none_or(|v| platform.variant.as_deref() == Some(v))
-    })
+/// Why an index cannot be filtered to some platforms. Clone: discovery
+/// keeps it in the inventory, and planning says it per tag.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    /// Only an index has platforms to choose from.
+    #[error("{0} is not an index")]
+    NotAnIndex(Digest),
+    /// The index's bytes are not the JSON an index is.
+    #[error("{0}")]
+    Invalid(String),
+    /// The index has no `manifests` array.
+    #[error("the index lists no manifests")]
+    NoManifests,
+    /// None of the index's children is built for a wanted platform.
+    #[error(
+        "the index has none of the platforms {} (it has {})",
+        crate::platform::join(wanted),
+        if available.is_empty() { "no platforms".to_string() } else { available.join(", ") }
+    )]
+    NoneOf {
+        /// The platforms asked for.
+        wanted: Vec<Platform>,
+        /// What the index has, as its entries say.
+        available: Vec<String>,
+    },
 }
 
 /// An index keeping only the children built for `platforms`. Every other
 /// field is kept; the bytes are re-serialised, so the digest is new, and it
 /// is the same for the same source index and platforms on every run.
-pub fn filter_index(index: &Manifest, platforms: &[String]) -> Result<Manifest, String> {
+pub fn filter_index(index: &Manifest, platforms: &[Platform]) -> Result<Manifest, FilterError> {
     if !index.is_index() {
-        return Err(format!("{} is not an index", index.digest));
+        return Err(FilterError::NotAnIndex(index.digest.clone()));
     }
+    let invalid = |e: &dyn std::fmt::Display| FilterError::Invalid(e.to_string());
     let mut value: serde_json::Value =
-        serde_json::from_slice(&index.bytes).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&index.bytes).map_err(|e| invalid(&e))?;
     let children = value
         .get_mut("manifests")
         .and_then(|m| m.as_array_mut())
-        .ok_or_else(|| "the index lists no manifests".to_string())?;
+        .ok_or(FilterError::NoManifests)?;
+    let platform_of = |child: &serde_json::Value| {
+        serde_json::from_value::<Descriptor>(child.clone())
+            .ok()
+            .and_then(|d| d.platform)
+    };
     let available: Vec<String> = children
         .iter()
-        .filter_map(|c| serde_json::from_value::<Descriptor>(c.clone()).ok())
-        .filter_map(|d| d.platform.map(|p| p.to_string()))
+        .filter_map(platform_of)
+        .map(|p| p.to_string())
         .collect();
     children.retain(|child| {
-        serde_json::from_value::<Descriptor>(child.clone())
-            .is_ok_and(|d| platform_matches(d.platform.as_ref(), platforms))
+        platform_of(child).is_some_and(|p| platforms.iter().any(|w| w.matches(&p)))
     });
     if children.is_empty() {
-        return Err(format!(
-            "the index has none of the platforms {} (it has {})",
-            platforms.join(", "),
-            if available.is_empty() {
-                "no platforms".to_string()
-            } else {
-                available.join(", ")
-            }
-        ));
+        return Err(FilterError::NoneOf {
+            wanted: platforms.to_vec(),
+            available,
+        });
     }
-    let bytes = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
-    Manifest::from_bytes(bytes, Some(&index.media_type)).map_err(|e| e.to_string())
+    let bytes = serde_json::to_vec(&value).map_err(|e| invalid(&e))?;
+    Manifest::from_bytes(bytes, Some(&index.media_type)).map_err(|e| invalid(&e))
 }
 
 #[cfg(test)]
@@ -282,6 +296,7 @@ mod tests {
 
     #[test]
     fn filters_an_index_by_platform() {
+        let p = |text: &str| text.parse::<Platform>().unwrap();
         let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
         let body = format!(
             r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":2,"platform":{{"os":"linux","architecture":"amd64"}}}},{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":3,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}}],"annotations":{{"a":"b"}}}}"#,
@@ -289,7 +304,7 @@ mod tests {
             d('b')
         );
         let index = Manifest::from_bytes(body.into_bytes(), None).unwrap();
-        let amd = filter_index(&index, &["linux/amd64".to_string()]).unwrap();
+        let amd = filter_index(&index, &[p("linux/amd64")]).unwrap();
         assert_ne!(amd.digest, index.digest);
         let view = amd.view().unwrap();
         assert_eq!(view.manifests.len(), 1);
@@ -297,15 +312,14 @@ mod tests {
         assert!(String::from_utf8_lossy(&amd.bytes).contains("annotations"));
         // Stable: the same input gives the same digest.
         assert_eq!(
-            filter_index(&index, &["linux/amd64".to_string()])
-                .unwrap()
-                .digest,
+            filter_index(&index, &[p("linux/amd64")]).unwrap().digest,
             amd.digest
         );
-        let arm = filter_index(&index, &["linux/arm64/v8".to_string()]).unwrap();
+        let arm = filter_index(&index, &[p("linux/arm64/v8")]).unwrap();
         assert_eq!(arm.view().unwrap().manifests.len(), 1);
-        assert!(filter_index(&index, &["linux/arm64/v7".to_string()]).is_err());
-        let err = filter_index(&index, &["windows/amd64".to_string()]).unwrap_err();
+        assert!(filter_index(&index, &[p("linux/arm64/v7")]).is_err());
+        let err = filter_index(&index, &[p("windows/amd64")]).unwrap_err();
+        let err = err.to_string();
         assert!(err.contains("linux/amd64, linux/arm64/v8"), "{err}");
     }
 }

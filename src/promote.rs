@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::manifest::filter_index;
-use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, SourceImage, Summary, TargetTag};
+use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, Role, SourceImage, Summary, TargetTag};
+use crate::platform::Platform;
 use crate::reference::{Location, Reference, validate_tag};
 use crate::registry::ReadOnly;
 use crate::rules::{Template, Values, Variable, tag_version};
@@ -31,7 +32,7 @@ pub enum PromoteError {
     SourceMissing(String),
     /// The `--platform` filter cannot be applied.
     #[error("--platform: {0}")]
-    Platforms(String),
+    Platforms(#[from] crate::manifest::FilterError),
     /// Reading the source or the target failed.
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
@@ -69,9 +70,9 @@ pub const DEFAULT_SEMVER_TEMPLATES: [&str; 2] = ["{major}.{minor}.{patch}", "{ma
 pub struct Destination {
     /// The target repository (its tag and digest unset).
     pub target: Reference,
-    /// Tags to write: the main tag first; the main tag and the kept source
-    /// tag are written before the others.
-    pub tags: Vec<(String, bool)>,
+    /// Tags to write, the main tag first: the main tag and the kept source
+    /// tag are version tags, written before the others, which float.
+    pub tags: Vec<(String, Role)>,
 }
 
 /// Works out the target repository and tags from the command line.
@@ -91,8 +92,8 @@ pub fn destination(
     }
     let mut tags = named_tags(args, explicit_tag, source.tag.as_ref())?;
     if args.semver_tags {
-        for tag in semver_tags(args, source)? {
-            add_tag(&mut tags, tag, false);
+        for (series, tag) in semver_tags(args, source)? {
+            add_tag(&mut tags, tag, Role::Floating { series });
         }
     }
     for (tag, _) in &tags {
@@ -160,7 +161,7 @@ fn named_tags(
     args: &Request,
     explicit_tag: Option<String>,
     source_tag: Option<&String>,
-) -> Result<Vec<(String, bool)>, PromoteError> {
+) -> Result<Vec<(String, Role)>, PromoteError> {
     let mut extra = args.tags.iter();
     let main = explicit_tag
         .or_else(|| extra.next().cloned())
@@ -172,29 +173,30 @@ fn named_tags(
             ))
         })?;
     let mut tags = Vec::new();
-    add_tag(&mut tags, main, true);
+    add_tag(&mut tags, main, Role::Version);
     if args.keep_source_tag
         && let Some(tag) = source_tag
     {
-        add_tag(&mut tags, tag.clone(), true);
+        add_tag(&mut tags, tag.clone(), Role::Version);
     }
     for tag in extra {
-        add_tag(&mut tags, tag.clone(), false);
+        let series = tag.clone();
+        add_tag(&mut tags, tag.clone(), Role::Floating { series });
     }
     Ok(tags)
 }
 
-/// Adds a tag unless it is already there: its first mention decides
-/// whether it is written early.
-fn add_tag(tags: &mut Vec<(String, bool)>, tag: String, early: bool) {
+/// Adds a tag unless it is already there: its first mention decides its
+/// role (a version tag is written early).
+fn add_tag(tags: &mut Vec<(String, Role)>, tag: String, role: Role) {
     if !tags.iter().any(|(t, _)| *t == tag) {
-        tags.push((tag, early));
+        tags.push((tag, role));
     }
 }
 
 /// `--semver-tags`: the source tag's version rendered through each
-/// `--semver-template` (Stevedore's defaults without one).
-fn semver_tags(args: &Request, source: &Reference) -> Result<Vec<String>, PromoteError> {
+/// `--semver-template` (Stevedore's defaults without one), with the template.
+fn semver_tags(args: &Request, source: &Reference) -> Result<Vec<(String, String)>, PromoteError> {
     let Some(tag) = &source.tag else {
         return Err(PromoteError::Arguments(
             "--semver-tags needs a source tag that is a semantic version".to_string(),
@@ -226,12 +228,13 @@ fn semver_tags(args: &Request, source: &Reference) -> Result<Vec<String>, Promot
                     template: text.clone(),
                     problem: format!("{} ({})", e.message, e.help),
                 })?;
-            template
+            let tag = template
                 .render(&values)
                 .ok_or_else(|| PromoteError::Template {
                     template: text.clone(),
                     problem: format!("cannot be rendered for `{tag}`"),
-                })
+                })?;
+            Ok((template.to_string(), tag))
         })
         .collect()
 }
@@ -243,7 +246,7 @@ pub fn plan(
     source_store: &ReadOnly,
     destination: &Destination,
     target_store: &ReadOnly,
-    platforms: &[String],
+    platforms: &[Platform],
 ) -> Result<Plan, PromoteError> {
     let reference = source.manifest_reference();
     let head = source_store
@@ -252,22 +255,22 @@ pub fn plan(
     let mut target_digest = None;
     if !platforms.is_empty() && crate::manifest::is_index(&head.media_type) {
         let index = source_store.manifest_get(&source.repository, &head.digest.to_string())?;
-        let filtered = filter_index(&index, platforms).map_err(PromoteError::Platforms)?;
-        target_digest = Some(filtered.digest.to_string());
+        let filtered = filter_index(&index, platforms)?;
+        target_digest = Some(filtered.digest);
     }
     let source_name = source.location.to_string();
     let target_name = destination.target.location.to_string();
-    let digest = head.digest.to_string();
+    let digest = head.digest.clone();
     let wanted = target_digest.clone().unwrap_or_else(|| digest.clone());
     let mut entries = Vec::new();
     let mut summary = Summary::default();
-    for (tag, early) in &destination.tags {
+    for (tag, role) in &destination.tags {
         let current = target_store
             .manifest_head(&destination.target.repository, tag)?
-            .map(|h| h.digest.to_string());
+            .map(|h| h.digest);
         let action = match &current {
             None => Action::Create,
-            Some(c) if *c == wanted => Action::Unchanged,
+            Some(c) if *c == wanted => Action::UNCHANGED,
             Some(_) => Action::Update,
         };
         match action {
@@ -277,8 +280,7 @@ pub fn plan(
         }
         entries.push(PlanEntry {
             action,
-            reason: None,
-            floating: !early,
+            role: role.clone(),
             source: SourceImage {
                 registry: source_name.clone(),
                 repository: source.repository.clone(),
@@ -296,7 +298,6 @@ pub fn plan(
             rules: vec!["promote".to_string()],
             platforms: platforms.to_vec(),
             referrers: false,
-            attached: false,
             mode: Default::default(),
         });
     }

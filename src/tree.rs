@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use crate::digest::Digest;
-use crate::manifest::{Descriptor, Manifest, ManifestError, filter_index};
+use crate::manifest::{Descriptor, FilterError, Manifest, ManifestError, filter_index};
+use crate::platform::Platform;
 use crate::registry::RegistryError;
 
 /// Child manifests followed below an index.
@@ -23,7 +24,7 @@ pub enum TreeError {
     Read(#[from] RegistryError),
     /// The `platforms` filter could not be applied to the root index.
     #[error("platforms: {0}")]
-    Platforms(String),
+    Platforms(#[from] FilterError),
     /// The source tag moved between planning and copying.
     #[error("the source image changed since planning: expected {}, read {}", .expected.short(), .read.short())]
     SourceChanged {
@@ -72,12 +73,12 @@ pub fn read_tree(
     fetch: Fetch<'_>,
     repository: &str,
     digest: &Digest,
-    platforms: &[String],
+    platforms: &[Platform],
     expected: &Digest,
 ) -> Result<Tree, TreeError> {
     let mut root = fetch(&digest.to_string())?;
     if !platforms.is_empty() && root.is_index() {
-        root = filter_index(&root, platforms).map_err(TreeError::Platforms)?;
+        root = filter_index(&root, platforms)?;
     }
     if root.digest != *expected {
         return Err(TreeError::SourceChanged {

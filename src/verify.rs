@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 use crate::digest::Digest;
-use crate::plan::{Action, Plan, PlanEntry, short_digest};
+use crate::plan::{Action, Plan, PlanEntry};
 use crate::registry::RegistryError;
 use crate::registry::{Registry, StoreMap};
 use crate::tree::{TreeError, read_tree};
@@ -14,17 +14,17 @@ use crate::tree::{TreeError, read_tree};
 /// Problems found, one line each, in plan order.
 pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
     // Each (target registry, repository, digest) is walked once.
-    let mut images: BTreeMap<(String, String, String), Vec<&PlanEntry>> = BTreeMap::new();
+    let mut images: BTreeMap<(String, String, Digest), Vec<&PlanEntry>> = BTreeMap::new();
     let mut problems: Vec<(usize, String)> = Vec::new();
     for (i, entry) in plan.entries.iter().enumerate() {
         let name = format!(
             "{}/{}:{}",
             entry.target.registry, entry.target.repository, entry.target.tag
         );
-        let expected = match (&entry.action, &entry.reason) {
+        let expected = match &entry.action {
             // A floating tag kept at a newer version is where it should be.
-            (Action::Unchanged, Some(_)) => entry.target.current_digest.clone(),
-            _ => Some(entry.target_digest().to_string()),
+            Action::Unchanged { kept_at: Some(_) } => entry.target.current_digest.clone(),
+            _ => Some(entry.target_digest().clone()),
         };
         match (&entry.target.current_digest, expected) {
             (None, _) => problems.push((i, format!("{name}: missing"))),
@@ -32,8 +32,8 @@ pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
                 i,
                 format!(
                     "{name}: points at {}, not {} (from {}/{}:{})",
-                    short_digest(current),
-                    short_digest(&expected),
+                    current.short(),
+                    expected.short(),
                     entry.source.registry,
                     entry.source.repository,
                     entry.source.tag
@@ -49,7 +49,7 @@ pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
                 .push(entry),
         }
     }
-    let walked: Vec<((String, String, String), Vec<String>)> = images
+    let walked: Vec<((String, String, Digest), Vec<String>)> = images
         .into_par_iter()
         .map(|((registry, repository, digest), entries)| {
             let found = match stores.get(&registry) {
@@ -63,7 +63,7 @@ pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
                     format!(
                         "{registry}/{repository}:{} ({}): {p}",
                         tags.join(","),
-                        short_digest(&digest)
+                        digest.short()
                     )
                 })
                 .collect();
@@ -80,14 +80,10 @@ pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
 /// What is missing or wrong below one manifest in the target: its tree is
 /// read as apply reads a source (same depth and width limits, child sizes
 /// checked), then every blob is asked for.
-fn check_image(store: &dyn Registry, repository: &str, digest: &str) -> Vec<String> {
+fn check_image(store: &dyn Registry, repository: &str, digest: &Digest) -> Vec<String> {
     let missing = |e: &RegistryError| e.is_not_found();
     let fetch = |d: &str| store.manifest_get(repository, d);
-    let digest: Digest = match digest.parse() {
-        Ok(digest) => digest,
-        Err(e) => return vec![e.to_string()],
-    };
-    let tree = match read_tree(&fetch, repository, &digest, &[], &digest) {
+    let tree = match read_tree(&fetch, repository, digest, &[], digest) {
         Ok(tree) => tree,
         Err(TreeError::Read(e)) if missing(&e) => {
             return vec![format!("manifest {} is missing ({e})", digest.short())];

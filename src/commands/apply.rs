@@ -110,17 +110,25 @@ fn read_plan(path: &Path, scope: &Scope) -> Result<Plan, CommandError> {
         path: shown(),
         reason,
     })?;
-    let mut plan: Plan = serde_json::from_str(&text).map_err(|reason| PlanFileProblem::Parse {
+    let parse = |reason| PlanFileProblem::Parse {
         path: shown(),
         reason,
-    })?;
-    if plan.format != plan::PLAN_FORMAT {
+    };
+    // The format first: a plan of another version is named as such, not
+    // as a plan with fields missing.
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        format: u32,
+    }
+    let Versioned { format } = serde_json::from_str(&text).map_err(parse)?;
+    if format != plan::PLAN_FORMAT {
         return Err(PlanFileProblem::Format {
             path: shown(),
-            found: plan.format,
+            found: format,
         }
         .into());
     }
+    let mut plan: Plan = serde_json::from_str(&text).map_err(parse)?;
     scope.narrow(&mut plan.entries);
     Ok(plan)
 }
@@ -131,9 +139,6 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
     let source = Reference::parse(&args.source, &is_name)?;
     let destination = crate::promote::destination(&args.request(), &source, &is_name)
         .map_err(|e| CommandError::Destination(Box::new(e)))?;
-    if let Some(bad) = args.platforms.iter().find(|p| p.split('/').count() < 2) {
-        return Err(CommandError::Platform(bad.clone()));
-    }
     let source_store = stores.open(&source.location)?;
     let target_store = stores.open(&destination.target.location)?;
     // Planning (all of `--dry-run`) sees read-only handles: it cannot write.
@@ -173,8 +178,8 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
         let digest = plan
             .entries
             .first()
-            .map_or("", |e| e.target_digest())
-            .to_string();
+            .map(|e| e.target_digest().to_string())
+            .unwrap_or_default();
         report::print_lines(&[format!("{}@{digest}", destination.target)]);
     }
     Ok(status)

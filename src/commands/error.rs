@@ -52,9 +52,6 @@ pub enum CommandError {
         /// Its address in the configuration.
         configured: String,
     },
-    /// A `--platform` that is not OS/ARCH[/VARIANT].
-    #[error("--platform `{0}`: expected OS/ARCH or OS/ARCH/VARIANT")]
-    Platform(String),
     /// A reference on the command line is malformed.
     #[error(transparent)]
     Reference(#[from] ReferenceError),

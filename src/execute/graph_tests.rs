@@ -2,9 +2,9 @@
 //! which images wait for them, and what the late tags wait for.
 
 use super::*;
-use crate::config::Mode;
 use crate::plan::images_to_write;
 use crate::plan::{Action, Estimate, PLAN_FORMAT, PlanEntry, SourceImage, Summary, TargetTag};
+use crate::plan::{Role, Transfer};
 
 fn digest(n: u8) -> Digest {
     format!("sha256:{}", format!("{n:02x}").repeat(32))
@@ -15,13 +15,12 @@ fn digest(n: u8) -> Digest {
 fn entry(target: (&str, &str, &str), source: (&str, &str, &str), image: u8) -> PlanEntry {
     PlanEntry {
         action: Action::Create,
-        reason: None,
-        floating: false,
+        role: Role::Version,
         source: SourceImage {
             registry: source.0.into(),
             repository: source.1.into(),
             tag: source.2.into(),
-            digest: digest(image).to_string(),
+            digest: digest(image),
             media_type: crate::manifest::OCI_MANIFEST.into(),
         },
         target: TargetTag {
@@ -34,8 +33,7 @@ fn entry(target: (&str, &str, &str), source: (&str, &str, &str), image: u8) -> P
         rules: vec!["r".into()],
         platforms: Vec::new(),
         referrers: false,
-        attached: false,
-        mode: Mode::Copy,
+        mode: Transfer::Copy,
     }
 }
 
@@ -76,10 +74,10 @@ fn stores(ids: &[(&str, &str)]) -> StoreIds {
 #[test]
 fn tags_at_one_digest_in_one_repository_are_one_image() {
     let mut filtered = entry(("prod", "web", "1.1"), ("staging", "web", "1.1"), 2);
-    filtered.target.digest = Some(digest(9).to_string());
-    filtered.platforms = vec!["linux/amd64".into()];
+    filtered.target.digest = Some(digest(9));
+    filtered.platforms = vec!["linux/amd64".parse().unwrap()];
     let mut unchanged = entry(("prod", "web", "0.9"), ("staging", "web", "0.9"), 3);
-    unchanged.action = Action::Unchanged;
+    unchanged.action = Action::UNCHANGED;
     let plan = plan(vec![
         entry(("prod", "web", "1.0"), ("staging", "web", "1.0"), 1),
         entry(("prod", "web", "latest"), ("staging", "web", "1.0"), 1),
@@ -99,8 +97,11 @@ fn tags_at_one_digest_in_one_repository_are_one_image() {
         ]
     );
     assert_eq!(images[1].entries, [0, 1]);
-    assert_eq!(images[2].source.digest, digest(2).to_string());
-    assert_eq!(images[2].source.platforms, ["linux/amd64"]);
+    assert_eq!(images[2].source.digest, digest(2));
+    assert_eq!(
+        crate::platform::join(&images[2].source.platforms),
+        "linux/amd64"
+    );
     // Entries already decided (a refused reviewed entry) are left out.
     assert_eq!(images_to_write(&plan.entries, |i| i != 2).len(), 2);
 }
@@ -190,13 +191,15 @@ fn images_with_nothing_to_copy_get_no_jobs_and_same_store_sources_are_preferred(
 #[test]
 fn late_tags_wait_for_their_repository_and_follow_their_version_or_subject() {
     let mut floating = entry(("prod", "web", "1"), ("staging", "web", "1.2.0"), 1);
-    floating.floating = true;
+    floating.role = Role::Floating {
+        series: "{major}".into(),
+    };
     let mut signature = entry(
         ("prod", "web", &format!("sha256-{}.sig", digest(1).hex())),
         ("staging", "web", &format!("sha256-{}.sig", digest(1).hex())),
         7,
     );
-    signature.attached = true;
+    signature.role = Role::Attached { subject: digest(1) };
     let plan = plan(vec![
         entry(("prod", "web", "1.2.0"), ("staging", "web", "1.2.0"), 1),
         entry(("prod", "web", "1.1.0"), ("staging", "web", "1.1.0"), 2),

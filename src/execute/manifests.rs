@@ -6,7 +6,7 @@ use super::error::ExecError;
 use super::graph::{BlobJob, BlobSource};
 use super::scheduler::Executor;
 use super::stats::bump;
-use crate::plan::{ImageToWrite, PlanEntry, short_digest};
+use crate::plan::{ImageToWrite, PlanEntry};
 use crate::registry::{Registry, RegistryError};
 use crate::tree::Tree;
 
@@ -65,7 +65,7 @@ impl Executor<'_> {
             }
             let digest = manifest.digest.to_string();
             self.put_or_repair(
-                &format!("writing manifest {}", short_digest(&digest)),
+                &format!("writing manifest {}", manifest.digest.short()),
                 image.map(|image| (image, tree)),
                 || target.manifest_put(repository, &digest, manifest),
             )?;
@@ -81,7 +81,7 @@ impl Executor<'_> {
         let manifest = match self.trees[i] {
             Some(tree) => tree.manifests.last().cloned().ok_or(ExecError::EmptyTree)?,
             // Present already: its bytes are the target's.
-            None => target.manifest_get(&image.key.repository, &image.key.digest)?,
+            None => target.manifest_get(&image.key.repository, &image.key.digest.to_string())?,
         };
         self.put_or_repair(
             &format!("writing tag {}", entry.target.tag),

@@ -51,7 +51,8 @@ pub use summary::{ApplyReport, EntryStatus};
 
 use self::scheduler::{Executor, ImageState};
 use self::status::Statuses;
-use crate::config::Mode;
+use crate::digest::Digest;
+use crate::plan::Transfer;
 use crate::plan::{ImageToWrite, Plan, images_to_write};
 use crate::registry::Registry;
 use crate::registry::retry::RetryPolicy;
@@ -161,7 +162,7 @@ struct SourceTrees {
 }
 
 fn read_trees(images: &[ImageToWrite], to_copy: &[bool], stores: &StoreMap) -> SourceTrees {
-    let mut keys: BTreeMap<(&str, &str, &[String]), usize> = BTreeMap::new();
+    let mut keys: BTreeMap<(&str, &Digest, &[crate::platform::Platform]), usize> = BTreeMap::new();
     let mut first: Vec<&ImageToWrite> = Vec::new();
     let of_image = images
         .iter()
@@ -170,7 +171,7 @@ fn read_trees(images: &[ImageToWrite], to_copy: &[bool], stores: &StoreMap) -> S
             let source = &image.source;
             let key = (
                 source.registry.as_str(),
-                source.digest.as_str(),
+                &source.digest,
                 &source.platforms[..],
             );
             copy.then(|| {
@@ -193,11 +194,13 @@ fn read_source_tree(image: &ImageToWrite, stores: &StoreMap) -> Result<Tree, Exe
     let source = lookup(stores, &image.source.registry)?;
     let repository = &image.source.repository;
     let fetch = |d: &str| source.manifest_get(repository, d);
-    let digest = image.source.digest.parse()?;
-    let expected = image.key.digest.parse()?;
     let platforms = &image.source.platforms;
     Ok(read_tree(
-        &fetch, repository, &digest, platforms, &expected,
+        &fetch,
+        repository,
+        &image.source.digest,
+        platforms,
+        &image.key.digest,
     )?)
 }
 
@@ -210,7 +213,7 @@ fn finish(plan: &Plan, statuses: Vec<Status>, stores: &StoreMap) -> Outcome {
             vec![format!(
                 "stopped by {}: transfers in flight were finished, nothing new was started{}",
                 stop::name(signal),
-                if plan.entries.iter().any(|e| e.mode == Mode::Move) {
+                if plan.entries.iter().any(|e| e.mode == Transfer::Move) {
                     "; no source tag was deleted"
                 } else {
                     ""

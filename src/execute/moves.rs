@@ -7,9 +7,9 @@ use rayon::prelude::*;
 
 use super::StoreMap;
 use super::status::Status;
-use crate::config::Mode;
 use crate::digest::Digest;
-use crate::plan::{Plan, short_digest};
+use crate::plan::Plan;
+use crate::plan::Transfer;
 use crate::registry::{Registry, RegistryError};
 
 /// A source tag of the plan: `(registry, repository, tag)`.
@@ -17,7 +17,7 @@ type SourceTag = (String, String, String);
 
 /// What the run did to a source tag's entries.
 struct SourceState {
-    digest: String,
+    digest: Digest,
     all_done: bool,
     moved: bool,
 }
@@ -50,11 +50,11 @@ pub fn move_sources(
             moved: false,
         });
         slot.all_done &= matches!(status, Status::Promoted | Status::Unchanged);
-        slot.moved |= entry.mode == Mode::Move && !entry.is_late();
+        slot.moved |= entry.mode == Transfer::Move && !entry.is_late();
     }
     let mut moves = Moves::default();
     // Tags a registry would not delete, by (registry, repository, digest).
-    let mut by_digest: BTreeMap<SourceTag, Vec<String>> = BTreeMap::new();
+    let mut by_digest: BTreeMap<(String, String, Digest), Vec<String>> = BTreeMap::new();
     for (key, state) in sources.iter().filter(|(_, s)| s.moved) {
         let (registry, repository, tag) = key;
         let name = format!("{registry}/{repository}:{tag}");
@@ -89,11 +89,16 @@ pub fn move_sources(
 impl Moves {
     /// Deletes one source tag once it is checked to hold `digest` still.
     /// `Some(false)` when the registry cannot delete a tag alone.
-    fn delete_tag(&mut self, source: &dyn Registry, key: &SourceTag, digest: &str) -> Option<bool> {
+    fn delete_tag(
+        &mut self,
+        source: &dyn Registry,
+        key: &SourceTag,
+        digest: &Digest,
+    ) -> Option<bool> {
         let (registry, repository, tag) = key;
         let name = format!("{registry}/{repository}:{tag}");
         match source.manifest_head(repository, tag) {
-            Ok(Some(head)) if head.digest.to_string() == *digest => {}
+            Ok(Some(head)) if head.digest == *digest => {}
             Ok(None) => {
                 self.moved.push(name);
                 return None;
@@ -126,7 +131,7 @@ impl Moves {
         &mut self,
         source: &dyn Registry,
         repository: &str,
-        digest: &str,
+        digest: &Digest,
         tags: &[String],
         names: Vec<String>,
     ) {
@@ -139,22 +144,19 @@ impl Moves {
             return self.notes.push(format!(
                 "kept {shown}: the registry cannot delete a tag alone, and {} still point at {}",
                 others.join(", "),
-                short_digest(digest)
+                digest.short()
             ));
         }
-        let deleted = match digest.parse::<Digest>() {
-            Err(e) => Err(e.to_string()),
-            Ok(d) => match source.manifest_delete(repository, &d) {
-                // A retried DELETE whose first attempt went through.
-                Err(e) if e.is_not_found() => Ok(()),
-                other => other.map_err(|e| e.to_string()),
-            },
+        let deleted = match source.manifest_delete(repository, digest) {
+            // A retried DELETE whose first attempt went through.
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other.map_err(|e| e.to_string()),
         };
         match deleted {
             Ok(()) => self.moved.extend(names),
             Err(e) => self.notes.push(format!(
                 "kept {shown}: deleting {} failed: {e}",
-                short_digest(digest)
+                digest.short()
             )),
         }
     }
@@ -164,7 +166,7 @@ impl Moves {
 fn other_tags_at(
     source: &dyn Registry,
     repository: &str,
-    digest: &str,
+    digest: &Digest,
     except: &[String],
 ) -> Result<Vec<String>, RegistryError> {
     let tags = source.tags(repository)?;
@@ -176,7 +178,7 @@ fn other_tags_at(
             let Some(head) = head else {
                 return Ok(None);
             };
-            if head.digest.to_string() == digest {
+            if head.digest == *digest {
                 return Ok(Some(tag.clone()));
             }
             // An index whose child is this manifest would break too.
@@ -186,11 +188,7 @@ fn other_tags_at(
                     what: format!("{repository}@{}", head.digest),
                     source,
                 })?;
-                if view
-                    .manifests
-                    .iter()
-                    .any(|m| m.digest.to_string() == digest)
-                {
+                if view.manifests.iter().any(|m| m.digest == *digest) {
                     return Ok(Some(tag.clone()));
                 }
             }

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::*;
-use crate::config::Mode;
 use crate::digest::Digest;
 use crate::manifest::Manifest;
 use crate::plan::{Action, Estimate, PLAN_FORMAT, PlanEntry, SourceImage, Summary, TargetTag};
+use crate::plan::{Role, Transfer};
 use crate::registry::oci_layout::OciLayoutStore;
 use crate::registry::recording::{Call, CallLog, Recording};
 use crate::seed::{ImageSpec, LayerSpec, push_image};
@@ -64,15 +64,19 @@ fn stores(recording: impl FnOnce(Recording) -> Recording) -> Stores {
 }
 
 fn entry(tag: &str, source_tag: &str, digest: &Digest, floating: bool) -> PlanEntry {
+    let role = if floating {
+        Role::Floating { series: tag.into() }
+    } else {
+        Role::Version
+    };
     PlanEntry {
         action: Action::Create,
-        reason: None,
-        floating,
+        role,
         source: SourceImage {
             registry: "staging".into(),
             repository: "app".into(),
             tag: source_tag.into(),
-            digest: digest.to_string(),
+            digest: digest.clone(),
             media_type: String::new(),
         },
         target: TargetTag {
@@ -85,8 +89,7 @@ fn entry(tag: &str, source_tag: &str, digest: &Digest, floating: bool) -> PlanEn
         rules: vec!["r".into()],
         platforms: Vec::new(),
         referrers: false,
-        attached: false,
-        mode: Mode::Copy,
+        mode: Transfer::Copy,
     }
 }
 

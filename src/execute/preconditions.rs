@@ -10,7 +10,8 @@ use rayon::prelude::*;
 use super::error::ExecError;
 use super::status::{Status, Statuses};
 use super::{StoreMap, lookup};
-use crate::plan::{ImageKey, ImageToWrite, Plan, PlanEntry, short_digest};
+use crate::digest::Digest;
+use crate::plan::{ImageKey, ImageToWrite, Plan, PlanEntry};
 
 /// What re-checking a reviewed entry found.
 enum Check {
@@ -47,23 +48,23 @@ fn check_entry(entry: &PlanEntry, stores: &StoreMap) -> Result<Check, ExecError>
     let target = lookup(stores, &entry.target.registry)?;
     let held = target
         .manifest_head(&entry.target.repository, &entry.target.tag)?
-        .map(|h| h.digest.to_string());
-    if held.as_deref() == Some(entry.target_digest()) {
+        .map(|h| h.digest);
+    if held.as_ref() == Some(entry.target_digest()) {
         return Ok(Check::Done);
     }
     let source = lookup(stores, &entry.source.registry)?;
     let now = source
         .manifest_head(&entry.source.repository, &entry.source.tag)?
-        .map(|h| h.digest.to_string());
-    let shown = |digest: Option<&str>| digest.map_or("absent", short_digest).to_string();
-    if now.as_deref() != Some(entry.source.digest.as_str()) {
+        .map(|h| h.digest);
+    let shown = |digest: Option<&Digest>| digest.map_or("absent".to_string(), Digest::short);
+    if now.as_ref() != Some(&entry.source.digest) {
         return Err(ExecError::SourceMoved {
             reference: format!(
                 "{}/{}:{}",
                 entry.source.registry, entry.source.repository, entry.source.tag
             ),
-            planned: short_digest(&entry.source.digest).to_string(),
-            now: shown(now.as_deref()),
+            planned: entry.source.digest.short(),
+            now: shown(now.as_ref()),
         });
     }
     if held != entry.target.current_digest {
@@ -72,8 +73,8 @@ fn check_entry(entry: &PlanEntry, stores: &StoreMap) -> Result<Check, ExecError>
                 "{}/{}:{}",
                 entry.target.registry, entry.target.repository, entry.target.tag
             ),
-            planned: shown(entry.target.current_digest.as_deref()),
-            now: shown(held.as_deref()),
+            planned: shown(entry.target.current_digest.as_ref()),
+            now: shown(held.as_ref()),
         });
     }
     Ok(Check::Go)
@@ -107,7 +108,7 @@ pub fn present_images(
             }
             let target = lookup(stores, &image.key.registry)?;
             Ok(target
-                .manifest_head(&image.key.repository, &image.key.digest)?
+                .manifest_head(&image.key.repository, &image.key.digest.to_string())?
                 .is_some())
         })
         .collect()

@@ -28,9 +28,9 @@ impl Executor<'_> {
             return Ok(());
         }
         let source = self.store(&image.source.registry)?;
-        let digest: Digest = image.source.digest.parse().map_err(ExecError::from)?;
+        let digest = &image.source.digest;
         let Some(referrers) = source
-            .referrers(&image.source.repository, &digest)
+            .referrers(&image.source.repository, digest)
             .map_err(ReferrerError::Listing)?
         else {
             return Ok(());

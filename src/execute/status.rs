@@ -49,8 +49,8 @@ impl Statuses {
                 .iter()
                 .map(|entry| {
                     Mutex::new(match entry.action {
-                        Action::Blocked => Some(Status::Blocked),
-                        Action::Unchanged => Some(Status::Unchanged),
+                        Action::Blocked { .. } => Some(Status::Blocked),
+                        Action::Unchanged { .. } => Some(Status::Unchanged),
                         Action::Create | Action::Update => None,
                     })
                 })

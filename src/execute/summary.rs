@@ -201,7 +201,7 @@ impl ApplyReport {
                 e.target.registry,
                 e.target.repository,
                 e.target.tag,
-                e.reason.as_deref().unwrap_or("")
+                e.action.blocked_reason().unwrap_or("")
             ));
         }
         for moved in &self.moved {

@@ -15,22 +15,16 @@ pub fn estimate(entries: &[PlanEntry], inventory: &Inventory) -> Estimate {
         ..Estimate::default()
     };
     // Images a target repository already holds under another tag need no copy.
-    let held: BTreeSet<(&str, &str, String)> = inventory
+    let held: BTreeSet<(&str, &str, &Digest)> = inventory
         .target_heads
         .iter()
-        .map(|((registry, repository, _), digest)| {
-            (registry.as_str(), repository.as_str(), digest.to_string())
-        })
+        .map(|((registry, repository, _), digest)| (registry.as_str(), repository.as_str(), digest))
         .collect();
     // Per target registry: the images to write, as apply and progress count them.
     let mut images: BTreeMap<String, Vec<ImageToWrite>> = BTreeMap::new();
     for image in images_to_write(entries, |_| true) {
         let key = &image.key;
-        if !held.contains(&(
-            key.registry.as_str(),
-            key.repository.as_str(),
-            key.digest.clone(),
-        )) {
+        if !held.contains(&(key.registry.as_str(), key.repository.as_str(), &key.digest)) {
             images.entry(key.registry.clone()).or_default().push(image);
         }
     }
@@ -38,26 +32,24 @@ pub fn estimate(entries: &[PlanEntry], inventory: &Inventory) -> Estimate {
         let target_store = inventory.stores.get(target_registry);
         // blob -> (size, repositories needing it, whether it can come from the same store)
         let mut blobs: BTreeMap<&Digest, (u64, BTreeSet<&str>, bool)> = BTreeMap::new();
-        let mut manifests: BTreeSet<(&str, String)> = BTreeSet::new();
+        let mut manifests: BTreeSet<(&str, &Digest)> = BTreeSet::new();
         for ImageToWrite { key, source, .. } in images {
             let repository = key.repository.as_str();
             estimate.images += 1;
-            manifests.insert((repository, key.digest.clone()));
+            manifests.insert((repository, &key.digest));
             let same_store =
                 target_store.is_some() && inventory.stores.get(&source.registry) == target_store;
             // A platform-filtered index is counted with the whole index's
             // contents: an upper bound, as the rest of the estimate.
-            let contents = source
-                .digest
-                .parse::<Digest>()
-                .ok()
-                .and_then(|d| inventory.contents.get(&(source.registry.clone(), d)));
+            let contents = inventory
+                .contents
+                .get(&(source.registry.clone(), source.digest.clone()));
             let Some(contents) = contents else {
                 estimate.complete = false;
                 continue;
             };
             for child in &contents.manifests {
-                manifests.insert((repository, child.to_string()));
+                manifests.insert((repository, child));
             }
             for (blob, size) in &contents.blobs {
                 let slot = blobs.entry(blob).or_insert((*size, BTreeSet::new(), false));

@@ -6,8 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use semver::Version;
 
 use super::inventory::{Inventory, TagKey, filter_key, tag_key};
-use super::{SkippedTag, SourceImage};
+use super::{Role, SkippedTag, SourceImage};
 use crate::config::Mode;
+use crate::digest::Digest;
+use crate::manifest::FilterError;
+use crate::platform::Platform;
 use crate::reference::{validate_repository, validate_tag};
 use crate::registry::ManifestHead;
 use crate::rules::{Rule, RuleSet, SelectedTag, Template, Values};
@@ -51,8 +54,8 @@ pub struct Candidate {
     pub rule_index: usize,
     /// Its name.
     pub rule: String,
-    /// A floating tag.
-    pub floating: bool,
+    /// A version tag, a floating tag of a series, or an attached artifact.
+    pub role: Role,
     /// The source tag's version, if it is one.
     pub version: Option<Version>,
     /// For a floating tag, the versions it ranges over.
@@ -66,15 +69,13 @@ pub struct Candidate {
     /// Target tag.
     pub target_tag: String,
     /// The pinned digest, when the source tag is elsewhere.
-    pub pin_mismatch: Option<String>,
+    pub pin_mismatch: Option<Digest>,
     /// The digest the target tag will hold (the source's, or a filtered index).
-    pub digest: String,
+    pub digest: Digest,
     /// Platforms the rule keeps.
-    pub platforms: Vec<String>,
+    pub platforms: Vec<Platform>,
     /// Copy OCI 1.1 referrers too.
     pub referrers: bool,
-    /// A cosign-convention signature/attestation/SBOM tag.
-    pub attached: bool,
     /// Copy or move.
     pub mode: Mode,
 }
@@ -157,16 +158,16 @@ struct ResolvedTag<'i> {
     selected: SelectedTag,
     head: &'i ManifestHead,
     /// The source's digest, or the platform-filtered index's.
-    digest: String,
+    digest: Digest,
     /// The pinned digest, when the source tag is elsewhere.
-    pin_mismatch: Option<String>,
+    pin_mismatch: Option<Digest>,
 }
 
 impl ResolvedTag<'_> {
     /// Written as the source holds it: not refused by a pin, not a filtered
     /// index, so the source's signatures still name it.
     fn is_verbatim(&self) -> bool {
-        self.pin_mismatch.is_none() && self.digest == self.head.digest.to_string()
+        self.pin_mismatch.is_none() && self.digest == self.head.digest
     }
 
     /// Ranks among the versions floating tags follow: a version, not refused
@@ -284,7 +285,7 @@ impl<'a> RepositoryExpansion<'a> {
             .pins
             .get(&selected.tag)
             .filter(|pin| **pin != head.digest)
-            .map(ToString::to_string);
+            .cloned();
         Some(ResolvedTag {
             selected,
             head,
@@ -352,7 +353,9 @@ impl<'a> RepositoryExpansion<'a> {
                 prerelease: self.rule.prerelease,
             };
             let candidate = Candidate {
-                floating: true,
+                role: Role::Floating {
+                    series: template.to_string(),
+                },
                 version: selected.version.clone(),
                 series: Some(series),
                 ..self.candidate(&selected.tag, resolved.head, rendered, &resolved.digest)
@@ -379,11 +382,13 @@ impl<'a> RepositoryExpansion<'a> {
                 let Some(attached) = inventory.source_heads.get(&key) else {
                     continue;
                 };
-                let digest = attached.digest.to_string();
+                let digest = attached.digest.clone();
                 let candidate = Candidate {
                     platforms: Vec::new(),
                     referrers: false,
-                    attached: true,
+                    role: Role::Attached {
+                        subject: head.digest.clone(),
+                    },
                     mode: Mode::Copy,
                     ..self.candidate(tag, attached, tag.clone(), &digest)
                 };
@@ -400,29 +405,28 @@ impl<'a> RepositoryExpansion<'a> {
         tag: &str,
         head: &ManifestHead,
         target_tag: String,
-        digest: &str,
+        digest: &Digest,
     ) -> Candidate {
         Candidate {
             rule_index: self.rule.index,
             rule: self.rule.name.clone(),
-            floating: false,
+            role: Role::Version,
             version: None,
             series: None,
             source: SourceImage {
                 registry: self.rule.from.clone(),
                 repository: self.repository.to_string(),
                 tag: tag.to_string(),
-                digest: head.digest.to_string(),
+                digest: head.digest.clone(),
                 media_type: head.media_type.clone(),
             },
             target_registry: String::new(),
             target_repository: self.target_repository.clone(),
             target_tag,
             pin_mismatch: None,
-            digest: digest.to_string(),
+            digest: digest.clone(),
             platforms: self.rule.platforms.clone(),
             referrers: self.rule.referrers,
-            attached: false,
             mode: self.rule.mode,
         }
     }
@@ -455,7 +459,7 @@ impl<'a> RepositoryExpansion<'a> {
 enum PlatformFilterError {
     /// The index cannot be filtered (it has none of the platforms, …).
     #[error("platforms: {0}")]
-    Refused(String),
+    Refused(FilterError),
     /// Discovery could not read the index.
     #[error("the index could not be read to filter its platforms")]
     Unread,
@@ -467,12 +471,12 @@ fn effective_digest(
     rule: &Rule,
     head: &ManifestHead,
     inventory: &Inventory,
-) -> Result<String, PlatformFilterError> {
+) -> Result<Digest, PlatformFilterError> {
     let Some(key) = filter_key(rule, head) else {
-        return Ok(head.digest.to_string());
+        return Ok(head.digest.clone());
     };
     match inventory.filtered.get(&key) {
-        Some(Ok(digest)) => Ok(digest.to_string()),
+        Some(Ok(digest)) => Ok(digest.clone()),
         Some(Err(reason)) => Err(PlatformFilterError::Refused(reason.clone())),
         None => Err(PlatformFilterError::Unread),
     }

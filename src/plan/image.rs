@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::PlanEntry;
+use crate::digest::Digest;
+use crate::platform::Platform;
 
 /// One image in one target repository: what a tag points at once written.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -14,7 +16,7 @@ pub struct ImageKey {
     /// Target repository.
     pub repository: String,
     /// The digest the target gets (the source's, or a platform-filtered index's).
-    pub digest: String,
+    pub digest: Digest,
 }
 
 impl ImageKey {
@@ -29,7 +31,7 @@ impl ImageKey {
 
 impl std::fmt::Display for ImageKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let short = super::short_digest(&self.digest);
+        let short = self.digest.short();
         write!(f, "{}/{}@{short}", self.registry, self.repository)
     }
 }
@@ -51,9 +53,9 @@ pub struct ImageSource {
     /// Source repository.
     pub repository: String,
     /// The source manifest's digest.
-    pub digest: String,
+    pub digest: Digest,
     /// Platforms kept from an index (empty: the index verbatim).
-    pub platforms: Vec<String>,
+    pub platforms: Vec<Platform>,
 }
 
 /// An image the plan writes, with the entries (tags) that point at it.
@@ -75,7 +77,7 @@ impl PlanEntry {
         ImageKey {
             registry: self.target.registry.clone(),
             repository: self.target.repository.clone(),
-            digest: self.target_digest().to_string(),
+            digest: self.target_digest().clone(),
         }
     }
 

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::digest::Digest;
-use crate::manifest::is_index;
+use crate::manifest::{FilterError, is_index};
+use crate::platform::Platform;
 use crate::registry::ManifestHead;
 use crate::rules::Rule;
 
@@ -12,9 +13,9 @@ use crate::rules::Rule;
 pub type RepoKey = (String, String);
 /// `(registry name, repository, tag)`.
 pub type TagKey = (String, String, String);
-/// `(source registry, index digest, platforms joined by `,`)`: one
-/// platform-filtered index, however many repositories and rules share it.
-pub type FilterKey = (String, Digest, String);
+/// `(source registry, index digest, platforms kept)`: one platform-filtered
+/// index, however many repositories and rules share it.
+pub type FilterKey = (String, Digest, Vec<Platform>);
 
 /// A snapshot of the registries the rules touch.
 #[derive(Clone, Debug, Default)]
@@ -34,7 +35,7 @@ pub struct Inventory {
     /// Digest each probed target tag holds.
     pub target_heads: BTreeMap<TagKey, Digest>,
     /// Platform-filtered indexes → the new index's digest, or why there is none.
-    pub filtered: BTreeMap<FilterKey, Result<Digest, String>>,
+    pub filtered: BTreeMap<FilterKey, Result<Digest, FilterError>>,
 }
 
 /// Everything an image references: child manifests and blobs, flattened.
@@ -68,7 +69,7 @@ pub fn filter_key(rule: &Rule, head: &ManifestHead) -> Option<FilterKey> {
         (
             rule.from.clone(),
             head.digest.clone(),
-            rule.platforms.join(","),
+            rule.platforms.clone(),
         )
     })
 }

@@ -1,6 +1,8 @@
 //! Rules × inventory → one deduplicated plan. Pure: no I/O, so every case is
 //! tested without a registry.
 
+mod conflict;
+mod entry;
 mod estimate;
 mod expand;
 mod image;
@@ -9,11 +11,12 @@ mod scope;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use conflict::{Claim, Conflict};
+pub use entry::{Action, PlanEntry, Role, SourceImage, TargetTag, Transfer};
 pub use expand::{
     Candidate, Expansion, attached_tag_names, expand, matched_repositories, target_probes,
 };
@@ -24,151 +27,12 @@ pub use inventory::{
 pub use scope::{Scope, Shard, ShardError, shard_of};
 pub use table::render_table;
 
-use crate::config::{FieldPath, Mode, Overwrite, Part, Problem};
+use crate::config::{Mode, Overwrite};
+use crate::digest::Digest;
 use crate::rules::{RuleSet, tag_version};
 
 /// The version of the plan format written by `--out`.
-pub const PLAN_FORMAT: u32 = 1;
-
-/// What applying an entry will do.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// The target tag does not exist yet.
-    Create,
-    /// The target tag moves to another digest.
-    Update,
-    /// The target tag already holds the digest (or, for a floating tag, a newer version).
-    Unchanged,
-    /// Refused; `reason` says why.
-    Blocked,
-}
-
-impl Action {
-    /// The table's one-character marker.
-    pub fn marker(self) -> char {
-        match self {
-            Action::Create => '+',
-            Action::Update => '~',
-            Action::Unchanged => '=',
-            Action::Blocked => '!',
-        }
-    }
-}
-
-/// The image a target tag will point at.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct SourceImage {
-    /// Source registry name.
-    pub registry: String,
-    /// Source repository.
-    pub repository: String,
-    /// Source tag.
-    pub tag: String,
-    /// Manifest digest.
-    pub digest: String,
-    /// Manifest media type.
-    pub media_type: String,
-}
-
-/// `registry/repository:tag`, as the plan table and conflicts name it.
-impl fmt::Display for SourceImage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}:{}", self.registry, self.repository, self.tag)
-    }
-}
-
-/// The tag a plan entry writes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct TargetTag {
-    /// Target registry name.
-    pub registry: String,
-    /// Target repository.
-    pub repository: String,
-    /// Target tag.
-    pub tag: String,
-    /// Digest the tag holds now, if it exists.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_digest: Option<String>,
-    /// The digest written, when it is not the source's: a new index keeping
-    /// only the rule's `platforms`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-}
-
-/// One target `(registry, repository, tag)` and what will happen to it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct PlanEntry {
-    /// What applying does.
-    pub action: Action,
-    /// Why it is blocked, or why a floating tag stays.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// A floating tag (`1`, `1.4`, `latest`): written after every other tag.
-    #[serde(default)]
-    pub floating: bool,
-    /// Where the image comes from.
-    pub source: SourceImage,
-    /// The tag written.
-    pub target: TargetTag,
-    /// Rules that produce this entry, in file order.
-    pub rules: Vec<String>,
-    /// Platforms kept from a multi-platform index (empty: the index verbatim).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub platforms: Vec<String>,
-    /// Also copy the image's OCI 1.1 referrers where the source has the API.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub referrers: bool,
-    /// A signature, attestation or SBOM tag (cosign's `sha256-<hex>.sig`
-    /// convention) carried with the image it belongs to; written last, and
-    /// updated whenever the source's changes.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub attached: bool,
-    /// `move`: the source tag is deleted once every target has it.
-    #[serde(default, skip_serializing_if = "is_copy")]
-    pub mode: Mode,
-}
-
-impl PlanEntry {
-    /// The digest the target tag will hold.
-    pub fn target_digest(&self) -> &str {
-        self.target.digest.as_deref().unwrap_or(&self.source.digest)
-    }
-
-    /// Written after the other tags of its repository: floating and attached tags.
-    pub fn is_late(&self) -> bool {
-        self.floating || self.attached
-    }
-
-    /// Whether this late entry follows `regular`, so must not be written
-    /// when `regular` was not: a floating tag follows the version tag of the
-    /// same source tag; an attached tag (`sha256-<hex>.sig`) follows the
-    /// image that is its subject.
-    pub fn follows(&self, regular: &PlanEntry) -> bool {
-        if self.attached {
-            let subject = self.target.tag.split('.').next().unwrap_or("");
-            return regular.target_digest() == subject.replacen('-', ":", 1);
-        }
-        regular.source.registry == self.source.registry
-            && regular.source.repository == self.source.repository
-            && regular.source.tag == self.source.tag
-    }
-
-    /// Whether applying writes something.
-    pub fn changes(&self) -> bool {
-        matches!(self.action, Action::Create | Action::Update)
-    }
-}
-
-fn is_false(value: &bool) -> bool {
-    !*value
-}
-
-fn is_copy(mode: &Mode) -> bool {
-    *mode == Mode::Copy
-}
+pub const PLAN_FORMAT: u32 = 2;
 
 /// A source tag a rule selected but cannot promote, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -253,91 +117,6 @@ pub fn json_schema() -> String {
     text
 }
 
-/// Two rules (or one rule twice) that want one target tag at different digests.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Conflict {
-    /// `registry/repository:tag`.
-    pub target: String,
-    /// Each claim: rule index in the file, rule name, source `repo:tag`, digest.
-    pub claims: Vec<(usize, String, String, String)>,
-    /// Whether a floating tag collides with a tag of the same name.
-    pub floating_clash: bool,
-}
-
-impl Conflict {
-    /// The conflict among the claims on one target tag, if they want
-    /// different digests.
-    fn among(key: &TagKey, claims: &[Candidate]) -> Option<Conflict> {
-        let digests: BTreeSet<&str> = claims.iter().map(|c| c.digest.as_str()).collect();
-        if digests.len() <= 1 {
-            return None;
-        }
-        Some(Conflict {
-            target: format!("{}/{}:{}", key.0, key.1, key.2),
-            claims: claims
-                .iter()
-                .map(|c| {
-                    (
-                        c.rule_index,
-                        c.rule.clone(),
-                        c.source.to_string(),
-                        c.digest.clone(),
-                    )
-                })
-                .collect(),
-            floating_clash: claims.iter().any(|c| c.floating) && claims.iter().any(|c| !c.floating),
-        })
-    }
-
-    /// The diagnostic: every rule involved is labelled at its name.
-    pub fn problem(&self) -> Problem {
-        let rules: BTreeSet<&str> = self.claims.iter().map(|c| c.1.as_str()).collect();
-        let who = if rules.len() == 1 {
-            format!("rule `{}` writes", self.claims[0].1)
-        } else {
-            format!(
-                "rules {} write",
-                rules
-                    .iter()
-                    .map(|r| format!("`{r}`"))
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            )
-        };
-        let mut problem: Option<Problem> = None;
-        let mut labelled = BTreeSet::new();
-        for (index, _, source, digest) in &self.claims {
-            let text = format!("wants {source} ({})", short_digest(digest));
-            let path = FieldPath::promotion(*index).key("name");
-            if !labelled.insert((*index, digest.clone())) {
-                continue;
-            }
-            problem = Some(match problem {
-                None => Problem::at(
-                    path,
-                    format!("conflict: {who} {} with different digests", self.target),
-                )
-                .label(text),
-                Some(p) => p.also(path, Part::Value, text),
-            });
-        }
-        let help = if self.floating_clash {
-            "a floating tag has the name of a source tag: exclude that tag from `tags` (e.g. \"!latest\") or drop it from `floating`"
-        } else {
-            "narrow `repositories` or `tags` so only one rule writes this tag, or give one rule another `target` or `tag` template"
-        };
-        problem
-            .unwrap_or_else(|| Problem::at(FieldPath::root("promotion"), "conflict"))
-            .help(help)
-    }
-}
-
-/// `sha256:0123456789ab`: enough of a digest for people.
-pub fn short_digest(digest: &str) -> &str {
-    let end = digest.find(':').map_or(12, |i| i + 13);
-    digest.get(..end).unwrap_or(digest)
-}
-
 /// Builds the plan from the rules and what discovery saw.
 pub fn build(
     rules: &RuleSet,
@@ -391,7 +170,7 @@ fn claims_by_target(candidates: Vec<Candidate>) -> BTreeMap<TagKey, Vec<Candidat
 /// A floating tag fed by several rules or source repositories follows the
 /// highest version among all of them: only its claims stay.
 fn keep_highest_floating(claims: &mut Vec<Candidate>) {
-    if claims.iter().all(|c| c.floating)
+    if claims.iter().all(|c| c.role.is_floating())
         && let Some(best) = claims
             .iter()
             .map(|c| (c.version.clone(), c.source.tag.clone()))
@@ -444,12 +223,9 @@ pub fn keep_moves_within(entries: &mut [PlanEntry], in_scope: impl Fn(&PlanEntry
     };
     let outside: BTreeSet<(String, String, String)> =
         entries.iter().filter(|e| !in_scope(e)).map(key).collect();
-    for e in entries.iter_mut().filter(|e| e.mode == Mode::Move) {
+    for e in entries.iter_mut().filter(|e| e.mode == Transfer::Move) {
         if outside.contains(&key(e)) {
-            e.mode = Mode::Copy;
-            e.reason.get_or_insert_with(|| {
-                "copied, not moved: entries outside this run also read the source tag".to_string()
-            });
+            e.mode = Transfer::CopyNotMove;
         }
     }
 }
@@ -460,7 +236,7 @@ pub fn keep_moves_within(entries: &mut [PlanEntry], in_scope: impl Fn(&PlanEntry
 fn block_floating_over_blocked_versions(entries: &mut [PlanEntry]) {
     let blocked: BTreeSet<(String, String, String, String)> = entries
         .iter()
-        .filter(|e| !e.floating && e.action == Action::Blocked)
+        .filter(|e| !e.role.is_floating() && matches!(e.action, Action::Blocked { .. }))
         .map(|e| {
             (
                 e.target.registry.clone(),
@@ -470,19 +246,16 @@ fn block_floating_over_blocked_versions(entries: &mut [PlanEntry]) {
             )
         })
         .collect();
-    for entry in entries.iter_mut().filter(|e| e.floating) {
+    for entry in entries.iter_mut().filter(|e| e.role.is_floating()) {
         let key = (
             entry.target.registry.clone(),
             entry.target.repository.clone(),
             entry.source.repository.clone(),
             entry.source.tag.clone(),
         );
-        if matches!(entry.action, Action::Create | Action::Update) && blocked.contains(&key) {
-            entry.action = Action::Blocked;
-            entry.reason = Some(format!(
-                "it would follow {}, which is blocked",
-                entry.source.tag
-            ));
+        if entry.changes() && blocked.contains(&key) {
+            let reason = format!("it would follow {}, which is blocked", entry.source.tag);
+            entry.action = Action::blocked(reason);
         }
     }
 }
@@ -496,8 +269,8 @@ fn summarize(entries: &[PlanEntry], skipped: usize) -> Summary {
         match entry.action {
             Action::Create => summary.create += 1,
             Action::Update => summary.update += 1,
-            Action::Unchanged => summary.unchanged += 1,
-            Action::Blocked => summary.blocked += 1,
+            Action::Unchanged { .. } => summary.unchanged += 1,
+            Action::Blocked { .. } => summary.blocked += 1,
         }
     }
     summary
@@ -511,82 +284,99 @@ fn decide(
     claims: Vec<Candidate>,
 ) -> PlanEntry {
     let first = &claims[0];
-    let floating = claims.iter().all(|c| c.floating);
     let mut rule_names: Vec<(usize, String)> = claims
         .iter()
         .map(|c| (c.rule_index, c.rule.clone()))
         .collect();
     rule_names.sort();
     rule_names.dedup();
-    let current = inventory.target_heads.get(key).map(ToString::to_string);
-    let digest = first.digest.clone();
-    let attached = claims.iter().all(|c| c.attached);
-    let (action, reason) = if let Some(pin) = claims.iter().find_map(|c| c.pin_mismatch.clone()) {
-        (
-            Action::Blocked,
-            Some(format!(
-                "pinned to {}, but the source tag is at {}",
-                short_digest(&pin),
-                short_digest(&digest)
-            )),
-        )
-    } else {
-        match &current {
-            None => (Action::Create, None),
-            Some(current) if *current == digest => (Action::Unchanged, None),
-            Some(current) if floating => match target_ahead(inventory, key, first, current) {
-                Some(version) => (
-                    Action::Unchanged,
-                    Some(format!(
-                        "kept: the target's `{}` is at {version}, newer than {}",
-                        key.2, first.source.tag
-                    )),
-                ),
-                None => (Action::Update, None),
-            },
-            Some(current) => {
-                let always = claims.iter().all(|c| {
-                    rules
-                        .rules
-                        .iter()
-                        .find(|r| r.index == c.rule_index)
-                        .is_some_and(|r| r.overwrite == Overwrite::Always)
-                });
-                if always || attached {
-                    (Action::Update, None)
-                } else {
-                    (
-                        Action::Blocked,
-                        Some(format!(
-                            "the target tag holds {}; overwrite = \"never\"",
-                            short_digest(current)
-                        )),
-                    )
-                }
-            }
-        }
-    };
+    let current = inventory.target_heads.get(key).cloned();
+    let role = merged_role(&claims);
+    let action = decide_action(rules, inventory, key, &claims, &role, current.as_ref());
     PlanEntry {
         action,
-        reason,
-        floating,
+        role,
         source: first.source.clone(),
         target: TargetTag {
             registry: key.0.clone(),
             repository: key.1.clone(),
             tag: key.2.clone(),
             current_digest: current,
-            digest: (digest != first.source.digest).then(|| digest.clone()),
+            digest: (first.digest != first.source.digest).then(|| first.digest.clone()),
         },
         rules: rule_names.into_iter().map(|(_, name)| name).collect(),
         platforms: first.platforms.clone(),
         referrers: claims.iter().any(|c| c.referrers),
-        attached,
         mode: if claims.iter().any(|c| c.mode == Mode::Move) {
-            Mode::Move
+            Transfer::Move
         } else {
-            Mode::Copy
+            Transfer::Copy
         },
+    }
+}
+
+/// The role of a tag several candidates claim: floating or attached only
+/// when every claim is (a floating `latest` that is also a source tag
+/// `latest` is written with the versions).
+fn merged_role(claims: &[Candidate]) -> Role {
+    let first = &claims[0].role;
+    let same_kind = claims
+        .iter()
+        .all(|c| std::mem::discriminant(&c.role) == std::mem::discriminant(first));
+    if same_kind {
+        first.clone()
+    } else {
+        Role::Version
+    }
+}
+
+/// What applying does to a target tag that holds `current`: refuse a pin
+/// the source left, create, keep, update, or refuse to overwrite.
+fn decide_action(
+    rules: &RuleSet,
+    inventory: &Inventory,
+    key: &TagKey,
+    claims: &[Candidate],
+    role: &Role,
+    current: Option<&Digest>,
+) -> Action {
+    let first = &claims[0];
+    let digest = &first.digest;
+    if let Some(pin) = claims.iter().find_map(|c| c.pin_mismatch.as_ref()) {
+        return Action::blocked(format!(
+            "pinned to {}, but the source tag is at {}",
+            pin.short(),
+            digest.short()
+        ));
+    }
+    let Some(current) = current else {
+        return Action::Create;
+    };
+    if current == digest {
+        return Action::UNCHANGED;
+    }
+    if role.is_floating() {
+        return match target_ahead(inventory, key, first, current) {
+            Some(version) => Action::Unchanged {
+                kept_at: Some(version),
+            },
+            None => Action::Update,
+        };
+    }
+    let always = claims.iter().all(|c| {
+        rules
+            .rules
+            .iter()
+            .find(|r| r.index == c.rule_index)
+            .is_some_and(|r| r.overwrite == Overwrite::Always)
+    });
+    if always || role.is_attached() {
+        Action::Update
+    } else {
+        Action::blocked(format!(
+            "the target tag holds {}; overwrite = \"never\"",
+            current.short()
+        ))
     }
 }
 
@@ -597,7 +387,7 @@ fn target_ahead(
     inventory: &Inventory,
     key: &TagKey,
     candidate: &Candidate,
-    current: &str,
+    current: &Digest,
 ) -> Option<String> {
     let series = candidate.series.as_ref()?;
     let version = candidate.version.as_ref()?;
@@ -613,7 +403,7 @@ fn target_ahead(
             inventory
                 .target_heads
                 .get(&(key.0.clone(), key.1.clone(), (*tag).clone()))
-                .is_some_and(|d| d.to_string() == current)
+                .is_some_and(|d| d == current)
         });
     if let Some(tag) = in_target {
         return Some(tag.clone());
@@ -630,7 +420,7 @@ fn target_ahead(
         .take_while(|((registry, repository, _), _)| {
             (registry, repository) == (&source.0, &source.1)
         })
-        .find(|((_, _, tag), head)| newer(tag).is_some() && head.digest.to_string() == current)
+        .find(|((_, _, tag), head)| newer(tag).is_some() && head.digest == *current)
         .map(|((_, _, tag), _)| tag.clone())
 }
 

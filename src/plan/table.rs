@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{Action, Plan, PlanEntry, SkippedTag, short_digest};
-use crate::config::Mode;
+use super::Transfer;
+use super::{Action, Plan, PlanEntry, SkippedTag};
 use crate::report::{count, human_bytes};
 
 /// Renders the plan table.
@@ -57,7 +57,7 @@ fn render_group(out: &mut String, entries: &[&PlanEntry]) {
             entry.action.marker(),
             entry.target.tag,
             source,
-            short_digest(&entry.source.digest),
+            entry.source.digest.short(),
             entry.rules.join(", "),
         );
         push_remarks(&mut line, entry);
@@ -72,25 +72,20 @@ fn push_remarks(line: &mut String, entry: &PlanEntry) {
         let _ = write!(
             line,
             " -> {} ({})",
-            short_digest(filtered),
-            entry.platforms.join(", ")
+            filtered.short(),
+            crate::platform::join(&entry.platforms)
         );
     }
-    if entry.mode == Mode::Move {
+    if entry.mode == Transfer::Move {
         line.push_str(" (move)");
     }
     if entry.action == Action::Update
         && let Some(current) = &entry.target.current_digest
     {
-        let _ = write!(line, " (was {})", short_digest(current));
+        let _ = write!(line, " (was {})", current.short());
     }
-    if let Some(reason) = &entry.reason {
-        let prefix = if entry.action == Action::Blocked {
-            "blocked: "
-        } else {
-            ""
-        };
-        let _ = write!(line, " {prefix}{reason}");
+    if let Some(remark) = entry.remark() {
+        let _ = write!(line, " {remark}");
     }
 }
 

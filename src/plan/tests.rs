@@ -95,7 +95,7 @@ fn tags_of(plan: &Plan, registry: &str, repository: &str) -> Vec<(String, Action
     plan.entries
         .iter()
         .filter(|e| e.target.registry == registry && e.target.repository == repository)
-        .map(|e| (e.target.tag.clone(), e.action, e.source.tag.clone()))
+        .map(|e| (e.target.tag.clone(), e.action.clone(), e.source.tag.clone()))
         .collect()
 }
 
@@ -162,19 +162,27 @@ fn floating_tags_only_move_forward() {
     target_has(&mut inventory, "prod", "apps/web", "1.2", "apps/web:1.2.0");
     let plan = plan(&rules(FLOATING), &inventory);
     let one = plan.entries.iter().find(|e| e.target.tag == "1").unwrap();
-    assert_eq!(one.action, Action::Unchanged);
     assert!(
-        one.reason.as_deref().unwrap().contains("1.11.0"),
+        matches!(&one.action, Action::Unchanged { kept_at: Some(at) } if at.contains("1.11.0")),
         "{:?}",
-        one.reason
+        one.action
+    );
+    assert!(
+        one.remark().unwrap().contains("1.11.0"),
+        "{:?}",
+        one.remark()
     );
     let minor = plan.entries.iter().find(|e| e.target.tag == "1.2").unwrap();
     assert_eq!(
-        (minor.action, minor.source.tag.as_str()),
+        (minor.action.clone(), minor.source.tag.as_str()),
         (Action::Update, "1.2.3")
     );
     // Floating tags need no `overwrite = "always"`.
-    assert!(plan.entries.iter().all(|e| e.action != Action::Blocked));
+    assert!(
+        plan.entries
+            .iter()
+            .all(|e| !matches!(e.action, Action::Blocked { .. }))
+    );
 }
 
 #[test]
@@ -197,15 +205,14 @@ repositories = ["apps/*"]
 "#;
     let plan = plan(&rules(rule), &inventory);
     let entry = &plan.entries[0];
-    assert_eq!(entry.action, Action::Blocked);
     assert!(
         entry
-            .reason
-            .as_deref()
+            .action
+            .blocked_reason()
             .unwrap()
             .contains("overwrite = \"never\"")
     );
-    assert_eq!(plan.entries[1].action, Action::Unchanged);
+    assert_eq!(plan.entries[1].action, Action::UNCHANGED);
     assert!(!plan.has_changes());
     let plan = super::tests::plan(
         &rules(&format!("{rule}overwrite = \"always\"\n")),
@@ -214,7 +221,7 @@ repositories = ["apps/*"]
     assert_eq!(plan.entries[0].action, Action::Update);
     assert_eq!(
         plan.entries[0].target.current_digest,
-        Some(digest("rebuilt:1.0.0").to_string())
+        Some(digest("rebuilt:1.0.0"))
     );
 }
 
@@ -328,11 +335,10 @@ pin = {{ "1.0.0" = "{}", "1.1.0" = "{}" }}
     );
     let plan = plan(&rules(&rule), &staging("apps/web", &["1.0.0", "1.1.0"]));
     assert_eq!(plan.entries[0].action, Action::Create);
-    assert_eq!(plan.entries[1].action, Action::Blocked);
     assert!(
         plan.entries[1]
-            .reason
-            .as_deref()
+            .action
+            .blocked_reason()
             .unwrap()
             .starts_with("pinned to sha256:")
     );
@@ -558,5 +564,9 @@ floating = ["latest"]
         .iter()
         .find(|e| e.target.tag == "latest")
         .unwrap();
-    assert_eq!(latest.action, Action::Unchanged, "{:?}", latest.reason);
+    assert!(
+        matches!(latest.action, Action::Unchanged { .. }),
+        "{:?}",
+        latest.action
+    );
 }

@@ -18,6 +18,7 @@ use crate::config::{
     Config, FieldPath, Mode, Overwrite, Part, Problem, Promotion, did_you_mean, is_broken,
 };
 use crate::digest::Digest;
+use crate::platform::Platform;
 
 /// Variables a `target` repository template may use.
 const REPOSITORY_VARIABLES: [Variable; 3] = [Variable::Path, Variable::Name, Variable::Namespace];
@@ -67,7 +68,7 @@ pub struct Rule {
     /// May an existing target tag change digest?
     pub overwrite: Overwrite,
     /// Platforms kept from an index (empty: all).
-    pub platforms: Vec<String>,
+    pub platforms: Vec<Platform>,
     /// Copy referrers.
     pub referrers: bool,
     /// Copy or move.
@@ -285,10 +286,11 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
             ),
         }
     }
+    let mut platforms = Vec::new();
     for (i, platform) in p.platforms.iter().enumerate() {
-        let parts: Vec<&str> = platform.split('/').collect();
-        if !(2..=3).contains(&parts.len()) || parts.iter().any(|s| s.is_empty()) {
-            problems.push(
+        match platform.parse::<Platform>() {
+            Ok(platform) => platforms.push(platform),
+            Err(_) => problems.push(
                 Problem::at(
                     path.key("platforms").index(i),
                     format!("`{platform}` is not a platform"),
@@ -296,7 +298,7 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
                 .help(
                     "write os/arch or os/arch/variant, e.g. \"linux/amd64\" or \"linux/arm64/v8\"",
                 ),
-            );
+            ),
         }
     }
     if !problems.is_empty() {
@@ -323,7 +325,7 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
         floating,
         keep_source_tag: p.keep_source_tag,
         overwrite: p.overwrite,
-        platforms: p.platforms.clone(),
+        platforms,
         referrers: p.referrers,
         mode: p.mode,
     })

@@ -625,6 +625,14 @@ fn bad_input_is_a_diagnostic_exit_2_and_contacts_nothing() {
             write("v99.json", &other_format.to_string()),
             "plan format 99",
         ),
+        // A plan of the previous format is named as such, not as broken.
+        (
+            write(
+                "v1.json",
+                r#"{"format": 1, "entries": [{"floating": true}]}"#,
+            ),
+            "has plan format 1; this hoist reads format 2",
+        ),
         (write("made.json", &made), "the plan has registry"),
     ];
     let root_reads_anything = std::fs::read(&unreadable).is_ok();

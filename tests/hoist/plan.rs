@@ -337,7 +337,13 @@ fn planning_and_dry_runs_leave_every_target_untouched() {
     let run = hoist().args(["plan", "--out", "plan.json"]).run().success();
     let written = run.json_file("plan.json");
     assert_eq!(written["summary"]["unchanged"], 1);
-    assert_eq!(written["format"], 1);
+    assert_eq!(written["format"], 2);
+    let entries = written["entries"].as_array().expect("entries");
+    let floating = entries
+        .iter()
+        .filter(|e| e["role"]["kind"] == "floating")
+        .count();
+    assert!(floating > 0 && entries.iter().all(|e| e["role"]["kind"].is_string()));
     let dry = hoist().args(["apply", "--dry-run"]).run().success();
     assert_eq!(dry.stdout, run.stdout, "apply --dry-run prints the plan");
 

@@ -1,0 +1,264 @@
+//! One entry of the plan: the tag it writes, the image it points at, what
+//! the tag is to its repository (its role) and what applying does (its action).
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Mode;
+use crate::digest::Digest;
+use crate::platform::Platform;
+
+/// What applying an entry will do; refusals and kept tags say why.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum Action {
+    /// The target tag does not exist yet.
+    Create,
+    /// The target tag moves to another digest.
+    Update,
+    /// The target tag stays where it is.
+    Unchanged {
+        /// For a floating tag: the newer version tag of its series the target
+        /// already holds it at, so it stays there rather than move back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kept_at: Option<String>,
+    },
+    /// Refused.
+    Blocked {
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+impl Action {
+    /// Nothing to do: the tag already holds the digest.
+    pub const UNCHANGED: Action = Action::Unchanged { kept_at: None };
+
+    /// A refusal, and why.
+    pub fn blocked(reason: impl Into<String>) -> Action {
+        Action::Blocked {
+            reason: reason.into(),
+        }
+    }
+
+    /// Why it is refused, when it is.
+    pub fn blocked_reason(&self) -> Option<&str> {
+        match self {
+            Action::Blocked { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The table's one-character marker.
+    pub fn marker(&self) -> char {
+        match self {
+            Action::Create => '+',
+            Action::Update => '~',
+            Action::Unchanged { .. } => '=',
+            Action::Blocked { .. } => '!',
+        }
+    }
+
+    /// Whether applying writes something.
+    pub fn changes(&self) -> bool {
+        matches!(self, Action::Create | Action::Update)
+    }
+}
+
+/// What a target tag is to its repository, which decides when it is written
+/// and what it waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Role {
+    /// A tag of one image, a version or any other selected tag: written as
+    /// soon as its image is complete.
+    Version,
+    /// A tag that follows the highest version of a series (`1`, `1.4`,
+    /// `latest`): written after the other tags of its repository, and only
+    /// when the version tag of its source tag was.
+    Floating {
+        /// What it follows: the floating template (`{major}.{minor}`,
+        /// `latest`), or the tag itself when named outright.
+        series: String,
+    },
+    /// A signature, attestation or SBOM tag (cosign's `sha256-<hex>.sig`,
+    /// `.att`, `.sbom`; the referrers fallback tag `sha256-<hex>`) carried
+    /// with the image it is about: written last, only once that image is,
+    /// and updated whenever the source's changes.
+    Attached {
+        /// The digest of the image it is about.
+        subject: Digest,
+    },
+}
+
+impl Role {
+    /// A floating tag.
+    pub fn is_floating(&self) -> bool {
+        matches!(self, Role::Floating { .. })
+    }
+
+    /// An attached artifact's tag.
+    pub fn is_attached(&self) -> bool {
+        matches!(self, Role::Attached { .. })
+    }
+
+    /// Written after the other tags of its repository: floating and attached tags.
+    pub fn is_late(&self) -> bool {
+        !matches!(self, Role::Version)
+    }
+}
+
+/// What becomes of the source tag once every target holds the image.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Transfer {
+    /// It stays.
+    #[default]
+    Copy,
+    /// It is deleted.
+    Move,
+    /// The rule moves, but entries outside this run (another shard, another
+    /// rule) also read the source tag: this run copies and keeps it.
+    CopyNotMove,
+}
+
+impl From<Mode> for Transfer {
+    fn from(mode: Mode) -> Transfer {
+        match mode {
+            Mode::Copy => Transfer::Copy,
+            Mode::Move => Transfer::Move,
+        }
+    }
+}
+
+/// The image a target tag will point at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SourceImage {
+    /// Source registry name.
+    pub registry: String,
+    /// Source repository.
+    pub repository: String,
+    /// Source tag.
+    pub tag: String,
+    /// Manifest digest.
+    pub digest: Digest,
+    /// Manifest media type.
+    pub media_type: String,
+}
+
+/// `registry/repository:tag`, as the plan table and conflicts name it.
+impl fmt::Display for SourceImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}:{}", self.registry, self.repository, self.tag)
+    }
+}
+
+/// The tag a plan entry writes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TargetTag {
+    /// Target registry name.
+    pub registry: String,
+    /// Target repository.
+    pub repository: String,
+    /// Target tag.
+    pub tag: String,
+    /// Digest the tag holds now, if it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_digest: Option<Digest>,
+    /// The digest written, when it is not the source's: a new index keeping
+    /// only the rule's `platforms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+}
+
+/// One target `(registry, repository, tag)` and what will happen to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanEntry {
+    /// What applying does (`action`, with `reason` or `kept_at`).
+    #[serde(flatten)]
+    pub action: Action,
+    /// What the tag is: a version, a floating tag of a series, or an
+    /// artifact attached to a subject.
+    pub role: Role,
+    /// Where the image comes from.
+    pub source: SourceImage,
+    /// The tag written.
+    pub target: TargetTag,
+    /// Rules that produce this entry, in file order.
+    pub rules: Vec<String>,
+    /// Platforms kept from a multi-platform index (empty: the index verbatim).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<Platform>,
+    /// Also copy the image's OCI 1.1 referrers where the source has the API.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub referrers: bool,
+    /// Whether the source tag is deleted once every target has it.
+    #[serde(default, skip_serializing_if = "is_copy")]
+    pub mode: Transfer,
+}
+
+impl PlanEntry {
+    /// The digest the target tag will hold.
+    pub fn target_digest(&self) -> &Digest {
+        self.target.digest.as_ref().unwrap_or(&self.source.digest)
+    }
+
+    /// Written after the other tags of its repository: floating and attached tags.
+    pub fn is_late(&self) -> bool {
+        self.role.is_late()
+    }
+
+    /// Whether this late entry follows `regular`, so must not be written
+    /// when `regular` was not: a floating tag follows the version tag of the
+    /// same source tag; an attached tag follows the image that is its subject.
+    pub fn follows(&self, regular: &PlanEntry) -> bool {
+        match &self.role {
+            Role::Version => false,
+            Role::Floating { .. } => {
+                regular.source.registry == self.source.registry
+                    && regular.source.repository == self.source.repository
+                    && regular.source.tag == self.source.tag
+            }
+            Role::Attached { subject } => regular.target_digest() == subject,
+        }
+    }
+
+    /// Whether applying writes something.
+    pub fn changes(&self) -> bool {
+        self.action.changes()
+    }
+
+    /// Why the entry is blocked, why a floating tag stays, or why a move is
+    /// only a copy: what the table says after the columns.
+    pub fn remark(&self) -> Option<String> {
+        match &self.action {
+            Action::Blocked { reason } => return Some(format!("blocked: {reason}")),
+            Action::Unchanged {
+                kept_at: Some(version),
+            } => {
+                return Some(format!(
+                    "kept: the target's `{}` is at {version}, newer than {}",
+                    self.target.tag, self.source.tag
+                ));
+            }
+            _ => {}
+        }
+        (self.mode == Transfer::CopyNotMove).then(|| {
+            "copied, not moved: entries outside this run also read the source tag".to_string()
+        })
+    }
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+fn is_copy(mode: &Transfer) -> bool {
+    *mode == Transfer::Copy
+}
+
+#[cfg(test)]
+#[path = "entry_tests.rs"]
+mod tests;
