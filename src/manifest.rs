@@ -241,7 +241,11 @@ pub fn filter_index(index: &Manifest, platforms: &[Platform]) -> Result<Manifest
         .map(|p| p.to_string())
         .collect();
     children.retain(|child| {
-        platform_of(child).is_some_and(|p| platforms.iter().any(|w| w.matches(&p)))
+        platform_of(child).is_some_and(|p| {
+            platforms
+                .iter()
+                .any(|w| w.matches(&p.os, &p.architecture, p.variant.as_deref()))
+        })
     });
     if children.is_empty() {
         return Err(FilterError::NoneOf {

@@ -8,8 +8,6 @@ use std::str::FromStr;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::DescriptorPlatform;
-
 /// `os/arch` or `os/arch/variant`, e.g. `linux/amd64`, `linux/arm64/v8`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -25,15 +23,12 @@ pub struct Platform {
 pub struct InvalidPlatform(pub String);
 
 impl Platform {
-    /// Whether an index entry built for `platform` is this one; without a
-    /// variant here, any variant matches.
-    pub fn matches(&self, platform: &DescriptorPlatform) -> bool {
-        self.os == platform.os
-            && self.architecture == platform.architecture
-            && self
-                .variant
-                .as_ref()
-                .is_none_or(|v| platform.variant.as_ref() == Some(v))
+    /// Whether an index entry built for this OS, architecture and variant is
+    /// this platform; without a variant here, any variant matches.
+    pub fn matches(&self, os: &str, architecture: &str, variant: Option<&str>) -> bool {
+        self.os == os
+            && self.architecture == architecture
+            && self.variant.as_deref().is_none_or(|v| variant == Some(v))
     }
 }
 
@@ -146,21 +141,12 @@ mod tests {
 
     #[test]
     fn a_platform_without_variant_matches_any_variant() {
-        let entry = |variant: Option<&str>| DescriptorPlatform {
-            os: "linux".into(),
-            architecture: "arm64".into(),
-            variant: variant.map(Into::into),
-        };
         let any: Platform = "linux/arm64".parse().unwrap();
         let v8: Platform = "linux/arm64/v8".parse().unwrap();
-        assert!(any.matches(&entry(None)) && any.matches(&entry(Some("v8"))));
-        assert!(v8.matches(&entry(Some("v8"))));
-        assert!(!v8.matches(&entry(None)) && !v8.matches(&entry(Some("v7"))));
-        assert!(
-            !"linux/amd64"
-                .parse::<Platform>()
-                .unwrap()
-                .matches(&entry(None))
-        );
+        assert!(any.matches("linux", "arm64", None) && any.matches("linux", "arm64", Some("v8")));
+        assert!(v8.matches("linux", "arm64", Some("v8")));
+        assert!(!v8.matches("linux", "arm64", None) && !v8.matches("linux", "arm64", Some("v7")));
+        let amd64: Platform = "linux/amd64".parse().unwrap();
+        assert!(!amd64.matches("linux", "arm64", None));
     }
 }

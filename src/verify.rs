@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 use crate::digest::Digest;
-use crate::plan::{Action, Plan, PlanEntry};
+use crate::plan::{Action, ImageKey, Plan, PlanEntry};
 use crate::registry::RegistryError;
 use crate::registry::{Registry, StoreMap};
 use crate::tree::{TreeError, read_tree};
@@ -14,7 +14,7 @@ use crate::tree::{TreeError, read_tree};
 /// Problems found, one line each, in plan order.
 pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
     // Each (target registry, repository, digest) is walked once.
-    let mut images: BTreeMap<(String, String, Digest), Vec<&PlanEntry>> = BTreeMap::new();
+    let mut images: BTreeMap<ImageKey, Vec<&PlanEntry>> = BTreeMap::new();
     let mut problems: Vec<(usize, String)> = Vec::new();
     for (i, entry) in plan.entries.iter().enumerate() {
         let name = format!(
@@ -39,21 +39,26 @@ pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
                     entry.source.tag
                 ),
             )),
+            // What the target holds is walked, once per image.
             (Some(current), _) => images
-                .entry((
-                    entry.target.registry.clone(),
-                    entry.target.repository.clone(),
-                    current.clone(),
-                ))
+                .entry(ImageKey {
+                    digest: current.clone(),
+                    ..entry.image_key()
+                })
                 .or_default()
                 .push(entry),
         }
     }
-    let walked: Vec<((String, String, Digest), Vec<String>)> = images
+    let walked: Vec<(ImageKey, Vec<String>)> = images
         .into_par_iter()
-        .map(|((registry, repository, digest), entries)| {
-            let found = match stores.get(&registry) {
-                Some(store) => check_image(store.as_ref(), &repository, &digest),
+        .map(|(key, entries)| {
+            let ImageKey {
+                registry,
+                repository,
+                digest,
+            } = &key;
+            let found = match stores.get(registry) {
+                Some(store) => check_image(store.as_ref(), repository, digest),
                 None => vec![format!("registry `{registry}` is not open")],
             };
             let tags: Vec<&str> = entries.iter().map(|e| e.target.tag.as_str()).collect();
@@ -67,7 +72,7 @@ pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
                     )
                 })
                 .collect();
-            ((registry, repository, digest), found)
+            (key, found)
         })
         .collect();
     let mut lines: Vec<String> = problems.into_iter().map(|(_, p)| p).collect();
@@ -103,3 +108,7 @@ fn check_image(store: &dyn Registry, repository: &str, digest: &Digest) -> Vec<S
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;

@@ -2,9 +2,7 @@
 //! which images wait for them, and what the late tags wait for.
 
 use super::*;
-use crate::plan::images_to_write;
-use crate::plan::{Action, Estimate, PLAN_FORMAT, PlanEntry, SourceImage, Summary, TargetTag};
-use crate::plan::{Role, Transfer};
+use crate::plan::{Action, PlanEntry, Role, images_to_write};
 
 fn digest(n: u8) -> Digest {
     format!("sha256:{}", format!("{n:02x}").repeat(32))
@@ -13,39 +11,11 @@ fn digest(n: u8) -> Digest {
 }
 
 fn entry(target: (&str, &str, &str), source: (&str, &str, &str), image: u8) -> PlanEntry {
-    PlanEntry {
-        action: Action::Create,
-        role: Role::Version,
-        source: SourceImage {
-            registry: source.0.into(),
-            repository: source.1.into(),
-            tag: source.2.into(),
-            digest: digest(image),
-            media_type: crate::manifest::OCI_MANIFEST.into(),
-        },
-        target: TargetTag {
-            registry: target.0.into(),
-            repository: target.1.into(),
-            tag: target.2.into(),
-            current_digest: None,
-            digest: None,
-        },
-        rules: vec!["r".into()],
-        platforms: Vec::new(),
-        referrers: false,
-        mode: Transfer::Copy,
-    }
+    PlanEntry::creating(target, source, &digest(image))
 }
 
 fn plan(entries: Vec<PlanEntry>) -> Plan {
-    Plan {
-        format: PLAN_FORMAT,
-        registries: BTreeMap::new(),
-        entries,
-        skipped: Vec::new(),
-        summary: Summary::default(),
-        estimate: Estimate::default(),
-    }
+    Plan::of(entries)
 }
 
 /// A tree of one manifest referencing blobs `blobs` (digest number, size).

@@ -2,14 +2,13 @@
 //! a recording target (a real OCI-layout store underneath) logs each call,
 //! one at a time, so the log is the order the target saw.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::*;
 use crate::digest::Digest;
 use crate::manifest::Manifest;
-use crate::plan::{Action, Estimate, PLAN_FORMAT, PlanEntry, SourceImage, Summary, TargetTag};
-use crate::plan::{Role, Transfer};
+use crate::plan::PlanEntry;
+use crate::plan::Role;
 use crate::registry::oci_layout::OciLayoutStore;
 use crate::registry::recording::{Call, CallLog, Recording};
 use crate::seed::{ImageSpec, LayerSpec, push_image};
@@ -64,51 +63,23 @@ fn stores(recording: impl FnOnce(Recording) -> Recording) -> Stores {
 }
 
 fn entry(tag: &str, source_tag: &str, digest: &Digest, floating: bool) -> PlanEntry {
-    let role = if floating {
-        Role::Floating { series: tag.into() }
-    } else {
-        Role::Version
-    };
-    PlanEntry {
-        action: Action::Create,
-        role,
-        source: SourceImage {
-            registry: "staging".into(),
-            repository: "app".into(),
-            tag: source_tag.into(),
-            digest: digest.clone(),
-            media_type: String::new(),
-        },
-        target: TargetTag {
-            registry: "prod".into(),
-            repository: "app".into(),
-            tag: tag.into(),
-            current_digest: None,
-            digest: None,
-        },
-        rules: vec!["r".into()],
-        platforms: Vec::new(),
-        referrers: false,
-        mode: Transfer::Copy,
+    let mut entry =
+        PlanEntry::creating(("prod", "app", tag), ("staging", "app", source_tag), digest);
+    if floating {
+        entry.role = Role::Floating { series: tag.into() };
     }
+    entry
 }
 
 /// `1.2.0` and `1.1.0`, then the floating tags `1` and `latest` at 1.2.0.
 fn plan(stores: &Stores) -> Plan {
     let (index, image) = (&stores.index.digest, &stores.image.digest);
-    Plan {
-        format: PLAN_FORMAT,
-        registries: BTreeMap::new(),
-        entries: vec![
-            entry("1.1.0", "1.1.0", image, false),
-            entry("1.2.0", "1.2.0", index, false),
-            entry("1", "1.2.0", index, true),
-            entry("latest", "1.2.0", index, true),
-        ],
-        skipped: Vec::new(),
-        summary: Summary::default(),
-        estimate: Estimate::default(),
-    }
+    Plan::of(vec![
+        entry("1.1.0", "1.1.0", image, false),
+        entry("1.2.0", "1.2.0", index, false),
+        entry("1", "1.2.0", index, true),
+        entry("latest", "1.2.0", index, true),
+    ])
 }
 
 fn apply(plan: &Plan, stores: &Stores) -> Outcome {

@@ -260,5 +260,54 @@ fn is_copy(mode: &Transfer) -> bool {
 }
 
 #[cfg(test)]
+impl PlanEntry {
+    /// For unit tests: `create` a version tag `target` (registry,
+    /// repository, tag) from `source` at `digest`, by rule `r`.
+    pub fn creating(
+        target: (&str, &str, &str),
+        source: (&str, &str, &str),
+        digest: &crate::digest::Digest,
+    ) -> PlanEntry {
+        PlanEntry {
+            action: Action::Create,
+            role: Role::Version,
+            source: super::SourceImage {
+                registry: source.0.into(),
+                repository: source.1.into(),
+                tag: source.2.into(),
+                digest: digest.clone(),
+                media_type: crate::manifest::OCI_MANIFEST.into(),
+            },
+            target: super::TargetTag {
+                registry: target.0.into(),
+                repository: target.1.into(),
+                tag: target.2.into(),
+                current_digest: None,
+                digest: None,
+            },
+            rules: vec!["r".into()],
+            platforms: Vec::new(),
+            referrers: false,
+            mode: Transfer::Copy,
+        }
+    }
+}
+
+#[cfg(test)]
+impl super::Plan {
+    /// For unit tests: a plan of these entries, nothing skipped, no estimate.
+    pub fn of(entries: Vec<PlanEntry>) -> super::Plan {
+        super::Plan {
+            format: super::PLAN_FORMAT,
+            registries: std::collections::BTreeMap::new(),
+            entries,
+            skipped: Vec::new(),
+            summary: super::Summary::default(),
+            estimate: super::Estimate::default(),
+        }
+    }
+}
+
+#[cfg(test)]
 #[path = "entry_tests.rs"]
 mod tests;

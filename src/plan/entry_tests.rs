@@ -60,26 +60,12 @@ fn actions_keep_their_reasons_beside_the_action() {
 
 fn entry(tag: &str, source_tag: &str, role: Role) -> PlanEntry {
     PlanEntry {
-        action: Action::Create,
         role,
-        source: SourceImage {
-            registry: "src".into(),
-            repository: "app".into(),
-            tag: source_tag.into(),
-            digest: digest('b'),
-            media_type: crate::manifest::OCI_MANIFEST.into(),
-        },
-        target: TargetTag {
-            registry: "dst".into(),
-            repository: "app".into(),
-            tag: tag.into(),
-            current_digest: None,
-            digest: None,
-        },
-        rules: vec!["r".into()],
-        platforms: Vec::new(),
-        referrers: false,
-        mode: Transfer::Copy,
+        ..PlanEntry::creating(
+            ("dst", "app", tag),
+            ("src", "app", source_tag),
+            &digest('b'),
+        )
     }
 }
 
