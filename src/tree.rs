@@ -20,8 +20,13 @@ pub type Fetch<'a> = &'a dyn Fn(&str) -> Result<Manifest, RegistryError>;
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
     /// A manifest could not be read from the store.
-    #[error(transparent)]
-    Read(#[from] RegistryError),
+    #[error("{error}")]
+    Read {
+        /// The manifest asked for.
+        digest: Digest,
+        /// What the store said.
+        error: Box<RegistryError>,
+    },
     /// The `platforms` filter could not be applied to the root index.
     #[error("platforms: {0}")]
     Platforms(#[from] FilterError),
@@ -76,7 +81,7 @@ pub fn read_tree(
     platforms: &[Platform],
     expected: &Digest,
 ) -> Result<Tree, TreeError> {
-    let mut root = fetch(&digest.to_string())?;
+    let mut root = read(fetch, digest)?;
     if !platforms.is_empty() && root.is_index() {
         root = filter_index(&root, platforms)?;
     }
@@ -93,6 +98,14 @@ pub fn read_tree(
     let mut seen = BTreeSet::new();
     walk(fetch, repository, root, 0, &mut tree, &mut seen)?;
     Ok(tree)
+}
+
+/// One manifest by digest; a failure names the manifest.
+fn read(fetch: Fetch<'_>, digest: &Digest) -> Result<Manifest, TreeError> {
+    fetch(&digest.to_string()).map_err(|error| TreeError::Read {
+        digest: digest.clone(),
+        error: Box::new(error),
+    })
 }
 
 fn walk(
@@ -126,7 +139,7 @@ fn walk(
             if !seen.insert(child.digest.clone()) {
                 continue;
             }
-            let bytes = fetch(&child.digest.to_string())?;
+            let bytes = read(fetch, &child.digest)?;
             if bytes.bytes.len() as u64 != child.size {
                 return Err(TreeError::Malformed {
                     what: format!("{repository}@{}", child.digest),

@@ -90,8 +90,12 @@ fn check_image(store: &dyn Registry, repository: &str, digest: &Digest) -> Vec<S
     let fetch = |d: &str| store.manifest_get(repository, d);
     let tree = match read_tree(&fetch, repository, digest, &[], digest) {
         Ok(tree) => tree,
-        Err(TreeError::Read(e)) if missing(&e) => {
-            return vec![format!("manifest {} is missing ({e})", digest.short())];
+        // The manifest missing may be a child of the image's index.
+        Err(TreeError::Read {
+            digest: absent,
+            error,
+        }) if missing(&error) => {
+            return vec![format!("manifest {} is missing ({error})", absent.short())];
         }
         Err(e) => return vec![format!("manifest {}: {e}", digest.short())],
     };

@@ -140,3 +140,29 @@ fn a_manifest_gone_from_the_target_is_named() {
     );
     assert!(problems[0].starts_with(&expected), "{problems:?}");
 }
+
+#[test]
+fn a_child_manifest_gone_from_an_index_is_named() {
+    let target = target();
+    let store = &target.stores["prod"];
+    let mut spec = ImageSpec::oci("index", vec![LayerSpec { size: 200, seed: 4 }]);
+    spec.platforms = vec!["linux/amd64".into(), "linux/arm64".into()];
+    let index = push_image(store.as_ref(), "app", "2.0", &spec).unwrap();
+    let child = index.view().unwrap().manifests[1].digest.clone();
+    let path = target
+        .dir
+        .path()
+        .join("app/blobs")
+        .join(child.algorithm())
+        .join(child.hex());
+    std::fs::remove_file(&path).unwrap();
+    let plan = Plan::of(vec![entry("2.0", &index.digest, Some(&index.digest))]);
+    let problems = verify(&plan, &target.stores);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let expected = format!(
+        "prod/app:2.0 ({}): manifest {} is missing",
+        index.digest.short(),
+        child.short()
+    );
+    assert!(problems[0].starts_with(&expected), "{problems:?}");
+}

@@ -42,7 +42,13 @@ impl Executor<'_> {
                 }
                 None => None,
             }
-            .filter(|from| from != repository);
+            .filter(|from| from != repository)
+            // A registry that refused a mount is not asked to mount again.
+            .filter(|_| {
+                !self
+                    .mounts_refused(&job.target_registry)
+                    .load(Ordering::Relaxed)
+            });
             // On a store that mounts, a mount of a blob the repository
             // already has succeeds too, so it needs no HEAD first. Elsewhere
             // a refused mount would mean an upload of a blob already there:
@@ -67,32 +73,66 @@ impl Executor<'_> {
                     Err(e) => return Err(failed(e)),
                 }
             }
-            if let Some(from) = from {
-                match target.blob_mount(repository, &job.digest, from) {
-                    Ok(MountOutcome::Mounted) => {
-                        self.mounts_work(&job.target_registry)
-                            .store(true, Ordering::Relaxed);
-                        bump(&self.stats.blobs_mounted, 1);
-                        landed.get_or_insert(repository);
-                        continue;
-                    }
-                    Ok(MountOutcome::NotMounted(started)) => session = started,
-                    // Harbor, Artifact Registry, Nexus and ECR without
-                    // BLOB_MOUNTING refuse cross-repository mounts (401, 403,
-                    // 404, 405): the blob is uploaded instead, and the
-                    // registry is asked plainly from now on.
-                    Err(RegistryError::Status { .. }) => {
-                        self.mounts_work(&job.target_registry)
-                            .store(false, Ordering::Relaxed);
-                    }
-                    Err(e) => return Err(failed(e)),
-                }
+            if let Some(from) = from
+                && self
+                    .mount(
+                        &job.target_registry,
+                        target.as_ref(),
+                        repository,
+                        &job.digest,
+                        from,
+                        &mut session,
+                    )
+                    .map_err(failed)?
+            {
+                landed.get_or_insert(repository);
+                continue;
             }
             self.transfer(source.as_ref(), target.as_ref(), job, repository, session)
                 .map_err(failed)?;
             landed.get_or_insert(repository);
         }
         Ok(())
+    }
+
+    /// Mounts the blob into `repository` from `from`: `true` when it is
+    /// there now; `false` when it must be uploaded (into `session` if the
+    /// registry opened one). Harbor, Artifact Registry, Nexus and ECR without
+    /// BLOB_MOUNTING refuse cross-repository mounts (401, 403, 404, 405, or
+    /// a 401 taken as refused credentials on basic auth): the blob is then
+    /// uploaded, and that registry is not asked to mount again this run.
+    fn mount(
+        &self,
+        registry: &str,
+        target: &dyn Registry,
+        repository: &str,
+        digest: &Digest,
+        from: &str,
+        session: &mut Option<UploadSession>,
+    ) -> Result<bool, RegistryError> {
+        match target.blob_mount(repository, digest, from) {
+            Ok(MountOutcome::Mounted) => {
+                self.mounts_work(registry).store(true, Ordering::Relaxed);
+                bump(&self.stats.blobs_mounted, 1);
+                Ok(true)
+            }
+            Ok(MountOutcome::NotMounted(started)) => {
+                *session = started;
+                Ok(false)
+            }
+            Err(RegistryError::Status { .. } | RegistryError::Auth { .. }) => {
+                self.mounts_work(registry).store(false, Ordering::Relaxed);
+                self.mounts_refused(registry).store(true, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Set once a store refused a mount in this run.
+    fn mounts_refused(&self, registry: &str) -> &AtomicBool {
+        static UNKNOWN: AtomicBool = AtomicBool::new(false);
+        self.mount_refused.get(registry).unwrap_or(&UNKNOWN)
     }
 
     /// Set once a store mounted a blob in this run.
@@ -153,14 +193,14 @@ impl Executor<'_> {
             },
             |result, attempt| match result {
                 Ok(()) => Decision::Stop,
+                // After SIGINT or SIGTERM nothing is sent again.
+                Err(_) if super::stop::requested().is_some() => Decision::Stop,
                 // The registry refused how the blob was sent (a monolithic
-                // PUT, a chunk too large): the client changed strategy for
-                // it, so again at once, a few times while it adapts.
-                Err(e) if e.refuses_upload_form() && attempt < MAX_UPLOAD_ADAPTATIONS => {
+                // PUT, a chunk too large) and the client changed how it
+                // uploads there: again at once, a few times while it adapts.
+                Err(RegistryError::UploadAdapted(_)) if attempt < MAX_UPLOAD_ADAPTATIONS => {
                     Decision::RetryNow
                 }
-                // After SIGINT or SIGTERM nothing is retried.
-                Err(_) if super::stop::requested().is_some() => Decision::Stop,
                 Err(e) => policy.decide(e, attempt),
             },
             |pause| {

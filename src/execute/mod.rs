@@ -144,13 +144,19 @@ pub fn run(
             .iter()
             .map(|(repository, n)| (repository.clone(), AtomicUsize::new(*n)))
             .collect(),
-        mounting: stores
-            .keys()
-            .map(|name| (name.clone(), AtomicBool::new(false)))
-            .collect(),
+        mounting: flags(stores),
+        mount_refused: flags(stores),
     };
     executor.run(&jobs);
     finish(plan, statuses.finish(), stores)
+}
+
+/// A flag per store, all down.
+fn flags(stores: &StoreMap) -> BTreeMap<String, AtomicBool> {
+    stores
+        .keys()
+        .map(|name| (name.clone(), AtomicBool::new(false)))
+        .collect()
 }
 
 /// The manifest trees of the images to copy, each read once per source

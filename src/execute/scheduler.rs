@@ -62,6 +62,8 @@ pub struct Executor<'a> {
     pub(super) repository_pending: BTreeMap<RepositoryKey, AtomicUsize>,
     /// Target registries that mounted a blob this run, by name.
     pub(super) mounting: BTreeMap<String, AtomicBool>,
+    /// Target registries that refused a mount this run, by name.
+    pub(super) mount_refused: BTreeMap<String, AtomicBool>,
 }
 
 impl<'a> Executor<'a> {

@@ -70,6 +70,11 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+    /// The registry refused how a blob was sent (a monolithic `PUT`, a chunk
+    /// too large) and the client changed how it uploads there: the blob is
+    /// worth sending again at once.
+    #[error(transparent)]
+    UploadAdapted(Box<RegistryError>),
     /// Something that is not there: manifest, tag, blob or repository.
     #[error("{what} not found")]
     NotFound {

@@ -175,7 +175,9 @@ pub fn is_transient(error: &RegistryError) -> bool {
                 | std::io::ErrorKind::TimedOut
                 | std::io::ErrorKind::BrokenPipe
         ),
-        RegistryError::Auth { .. }
+        // Sent again at once by the uploader's caller, not with backoff.
+        RegistryError::UploadAdapted(_)
+        | RegistryError::Auth { .. }
         | RegistryError::Protocol { .. }
         | RegistryError::Manifest { .. }
         | RegistryError::Verification(_)

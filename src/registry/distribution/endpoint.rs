@@ -91,6 +91,9 @@ impl Endpoint {
         if path.contains(['?', '#', ' ']) || path.contains("//") {
             return Err(bad("the path is not a plain path"));
         }
+        if path == "/v2" || path.ends_with("/v2") {
+            return Err(bad("leave out `/v2`: hoist adds it to every request"));
+        }
         let scheme = scheme.unwrap_or(if is_loopback(host) {
             Scheme::Http
         } else {
@@ -256,6 +259,8 @@ mod tests {
             "https://x/a?b",
             "https://x/a//b",
             "https:///path",
+            "https://x/v2/",
+            "https://x/artifactory/api/docker/local/v2",
         ] {
             let error = Endpoint::parse(bad).unwrap_err().to_string();
             assert!(error.contains(bad.trim_end_matches('/')), "{bad}: {error}");

@@ -11,7 +11,7 @@ use super::auth::Scopes;
 use super::transport::{Body, header, redact_query};
 use super::{DistributionRegistry, endpoint, link};
 use crate::digest::Digest;
-use crate::registry::{Counters, MountOutcome, Result, UploadSession};
+use crate::registry::{Counters, MountOutcome, RegistryError, Result, UploadSession};
 
 /// Smallest chunk hoist shrinks to after 413 answers.
 const MIN_CHUNK_AFTER_413: u64 = 64 * 1024;
@@ -68,13 +68,15 @@ impl UploadRules {
     }
 
     /// A body of `size` bytes was too large (413): cap chunks below it.
-    fn too_large(&self, size: u64) {
+    /// Whether the next upload sends smaller bodies (false at the floor).
+    fn too_large(&self, size: u64) -> bool {
         let cap = (size / 2).max(MIN_CHUNK_AFTER_413);
-        self.max_chunk
+        let _ = self
+            .max_chunk
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
                 (now == 0 || cap < now).then_some(cap)
-            })
-            .ok();
+            });
+        self.max_chunk.load(Ordering::Relaxed) < size
     }
 
     /// Reads `OCI-Chunk-Min-Length` from an answer that opened an upload.
@@ -183,9 +185,10 @@ impl DistributionRegistry {
         let response = self.send(Method::PUT, &url, &scopes, &[], Body::Stream(body, size))?;
         let status = response.status().as_u16();
         match self.expect_status("PUT", &redact_query(&url), response, &[201]) {
+            // Whoever saw the refusal first, this registry gets chunks now.
             Err(e) if e.refuses_upload_form() => {
                 self.uploads.refused_monolithic(status, size);
-                Err(e)
+                Err(RegistryError::UploadAdapted(Box::new(e)))
             }
             other => other.map(|_| ()),
         }
@@ -214,16 +217,19 @@ impl DistributionRegistry {
                 &[("Content-Range", range.as_str())],
                 Body::Stream(&mut part, length),
             )?;
-            if response.status().as_u16() == 413 {
-                self.uploads.too_large(length);
-            }
+            let too_large = response.status().as_u16() == 413;
             // ECR answers a chunk with 201, others with 202 (or 204).
-            let response = self.expect_status(
-                "PATCH",
-                &redact_query(&location),
-                response,
-                &[201, 202, 204],
-            )?;
+            let response = self
+                .expect_status(
+                    "PATCH",
+                    &redact_query(&location),
+                    response,
+                    &[201, 202, 204],
+                )
+                .map_err(|e| match too_large && self.uploads.too_large(length) {
+                    true => RegistryError::UploadAdapted(Box::new(e)),
+                    false => e,
+                })?;
             location = self.upload_location(&response)?;
             offset += length;
         }
