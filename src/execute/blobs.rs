@@ -1,7 +1,7 @@
 //! Blob jobs: making one blob present in every target repository that needs
 //! it, with as few bytes moved as the registry allows (HEAD, mount, copy).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::error::ExecError;
 use super::graph::BlobJob;
@@ -15,6 +15,30 @@ use crate::registry::{MountOutcome, Registry, RegistryError, UploadSession};
 /// Immediate resends of a blob while the client adapts its uploads to a
 /// registry (monolithic to chunked, then halving chunks after each 413).
 const MAX_UPLOAD_ADAPTATIONS: u32 = 6;
+
+/// What a target registry has shown of cross-repository mounts this run.
+#[derive(Debug, Default)]
+pub(super) struct Mounting(AtomicU8);
+
+impl Mounting {
+    const UNKNOWN: u8 = 0;
+    const WORKS: u8 = 1;
+    const REFUSED: u8 = 2;
+
+    /// It mounted a blob (and has not refused a self-mount probe since).
+    fn works(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == Self::WORKS
+    }
+
+    /// It refused a mount: it is not asked to mount again.
+    fn refused(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == Self::REFUSED
+    }
+
+    fn set(&self, state: u8) {
+        self.0.store(state, Ordering::Relaxed);
+    }
+}
 
 /// What a target repository holds of a blob.
 enum Probe {
@@ -44,18 +68,12 @@ impl Executor<'_> {
             }
             .filter(|from| from != repository)
             // A registry that refused a mount is not asked to mount again.
-            .filter(|_| {
-                !self
-                    .mounts_refused(&job.target_registry)
-                    .load(Ordering::Relaxed)
-            });
+            .filter(|_| !self.mounting(&job.target_registry).refused());
             // On a store that mounts, a mount of a blob the repository
             // already has succeeds too, so it needs no HEAD first. Elsewhere
             // a refused mount would mean an upload of a blob already there:
             // ask first.
-            let mounts = self
-                .mounts_work(&job.target_registry)
-                .load(Ordering::Relaxed);
+            let mounts = self.mounting(&job.target_registry).works();
             let mut session = None;
             if from.is_none() || !mounts {
                 match self.probe(
@@ -112,7 +130,7 @@ impl Executor<'_> {
     ) -> Result<bool, RegistryError> {
         match target.blob_mount(repository, digest, from) {
             Ok(MountOutcome::Mounted) => {
-                self.mounts_work(registry).store(true, Ordering::Relaxed);
+                self.mounting(registry).set(Mounting::WORKS);
                 bump(&self.stats.blobs_mounted, 1);
                 Ok(true)
             }
@@ -121,23 +139,16 @@ impl Executor<'_> {
                 Ok(false)
             }
             Err(RegistryError::Status { .. } | RegistryError::Auth { .. }) => {
-                self.mounts_work(registry).store(false, Ordering::Relaxed);
-                self.mounts_refused(registry).store(true, Ordering::Relaxed);
+                self.mounting(registry).set(Mounting::REFUSED);
                 Ok(false)
             }
             Err(e) => Err(e),
         }
     }
 
-    /// Set once a store refused a mount in this run.
-    fn mounts_refused(&self, registry: &str) -> &AtomicBool {
-        static UNKNOWN: AtomicBool = AtomicBool::new(false);
-        self.mount_refused.get(registry).unwrap_or(&UNKNOWN)
-    }
-
-    /// Set once a store mounted a blob in this run.
-    fn mounts_work(&self, registry: &str) -> &AtomicBool {
-        static UNKNOWN: AtomicBool = AtomicBool::new(false);
+    /// What the store named `registry` has shown of mounts this run.
+    fn mounting(&self, registry: &str) -> &Mounting {
+        static UNKNOWN: Mounting = Mounting(AtomicU8::new(Mounting::UNKNOWN));
         self.mounting.get(registry).unwrap_or(&UNKNOWN)
     }
 
@@ -154,12 +165,12 @@ impl Executor<'_> {
         repository: &str,
         digest: &Digest,
     ) -> Result<Probe, RegistryError> {
-        if self.mounts_work(registry).load(Ordering::Relaxed) {
+        if self.mounting(registry).works() {
             match target.blob_mount(repository, digest, repository) {
                 Ok(MountOutcome::Mounted) => return Ok(Probe::Present),
                 Ok(MountOutcome::NotMounted(session)) => return Ok(Probe::Absent(session)),
                 // Refused: ask the plain way, from now on.
-                Err(_) => self.mounts_work(registry).store(false, Ordering::Relaxed),
+                Err(_) => self.mounting(registry).set(Mounting::UNKNOWN),
             }
         }
         if target.blob_exists(repository, digest)? {

@@ -91,16 +91,6 @@ pub enum ExecError {
     NotAttempted,
 }
 
-impl ExecError {
-    /// The target refused a manifest because it lacks something the manifest
-    /// references: worth repairing the image and trying once more.
-    pub fn lacks_reference(error: &RegistryError) -> bool {
-        ["MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_UNKNOWN"]
-            .iter()
-            .any(|code| error.has_code(code))
-    }
-}
-
 impl From<RegistryError> for ExecError {
     fn from(error: RegistryError) -> ExecError {
         ExecError::Registry(Box::new(error))

@@ -102,7 +102,7 @@ impl Executor<'_> {
         put: impl Fn() -> Result<(), RegistryError>,
     ) -> Result<(), ExecError> {
         let result = match (put(), image) {
-            (Err(e), Some((image, tree))) if ExecError::lacks_reference(&e) => {
+            (Err(e), Some((image, tree))) if e.lacks_reference() => {
                 self.repair(image, tree, &e)?;
                 put()
             }

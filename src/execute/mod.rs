@@ -39,7 +39,7 @@ pub mod summary;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -144,19 +144,13 @@ pub fn run(
             .iter()
             .map(|(repository, n)| (repository.clone(), AtomicUsize::new(*n)))
             .collect(),
-        mounting: flags(stores),
-        mount_refused: flags(stores),
+        mounting: stores
+            .keys()
+            .map(|name| (name.clone(), Default::default()))
+            .collect(),
     };
     executor.run(&jobs);
     finish(plan, statuses.finish(), stores)
-}
-
-/// A flag per store, all down.
-fn flags(stores: &StoreMap) -> BTreeMap<String, AtomicBool> {
-    stores
-        .keys()
-        .map(|name| (name.clone(), AtomicBool::new(false)))
-        .collect()
 }
 
 /// The manifest trees of the images to copy, each read once per source

@@ -60,10 +60,8 @@ pub struct Executor<'a> {
     pub(super) waits: &'a RepositoryWaits,
     /// Images left per target repository before its late tags may be written.
     pub(super) repository_pending: BTreeMap<RepositoryKey, AtomicUsize>,
-    /// Target registries that mounted a blob this run, by name.
-    pub(super) mounting: BTreeMap<String, AtomicBool>,
-    /// Target registries that refused a mount this run, by name.
-    pub(super) mount_refused: BTreeMap<String, AtomicBool>,
+    /// What each target registry has shown of mounts this run, by name.
+    pub(super) mounting: BTreeMap<String, super::blobs::Mounting>,
 }
 
 impl<'a> Executor<'a> {

@@ -110,6 +110,14 @@ impl RegistryError {
         }
     }
 
+    /// A manifest refused because the registry lacks something it
+    /// references: worth repairing the image and trying once more.
+    pub fn lacks_reference(&self) -> bool {
+        ["MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_UNKNOWN"]
+            .iter()
+            .any(|code| self.has_code(code))
+    }
+
     /// Whether the error carries the given OCI error code, e.g. `BLOB_UNKNOWN`.
     pub fn has_code(&self, code: &str) -> bool {
         matches!(self, RegistryError::Status { codes, .. } if codes.iter().any(|c| c == code))
