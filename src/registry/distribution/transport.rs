@@ -18,6 +18,9 @@ use crate::registry::{RegistryError, Result};
 /// How much of an error body is read to explain the error.
 pub(super) const MAX_ERROR_BODY: u64 = 64 * 1024;
 
+/// The content type of blob bodies and of every upload request (Nexus insists).
+pub(super) const OCTET_STREAM: &str = "application/octet-stream";
+
 /// A request body.
 pub(super) enum Body<'a> {
     /// No body.
@@ -128,7 +131,7 @@ impl DistributionRegistry {
             }
             Body::Stream(reader, length) => {
                 let request = request
-                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Type", OCTET_STREAM)
                     .header("Content-Length", *length)
                     .body(SendBody::from_reader(reader));
                 self.send_once(request, url_for_errors)

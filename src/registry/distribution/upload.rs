@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ureq::http::{Method, Response};
 
 use super::auth::Scopes;
-use super::transport::{Body, header, redact_query};
+use super::transport::{Body, OCTET_STREAM, header, redact_query};
 use super::{DistributionRegistry, endpoint, link};
 use crate::digest::Digest;
 use crate::registry::{Counters, MountOutcome, RegistryError, Result, UploadSession};
@@ -245,9 +245,6 @@ impl DistributionRegistry {
         Ok(())
     }
 }
-
-/// The content type of every upload request (Nexus insists).
-const OCTET_STREAM: &str = "application/octet-stream";
 
 /// Counts blob bytes as they are handed to the network.
 struct CountingReader<'a> {
