@@ -13,6 +13,7 @@ mod harness;
 mod hostile;
 mod listing;
 mod oci_layout;
+mod personalities;
 mod plan;
 mod registries;
 mod schema;

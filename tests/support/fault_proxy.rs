@@ -178,7 +178,34 @@ struct Hooks {
     prefix: Mutex<Option<String>>,
     /// Answers a request knowing its body's size, before `answer`.
     answer_sized: Mutex<Option<SizedAnswer>>,
+    /// Answers a request seeing all of it, before the others.
+    answer_seeing: Mutex<Option<SeeingAnswer>>,
 }
+
+/// What a [`SeeingAnswer`] sees of a request.
+pub struct Incoming<'a> {
+    /// Request method.
+    pub method: &'a str,
+    /// Request path and query.
+    pub path: &'a str,
+    /// The request's header lines, as sent.
+    pub head: &'a str,
+    /// The body's length in bytes.
+    pub body_len: usize,
+}
+
+impl Incoming<'_> {
+    /// The value of header `name` (any case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// Answers a request seeing its method, path, headers and body length, or lets it through.
+pub type SeeingAnswer = Box<dyn FnMut(&Incoming<'_>) -> Option<Reply> + Send>;
 
 /// Answers a request (method, path, body length) in place of the registry, or lets it through.
 pub type SizedAnswer = Box<dyn FnMut(&str, &str, usize) -> Option<Reply> + Send>;
@@ -283,6 +310,16 @@ impl FaultProxy {
         answer: impl FnMut(&str, &str, usize) -> Option<Reply> + Send + 'static,
     ) {
         *self.hooks.answer_sized.lock().unwrap() = Some(Box::new(answer));
+    }
+
+    /// Like [`FaultProxy::answer`], seeing the request's headers too: a
+    /// registry's rules about what a request must carry (Nexus refusing an
+    /// upload without `Content-Type: application/octet-stream`).
+    pub fn answer_seeing(
+        &self,
+        answer: impl FnMut(&Incoming<'_>) -> Option<Reply> + Send + 'static,
+    ) {
+        *self.hooks.answer_seeing.lock().unwrap() = Some(Box::new(answer));
     }
 
     /// Serves the registry under a path prefix, as Artifactory
@@ -516,12 +553,27 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared<'_>) -> io::Result<(
         });
     };
 
-    let sized = hooks
-        .answer_sized
+    let head = String::from_utf8_lossy(&request.head).into_owned();
+    let incoming = Incoming {
+        method: &request.method,
+        path: &request.path,
+        head: &head,
+        body_len: request.body.len(),
+    };
+    let seeing = hooks
+        .answer_seeing
         .lock()
         .unwrap()
         .as_mut()
-        .and_then(|answer| answer(&request.method, &request.path, request.body.len()));
+        .and_then(|answer| answer(&incoming));
+    let sized = seeing.or_else(|| {
+        hooks
+            .answer_sized
+            .lock()
+            .unwrap()
+            .as_mut()
+            .and_then(|answer| answer(&request.method, &request.path, request.body.len()))
+    });
     let made_up = sized.or_else(|| {
         hooks
             .answer

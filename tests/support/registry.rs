@@ -67,6 +67,8 @@ pub struct RegistryBuilder {
     htpasswd: Option<(String, String)>,
     tls: bool,
     token_auth: Option<(String, String)>,
+    /// The service the token registry announces; [`TOKEN_SERVICE`] by default.
+    token_service: Option<String>,
     catalog_max_entries: Option<u32>,
 }
 
@@ -360,6 +362,13 @@ impl RegistryBuilder {
         self
     }
 
+    /// The service name a `token_auth` registry announces and its token
+    /// server issues for (Docker Hub's is `registry.docker.io`).
+    pub fn token_service(mut self, service: &str) -> Self {
+        self.token_service = Some(service.to_owned());
+        self
+    }
+
     /// Cap catalog pages at `n` entries (`catalog.maxentries`), to force pagination.
     pub fn catalog_max_entries(mut self, n: u32) -> Self {
         self.catalog_max_entries = Some(n);
@@ -408,7 +417,11 @@ impl RegistryBuilder {
             );
         }
         if let Some((user, password)) = &self.token_auth {
-            let server = TokenServer::start(user, password, TOKEN_SERVICE);
+            let server = TokenServer::start(
+                user,
+                password,
+                self.token_service.as_deref().unwrap_or(TOKEN_SERVICE),
+            );
             let bundle = dir.path().join("token-root.pem");
             fs::write(&bundle, server.root_cert_pem()).expect("write the token root certificate");
             auth_yaml = format!(
