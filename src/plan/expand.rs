@@ -382,6 +382,14 @@ impl<'a> RepositoryExpansion<'a> {
                 let Some(attached) = inventory.source_heads.get(&key) else {
                     continue;
                 };
+                if attached.digest == head.digest {
+                    self.skip(tag, format!(
+                        "resolves to its subject {} itself, not to an artifact attached to it \
+                         (GitLab answers this tag form with the image): not carried",
+                        head.digest
+                    ));
+                    continue;
+                }
                 let digest = attached.digest.clone();
                 let candidate = Candidate {
                     platforms: Vec::new(),

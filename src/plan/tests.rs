@@ -570,3 +570,37 @@ floating = ["latest"]
         latest.action
     );
 }
+
+/// GitLab answers the referrers fallback tag `sha256-<hex>` with the subject
+/// image itself: such a tag is not an artifact attached to the image, so it
+/// is skipped with the reason, while a real `.sig` beside it is carried.
+#[test]
+fn an_attached_tag_resolving_to_its_subject_is_skipped_with_a_reason() {
+    let rules = rules(
+        "[[promotion]]\nname = \"web\"\nfrom = \"staging\"\nto = \"prod\"\n\
+         repositories = [\"apps/web\"]\ntags = [\"1.0.0\"]\n",
+    );
+    let subject = digest("apps/web:1.0.0");
+    let stem = format!("sha256-{}", subject.hex());
+    let signature = format!("{stem}.sig");
+    let mut inventory = staging("apps/web", &["1.0.0", &stem, &signature]);
+    let subject_head = inventory.source_heads[&tag_key("staging", "apps/web", "1.0.0")].clone();
+    inventory
+        .source_heads
+        .insert(tag_key("staging", "apps/web", &stem), subject_head);
+    let plan = plan(&rules, &inventory);
+    let tags: Vec<String> = tags_of(&plan, "prod", "apps/web")
+        .into_iter()
+        .map(|(tag, _, _)| tag)
+        .collect();
+    assert_eq!(tags, ["1.0.0", signature.as_str()]);
+    let [skipped] = plan.skipped.as_slice() else {
+        panic!("{:?}", plan.skipped);
+    };
+    assert_eq!(skipped.tag, stem);
+    assert!(
+        skipped.reason.contains("resolves to its subject"),
+        "{}",
+        skipped.reason
+    );
+}

@@ -198,3 +198,69 @@ fn a_docker_hub_like_token_service_serves_anonymous_pulls() {
         Some(digest.to_string())
     );
 }
+
+/// GitLab can answer the referrers fallback tag `sha256-<hex>` with the
+/// image it names (oras-go issue 1396): that tag is not an artifact attached
+/// to the image. The plan skips it with the reason, the image and its real
+/// `.sig` land, and the target gets no `sha256-<hex>` tag.
+#[test]
+fn a_fallback_tag_resolving_to_its_subject_is_not_carried() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    let subject = seed::push(
+        client.as_ref(),
+        "apps/web",
+        "1.0",
+        &seed::small_image("web", Format::Oci),
+    );
+    let stem = format!("sha256-{}", subject.digest.hex());
+    let signature = format!("{stem}.sig");
+    // The tags exist in the registry (GitLab lists them) …
+    let sig = seed::push(
+        client.as_ref(),
+        "apps/web",
+        &signature,
+        &seed::small_image("sig", Format::Oci),
+    );
+    seed::push(
+        client.as_ref(),
+        "apps/web",
+        &stem,
+        &seed::small_image("referrers", Format::Oci),
+    );
+    // … but reading `sha256-<hex>` answers with the subject itself.
+    let source = FaultProxy::start(staging.host(), Schedule::none());
+    let (path, answer) = (format!("/v2/apps/web/manifests/{stem}"), subject.clone());
+    source.answer(move |method, asked| {
+        (matches!(method, "GET" | "HEAD") && asked == path).then(|| {
+            Reply::status(200)
+                .header("Content-Type", &answer.media_type)
+                .header("Docker-Content-Digest", &answer.digest)
+                .body(answer.bytes.clone())
+        })
+    });
+    let config = crate::apply::config_at(
+        &[("staging", &source.host()), ("prod", prod.host())],
+        "[[promotion]]\nname = \"web\"\nfrom = \"staging\"\nto = \"prod\"\n\
+         repositories = [\"apps/web\"]\ntags = [\"1.0\"]\n",
+    );
+    let plan = Hoist::new().config(&config).args(["plan"]).run().success();
+    let skipped = plan
+        .stdout
+        .lines()
+        .find(|l| l.contains(&stem) && !l.contains(".sig"))
+        .unwrap_or_else(|| panic!("{}", plan.stdout));
+    assert!(skipped.contains("resolves to its subject"), "{skipped}");
+    Hoist::new().config(&config).args(["apply"]).run().success();
+    assert_eq!(
+        prod.read_manifest_digest("apps/web", "1.0"),
+        Some(subject.digest.to_string())
+    );
+    assert_eq!(
+        prod.read_manifest_digest("apps/web", &signature),
+        Some(sig.digest.to_string())
+    );
+    let mut tags = prod.read_tags("apps/web");
+    tags.sort();
+    assert_eq!(tags, ["1.0".to_string(), signature]);
+}
