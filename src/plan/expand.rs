@@ -383,11 +383,14 @@ impl<'a> RepositoryExpansion<'a> {
                     continue;
                 };
                 if attached.digest == head.digest {
-                    self.skip(tag, format!(
-                        "resolves to its subject {} itself, not to an artifact attached to it \
+                    self.skip(
+                        tag,
+                        format!(
+                            "resolves to its subject {} itself, not to an artifact attached to it \
                          (GitLab answers this tag form with the image): not carried",
-                        head.digest
-                    ));
+                            head.digest
+                        ),
+                    );
                     continue;
                 }
                 let digest = attached.digest.clone();

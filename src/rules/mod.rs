@@ -339,7 +339,9 @@ impl Rule {
         let mut pinned_list = Vec::new();
         let mut versions = Vec::new();
         let mut others = Vec::new();
-        for tag in tags {
+        // Signature, attestation and SBOM tags follow their subject
+        // (`referrers`), never a rule's tag selection.
+        for tag in tags.iter().filter(|tag| !is_attached_tag(tag)) {
             let version = tag_version(tag);
             let pinned = self.pins.contains_key(tag);
             let selected = |pinned_only| SelectedTag {
@@ -391,6 +393,25 @@ impl Rule {
     }
 }
 
+/// Whether `tag` is one by which artifacts are attached to an image: cosign's
+/// `sha256-<hex>.sig`, `.att`, `.sbom`, or the OCI referrers fallback tag
+/// `sha256-<hex>` (any algorithm, its hex digits lowercase).
+pub fn is_attached_tag(tag: &str) -> bool {
+    let stem = [".sig", ".att", ".sbom"]
+        .iter()
+        .find_map(|suffix| tag.strip_suffix(suffix))
+        .unwrap_or(tag);
+    let Some((algorithm, hex)) = stem.split_once('-') else {
+        return false;
+    };
+    let length = match algorithm {
+        "sha256" => 64,
+        "sha512" => 128,
+        _ => return false,
+    };
+    hex.len() == length && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,6 +449,42 @@ mod tests {
             selected(&r, &TAGS),
             ["1.0.0", "1.10.0", "1.2.0", "latest", "main", "v1.2.3"]
         );
+    }
+
+    /// Signature, attestation, SBOM and referrers fallback tags are never
+    /// selected as ordinary tags, not even by `*` or a pin: they follow
+    /// their subject. Look-alikes are ordinary tags.
+    #[test]
+    fn attached_tags_are_never_selected() {
+        let hex = "ab".repeat(32);
+        let attached = [
+            format!("sha256-{hex}.sig"),
+            format!("sha256-{hex}.att"),
+            format!("sha256-{hex}.sbom"),
+            format!("sha256-{hex}"),
+            format!("sha512-{}", "0f".repeat(64)),
+        ];
+        let alike = [
+            format!("sha256-{}.sig", &hex[1..]),
+            format!("sha256-{}", hex.to_uppercase()),
+            format!("sha256-{hex}.sig2"),
+            "sha-abc".to_string(),
+        ];
+        for tag in &attached {
+            assert!(is_attached_tag(tag), "{tag}");
+        }
+        for tag in &alike {
+            assert!(!is_attached_tag(tag), "{tag}");
+        }
+        let all: Vec<&str> = attached.iter().chain(&alike).map(String::as_str).collect();
+        let mut expected: Vec<&str> = alike.iter().map(String::as_str).collect();
+        expected.sort();
+        assert_eq!(selected(&rule("tags = [\"*\"]"), &all), expected);
+        let pinned = rule(&format!(
+            "tags = [\"none\"]\npin = {{ \"{}\" = \"sha256:{hex}\" }}",
+            attached[0]
+        ));
+        assert_eq!(selected(&pinned, &all), Vec::<&str>::new());
     }
 
     #[test]
