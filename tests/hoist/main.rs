@@ -17,3 +17,4 @@ mod personalities;
 mod plan;
 mod registries;
 mod schema;
+mod signatures;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod cosign;
 pub mod fault_proxy;
 pub mod hoist;
 pub mod paging;

@@ -1,0 +1,187 @@
+//! Signs images the way cosign does with a key pair (`cosign sign --key`):
+//! a simple-signing payload naming the image's digest, signed with ECDSA
+//! P-256 over SHA-256, base64 of the ASN.1 signature in the layer annotation
+//! `dev.cosignproject.cosign/signature`, one layer per signature in the
+//! manifest tagged `sha256-<hex>.sig` beside the image. Signing again adds a
+//! layer, so the tag moves to a new manifest, as a re-sign with cosign does.
+//! Keys: tests/fixtures/cosign (made with openssl, see its README).
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hoist::digest::Digest;
+use hoist::manifest::Manifest;
+use hoist::registry::Registry;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+use serde_json::{Value, json};
+
+/// The simple-signing payload's media type.
+pub const PAYLOAD_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The layer annotation that carries the signature.
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+
+/// A cosign key pair from tests/fixtures/cosign.
+pub struct Signer {
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+    /// Where its public key is (for `require_signature`).
+    pub public_key: PathBuf,
+}
+
+impl Signer {
+    /// The key pair `name` (`ci`, `other`).
+    pub fn load(name: &str) -> Signer {
+        let dir = fixtures();
+        let pem = std::fs::read_to_string(dir.join(format!("{name}.key.pem"))).expect("test key");
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = STANDARD.decode(body).expect("PEM body");
+        let rng = SystemRandom::new();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &der, &rng)
+            .expect("P-256 PKCS#8 key");
+        Signer {
+            key,
+            rng,
+            public_key: dir.join(format!("{name}.pub")),
+        }
+    }
+
+    /// Signs `subject` (in `repository` of `store`, named `reference` in the
+    /// payload) with `annotations` in the payload's `optional` section: adds
+    /// a signature layer to its `.sig` manifest. Returns the new manifest.
+    pub fn sign(
+        &self,
+        store: &dyn Registry,
+        repository: &str,
+        subject: &Digest,
+        reference: &str,
+        annotations: &[(&str, &str)],
+    ) -> Manifest {
+        let payload = simple_signing_payload(subject, reference, annotations);
+        self.sign_payload(store, repository, subject, &payload)
+    }
+
+    /// Adds a layer with this exact payload, signed, to `subject`'s `.sig`
+    /// manifest (a payload for another digest makes a misattributed signature).
+    pub fn sign_payload(
+        &self,
+        store: &dyn Registry,
+        repository: &str,
+        subject: &Digest,
+        payload: &[u8],
+    ) -> Manifest {
+        let signature = self.key.sign(&self.rng, payload).expect("ECDSA signature");
+        let layer = put_blob(store, repository, payload);
+        let tag = signature_tag(subject);
+        let mut layers = existing_layers(store, repository, &tag);
+        layers.push(json!({
+            "mediaType": PAYLOAD_TYPE,
+            "size": payload.len(),
+            "digest": layer.to_string(),
+            "annotations": { SIGNATURE_ANNOTATION: STANDARD.encode(signature.as_ref()) },
+        }));
+        let manifest = signature_manifest(store, repository, layers);
+        store
+            .manifest_put(repository, &tag, &manifest)
+            .expect("push the signature manifest");
+        manifest
+    }
+}
+
+/// cosign's tag for the signatures of `subject`: `sha256-<hex>.sig`.
+pub fn signature_tag(subject: &Digest) -> String {
+    format!("{}.sig", subject.to_string().replacen(':', "-", 1))
+}
+
+/// The payload cosign signs: the image's digest and name, and the user's
+/// annotations under `optional`.
+pub fn simple_signing_payload(
+    subject: &Digest,
+    reference: &str,
+    annotations: &[(&str, &str)],
+) -> Vec<u8> {
+    let optional: serde_json::Map<String, Value> = annotations
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect();
+    let mut payload = json!({
+        "critical": {
+            "identity": { "docker-reference": reference },
+            "image": { "docker-manifest-digest": subject.to_string() },
+            "type": "cosign container image signature",
+        },
+        "optional": Value::Null,
+    });
+    if !optional.is_empty() {
+        payload["optional"] = Value::Object(optional);
+    }
+    payload.to_string().into_bytes()
+}
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cosign")
+}
+
+/// The signature layers already in `tag`'s manifest, if it exists.
+fn existing_layers(store: &dyn Registry, repository: &str, tag: &str) -> Vec<Value> {
+    if store
+        .manifest_head(repository, tag)
+        .expect("HEAD the signature tag")
+        .is_none()
+    {
+        return Vec::new();
+    }
+    let manifest = store
+        .manifest_get(repository, tag)
+        .expect("signature manifest");
+    let value: Value = serde_json::from_slice(&manifest.bytes).expect("manifest JSON");
+    value["layers"].as_array().cloned().unwrap_or_default()
+}
+
+/// The manifest holding `layers`, with the config cosign writes for them.
+fn signature_manifest(store: &dyn Registry, repository: &str, layers: Vec<Value>) -> Manifest {
+    let diff_ids: Vec<Value> = layers.iter().map(|l| l["digest"].clone()).collect();
+    let config = json!({
+        "architecture": "",
+        "config": {},
+        "created": "0001-01-01T00:00:00Z",
+        "history": diff_ids.iter().map(|_| json!({"created": "0001-01-01T00:00:00Z"})).collect::<Vec<_>>(),
+        "os": "",
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    })
+    .to_string()
+    .into_bytes();
+    let config_digest = put_blob(store, repository, &config);
+    let body = json!({
+        "schemaVersion": 2,
+        "mediaType": hoist::manifest::OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "size": config.len(),
+            "digest": config_digest.to_string(),
+        },
+        "layers": layers,
+    })
+    .to_string()
+    .into_bytes();
+    Manifest {
+        digest: Digest::sha256_of(&body),
+        bytes: body,
+        media_type: hoist::manifest::OCI_MANIFEST.to_string(),
+    }
+}
+
+fn put_blob(store: &dyn Registry, repository: &str, bytes: &[u8]) -> Digest {
+    let digest = Digest::sha256_of(bytes);
+    store
+        .blob_put(
+            repository,
+            &digest,
+            bytes.len() as u64,
+            &mut &bytes[..],
+            None,
+        )
+        .expect("push a signature blob");
+    digest
+}
