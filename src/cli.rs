@@ -107,6 +107,10 @@ pub struct PromoteArgs {
     /// Keep only these platforms of a multi-platform index (repeatable).
     #[arg(long = "platform", value_name = "OS/ARCH")]
     pub platforms: Vec<crate::platform::Platform>,
+    /// Leave the image's signatures, attestations and SBOMs behind (they
+    /// are carried by default, as `referrers = true` does for rules).
+    #[arg(long)]
+    pub no_referrers: bool,
     /// Show what would be written, read from the registries; write nothing.
     #[arg(long)]
     pub dry_run: bool,

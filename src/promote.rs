@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::manifest::filter_index;
-use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, Role, SourceImage, Summary, TargetTag};
+use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, Role, SourceImage, TargetTag};
 use crate::platform::Platform;
 use crate::reference::{Location, Reference, validate_tag};
 use crate::registry::ReadOnly;
@@ -239,79 +239,178 @@ fn semver_tags(args: &Request, source: &Reference) -> Result<Vec<(String, String
         .collect()
 }
 
-/// Reads the source and target and builds the plan: one entry per tag.
+/// What `hoist promote` copies besides the tags: the image's platforms
+/// and whether its signatures, attestations and SBOMs go along.
+#[derive(Clone, Debug, Default)]
+pub struct Carry<'a> {
+    /// Keep only these platforms of an index (none: all).
+    pub platforms: &'a [Platform],
+    /// Carry the artifacts attached to the image (`--no-referrers` clears it).
+    pub referrers: bool,
+}
+
+/// Reads the source and target and builds the plan: one entry per tag, and
+/// one per artifact attached to the image when `carry.referrers`.
 /// Tags are overwritten (a promotion moves `latest`); the plan shows `~`.
 pub fn plan(
     source: &Reference,
     source_store: &ReadOnly,
     destination: &Destination,
     target_store: &ReadOnly,
-    platforms: &[Platform],
+    carry: &Carry<'_>,
 ) -> Result<Plan, PromoteError> {
     let reference = source.manifest_reference();
     let head = source_store
         .manifest_head(&source.repository, &reference)?
         .ok_or_else(|| PromoteError::SourceMissing(source.to_string()))?;
     let mut target_digest = None;
-    if !platforms.is_empty() && crate::manifest::is_index(&head.media_type) {
+    if !carry.platforms.is_empty() && crate::manifest::is_index(&head.media_type) {
         let index = source_store.manifest_get(&source.repository, &head.digest.to_string())?;
-        let filtered = filter_index(&index, platforms)?;
+        let filtered = filter_index(&index, carry.platforms)?;
         target_digest = Some(filtered.digest);
     }
-    let source_name = source.location.to_string();
-    let target_name = destination.target.location.to_string();
-    let digest = head.digest.clone();
-    let wanted = target_digest.clone().unwrap_or_else(|| digest.clone());
+    let image = SourceImage {
+        registry: source.location.to_string(),
+        repository: source.repository.clone(),
+        tag: source.tag.clone().unwrap_or_else(|| reference.clone()),
+        digest: head.digest.clone(),
+        media_type: head.media_type.clone(),
+    };
+    let writer = EntryWriter {
+        destination,
+        target_store,
+        carry,
+    };
     let mut entries = Vec::new();
-    let mut summary = Summary::default();
     for (tag, role) in &destination.tags {
-        let current = target_store
-            .manifest_head(&destination.target.repository, tag)?
-            .map(|h| h.digest);
-        let action = match &current {
-            None => Action::Create,
-            Some(c) if *c == wanted => Action::UNCHANGED,
-            Some(_) => Action::Update,
-        };
-        match action {
-            Action::Create => summary.create += 1,
-            Action::Update => summary.update += 1,
-            _ => summary.unchanged += 1,
-        }
-        entries.push(PlanEntry {
-            action,
-            role: role.clone(),
-            source: SourceImage {
-                registry: source_name.clone(),
-                repository: source.repository.clone(),
-                tag: source.tag.clone().unwrap_or_else(|| reference.clone()),
-                digest: digest.clone(),
-                media_type: head.media_type.clone(),
-            },
-            target: TargetTag {
-                registry: target_name.clone(),
-                repository: destination.target.repository.clone(),
-                tag: tag.clone(),
-                current_digest: current,
-                digest: target_digest.clone(),
-            },
-            rules: vec!["promote".to_string()],
-            platforms: platforms.to_vec(),
-            referrers: false,
-            mode: Default::default(),
-        });
+        entries.push(writer.entry(image.clone(), tag, role.clone(), target_digest.clone())?);
     }
+    let mut skipped = Vec::new();
+    if carry.referrers {
+        let attached = attached_images(source_store, &image)?;
+        for attached in attached {
+            match &target_digest {
+                None => {
+                    let tag = attached.tag.clone();
+                    let role = Role::Attached {
+                        subject: image.digest.clone(),
+                    };
+                    entries.push(writer.entry(attached, &tag, role, None)?);
+                }
+                Some(filtered) => skipped.push(signature_left_behind(&attached, &image, filtered)),
+            }
+        }
+    }
+    let target_name = destination.target.location.to_string();
     Ok(Plan {
         format: PLAN_FORMAT,
         registries: BTreeMap::from([
-            (source_name.clone(), source_name),
+            (image.registry.clone(), image.registry.clone()),
             (target_name.clone(), target_name),
         ]),
+        summary: crate::plan::summarize(&entries, skipped.len()),
         entries,
-        skipped: Vec::new(),
-        summary,
+        skipped,
         estimate: Default::default(),
     })
+}
+
+/// Makes the plan entries of one promotion, reading each target tag.
+struct EntryWriter<'a> {
+    destination: &'a Destination,
+    target_store: &'a ReadOnly,
+    carry: &'a Carry<'a>,
+}
+
+impl EntryWriter<'_> {
+    /// The entry writing `image` (at `filtered`, a platform-filtered index's
+    /// digest, if any) to target tag `tag`: created, updated or unchanged.
+    fn entry(
+        &self,
+        image: SourceImage,
+        tag: &str,
+        role: Role,
+        filtered: Option<crate::digest::Digest>,
+    ) -> Result<PlanEntry, PromoteError> {
+        let repository = &self.destination.target.repository;
+        let current = self
+            .target_store
+            .manifest_head(repository, tag)?
+            .map(|h| h.digest);
+        let wanted = filtered.as_ref().unwrap_or(&image.digest);
+        let action = match &current {
+            None => Action::Create,
+            Some(c) if c == wanted => Action::UNCHANGED,
+            Some(_) => Action::Update,
+        };
+        let attached = role.is_attached();
+        Ok(PlanEntry {
+            action,
+            role,
+            source: image,
+            target: TargetTag {
+                registry: self.destination.target.location.to_string(),
+                repository: repository.clone(),
+                tag: tag.to_string(),
+                current_digest: current,
+                digest: filtered,
+            },
+            rules: vec!["promote".to_string()],
+            platforms: if attached {
+                Vec::new()
+            } else {
+                self.carry.platforms.to_vec()
+            },
+            referrers: self.carry.referrers && !attached,
+            mode: Default::default(),
+        })
+    }
+}
+
+/// The signature, attestation and SBOM tags of `image` in its repository,
+/// each as the image it points at. A tag that resolves to the image itself
+/// (GitLab's answer to `sha256-<hex>`) is not one of them.
+fn attached_images(
+    source_store: &ReadOnly,
+    image: &SourceImage,
+) -> Result<Vec<SourceImage>, PromoteError> {
+    let tags = source_store.tags(&image.repository)?;
+    let mut attached = Vec::new();
+    for tag in crate::plan::attached_tag_names(&image.digest, &tags) {
+        let Some(head) = source_store.manifest_head(&image.repository, tag)? else {
+            continue;
+        };
+        if head.digest == image.digest {
+            continue;
+        }
+        attached.push(SourceImage {
+            tag: tag.clone(),
+            digest: head.digest,
+            media_type: head.media_type,
+            ..image.clone()
+        });
+    }
+    Ok(attached)
+}
+
+/// Why an artifact attached to an index is not carried when `--platform`
+/// filters that index: it names the index's digest, and the filtered index
+/// is another image.
+fn signature_left_behind(
+    attached: &SourceImage,
+    image: &SourceImage,
+    filtered: &crate::digest::Digest,
+) -> crate::plan::SkippedTag {
+    crate::plan::SkippedTag {
+        rule: "promote".to_string(),
+        registry: attached.registry.clone(),
+        repository: attached.repository.clone(),
+        tag: attached.tag.clone(),
+        reason: format!(
+            "attached to {}, which --platform filters into a new index {}: it does not apply to that image and is not carried (sign the filtered image)",
+            image.digest, filtered
+        ),
+    }
 }
 
 #[cfg(test)]

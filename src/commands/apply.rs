@@ -147,7 +147,10 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
         &ReadOnly::new(source_store.clone()),
         &destination,
         &ReadOnly::new(target_store.clone()),
-        &args.platforms,
+        &crate::promote::Carry {
+            platforms: &args.platforms,
+            referrers: !args.no_referrers,
+        },
     )
     .map_err(|cause| CommandError::Promote {
         source_ref: source.to_string(),

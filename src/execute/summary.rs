@@ -96,6 +96,9 @@ pub struct ApplyReport {
     pub moved: Vec<String>,
     /// Remarks that are not failures (a source tag kept, …).
     pub notes: Vec<String>,
+    /// Source tags selected but not promoted, and why (the plan's `skipped`).
+    #[serde(default)]
+    pub skipped: Vec<crate::plan::SkippedTag>,
 }
 
 impl ApplyReport {
@@ -161,6 +164,7 @@ impl ApplyReport {
             failures,
             moved: outcome.moved.clone(),
             notes: outcome.notes.clone(),
+            skipped: plan.skipped.clone(),
         }
     }
 

@@ -145,6 +145,9 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
         .map(|tag| tag.head)
         .collect();
     expansion.claim_attached_tags(tags, &carrying, inventory);
+    if rule.referrers {
+        expansion.note_filtered_signatures(tags, &resolved);
+    }
     let versions: Vec<&ResolvedTag> = resolved.iter().filter(|t| t.ranks()).collect();
     for template in &rule.floating {
         let winners = series_winners(rule, repository, template, &versions);
@@ -404,6 +407,27 @@ impl<'a> RepositoryExpansion<'a> {
                     ..self.candidate(tag, attached, tag.clone(), &digest)
                 };
                 self.claim(candidate);
+            }
+        }
+    }
+
+    /// Artifacts attached to an index the rule filters by platform name the
+    /// index's digest, not the filtered one: each is skipped, saying so.
+    fn note_filtered_signatures(&mut self, tags: &[String], resolved: &[ResolvedTag<'_>]) {
+        let mut done = BTreeSet::new();
+        for tag in resolved {
+            if tag.pin_mismatch.is_some() || tag.digest == tag.head.digest {
+                continue;
+            }
+            for attached in attached_tag_names(&tag.head.digest, tags) {
+                if done.insert(attached) {
+                    let reason = format!(
+                        "attached to {}, which `platforms` filters into a new index {}: \
+                         it does not apply to that image and is not carried (sign the filtered image)",
+                        tag.head.digest, tag.digest
+                    );
+                    self.skip(attached, reason);
+                }
             }
         }
     }

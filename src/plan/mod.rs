@@ -260,7 +260,8 @@ fn block_floating_over_blocked_versions(entries: &mut [PlanEntry]) {
     }
 }
 
-fn summarize(entries: &[PlanEntry], skipped: usize) -> Summary {
+/// The counts by action of `entries`, and of `skipped` source tags.
+pub fn summarize(entries: &[PlanEntry], skipped: usize) -> Summary {
     let mut summary = Summary {
         skipped,
         ..Summary::default()

@@ -88,3 +88,115 @@ fn referrers_false_leaves_signatures_behind_whatever_the_tags() {
     Hoist::new().config(&config).args(["apply"]).run().success();
     assert_eq!(prod.read_tags("apps/web"), ["1.0.0"]);
 }
+
+/// `hoist promote` carries the image's signatures as `apply` does, and
+/// `--no-referrers` leaves them behind.
+#[test]
+fn promote_carries_signatures_unless_told_not_to() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    let image = seed::push(
+        client.as_ref(),
+        "apps/web",
+        "1.0.0",
+        &seed::small_image("web", Format::Oci),
+    );
+    let signature = Signer::load("ci").sign(client.as_ref(), "apps/web", &image.digest, "x", &[]);
+    let tag = signature_tag(&image.digest);
+    let source = format!("{}/apps/web:1.0.0", staging.host());
+    let run = Hoist::new()
+        .args(["promote", &source, &format!("{}/stable/web", prod.host())])
+        .run()
+        .success();
+    assert!(run.stdout.contains(&tag), "{}", run.stdout);
+    assert_eq!(
+        prod.read_manifest_digest("stable/web", &tag),
+        Some(signature.digest.to_string())
+    );
+    assert_eq!(
+        prod.read_manifest_digest("stable/web", "1.0.0"),
+        Some(image.digest.to_string())
+    );
+    Hoist::new()
+        .args([
+            "promote",
+            &source,
+            &format!("{}/bare/web", prod.host()),
+            "--no-referrers",
+        ])
+        .run()
+        .success();
+    assert_eq!(prod.read_tags("bare/web"), ["1.0.0"]);
+}
+
+/// A signature names the index's digest: once `--platform` filters the
+/// index into a new one it no longer applies, so it is not carried, and the
+/// plan and the report say so for that image.
+#[test]
+fn a_filtered_index_leaves_its_signature_behind_and_says_so() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    let index = seed::push(
+        client.as_ref(),
+        "apps/web",
+        "1.0.0",
+        &seed::multi_platform_image("web", Format::Oci),
+    );
+    Signer::load("ci").sign(client.as_ref(), "apps/web", &index.digest, "x", &[]);
+    let tag = signature_tag(&index.digest);
+    let run = Hoist::new()
+        .args([
+            "promote",
+            &format!("{}/apps/web:1.0.0", staging.host()),
+            &format!("{}/apps/web", prod.host()),
+            "--platform",
+            "linux/amd64",
+            "--report",
+            "report.json",
+        ])
+        .run()
+        .success();
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains(&tag))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(line.contains("not carried"), "{line}");
+    assert_eq!(prod.read_tags("apps/web"), ["1.0.0"]);
+    let report = run.json_file("report.json");
+    assert_eq!(report["skipped"][0]["tag"], tag.as_str(), "{report:#}");
+    let reason = report["skipped"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains(&index.digest.to_string()), "{reason}");
+}
+
+/// The same for a rule with `platforms`: the plan lists the signature under
+/// skipped with the reason, the report carries it, the target has no `.sig`.
+#[test]
+fn a_rule_filtering_an_index_says_its_signature_stays_behind() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    let index = seed::push(
+        client.as_ref(),
+        "apps/web",
+        "1.0.0",
+        &seed::multi_platform_image("web", Format::Oci),
+    );
+    Signer::load("ci").sign(client.as_ref(), "apps/web", &index.digest, "x", &[]);
+    let tag = signature_tag(&index.digest);
+    let config = web_rule(&staging, &prod, "platforms = [\"linux/arm64\"]\n");
+    let plan = Hoist::new().config(&config).args(["plan"]).run().success();
+    let line = plan
+        .stdout
+        .lines()
+        .find(|l| l.contains(&tag))
+        .unwrap_or_else(|| panic!("{}", plan.stdout));
+    assert!(line.contains("not carried"), "{line}");
+    let run = Hoist::new()
+        .config(&config)
+        .args(["apply", "--report", "report.json"])
+        .run()
+        .success();
+    assert_eq!(prod.read_tags("apps/web"), ["1.0.0"]);
+    let report = run.json_file("report.json");
+    assert_eq!(report["skipped"][0]["tag"], tag.as_str(), "{report:#}");
+}
