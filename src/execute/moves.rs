@@ -141,8 +141,9 @@ impl Moves {
             Err(e) => return self.notes.push(format!("kept {shown}: {e}")),
         };
         if !others.is_empty() {
+            let verb = if others.len() == 1 { "points" } else { "point" };
             return self.notes.push(format!(
-                "kept {shown}: the registry cannot delete a tag alone, and {} still point at {}",
+                "kept {shown}: the registry cannot delete a tag alone, and {} still {verb} at {}",
                 others.join(", "),
                 digest.short()
             ));

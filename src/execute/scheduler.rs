@@ -121,10 +121,20 @@ impl<'a> Executor<'a> {
                 .progress
                 .image_done(&format!("failed {}: {why}", image.key), true),
             None => {
-                let tags = if written.is_empty() {
+                // Floating and attached tags follow once the repository's
+                // other images are in: named here too, so every line says
+                // which tags the image gets.
+                let late = self.images[i]
+                    .entries
+                    .iter()
+                    .map(|&e| &self.plan.entries[e])
+                    .filter(|entry| entry.is_late())
+                    .map(|entry| entry.target.tag.clone());
+                let named: Vec<String> = written.iter().cloned().chain(late).collect();
+                let tags = if named.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({})", written.join(", "))
+                    format!(" ({})", named.join(", "))
                 };
                 self.progress
                     .image_done(&format!("promoted {}{tags}", image.key), false)

@@ -109,6 +109,13 @@ fn promote_carries_signatures_unless_told_not_to() {
         .run()
         .success();
     assert!(run.stdout.contains(&tag), "{}", run.stdout);
+    // The signature's own line names the tag it gets.
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("promoted") && l.contains(&signature.digest.short()))
+        .unwrap_or_else(|| panic!("{}", run.stderr));
+    assert!(line.contains(&format!("({tag})")), "{line}");
     assert_eq!(
         prod.read_manifest_digest("stable/web", &tag),
         Some(signature.digest.to_string())
