@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod fault_proxy;
 pub mod hoist;
+pub mod personality_writes;
 pub mod registry;
 pub mod seed;
 pub mod token_server;
