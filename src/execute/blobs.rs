@@ -48,69 +48,84 @@ enum Probe {
 }
 
 impl Executor<'_> {
-    /// Makes one blob present in every target repository that needs it.
+    /// Makes one blob present in every target repository that needs it. A
+    /// repository the registry does not have (and will not create) is
+    /// remembered and skipped: only its images fail, the others get the
+    /// blob (and mounts of it) as usual.
     pub(super) fn blob(&self, job: &BlobJob) -> Result<(), ExecError> {
         let target = self.store(&job.target_registry)?;
         let source = self.store(&job.source.registry)?;
-        let failed = |source: RegistryError| ExecError::Blob {
-            digest: job.digest.clone(),
-            source: Box::new(source),
-        };
+        let registry = &job.target_registry;
         let mut landed: Option<&str> = None;
         for repository in &job.repositories {
-            // From a repository of the same store: mount, nothing moves.
-            let from = match landed {
-                Some(landed) => Some(landed),
-                None if source.store_id() == target.store_id() => {
-                    Some(job.source.repository.as_str())
-                }
-                None => None,
-            }
-            .filter(|from| from != repository)
-            // A registry that refused a mount is not asked to mount again.
-            .filter(|_| !self.mounting(&job.target_registry).refused());
-            // On a store that mounts, a mount of a blob the repository
-            // already has succeeds too, so it needs no HEAD first. Elsewhere
-            // a refused mount would mean an upload of a blob already there:
-            // ask first.
-            let mounts = self.mounting(&job.target_registry).works();
-            let mut session = None;
-            if from.is_none() || !mounts {
-                match self.probe(
-                    &job.target_registry,
-                    target.as_ref(),
-                    repository,
-                    &job.digest,
-                ) {
-                    Ok(Probe::Present) => {
-                        bump(&self.stats.blobs_present, 1);
-                        landed.get_or_insert(repository);
-                        continue;
-                    }
-                    Ok(Probe::Absent(started)) => session = started,
-                    Err(e) => return Err(failed(e)),
-                }
-            }
-            if let Some(from) = from
-                && self
-                    .mount(
-                        &job.target_registry,
-                        target.as_ref(),
-                        repository,
-                        &job.digest,
-                        from,
-                        &mut session,
-                    )
-                    .map_err(failed)?
-            {
-                landed.get_or_insert(repository);
+            if self.missing.known(registry, repository).is_some() {
                 continue;
             }
-            self.transfer(source.as_ref(), target.as_ref(), job, repository, session)
-                .map_err(failed)?;
-            landed.get_or_insert(repository);
+            match self.blob_into(job, source.as_ref(), target.as_ref(), repository, landed) {
+                Ok(()) => {
+                    landed.get_or_insert(repository);
+                }
+                Err(e) if e.names_missing_repository() => {
+                    self.missing.found(registry, repository, &e);
+                }
+                Err(e) => {
+                    return Err(ExecError::Blob {
+                        digest: job.digest.clone(),
+                        source: Box::new(e),
+                    });
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Makes the blob present in one repository: there already, mounted
+    /// from `landed` (the job's first repository that has it) or from the
+    /// source repository of the same store, or copied.
+    fn blob_into(
+        &self,
+        job: &BlobJob,
+        source: &dyn Registry,
+        target: &dyn Registry,
+        repository: &str,
+        landed: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        let registry = &job.target_registry;
+        // From a repository of the same store: mount, nothing moves.
+        let from = match landed {
+            Some(landed) => Some(landed),
+            None if source.store_id() == target.store_id() => Some(job.source.repository.as_str()),
+            None => None,
+        }
+        .filter(|from| *from != repository)
+        // A registry that refused a mount is not asked to mount again.
+        .filter(|_| !self.mounting(registry).refused());
+        // On a store that mounts, a mount of a blob the repository already
+        // has succeeds too, so it needs no HEAD first. Elsewhere a refused
+        // mount would mean an upload of a blob already there: ask first.
+        let mut session = None;
+        if from.is_none() || !self.mounting(registry).works() {
+            match self.probe(registry, target, repository, &job.digest)? {
+                Probe::Present => {
+                    bump(&self.stats.blobs_present, 1);
+                    return Ok(());
+                }
+                Probe::Absent(started) => session = started,
+            }
+        }
+        if let Some(from) = from
+            && self.mount(
+                registry,
+                target,
+                repository,
+                &job.digest,
+                from,
+                &mut session,
+            )?
+        {
+            return Ok(());
+        }
+        self.transfer(source, target, job, repository, session)
     }
 
     /// Mounts the blob into `repository` from `from`: `true` when it is
@@ -119,6 +134,8 @@ impl Executor<'_> {
     /// BLOB_MOUNTING refuse cross-repository mounts (401, 403, 404, 405, or
     /// a 401 taken as refused credentials on basic auth): the blob is then
     /// uploaded, and that registry is not asked to mount again this run.
+    /// A 404 that says the target repository does not exist is no refusal
+    /// of mounts: it is the error, for the caller.
     fn mount(
         &self,
         registry: &str,
@@ -138,6 +155,9 @@ impl Executor<'_> {
                 *session = started;
                 Ok(false)
             }
+            // The target repository itself is missing (ECR answers a
+            // mount into it 404 NAME_UNKNOWN): that says nothing of mounts.
+            Err(e) if e.names_missing_repository() => Err(e),
             Err(RegistryError::Status { .. } | RegistryError::Auth { .. }) => {
                 self.mounting(registry).set(Mounting::REFUSED);
                 Ok(false)
@@ -169,6 +189,7 @@ impl Executor<'_> {
             match target.blob_mount(repository, digest, repository) {
                 Ok(MountOutcome::Mounted) => return Ok(Probe::Present),
                 Ok(MountOutcome::NotMounted(session)) => return Ok(Probe::Absent(session)),
+                Err(e) if e.names_missing_repository() => return Err(e),
                 // Refused: ask the plain way, from now on.
                 Err(_) => self.mounting(registry).set(Mounting::UNKNOWN),
             }

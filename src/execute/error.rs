@@ -36,6 +36,10 @@ pub enum ExecError {
         /// What the registry said.
         source: Box<RegistryError>,
     },
+    /// The target repository does not exist and the registry will not
+    /// create it on push.
+    #[error(transparent)]
+    RepositoryMissing(MissingRepository),
     /// A manifest or tag PUT failed; `what` says which (`writing tag 1.0`).
     #[error("{what}: {source}")]
     Write {
@@ -89,6 +93,25 @@ pub enum ExecError {
     /// Nothing decided this entry's fate (never expected).
     #[error("not attempted")]
     NotAttempted,
+}
+
+/// A target repository that must be created before anything can be pushed
+/// to it (ECR repositories, Harbor and GitLab projects): what to create,
+/// where, and how.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "repository `{repository}` does not exist on `{registry}`, and this registry does not \
+     create repositories on push: create it (ECR: `aws ecr create-repository \
+     --repository-name {repository}`; Harbor, GitLab: create the project), then run again \
+     ({said})"
+)]
+pub struct MissingRepository {
+    /// The target registry's name in the configuration.
+    pub registry: String,
+    /// The repository to create.
+    pub repository: String,
+    /// The registry's refusal, as hoist renders it.
+    pub said: String,
 }
 
 impl From<RegistryError> for ExecError {

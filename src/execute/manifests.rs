@@ -15,6 +15,13 @@ impl Executor<'_> {
     /// then referrers of an image that gets no tag.
     pub(super) fn write_image(&self, i: usize) -> Result<(), ExecError> {
         let image = &self.images[i];
+        // Found missing by this image's blobs or another's: nothing to write.
+        if let Some(missing) = self
+            .missing
+            .known(&image.key.registry, &image.key.repository)
+        {
+            return Err(ExecError::RepositoryMissing(missing));
+        }
         let target = self.store(&image.key.registry)?;
         let Some(tree) = self.trees[i] else {
             // Present in the target already.
@@ -94,7 +101,10 @@ impl Executor<'_> {
 
     /// Runs a manifest PUT. When the registry refuses it for a blob or
     /// child it lacks and the image's tree is known, the image is repaired
-    /// and the PUT runs once more. `what` begins the error message.
+    /// and the PUT runs once more; a second refusal is the error, in the
+    /// registry's words. `what` begins the error message. A PUT refused
+    /// because the repository does not exist names it (and it is
+    /// remembered for the run).
     fn put_or_repair(
         &self,
         what: &str,
@@ -108,17 +118,25 @@ impl Executor<'_> {
             }
             (result, _) => result,
         };
-        result.map_err(|source| ExecError::Write {
-            what: what.to_string(),
-            source: Box::new(source),
+        result.map_err(|source| match image {
+            Some((image, _)) if source.names_missing_repository() => ExecError::RepositoryMissing(
+                self.missing
+                    .found(&image.key.registry, &image.key.repository, &source),
+            ),
+            _ => ExecError::Write {
+                what: what.to_string(),
+                source: Box::new(source),
+            },
         })
     }
 
     /// The target refused a manifest for a blob or child manifest it lacks,
     /// although the blob step saw or put it there (garbage-collected since,
-    /// or a mount that did not hold). The registry is the truth: every blob
-    /// of the image is asked for again, plainly, and copied when missing,
-    /// then the child manifests are written again. The caller retries once.
+    /// a mount that did not hold, or a HEAD that said 200 for a blob the
+    /// registry cannot serve, as Artifactory's may). The registry is the
+    /// truth: every blob of the image is read again, its first byte only
+    /// (a HEAD is what may have lied), and copied when missing; then the
+    /// child manifests are written again. The caller retries once.
     fn repair(
         &self,
         image: &ImageToWrite,
@@ -126,7 +144,7 @@ impl Executor<'_> {
         refused: &RegistryError,
     ) -> Result<(), ExecError> {
         crate::report::log(&format!(
-            "note: {}: the registry lacks part of the image ({refused}); checking every blob again",
+            "note: {}: the registry lacks part of the image ({refused}); reading every blob again",
             image.key
         ));
         let source = self.store(&image.source.registry)?;
@@ -138,7 +156,7 @@ impl Executor<'_> {
                 source: Box::new(source),
             };
             if target
-                .blob_exists(repository, &blob.digest)
+                .blob_readable(repository, &blob.digest)
                 .map_err(failed)?
             {
                 continue;

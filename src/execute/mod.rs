@@ -27,6 +27,7 @@ mod blobs;
 mod error;
 pub mod graph;
 mod manifests;
+mod missing;
 mod moves;
 mod preconditions;
 pub mod progress;
@@ -148,6 +149,7 @@ pub fn run(
             .keys()
             .map(|name| (name.clone(), Default::default()))
             .collect(),
+        missing: Default::default(),
     };
     executor.run(&jobs);
     finish(plan, statuses.finish(), stores)

@@ -62,6 +62,9 @@ pub struct Executor<'a> {
     pub(super) repository_pending: BTreeMap<RepositoryKey, AtomicUsize>,
     /// What each target registry has shown of mounts this run, by name.
     pub(super) mounting: BTreeMap<String, super::blobs::Mounting>,
+    /// Target repositories found missing on registries that do not create
+    /// them on push.
+    pub(super) missing: super::missing::MissingRepositories,
 }
 
 impl<'a> Executor<'a> {

@@ -112,10 +112,35 @@ impl RegistryError {
 
     /// A manifest refused because the registry lacks something it
     /// references: worth repairing the image and trying once more.
+    /// Artifactory says `MANIFEST_INVALID` when a blob its HEAD vouched for
+    /// cannot be read.
     pub fn lacks_reference(&self) -> bool {
-        ["MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_UNKNOWN"]
-            .iter()
-            .any(|code| self.has_code(code))
+        [
+            "MANIFEST_BLOB_UNKNOWN",
+            "BLOB_UNKNOWN",
+            "MANIFEST_UNKNOWN",
+            "MANIFEST_INVALID",
+        ]
+        .iter()
+        .any(|code| self.has_code(code))
+    }
+
+    /// A write refused because its repository does not exist, on a
+    /// registry that does not create repositories on push: 404 with
+    /// `NAME_UNKNOWN` (ECR, GitLab), or Harbor's `project … not found`.
+    pub fn names_missing_repository(&self) -> bool {
+        match self {
+            RegistryError::Status {
+                status: 404,
+                message,
+                ..
+            } => {
+                let message = message.to_ascii_lowercase();
+                self.has_code("NAME_UNKNOWN")
+                    || (message.contains("project") && message.contains("not found"))
+            }
+            _ => false,
+        }
     }
 
     /// Whether the error carries the given OCI error code, e.g. `BLOB_UNKNOWN`.
@@ -159,5 +184,65 @@ fn describe_codes(codes: &[String], message: &str) -> String {
         (true, false) => format!(": {message}"),
         (false, true) => format!(" {}", codes.join(", ")),
         (false, false) => format!(" {}: {message}", codes.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16, code: &str, message: &str) -> RegistryError {
+        RegistryError::Status {
+            method: "PUT".into(),
+            url: "https://r.example/v2/apps/web/manifests/1.0".into(),
+            status,
+            codes: [code]
+                .into_iter()
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn a_missing_repository_is_told_by_its_404() {
+        let ecr =
+            "The repository with name 'apps/web' does not exist in the registry with id '123'";
+        let table = [
+            (status(404, "NAME_UNKNOWN", ecr), true),
+            (status(404, "NOT_FOUND", "project apps not found"), true),
+            (status(404, "NAME_UNKNOWN", ""), true),
+            // A blob or manifest that is not there is no missing repository.
+            (
+                status(404, "BLOB_UNKNOWN", "blob unknown to registry"),
+                false,
+            ),
+            (status(404, "", ""), false),
+            // A refusal for another reason, whatever it says.
+            (status(403, "DENIED", "project apps not found"), false),
+            (status(400, "NAME_UNKNOWN", ecr), false),
+        ];
+        for (error, missing) in table {
+            assert_eq!(error.names_missing_repository(), missing, "{error}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_refused_for_what_the_registry_lacks_is_worth_a_repair() {
+        let table = [
+            (status(400, "MANIFEST_BLOB_UNKNOWN", "blob unknown"), true),
+            // Artifactory, after a blob HEAD that said 200 for nothing.
+            (status(400, "MANIFEST_INVALID", "manifest invalid"), true),
+            (status(404, "BLOB_UNKNOWN", ""), true),
+            (status(404, "MANIFEST_UNKNOWN", ""), true),
+            (status(404, "NAME_UNKNOWN", ""), false),
+            (status(403, "DENIED", ""), false),
+            (status(500, "", "oops"), false),
+        ];
+        for (error, repair) in table {
+            assert_eq!(error.lacks_reference(), repair, "{error}");
+        }
     }
 }

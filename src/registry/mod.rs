@@ -93,6 +93,12 @@ pub trait Registry: Send + Sync {
     /// Whether a blob is present in the repository.
     fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool>;
 
+    /// Whether the blob can really be read from the repository: asked with
+    /// a read of its first byte, not a HEAD, because some registries
+    /// (Artifactory) answer a HEAD with 200 for a blob a GET does not find.
+    /// For re-checking an image whose manifest the registry refused.
+    fn blob_readable(&self, repository: &str, digest: &Digest) -> Result<bool>;
+
     /// Streams a blob; reading fails unless it has exactly `size` bytes hashing to `digest`.
     fn blob_get<'a>(
         &'a self,

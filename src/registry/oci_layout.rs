@@ -450,6 +450,11 @@ impl Registry for OciLayoutStore {
         Ok(self.blob_path(repository, digest)?.is_file())
     }
 
+    fn blob_readable(&self, repository: &str, digest: &Digest) -> Result<bool> {
+        // On disk, a blob that is there is readable: nothing answers for it.
+        self.blob_exists(repository, digest)
+    }
+
     fn blob_get<'a>(
         &'a self,
         repository: &str,

@@ -78,6 +78,13 @@ pub enum Call {
         /// Blob asked about.
         digest: Digest,
     },
+    /// [`Registry::blob_readable`].
+    BlobReadable {
+        /// Repository.
+        repository: String,
+        /// Blob asked about.
+        digest: Digest,
+    },
     /// [`Registry::blob_get`]: the stream was opened (reading it is not a call).
     BlobGet {
         /// Repository.
@@ -133,6 +140,7 @@ impl Call {
             | Call::TagDelete { repository, .. }
             | Call::Referrers { repository, .. }
             | Call::BlobExists { repository, .. }
+            | Call::BlobReadable { repository, .. }
             | Call::BlobGet { repository, .. }
             | Call::BlobMount { repository, .. }
             | Call::BlobPut { repository, .. } => Some(repository),
@@ -342,6 +350,14 @@ impl Registry for Recording {
             digest: digest.clone(),
         };
         self.record(call, |r| r.blob_exists(repository, digest))
+    }
+
+    fn blob_readable(&self, repository: &str, digest: &Digest) -> Result<bool> {
+        let call = Call::BlobReadable {
+            repository: repository.to_string(),
+            digest: digest.clone(),
+        };
+        self.record(call, |r| r.blob_readable(repository, digest))
     }
 
     fn blob_get<'a>(

@@ -2,8 +2,13 @@
 //! real docker-registry: what hoist does where a registry refuses or ignores
 //! part of the protocol (docs/registries.md).
 
-use crate::apply::config_at;
+use std::collections::BTreeMap;
+
+use crate::apply::{config_at, image_with_base};
 use crate::support::fault_proxy::{FaultProxy, Reply, Schedule};
+use crate::support::personality_writes::{
+    MANIFEST_INVALID_BODY, ManifestRefusal, lying_blob_head, repositories_must_exist,
+};
 use crate::support::seed::{self, Format};
 use crate::support::{Hoist, TestRegistry};
 
@@ -267,4 +272,221 @@ fn ecr_upload_rules_are_followed() {
             );
         }
     }
+}
+
+/// ECR (and Harbor or GitLab projects): a repository must exist before a
+/// push. `apps/api` and `apps/web` exist, `apps/db` does not: planning takes
+/// it for an empty repository; its two images fail naming the repository to
+/// create, where, and how, after one refused write (the run remembers it);
+/// the other images land, and the 404 answered to a mount into `apps/db`
+/// does not stop mounts into `apps/web`.
+///
+/// `apps/db` holds the images of `apps/api`, so each of its blobs lands in
+/// `apps/api` first and its first write is a mount.
+#[test]
+fn a_repository_that_must_be_created_first_fails_its_images_alone() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    // Two base layers in every image, one layer and a config of their own.
+    let mut digests = BTreeMap::new();
+    for (repositories, tag) in [
+        (&["apps/api", "apps/db"][..], "1.0"),
+        (&["apps/api", "apps/db"], "2.0"),
+        (&["apps/web"], "1.0"),
+    ] {
+        let spec = image_with_base(&format!("{}:{tag}", repositories[0]), 3, 2, 20_000);
+        for repository in repositories {
+            let pushed = seed::push(client.as_ref(), repository, tag, &spec);
+            digests.insert(format!("{repository}:{tag}"), pushed.digest.to_string());
+        }
+    }
+    let proxy = FaultProxy::start(prod.host(), Schedule::none());
+    repositories_must_exist(&proxy, &["apps/api", "apps/web"]);
+    let config = config_at(
+        &[("staging", staging.host()), ("prod", &proxy.host())],
+        "[[promotion]]\nname = \"apps\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"apps/*\"]\n",
+    );
+
+    // Planning: a tag list answered 404 NAME_UNKNOWN is an empty repository.
+    let plan = Hoist::new().config(&config).args(["plan"]).run().success();
+    assert!(plan.stdout.contains("apps/db"), "{}", plan.stdout);
+
+    let run = Hoist::new()
+        .config(&config)
+        .args(["--jobs", "1", "apply", "--report", "report.json"])
+        .run()
+        .code(1);
+    for landed in ["apps/api:1.0", "apps/api:2.0", "apps/web:1.0"] {
+        let (repository, tag) = landed.split_once(':').unwrap();
+        assert_eq!(
+            prod.read_manifest_digest(repository, tag).as_ref(),
+            Some(&digests[landed]),
+            "{landed}"
+        );
+    }
+    let said = "repository `apps/db` does not exist on `prod`, and this registry does not \
+                create repositories on push: create it (ECR: `aws ecr create-repository \
+                --repository-name apps/db`; Harbor, GitLab: create the project), then run again";
+    assert!(run.stderr.contains(said), "{}", run.stderr);
+    let report = run.json_file("report.json");
+    let summary = &report["summary"];
+    assert_eq!(summary["promoted"], 3, "{summary:#}");
+    assert_eq!(summary["failed"], 2, "{summary:#}");
+    // The two shared base layers crossed once, into `apps/api`, and were
+    // mounted into `apps/web`: the refused mount into `apps/db` was no
+    // refusal of mounts.
+    assert_eq!(summary["blobs_mounted"], 2, "{summary:#}");
+    let failures = report["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 2, "{report:#}");
+    for failure in failures {
+        assert_eq!(failure["target"]["repository"], "apps/db", "{failure:#}");
+        let error = failure["error"].as_str().unwrap();
+        assert!(error.contains(said), "{error}");
+        assert!(error.contains("NAME_UNKNOWN"), "{error}");
+    }
+    // One write to `apps/db`, a mount, found it missing; nothing was sent
+    // there again.
+    let writes_to_db: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method != "GET" && s.method != "HEAD" && s.path.starts_with("/v2/apps/db/"))
+        .collect();
+    assert_eq!(writes_to_db.len(), 1, "{writes_to_db:#?}");
+    assert!(writes_to_db[0].path.contains("mount="), "{writes_to_db:#?}");
+    assert!(prod.read_tags("apps/db").is_empty());
+}
+
+/// Artifactory: a blob HEAD says 200 for blobs the registry lacks, so they
+/// are not uploaded and the manifest PUT is refused, with
+/// `MANIFEST_BLOB_UNKNOWN` or (as Artifactory says it) `MANIFEST_INVALID`.
+/// hoist reads the first byte of every blob of the image again
+/// (`Range: bytes=0-0`, never a HEAD), uploads what is missing, and the PUT
+/// goes through: a single-platform image and an index land byte for byte.
+#[test]
+fn blobs_a_lying_head_vouched_for_are_found_missing_and_uploaded() {
+    for refusal in [ManifestRefusal::BlobUnknown, ManifestRefusal::Invalid] {
+        let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+        let client = seed::client(&staging);
+        let mut pushed = BTreeMap::new();
+        for (name, spec) in [
+            ("apps/web", seed::small_image("web", Format::Oci)),
+            (
+                "apps/multi",
+                seed::multi_platform_image("multi", Format::Docker),
+            ),
+        ] {
+            pushed.insert(name, seed::push(client.as_ref(), name, "1.0", &spec));
+        }
+        // The HEAD lies about every layer (configs are told the truth).
+        let mut lies = BTreeMap::new();
+        for (name, root) in &pushed {
+            for manifest in manifests_of(client.as_ref(), name, root) {
+                // The view lists the config first, then the layers.
+                for layer in manifest.view().unwrap().blobs.iter().skip(1) {
+                    lies.insert(layer.digest.to_string(), layer.size);
+                }
+            }
+        }
+        assert!(lies.len() >= 4, "{lies:?}");
+        let proxy = FaultProxy::start(prod.host(), Schedule::none());
+        lying_blob_head(&proxy, lies.clone(), refusal);
+        let config = config_at(
+            &[("staging", staging.host()), ("prod", &proxy.host())],
+            "[[promotion]]\nname = \"apps\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"apps/*\"]\n",
+        );
+        let run = Hoist::new().config(&config).args(["apply"]).run();
+        assert_eq!(run.code, 0, "{refusal:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("lacks part of the image"),
+            "{refusal:?}: {}",
+            run.stderr
+        );
+        for (name, manifest) in &pushed {
+            assert_eq!(
+                prod.read_manifest_digest(name, "1.0"),
+                Some(manifest.digest.to_string()),
+                "{refusal:?}: {name}"
+            );
+        }
+        for digest in lies.keys() {
+            assert!(
+                prod.blob_data_path(digest).exists(),
+                "{refusal:?}: {digest}"
+            );
+        }
+        // The re-check read one byte of each lied-about blob, by GET.
+        let seen = proxy.seen();
+        for digest in lies.keys() {
+            let ranged = seen.iter().any(|s| {
+                s.method == "GET"
+                    && s.path.ends_with(&format!("/blobs/{digest}"))
+                    && s.head.to_ascii_lowercase().contains("range: bytes=0-0")
+            });
+            assert!(ranged, "{refusal:?}: no ranged GET of {digest}: {seen:#?}");
+        }
+    }
+}
+
+/// A manifest the registry refuses again after the repair (every blob read
+/// again, none missing) fails its image with the registry's own words,
+/// after exactly one retry, and no tag is written.
+#[test]
+fn a_manifest_refused_again_after_the_repair_fails_with_the_registrys_message() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let image = seed::small_image("web", Format::Oci);
+    seed::push(seed::client(&staging).as_ref(), "apps/web", "1.0", &image);
+    let proxy = FaultProxy::start(prod.host(), Schedule::none());
+    proxy.answer(|method, path| {
+        (method == "PUT" && path.contains("/manifests/"))
+            .then(|| Reply::status(400).body(MANIFEST_INVALID_BODY))
+    });
+    let config = config_at(
+        &[("staging", staging.host()), ("prod", &proxy.host())],
+        "[[promotion]]\nname = \"apps\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"apps/web\"]\n",
+    );
+    let run = Hoist::new()
+        .config(&config)
+        .args(["apply", "--report", "report.json"])
+        .run()
+        .code(1);
+    let report = run.json_file("report.json");
+    let error = report["failures"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("writing tag 1.0")
+            && error.contains("HTTP 400 MANIFEST_INVALID: manifest invalid"),
+        "{report:#}"
+    );
+    let seen = proxy.seen();
+    let puts = seen
+        .iter()
+        .filter(|s| s.method == "PUT" && s.path.contains("/manifests/"))
+        .count();
+    assert_eq!(puts, 2, "{seen:#?}");
+    let ranged = seen
+        .iter()
+        .filter(|s| s.method == "GET" && s.head.to_ascii_lowercase().contains("range: bytes=0-0"))
+        .count();
+    assert_eq!(ranged, 3, "a config and two layers read again: {seen:#?}");
+    assert!(prod.read_tags("apps/web").is_empty());
+}
+
+/// The manifests of an image in `repository`: the children of an index,
+/// then the root.
+fn manifests_of(
+    store: &dyn hoist::registry::Registry,
+    repository: &str,
+    root: &hoist::manifest::Manifest,
+) -> Vec<hoist::manifest::Manifest> {
+    let view = root.view().unwrap();
+    let mut manifests: Vec<_> = view
+        .manifests
+        .iter()
+        .map(|child| {
+            store
+                .manifest_get(repository, &child.digest.to_string())
+                .unwrap()
+        })
+        .collect();
+    manifests.push(root.clone());
+    manifests
 }

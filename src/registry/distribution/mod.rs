@@ -171,6 +171,10 @@ impl Registry for DistributionRegistry {
         self.in_slot(|| self.has_blob(repository, digest))
     }
 
+    fn blob_readable(&self, repository: &str, digest: &Digest) -> Result<bool> {
+        self.in_slot(|| self.reads_blob(repository, digest))
+    }
+
     fn blob_get<'a>(
         &'a self,
         repository: &str,
