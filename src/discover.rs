@@ -297,8 +297,14 @@ impl<'a> Discovery<'a> {
         let handles = self.handles;
         let read = read_par(
             changing_images(expansion, &self.inventory),
-            |((registry, digest), repository)| {
-                let contents = image_contents(handle(handles, registry)?, repository, digest);
+            |((registry, written), image)| {
+                let contents = image_contents(
+                    handle(handles, registry)?,
+                    &image.repository,
+                    &image.digest,
+                    &image.platforms,
+                    written,
+                );
                 Ok(contents.ok())
             },
         );
@@ -419,13 +425,13 @@ fn selections<'r>(
     })
 }
 
-/// Each image some candidate will write, once per source registry, with one
-/// repository that holds it: candidates whose target does not already hold
-/// their digest.
+/// The images the plan may write, keyed by source registry and the digest
+/// the target gets, each with where to read it: a repository holding the
+/// source manifest, its digest, and the platforms a filtered index keeps.
 fn changing_images(
     expansion: &Expansion,
     inventory: &Inventory,
-) -> BTreeMap<(String, Digest), String> {
+) -> BTreeMap<(String, Digest), ImageToRead> {
     expansion
         .candidates
         .iter()
@@ -437,11 +443,25 @@ fn changing_images(
         })
         .map(|c| {
             (
-                (c.source.registry.clone(), c.source.digest.clone()),
-                c.source.repository.clone(),
+                (c.source.registry.clone(), c.digest.clone()),
+                ImageToRead {
+                    repository: c.source.repository.clone(),
+                    digest: c.source.digest.clone(),
+                    platforms: c.platforms.clone(),
+                },
             )
         })
         .collect()
+}
+
+/// Where to read an image the plan may write.
+struct ImageToRead {
+    /// A source repository holding it.
+    repository: String,
+    /// The source manifest.
+    digest: Digest,
+    /// The platforms kept of an index (none: all).
+    platforms: Vec<crate::platform::Platform>,
 }
 
 /// The handle of a registry a rule names.
@@ -522,14 +542,18 @@ fn filter_indexes(
     })
 }
 
-/// Child manifests and blobs of an image, each once: the tree apply copies.
-fn image_contents(
+/// Child manifests and blobs of image `digest` in `repository`, each once:
+/// the tree apply copies (of an index filtered to `platforms`, only the
+/// platforms it keeps), which is written at `written`.
+pub fn image_contents(
     handle: &ReadOnly,
     repository: &str,
     digest: &Digest,
+    platforms: &[crate::platform::Platform],
+    written: &Digest,
 ) -> Result<ImageContents, TreeError> {
     let fetch = |d: &str| handle.manifest_get(repository, d);
-    let tree = read_tree(&fetch, repository, digest, &[], digest)?;
+    let tree = read_tree(&fetch, repository, digest, platforms, written)?;
     let mut manifests: Vec<Digest> = tree.manifests.iter().map(|m| m.digest.clone()).collect();
     // The root is the image itself, not a child.
     manifests.pop();

@@ -309,10 +309,50 @@ pub fn plan(
             (target_name.clone(), target_name),
         ]),
         summary: crate::plan::summarize(&entries, skipped.len()),
+        estimate: estimate(&entries, source_store, target_store),
         entries,
         skipped,
-        estimate: Default::default(),
     })
+}
+
+/// The work `entries` mean, as `plan` estimates it for rules: each image's
+/// tree read from the source (of a filtered index, the platforms kept).
+fn estimate(
+    entries: &[PlanEntry],
+    source_store: &ReadOnly,
+    target_store: &ReadOnly,
+) -> crate::plan::Estimate {
+    let mut inventory = crate::plan::Inventory::default();
+    for entry in entries {
+        let (source, target) = (&entry.source, &entry.target);
+        let stores = [
+            (&source.registry, source_store),
+            (&target.registry, target_store),
+        ];
+        for (name, store) in stores {
+            inventory.stores.insert(name.clone(), store.store_id());
+        }
+        if let Some(current) = &target.current_digest {
+            let key = crate::plan::tag_key(&target.registry, &target.repository, &target.tag);
+            inventory.target_heads.insert(key, current.clone());
+        }
+        let written = entry.target_digest();
+        let key = (source.registry.clone(), written.clone());
+        if !entry.changes() || inventory.contents.contains_key(&key) {
+            continue;
+        }
+        let contents = crate::discover::image_contents(
+            source_store,
+            &source.repository,
+            &source.digest,
+            &entry.platforms,
+            written,
+        );
+        if let Ok(contents) = contents {
+            inventory.contents.insert(key, contents);
+        }
+    }
+    crate::plan::estimate(entries, &inventory)
 }
 
 /// Makes the plan entries of one promotion, reading each target tag.

@@ -39,11 +39,11 @@ pub fn estimate(entries: &[PlanEntry], inventory: &Inventory) -> Estimate {
             manifests.insert((repository, &key.digest));
             let same_store =
                 target_store.is_some() && inventory.stores.get(&source.registry) == target_store;
-            // A platform-filtered index is counted with the whole index's
-            // contents: an upper bound, as the rest of the estimate.
+            // What the target gets: of a platform-filtered index, only the
+            // platforms it keeps.
             let contents = inventory
                 .contents
-                .get(&(source.registry.clone(), source.digest.clone()));
+                .get(&(source.registry.clone(), key.digest.clone()));
             let Some(contents) = contents else {
                 estimate.complete = false;
                 continue;

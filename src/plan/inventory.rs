@@ -28,7 +28,8 @@ pub struct Inventory {
     pub source_tags: BTreeMap<RepoKey, Option<Vec<String>>>,
     /// What each selected source tag points at; absent when it vanished.
     pub source_heads: BTreeMap<TagKey, ManifestHead>,
-    /// What each source manifest references, for the estimate.
+    /// What each image to write references, by source registry and the
+    /// digest the target gets (a filtered index's own), for the estimate.
     pub contents: BTreeMap<(String, Digest), ImageContents>,
     /// Tags present in each target repository (empty when it does not exist).
     pub target_tags: BTreeMap<RepoKey, BTreeSet<String>>,

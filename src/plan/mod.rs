@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use conflict::{Claim, Conflict};
 pub use entry::{Action, PlanEntry, Role, SourceImage, TargetTag, Transfer};
+pub use estimate::estimate;
 pub use expand::{
     Candidate, Expansion, attached_tag_names, expand, matched_repositories, target_probes,
 };

@@ -207,3 +207,45 @@ fn a_rule_filtering_an_index_says_its_signature_stays_behind() {
     let report = run.json_file("report.json");
     assert_eq!(report["skipped"][0]["tag"], tag.as_str(), "{report:#}");
 }
+
+/// `hoist promote` estimates the work as `plan` does (it printed `Work: 0
+/// images … (partial …)` on every run), and a platform filter counts only
+/// the platforms kept.
+#[test]
+fn promote_estimates_the_work_of_the_platforms_it_keeps() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    seed::push(
+        client.as_ref(),
+        "apps/web",
+        "1.0.0",
+        &seed::multi_platform_image("web", Format::Oci),
+    );
+    let work = |extra: &[&str]| {
+        let mut args = vec![
+            "promote".to_string(),
+            format!("{}/apps/web:1.0.0", staging.host()),
+            format!("{}/apps/web", prod.host()),
+            "--dry-run".to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let run = Hoist::new().args(&args).run().success();
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with("Work:"))
+            .unwrap_or_else(|| panic!("{}", run.stdout))
+            .to_string()
+    };
+    // Two platforms: the index, two manifests, two configs and four layers.
+    let whole = work(&[]);
+    assert!(
+        whole.starts_with("Work: 1 image (3 manifests); 6 blobs"),
+        "{whole}"
+    );
+    assert!(!whole.contains("partial"), "{whole}");
+    let one = work(&["--platform", "linux/arm64"]);
+    assert!(
+        one.starts_with("Work: 1 image (2 manifests); 3 blobs"),
+        "{one}"
+    );
+}
