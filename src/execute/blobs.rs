@@ -138,7 +138,11 @@ impl Executor<'_> {
                 *session = started;
                 Ok(false)
             }
-            Err(RegistryError::Status { .. } | RegistryError::Auth { .. }) => {
+            Err(
+                RegistryError::Status { .. }
+                | RegistryError::Auth { .. }
+                | RegistryError::LoginRefused { .. },
+            ) => {
                 self.mounting(registry).set(Mounting::REFUSED);
                 Ok(false)
             }
