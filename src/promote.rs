@@ -309,6 +309,7 @@ pub fn plan(
         ]),
         entries,
         skipped: Vec::new(),
+        rule_problems: Vec::new(),
         summary,
         estimate: Default::default(),
     })
