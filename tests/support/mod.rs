@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod fault_proxy;
 pub mod hoist;
+pub mod personality;
 pub mod registry;
 pub mod seed;
 pub mod token_server;
