@@ -10,7 +10,9 @@ use rayon::prelude::*;
 
 use crate::digest::Digest;
 use crate::manifest::FilterError;
-use crate::plan::{self, Expansion, FilterKey, ImageContents, Inventory, RepoKey, TagKey};
+use crate::plan::{
+    self, CatalogListing, Expansion, FilterKey, ImageContents, Inventory, RepoKey, TagKey,
+};
 use crate::registry::{ManifestHead, ReadOnly, RegistryError};
 use crate::rules::{Rule, RuleSet, SelectedTag};
 use crate::tree::{TreeError, read_tree};
@@ -43,7 +45,8 @@ pub enum ReadFailure {
     /// A rule names a registry no handle was opened for.
     #[error("registry `{0}` is not open")]
     NotOpen(String),
-    /// A source registry's catalog could not be listed.
+    /// A source registry's catalog could not be listed, for a reason other
+    /// than the registry not offering one (a 5xx after retries, no answer).
     #[error("listing the catalog of `{registry}`: {source}")]
     Catalog {
         /// The source registry.
@@ -171,13 +174,21 @@ impl<'a> Discovery<'a> {
     }
 
     /// Step 1: the source repositories, from the catalog unless every rule
-    /// reading that registry spells its repositories out.
+    /// reading that registry spells its repositories out. A registry that
+    /// does not list its repositories has only the names rules spell out;
+    /// its rules matching by glob are then rule problems (planning says
+    /// which), not a failed discovery.
     fn list_source_repositories(&mut self) {
         let handles = self.handles;
         let listed = read_par(repository_listings(self.rules), |(registry, literals)| {
             list_repositories(handles, registry, literals.as_ref())
         });
-        for ((registry, _), mut repositories) in self.keep(listed) {
+        for ((registry, _), (mut repositories, catalog)) in self.keep(listed) {
+            if let Some(catalog) = catalog {
+                self.inventory
+                    .catalogs
+                    .insert(registry.to_string(), catalog);
+            }
             // A repository a rule names outright is looked up even when the
             // catalog does not show it, so a typo or a catalog the credentials
             // cannot fully see is reported, not ignored.
@@ -379,21 +390,29 @@ fn repository_listings(rules: &RuleSet) -> BTreeMap<&str, Option<BTreeSet<String
 }
 
 /// The repositories of a source registry: the names its rules spell out,
-/// or else its catalog.
+/// or else its catalog and what listing it gave. A registry that answers it
+/// lists no catalog has no repositories but those spelled out.
 fn list_repositories(
     handles: &Handles,
     registry: &str,
     literals: Option<&BTreeSet<String>>,
-) -> Result<Vec<String>, ReadFailure> {
-    match literals {
-        Some(names) => Ok(names.iter().cloned().collect()),
-        None => handle(handles, registry)?
-            .catalog()
-            .map_err(|source| ReadFailure::Catalog {
-                registry: registry.to_string(),
-                source: Box::new(source),
-            }),
-    }
+) -> Result<(Vec<String>, Option<CatalogListing>), ReadFailure> {
+    let Some(names) = literals else {
+        return match handle(handles, registry)?.catalog() {
+            Ok(names) => {
+                let listed = CatalogListing::Listed(names.len());
+                Ok((names, Some(listed)))
+            }
+            Err(error) => match error.catalog_refusal() {
+                Some(refusal) => Ok((Vec::new(), Some(CatalogListing::Refused(refusal)))),
+                None => Err(ReadFailure::Catalog {
+                    registry: registry.to_string(),
+                    source: Box::new(error),
+                }),
+            },
+        };
+    };
+    Ok((names.iter().cloned().collect(), None))
 }
 
 /// Every tag `rules` select in the source repositories they match, skipping

@@ -257,3 +257,115 @@ fn each_catalog_tag_list_and_digest_is_read_once_however_many_rules_share_it() {
         "discovery writes nothing"
     );
 }
+
+/// A registry answering `status` (with `codes`) to the catalog request.
+fn catalog_answering(
+    status: u16,
+    codes: &[&str],
+) -> impl Fn(&Call) -> RegistryError + Send + Sync + 'static {
+    let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
+    move |_| RegistryError::Status {
+        method: "GET".into(),
+        url: "http://staging/v2/_catalog?n=1000".into(),
+        status,
+        codes: codes.clone(),
+        message: String::new(),
+        retry_after: None,
+    }
+}
+
+/// Handles whose `staging` answers the catalog request with `error`.
+fn without_catalog(
+    stores: &Stores,
+    error: impl Fn(&Call) -> RegistryError + Send + Sync + 'static,
+) -> Handles {
+    let mut handles = stores.handles();
+    let staging: Arc<dyn Registry> = Arc::new(
+        Recording::new(Arc::new(stores.store("staging")))
+            .failing_with(|call| *call == Call::Catalog, error),
+    );
+    handles.insert("staging".into(), ReadOnly::new(staging));
+    handles
+}
+
+#[test]
+fn a_registry_without_a_catalog_is_read_through_the_names_rules_spell_out() {
+    let stores = Stores::new();
+    let app = stores.push("staging", "team/app", "1.0.0");
+    stores.push("staging", "team/other", "1.0.0");
+    let rules = rules(&format!(
+        "{}{}",
+        rule("apps", "\"team/*\"", ""),
+        rule("named", "\"team/app\"", "")
+    ));
+    for (status, codes) in [
+        (404, vec![]),
+        (401, vec!["UNAUTHORIZED"]),
+        (400, vec!["UNSUPPORTED"]),
+    ] {
+        let handles = without_catalog(&stores, catalog_answering(status, &codes));
+
+        let inventory = discover(&rules, &handles).unwrap();
+
+        assert_eq!(inventory.repositories["staging"], ["team/app"], "{status}");
+        assert!(
+            matches!(
+                &inventory.catalogs["staging"],
+                CatalogListing::Refused(refusal) if refusal.status == status
+            ),
+            "{status}: {:?}",
+            inventory.catalogs
+        );
+        // The named repository is read; the glob rule reads nothing.
+        assert_eq!(
+            inventory.source_tags,
+            BTreeMap::from([(key("staging", "team/app"), Some(vec!["1.0.0".into()]))]),
+            "{status}"
+        );
+        assert_eq!(
+            inventory.source_heads[&tag("staging", "team/app", "1.0.0")].digest,
+            app.digest
+        );
+    }
+}
+
+#[test]
+fn a_catalog_that_fails_for_another_reason_still_fails_discovery() {
+    let stores = Stores::new();
+    stores.push("staging", "team/app", "1.0.0");
+    let rules = rules(&rule("apps", "\"team/*\"", ""));
+    for status in [500, 503, 429] {
+        let handles = without_catalog(&stores, catalog_answering(status, &["UNSUPPORTED"]));
+
+        let error = discover(&rules, &handles).unwrap_err();
+
+        assert!(
+            matches!(&error.failures[..], [ReadFailure::Catalog { registry, .. }] if registry == "staging"),
+            "{status}: {error}"
+        );
+    }
+}
+
+#[test]
+fn a_listed_catalog_is_counted() {
+    let stores = Stores::new();
+    stores.push("staging", "team/app", "1.0.0");
+    let rules = rules(&format!(
+        "{}{}",
+        rule("apps", "\"team/*\"", ""),
+        rule("named", "\"tools/x\"", "")
+    ));
+
+    let inventory = discover(&rules, &stores.handles()).unwrap();
+
+    assert_eq!(inventory.catalogs["staging"], CatalogListing::Listed(1));
+    assert_eq!(inventory.repositories["staging"], ["team/app", "tools/x"]);
+    // A registry no glob rule reads has no catalog read, so none counted.
+    let named = self::rules(&rule("named", "\"team/app\"", ""));
+    assert!(
+        discover(&named, &stores.handles())
+            .unwrap()
+            .catalogs
+            .is_empty()
+    );
+}

@@ -312,6 +312,7 @@ pub fn plan(
         estimate: estimate(&entries, source_store, target_store),
         entries,
         skipped,
+        rule_problems: Vec::new(),
     })
 }
 

@@ -14,7 +14,7 @@ use crate::registry::stores::Stores;
 use crate::report;
 use crate::rules::RuleSet;
 
-use super::planning::{make_plan, scope_of};
+use super::planning::{log_rule_problems, make_plan, scope_of};
 use super::{CommandError, ExitStatus, PlanFileProblem, open_plan_stores, write_json};
 
 pub(super) fn apply(
@@ -26,12 +26,19 @@ pub(super) fn apply(
     let started = Instant::now();
     let scope = scope_of(&args.scope)?;
     let plan = match &args.plan {
-        Some(path) => read_plan(path, &scope)?,
+        Some(path) => {
+            let plan = read_plan(path, &scope)?;
+            log_rule_problems(&plan);
+            plan
+        }
         None => make_plan(stores, loaded, rules, &scope)?,
     };
     report::print_raw(&plan::render_table(&plan));
     if args.dry_run {
-        return Ok(ExitStatus::Success);
+        return Ok(match plan.failed_rules() {
+            0 => ExitStatus::Success,
+            _ => ExitStatus::Failure,
+        });
     }
     let handles = open_plan_stores(stores, loaded, &plan)?;
     let run = Run {

@@ -57,6 +57,7 @@ pub(super) fn make_plan(
             !others.contains(e.source.registry.as_str())
         });
     }
+    log_rule_problems(&plan);
     let requests: u64 = handles.values().map(|h| h.counters().requests()).sum();
     report::log(&format!(
         "planned {} target tags from {} rules in {:.2}s ({} requests)",
@@ -66,6 +67,14 @@ pub(super) fn make_plan(
         requests
     ));
     Ok(plan)
+}
+
+/// Says on stderr each rule that matched nothing, as `error:` (the run
+/// will exit 1) or `warning:` lines.
+pub(super) fn log_rule_problems(plan: &Plan) {
+    for problem in &plan.rule_problems {
+        report::log(&problem.to_string());
+    }
 }
 
 /// Read-only handles on every registry the rules name, and their addresses
@@ -127,10 +136,19 @@ pub(super) fn plan_command(
     if let Some(path) = &args.out {
         write_json(path, &plan)?;
     }
-    Ok(match (args.detailed_exitcode, plan.has_changes()) {
-        (true, true) => ExitStatus::Changes,
-        _ => ExitStatus::Success,
-    })
+    // A rule that could not be planned is an error, also for
+    // --detailed-exitcode (where 1 means error): the others are planned.
+    Ok(
+        match (
+            plan.failed_rules() > 0,
+            args.detailed_exitcode,
+            plan.has_changes(),
+        ) {
+            (true, _, _) => ExitStatus::Failure,
+            (false, true, true) => ExitStatus::Changes,
+            _ => ExitStatus::Success,
+        },
+    )
 }
 
 pub(super) fn verify_command(
@@ -143,12 +161,20 @@ pub(super) fn verify_command(
     let plan = make_plan(stores, loaded, rules, &scope)?;
     let handles = open_plan_stores(stores, loaded, &plan)?;
     let problems = crate::verify::verify(&plan, &handles);
+    let failed_rules = plan.failed_rules();
     if problems.is_empty() {
         report::print_lines(&[format!(
-            "verified {}: every one points at a complete image",
-            report::count(plan.entries.len(), "target tag", "target tags")
+            "verified {}: every one points at a complete image{}",
+            report::count(plan.entries.len(), "target tag", "target tags"),
+            match failed_rules {
+                0 => String::new(),
+                n => format!(" ({} not planned)", report::count(n, "rule", "rules")),
+            }
         )]);
-        return Ok(ExitStatus::Success);
+        return Ok(match failed_rules {
+            0 => ExitStatus::Success,
+            _ => ExitStatus::Failure,
+        });
     }
     report::print_lines(&problems);
     report::log(&format!(

@@ -158,7 +158,11 @@ impl Executor<'_> {
             // The target repository itself is missing (ECR answers a
             // mount into it 404 NAME_UNKNOWN): that says nothing of mounts.
             Err(e) if e.names_missing_repository() => Err(e),
-            Err(RegistryError::Status { .. } | RegistryError::Auth { .. }) => {
+            Err(
+                RegistryError::Status { .. }
+                | RegistryError::Auth { .. }
+                | RegistryError::LoginRefused { .. },
+            ) => {
                 self.mounting(registry).set(Mounting::REFUSED);
                 Ok(false)
             }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::CopyStatsSnapshot;
 use super::status::{Outcome, Status};
-use crate::plan::{Plan, PlanEntry, Shard};
+use crate::plan::{Plan, PlanEntry, RuleProblem, Shard};
 use crate::report::{count, human_bytes};
 
 /// The version of the report format.
@@ -54,6 +54,9 @@ pub struct RunSummary {
     pub refused: usize,
     /// Entries that failed.
     pub failed: usize,
+    /// Rules that could not be planned (see `rule_problems`).
+    #[serde(default)]
+    pub failed_rules: usize,
     /// Blobs streamed from a source to a target.
     pub blobs_copied: u64,
     /// Blobs mounted inside a target registry (no bytes moved).
@@ -99,6 +102,11 @@ pub struct ApplyReport {
     /// Source tags selected but not promoted, and why (the plan's `skipped`).
     #[serde(default)]
     pub skipped: Vec<crate::plan::SkippedTag>,
+    /// Rules matching by glob that matched nothing, from the plan: an
+    /// `error` one (a registry without a catalog, an empty catalog) was not
+    /// done and fails the run; a `warning` does not.
+    #[serde(default)]
+    pub rule_problems: Vec<RuleProblem>,
 }
 
 impl ApplyReport {
@@ -119,6 +127,7 @@ impl ApplyReport {
             manifests_written: stats.manifests_written,
             tags_written: stats.tags_written,
             moved: outcome.moved.len(),
+            failed_rules: plan.failed_rules(),
             requests: requests.0,
             write_requests: requests.1,
             duration_secs,
@@ -165,12 +174,17 @@ impl ApplyReport {
             moved: outcome.moved.clone(),
             notes: outcome.notes.clone(),
             skipped: plan.skipped.clone(),
+            rule_problems: plan.rule_problems.clone(),
         }
     }
 
     /// Whether everything asked for was done.
     pub fn succeeded(&self) -> bool {
-        self.summary.failed + self.summary.refused + self.summary.blocked == 0
+        self.summary.failed
+            + self.summary.refused
+            + self.summary.blocked
+            + self.summary.failed_rules
+            == 0
     }
 
     /// The closing lines: failures and refusals with their causes, then totals.
@@ -208,28 +222,41 @@ impl ApplyReport {
                 e.action.blocked_reason().unwrap_or("")
             ));
         }
+        for problem in &self.rule_problems {
+            lines.push(match problem.is_error() {
+                true => format!("failed {}", problem.message),
+                false => problem.to_string(),
+            });
+        }
         for moved in &self.moved {
             lines.push(format!("moved: deleted the source tag {moved}"));
         }
         for note in &self.notes {
             lines.push(format!("note: {note}"));
         }
+        lines.push(self.summary_line());
+        lines
+    }
+
+    /// The totals: tags promoted, unchanged, failed (and refused, blocked,
+    /// rules not planned, when any), blobs, requests and time.
+    fn summary_line(&self) -> String {
         let s = &self.summary;
-        lines.push(format!(
-            "{} promoted, {} unchanged, {} failed{}{}; {} copied ({}), {} mounted, {} already present; {}{:.1}s",
+        let some = |n: usize, what: String| match n {
+            0 => String::new(),
+            _ => format!(", {what}"),
+        };
+        format!(
+            "{} promoted, {} unchanged, {} failed{}{}{}; {} copied ({}), {} mounted, {} already present; {}{:.1}s",
             count(s.promoted, "tag", "tags"),
             s.unchanged,
             s.failed,
-            if s.refused > 0 {
-                format!(", {} refused", s.refused)
-            } else {
-                String::new()
-            },
-            if s.blocked > 0 {
-                format!(", {} blocked", s.blocked)
-            } else {
-                String::new()
-            },
+            some(s.refused, format!("{} refused", s.refused)),
+            some(s.blocked, format!("{} blocked", s.blocked)),
+            some(
+                s.failed_rules,
+                format!("{} not planned", count(s.failed_rules, "rule", "rules"))
+            ),
             count(s.blobs_copied as usize, "blob", "blobs"),
             human_bytes(s.bytes_copied),
             s.blobs_mounted,
@@ -244,8 +271,7 @@ impl ApplyReport {
                 String::new()
             },
             s.duration_secs,
-        ));
-        lines
+        )
     }
 }
 

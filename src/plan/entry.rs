@@ -302,6 +302,7 @@ impl super::Plan {
             registries: std::collections::BTreeMap::new(),
             entries,
             skipped: Vec::new(),
+            rule_problems: Vec::new(),
             summary: super::Summary::default(),
             estimate: super::Estimate::default(),
         }

@@ -100,8 +100,13 @@ pub struct Expansion {
     pub skipped: Vec<SkippedTag>,
 }
 
-/// The source repositories of the inventory a rule matches.
+/// The source repositories of the inventory a rule matches: none for a
+/// rule matching by glob on a registry that does not list its repositories
+/// (no catalog, or an empty one).
 pub fn matched_repositories<'a>(rule: &Rule, inventory: &'a Inventory) -> Vec<&'a String> {
+    if !inventory.can_match(rule) {
+        return Vec::new();
+    }
     inventory
         .repositories
         .get(&rule.from)

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::digest::Digest;
 use crate::manifest::{FilterError, is_index};
 use crate::platform::Platform;
-use crate::registry::ManifestHead;
+use crate::registry::{CatalogRefusal, ManifestHead};
 use crate::rules::Rule;
 
 /// `(registry name, repository)`.
@@ -24,6 +24,8 @@ pub struct Inventory {
     pub stores: BTreeMap<String, String>,
     /// Source registry → repositories found (its catalog, or the names rules spell out).
     pub repositories: BTreeMap<String, Vec<String>>,
+    /// What each catalog listed, for source registries some rule matches by glob.
+    pub catalogs: BTreeMap<String, CatalogListing>,
     /// Tags of each source repository; `None` when the repository does not exist.
     pub source_tags: BTreeMap<RepoKey, Option<Vec<String>>>,
     /// What each selected source tag points at; absent when it vanished.
@@ -37,6 +39,38 @@ pub struct Inventory {
     pub target_heads: BTreeMap<TagKey, Digest>,
     /// Platform-filtered indexes → the new index's digest, or why there is none.
     pub filtered: BTreeMap<FilterKey, Result<Digest, FilterError>>,
+}
+
+/// What listing a source registry's catalog gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CatalogListing {
+    /// The catalog named this many repositories.
+    Listed(usize),
+    /// The registry does not list its repositories (to these credentials):
+    /// only names rules spell out can be read there.
+    Refused(CatalogRefusal),
+}
+
+impl CatalogListing {
+    /// Whether the registry listed its repositories. A catalog that listed
+    /// none at all is almost surely a registry that does not really list
+    /// them (Artifact Registry), so it counts as none.
+    pub fn lists_repositories(&self) -> bool {
+        matches!(self, CatalogListing::Listed(listed) if *listed > 0)
+    }
+}
+
+impl Inventory {
+    /// Whether `rule` can be matched here: it names its repositories, or
+    /// its source registry listed them. A glob over only the names other
+    /// rules spell out would promote a part of what it means, unsaid.
+    pub fn can_match(&self, rule: &Rule) -> bool {
+        !rule.repositories.needs_listing()
+            || self
+                .catalogs
+                .get(&rule.from)
+                .is_none_or(CatalogListing::lists_repositories)
+    }
 }
 
 /// Everything an image references: child manifests and blobs, flattened.

@@ -7,6 +7,7 @@ mod estimate;
 mod expand;
 mod image;
 mod inventory;
+mod rule_problem;
 mod scope;
 mod table;
 
@@ -23,8 +24,10 @@ pub use expand::{
 };
 pub use image::{ImageKey, ImageSource, ImageToWrite, RepositoryKey, images_to_write};
 pub use inventory::{
-    FilterKey, ImageContents, Inventory, RepoKey, TagKey, filter_key, repo_key, tag_key,
+    CatalogListing, FilterKey, ImageContents, Inventory, RepoKey, TagKey, filter_key, repo_key,
+    tag_key,
 };
+pub use rule_problem::{RuleProblem, RuleProblemKind, Severity, rule_problems};
 pub use scope::{Scope, Shard, ShardError, shard_of};
 pub use table::render_table;
 
@@ -97,6 +100,11 @@ pub struct Plan {
     pub entries: Vec<PlanEntry>,
     /// Source tags that were selected but cannot be promoted.
     pub skipped: Vec<SkippedTag>,
+    /// Rules matching by glob that matched nothing (a registry without a
+    /// catalog, an empty catalog): an error fails the run, other rules are
+    /// still done. Absent from plans written before it existed.
+    #[serde(default)]
+    pub rule_problems: Vec<RuleProblem>,
     /// Counts by action.
     pub summary: Summary,
     /// Expected work.
@@ -107,6 +115,11 @@ impl Plan {
     /// Whether applying would change anything.
     pub fn has_changes(&self) -> bool {
         self.summary.create + self.summary.update > 0
+    }
+
+    /// How many rules could not be planned (error-level rule problems).
+    pub fn failed_rules(&self) -> usize {
+        self.rule_problems.iter().filter(|p| p.is_error()).count()
     }
 }
 
@@ -151,6 +164,7 @@ pub fn build(
         registries,
         entries,
         skipped,
+        rule_problems: rule_problems(rules, inventory),
         summary,
         estimate,
     })

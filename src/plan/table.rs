@@ -1,5 +1,5 @@
 //! The plan as a person reviews it: entries grouped by target repository,
-//! one line each, then skipped tags and a summary.
+//! one line each, then skipped tags, rules that matched nothing, and a summary.
 
 use std::fmt::Write;
 
@@ -16,10 +16,19 @@ pub fn render_table(plan: &Plan) -> String {
         render_group(&mut out, entries);
     }
     if !plan.skipped.is_empty() {
-        if !groups.is_empty() {
+        if !out.is_empty() {
             out.push('\n');
         }
         render_skipped(&mut out, &plan.skipped);
+    }
+    if !plan.rule_problems.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "rule problems");
+        for problem in &plan.rule_problems {
+            let _ = writeln!(out, "  {problem}");
+        }
     }
     if !out.is_empty() {
         out.push('\n');
@@ -105,13 +114,35 @@ fn render_skipped(out: &mut String, skipped: &[SkippedTag]) {
     }
 }
 
+/// `; 1 rule failed, 1 warning` when rules matched nothing, else nothing.
+fn rules_remark(plan: &Plan) -> String {
+    let failed = plan.failed_rules();
+    let warnings = plan.rule_problems.len() - failed;
+    let mut parts = Vec::new();
+    if failed > 0 {
+        parts.push(format!("{} failed", count(failed, "rule", "rules")));
+    }
+    if warnings > 0 {
+        parts.push(count(warnings, "warning", "warnings"));
+    }
+    match parts.is_empty() {
+        true => String::new(),
+        false => format!("; {}", parts.join(", ")),
+    }
+}
+
 /// The counts by action, then the expected work when anything changes.
 fn render_summary(out: &mut String, plan: &Plan) {
     let s = &plan.summary;
     let _ = writeln!(
         out,
-        "Plan: {} to create, {} to update, {} unchanged, {} blocked, {} skipped.",
-        s.create, s.update, s.unchanged, s.blocked, s.skipped
+        "Plan: {} to create, {} to update, {} unchanged, {} blocked, {} skipped{}.",
+        s.create,
+        s.update,
+        s.unchanged,
+        s.blocked,
+        s.skipped,
+        rules_remark(plan)
     );
     let e = &plan.estimate;
     if plan.has_changes() {

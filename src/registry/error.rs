@@ -41,6 +41,18 @@ pub enum RegistryError {
         /// What went wrong.
         message: String,
     },
+    /// The registry answered 401 to basic credentials it was sent: wrong
+    /// ones, or ones this request is not for (a catalog some registries
+    /// offer no one).
+    #[error(
+        "authentication with {registry} failed: the registry refused the credentials from {origin}"
+    )]
+    LoginRefused {
+        /// Registry host.
+        registry: String,
+        /// Where the credentials came from (never what they are).
+        origin: String,
+    },
     /// The registry broke the protocol (bad header, pagination loop, foreign host).
     #[error("{registry}: {message}")]
     Protocol {
@@ -143,6 +155,32 @@ impl RegistryError {
         }
     }
 
+    /// A catalog request answered in a way that means the registry does not
+    /// list its repositories (to these credentials), not that it failed:
+    /// 404, 401 (also refused basic credentials), 403, 405, or a 4xx with
+    /// `UNSUPPORTED` (Docker Hub, GHCR, ECR). What it answered, for the
+    /// message; `None` for anything else (a 5xx, no answer, a bad token
+    /// service, an OCI layout directory that is not there), which is a
+    /// failure.
+    pub fn catalog_refusal(&self) -> Option<CatalogRefusal> {
+        match self {
+            RegistryError::LoginRefused { .. } => Some(CatalogRefusal {
+                status: 401,
+                code: None,
+            }),
+            RegistryError::Status { status, codes, .. } => {
+                let unsupported = codes.iter().find(|c| *c == "UNSUPPORTED");
+                let refuses = matches!(status, 401 | 403 | 404 | 405)
+                    || (unsupported.is_some() && (400..500).contains(status) && *status != 429);
+                refuses.then(|| CatalogRefusal {
+                    status: *status,
+                    code: unsupported.cloned(),
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the error carries the given OCI error code, e.g. `BLOB_UNKNOWN`.
     pub fn has_code(&self, code: &str) -> bool {
         matches!(self, RegistryError::Status { codes, .. } if codes.iter().any(|c| c == code))
@@ -178,6 +216,34 @@ impl RegistryError {
     }
 }
 
+/// How a registry said it does not list its repositories: the status of its
+/// answer to `GET /v2/_catalog`, and the `UNSUPPORTED` code when it gave one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogRefusal {
+    /// HTTP status.
+    pub status: u16,
+    /// `UNSUPPORTED`, when the answer carried it.
+    pub code: Option<String>,
+}
+
+impl CatalogRefusal {
+    /// Whether the answer was about who asked (401, 403): the registry may
+    /// list its repositories to other credentials, or want a login.
+    pub fn is_about_credentials(&self) -> bool {
+        matches!(self.status, 401 | 403)
+    }
+}
+
+impl std::fmt::Display for CatalogRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GET /v2/_catalog answered {}", self.status)?;
+        if let Some(code) = &self.code {
+            write!(f, " {code}")?;
+        }
+        Ok(())
+    }
+}
+
 fn describe_codes(codes: &[String], message: &str) -> String {
     match (codes.is_empty(), message.is_empty()) {
         (true, true) => String::new(),
@@ -206,6 +272,17 @@ mod tests {
         }
     }
 
+    fn catalog_status(status: u16, codes: &[&str]) -> RegistryError {
+        RegistryError::Status {
+            method: "GET".into(),
+            url: "https://registry.example/v2/_catalog?n=1000".into(),
+            status,
+            codes: codes.iter().map(|c| c.to_string()).collect(),
+            message: String::new(),
+            retry_after: None,
+        }
+    }
+
     #[test]
     fn a_missing_repository_is_told_by_its_404() {
         let ecr =
@@ -229,6 +306,76 @@ mod tests {
         }
     }
 
+    /// Which answers to `GET /v2/_catalog` mean "this registry lists no
+    /// repositories" (a rule problem) and which are failures (the plan stops).
+    #[test]
+    fn which_catalog_answers_mean_no_catalog() {
+        let cases = [
+            (
+                catalog_status(404, &["NOT_FOUND"]),
+                Some("GET /v2/_catalog answered 404"),
+            ),
+            (
+                catalog_status(401, &["UNAUTHORIZED"]),
+                Some("GET /v2/_catalog answered 401"),
+            ),
+            (
+                catalog_status(403, &["DENIED"]),
+                Some("GET /v2/_catalog answered 403"),
+            ),
+            (
+                catalog_status(405, &[]),
+                Some("GET /v2/_catalog answered 405"),
+            ),
+            (
+                catalog_status(400, &["UNSUPPORTED"]),
+                Some("GET /v2/_catalog answered 400 UNSUPPORTED"),
+            ),
+            (
+                catalog_status(405, &["UNSUPPORTED"]),
+                Some("GET /v2/_catalog answered 405 UNSUPPORTED"),
+            ),
+            // An OCI layout store that is not there is a mistake, not a
+            // registry without a catalog.
+            (
+                RegistryError::NotFound {
+                    what: "OCI layout store /srv/layouts".into(),
+                },
+                None,
+            ),
+            (
+                RegistryError::LoginRefused {
+                    registry: "registry.example".into(),
+                    origin: "the variables U and P".into(),
+                },
+                Some("GET /v2/_catalog answered 401"),
+            ),
+            (catalog_status(400, &[]), None),
+            (catalog_status(429, &["UNSUPPORTED"]), None),
+            (catalog_status(500, &[]), None),
+            (catalog_status(503, &["UNSUPPORTED"]), None),
+            (
+                RegistryError::Transport {
+                    method: "GET".into(),
+                    url: "https://registry.example/v2/_catalog".into(),
+                    message: "connection refused".into(),
+                },
+                None,
+            ),
+            (
+                RegistryError::Auth {
+                    registry: "registry.example".into(),
+                    message: "the token service failed".into(),
+                },
+                None,
+            ),
+        ];
+        for (error, expected) in cases {
+            let refusal = error.catalog_refusal().map(|r| r.to_string());
+            assert_eq!(refusal.as_deref(), expected, "{error}");
+        }
+    }
+
     #[test]
     fn a_manifest_refused_for_what_the_registry_lacks_is_worth_a_repair() {
         let table = [
@@ -244,5 +391,17 @@ mod tests {
         for (error, repair) in table {
             assert_eq!(error.lacks_reference(), repair, "{error}");
         }
+    }
+
+    #[test]
+    fn a_refused_login_reads_as_before() {
+        let error = RegistryError::LoginRefused {
+            registry: "registry.example".into(),
+            origin: "the variables U and P".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "authentication with registry.example failed: the registry refused the credentials from the variables U and P"
+        );
     }
 }

@@ -14,7 +14,7 @@ pub mod stores;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use error::RegistryError;
+pub use error::{CatalogRefusal, RegistryError};
 
 use crate::digest::Digest;
 use crate::manifest::{Descriptor, Manifest};

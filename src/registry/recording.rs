@@ -157,6 +157,8 @@ struct Entry {
 
 /// A test's rule for which calls fail without reaching the store.
 type FailWhen = Box<dyn Fn(&Call) -> bool + Send + Sync>;
+/// The error an injected failure of a call gives.
+type FailWith = Box<dyn Fn(&Call) -> RegistryError + Send + Sync>;
 
 /// The log of a [`Recording`]; a clone reads the same log, so a test can keep
 /// one after handing the recording itself over as an `Arc<dyn Registry>`.
@@ -213,6 +215,7 @@ pub struct Recording {
     /// Held across each call so calls never overlap and the log is their order.
     one_at_a_time: Mutex<()>,
     fail_when: Option<FailWhen>,
+    fail_with: Option<FailWith>,
 }
 
 impl Recording {
@@ -223,6 +226,7 @@ impl Recording {
             log: CallLog::default(),
             one_at_a_time: Mutex::new(()),
             fail_when: None,
+            fail_with: None,
         }
     }
 
@@ -233,6 +237,19 @@ impl Recording {
         fail_when: impl Fn(&Call) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.fail_when = Some(Box::new(fail_when));
+        self
+    }
+
+    /// Makes the calls `fail_when` matches fail with the error `error`
+    /// makes (a 404 from a registry without a catalog, a 503), instead of a
+    /// protocol error.
+    pub fn failing_with(
+        mut self,
+        fail_when: impl Fn(&Call) -> bool + Send + Sync + 'static,
+        error: impl Fn(&Call) -> RegistryError + Send + Sync + 'static,
+    ) -> Self {
+        self.fail_when = Some(Box::new(fail_when));
+        self.fail_with = Some(Box::new(error));
         self
     }
 
@@ -262,9 +279,12 @@ impl Recording {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let result = if self.fail_when.as_ref().is_some_and(|f| f(&call)) {
-            Err(RegistryError::Protocol {
-                registry: self.inner.display_name(),
-                message: format!("injected failure of {call:?}"),
+            Err(match &self.fail_with {
+                Some(error) => error(&call),
+                None => RegistryError::Protocol {
+                    registry: self.inner.display_name(),
+                    message: format!("injected failure of {call:?}"),
+                },
             })
         } else {
             run(self.inner.as_ref())

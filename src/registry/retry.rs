@@ -178,6 +178,7 @@ pub fn is_transient(error: &RegistryError) -> bool {
         // Sent again at once by the uploader's caller, not with backoff.
         RegistryError::UploadAdapted(_)
         | RegistryError::Auth { .. }
+        | RegistryError::LoginRefused { .. }
         | RegistryError::Protocol { .. }
         | RegistryError::Manifest { .. }
         | RegistryError::Verification(_)
@@ -296,6 +297,10 @@ mod tests {
                 registry: "registry.example".into(),
                 message: "refused".into(),
             },
+            RegistryError::LoginRefused {
+                registry: "registry.example".into(),
+                origin: "the variables U and P".into(),
+            },
             RegistryError::Protocol {
                 registry: "registry.example".into(),
                 message: "pagination loops".into(),
@@ -361,6 +366,7 @@ mod tests {
         Transport                retried after a sleep
         Verification             final
         Auth                     final
+        LoginRefused             final
         Protocol                 final
         NotFound                 final
         ");

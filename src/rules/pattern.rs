@@ -15,6 +15,8 @@ pub struct PatternSet {
     /// Every include is a plain name.
     all_named: bool,
     named: Vec<String>,
+    /// The patterns as written, for messages.
+    written: Vec<String>,
 }
 
 impl PatternSet {
@@ -77,6 +79,7 @@ impl PatternSet {
             include_all: includes == 0,
             all_named: includes > 0 && literals.len() == includes,
             named: literals,
+            written: patterns.to_vec(),
         })
     }
 
@@ -89,6 +92,17 @@ impl PatternSet {
     /// catalog need not be listed to find them.
     pub fn literals(&self) -> Option<Vec<String>> {
         self.all_named.then(|| self.named())
+    }
+
+    /// Whether some include is a glob (or there is none): only a listing of
+    /// every name (a registry's catalog) can say what matches.
+    pub fn needs_listing(&self) -> bool {
+        !self.all_named
+    }
+
+    /// The patterns as written in the file.
+    pub fn written(&self) -> &[String] {
+        &self.written
     }
 
     /// The includes that are plain names (minus excludes), globs or not beside them.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::apply::{config_at, image_with_base};
 use crate::support::fault_proxy::{FaultProxy, Reply, Schedule};
+use crate::support::personality::{NoCatalog, with_empty_catalog, without_catalog};
 use crate::support::personality_writes::{
     MANIFEST_INVALID_BODY, ManifestRefusal, lying_blob_head, repositories_must_exist,
 };
@@ -489,4 +490,254 @@ fn manifests_of(
         .collect();
     manifests.push(root.clone());
     manifests
+}
+
+/// A login for a registry: `(username, password)`, put in the environment
+/// as `HUB_USER`/`HUB_PASS`.
+const HUB_LOGIN: (&str, &str) = ("hub-user", "hub-pa55");
+
+/// `[registries.NAME]` at `url`, with the hub login when `login`.
+fn registry_entry(name: &str, url: &str, login: bool) -> String {
+    let credentials = if login {
+        "username_env = \"HUB_USER\"\npassword_env = \"HUB_PASS\"\n"
+    } else {
+        ""
+    };
+    format!("[registries.{name}]\nurl = \"{url}\"\n{credentials}\n")
+}
+
+/// A `[[promotion]]` from `from` to `prod`.
+fn promotion(name: &str, from: &str, repositories: &str, target: &str) -> String {
+    format!(
+        "[[promotion]]\nname = \"{name}\"\nfrom = \"{from}\"\nto = \"prod\"\n\
+         repositories = [{repositories}]\ntarget = \"{target}\"\n\n"
+    )
+}
+
+/// `hoist` with the hub login in its environment.
+fn hoist_logged_in(config: &str) -> Hoist {
+    Hoist::new()
+        .config(config)
+        .env("HUB_USER", HUB_LOGIN.0)
+        .env("HUB_PASS", HUB_LOGIN.1)
+}
+
+/// Puts `team/app:1.0` and `team/other:1.0` into `hub` (through hoist, so
+/// a registry wanting a login gets it) and returns `team/app`'s digest.
+fn seed_team(hub: &TestRegistry, login: bool) -> String {
+    let seeded = TestRegistry::start();
+    let client = seed::client(&seeded);
+    let mut app = String::new();
+    for name in ["app", "other"] {
+        let image = seed::small_image(name, Format::Oci);
+        let pushed = seed::push(client.as_ref(), &format!("team/{name}"), "1.0", &image);
+        if name == "app" {
+            app = pushed.digest.to_string();
+        }
+    }
+    let config = format!(
+        "{}{}[[promotion]]\nname = \"seed\"\nfrom = \"seeded\"\nto = \"hub\"\nrepositories = [\"team/*\"]\n",
+        registry_entry("seeded", seeded.host(), false),
+        registry_entry("hub", hub.host(), login),
+    );
+    hoist_logged_in(&config).args(["apply"]).run().success();
+    app
+}
+
+/// Docker Hub and GHCR do not list their repositories: `GET /v2/_catalog`
+/// answers 404, 401 (even to valid credentials, bearer or basic) or
+/// `UNSUPPORTED`. A rule matching that registry's repositories by glob
+/// fails, named with the advice to name them; a rule naming a repository on
+/// the same registry and a rule on another registry are planned and applied
+/// all the same; the run exits 1 and the report names the problem.
+#[test]
+fn a_registry_without_a_catalog_fails_only_its_glob_rules() {
+    let other = TestRegistry::start();
+    let db = seed::push(
+        seed::client(&other).as_ref(),
+        "lib/db",
+        "1.0",
+        &seed::small_image("db", Format::Oci),
+    )
+    .digest
+    .to_string();
+    let token = TestRegistry::builder()
+        .token_auth(HUB_LOGIN.0, HUB_LOGIN.1)
+        .start();
+    let basic = TestRegistry::builder()
+        .htpasswd(HUB_LOGIN.0, HUB_LOGIN.1)
+        .start();
+    let plain = TestRegistry::start();
+    let cases = [
+        (&plain, false, NoCatalog::NotFound),
+        (&plain, false, NoCatalog::Unsupported),
+        (&token, true, NoCatalog::docker_hub(&token)),
+        (&basic, true, NoCatalog::basic_login_refused()),
+    ];
+    for (hub, login, how) in cases {
+        let app = seed_team(hub, login);
+        let status = how.status();
+        let proxy = FaultProxy::start(hub.host(), Schedule::none());
+        without_catalog(&proxy, how);
+        let prod = TestRegistry::start();
+        let config = format!(
+            "{}{}{}{}{}{}",
+            registry_entry("hub", &proxy.host(), login),
+            registry_entry("other", other.host(), false),
+            registry_entry("prod", prod.host(), false),
+            promotion("apps", "hub", "\"team/*\"", "{path}"),
+            promotion("named", "hub", "\"team/app\"", "named/{path}"),
+            promotion("libs", "other", "\"lib/*\"", "{path}"),
+        );
+
+        let run = hoist_logged_in(&config)
+            .args(["apply", "--report", "report.json"])
+            .run();
+
+        assert_eq!(run.code, 1, "{status}: {}", run.stderr);
+        let said = format!(
+            "error: rule `apps`: registry `hub` does not list its repositories (GET /v2/_catalog answered {status}"
+        );
+        assert!(run.stderr.contains(&said), "{status}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("name them in `repositories`, e.g. [\"team/NAME\"]"),
+            "{status}: {}",
+            run.stderr
+        );
+        // The named repository and the other registry's rule landed; the
+        // glob rule wrote nothing.
+        assert_eq!(
+            prod.read_manifest_digest("named/team/app", "1.0"),
+            Some(app),
+            "{status}"
+        );
+        assert_eq!(
+            prod.read_manifest_digest("lib/db", "1.0"),
+            Some(db.clone()),
+            "{status}"
+        );
+        assert_eq!(prod.read_manifest_digest("team/other", "1.0"), None);
+        let report = run.json_file("report.json");
+        let problems = &report["rule_problems"];
+        assert_eq!(problems.as_array().map(Vec::len), Some(1), "{report:#}");
+        assert_eq!(problems[0]["rule"], "apps");
+        assert_eq!(problems[0]["registry"], "hub");
+        assert_eq!(problems[0]["kind"], "no_catalog");
+        assert_eq!(problems[0]["severity"], "error");
+        assert_eq!(report["summary"]["promoted"], 2, "{report:#}");
+        assert_eq!(report["summary"]["failed_rules"], 1, "{report:#}");
+        assert!(
+            run.stdout.contains("failed rule `apps`") && run.stdout.contains("1 rule not planned"),
+            "{status}: {}",
+            run.stdout
+        );
+    }
+}
+
+/// Artifact Registry answers the catalog with an empty list: a glob rule
+/// there matches nothing, which is said naming the rule, the registry and
+/// the count; with nothing listed at all, `plan` (also with
+/// `--detailed-exitcode`) and `apply` exit 1, and the rule naming its
+/// repository is still applied. In a catalog that lists repositories, a glob
+/// matching none is a warning: the exit status stays.
+#[test]
+fn a_glob_matching_nothing_is_reported_and_an_empty_catalog_fails() {
+    let gar = TestRegistry::start();
+    let web = seed::push(
+        seed::client(&gar).as_ref(),
+        "apps/web",
+        "1.0",
+        &seed::small_image("web", Format::Oci),
+    )
+    .digest
+    .to_string();
+    let proxy = FaultProxy::start(gar.host(), Schedule::none());
+    with_empty_catalog(&proxy);
+    let prod = TestRegistry::start();
+    let config = format!(
+        "{}{}{}{}",
+        registry_entry("gar", &proxy.host(), false),
+        registry_entry("prod", prod.host(), false),
+        promotion("apps", "gar", "\"apps/*\"", "{path}"),
+        promotion("named", "gar", "\"apps/web\"", "named/{path}"),
+    );
+    let said = "error: rule `apps`: registry `gar` listed no repository at all (GET /v2/_catalog answered an empty list)";
+
+    let plan = Hoist::new()
+        .config(&config)
+        .args(["plan", "--detailed-exitcode", "--out", "plan.json"])
+        .run()
+        .code(1);
+    assert!(plan.stderr.contains(said), "{}", plan.stderr);
+    assert!(plan.stdout.contains("1 rule failed"), "{}", plan.stdout);
+    let written = plan.json_file("plan.json");
+    assert_eq!(written["rule_problems"][0]["kind"], "empty_catalog");
+    assert_eq!(written["summary"]["create"], 1, "{written:#}");
+
+    let apply = Hoist::new()
+        .config(&config)
+        .args(["apply", "--report", "report.json"])
+        .run()
+        .code(1);
+    assert!(apply.stderr.contains(said), "{}", apply.stderr);
+    let report = apply.json_file("report.json");
+    assert_eq!(report["rule_problems"][0]["rule"], "apps");
+    assert_eq!(report["rule_problems"][0]["severity"], "error");
+    assert_eq!(report["summary"]["failed_rules"], 1);
+    assert!(
+        apply.stdout.contains("1 rule not planned"),
+        "{}",
+        apply.stdout
+    );
+    assert_eq!(
+        prod.read_manifest_digest("named/apps/web", "1.0"),
+        Some(web)
+    );
+    assert_eq!(prod.read_manifest_digest("apps/web", "1.0"), None);
+    // verify cannot vouch for a rule it could not plan.
+    let verify = Hoist::new().config(&config).args(["verify"]).run().code(1);
+    assert!(verify.stderr.contains(said), "{}", verify.stderr);
+    assert!(
+        verify.stdout.contains("(1 rule not planned)"),
+        "{}",
+        verify.stdout
+    );
+    // The reviewed plan carries the problem: applying it says it again and fails.
+    let reviewed = Hoist::new()
+        .config(&config)
+        .args([
+            "apply".as_ref(),
+            "--plan".as_ref(),
+            plan.dir().join("plan.json").as_os_str(),
+        ])
+        .run()
+        .code(1);
+    assert!(reviewed.stderr.contains(said), "{}", reviewed.stderr);
+
+    // The same registry listing its catalog: `tools/*` matches nothing there.
+    let config = format!(
+        "{}{}{}{}",
+        registry_entry("gar", gar.host(), false),
+        registry_entry("prod", prod.host(), false),
+        promotion("apps", "gar", "\"apps/*\"", "{path}"),
+        promotion("tools", "gar", "\"tools/*\"", "{path}"),
+    );
+    let warned = "warning: rule `tools`: no repository of registry `gar` matches [\"tools/*\"] (its catalog lists 1 repository)";
+    let plan = Hoist::new()
+        .config(&config)
+        .args(["plan", "--detailed-exitcode"])
+        .run()
+        .code(3);
+    assert!(plan.stderr.contains(warned), "{}", plan.stderr);
+    let apply = Hoist::new()
+        .config(&config)
+        .args(["apply", "--report", "report.json"])
+        .run()
+        .success();
+    assert!(apply.stderr.contains(warned), "{}", apply.stderr);
+    let report = apply.json_file("report.json");
+    assert_eq!(report["rule_problems"][0]["severity"], "warning");
+    assert_eq!(report["summary"]["failed_rules"], 0);
+    assert_eq!(report["summary"]["promoted"], 1);
 }

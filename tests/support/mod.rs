@@ -7,6 +7,7 @@ pub mod cosign;
 pub mod fault_proxy;
 pub mod hoist;
 pub mod paging;
+pub mod personality;
 pub mod personality_writes;
 pub mod registry;
 pub mod seed;

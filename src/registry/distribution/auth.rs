@@ -285,9 +285,9 @@ impl DistributionRegistry {
         );
         match self.found_credentials()? {
             Some(found) if basic && matches!(found.credentials, Credentials::Basic { .. }) => {
-                Err(RegistryError::Auth {
+                Err(RegistryError::LoginRefused {
                     registry: self.endpoint.host.clone(),
-                    message: format!("the registry refused the credentials from {}", found.origin),
+                    origin: found.origin.clone(),
                 })
             }
             _ => Ok(response),

@@ -17,10 +17,23 @@ const MAX_PAGES: usize = 100_000;
 const MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl DistributionRegistry {
-    /// Every repository in the registry.
+    /// Every repository in the registry. A 404 here says the registry has
+    /// no catalog (Docker Hub, GHCR), not that something is missing: it
+    /// stays the status it is, for [`RegistryError::catalog_refusal`].
     pub(super) fn list_catalog(&self) -> Result<Vec<String>> {
         let path = format!("/v2/_catalog?n={}", self.endpoint.page_size);
         self.list_pages(&path, "repositories", &Scopes::catalog())
+            .map_err(|error| match error {
+                RegistryError::NotFound { what } => RegistryError::Status {
+                    method: "GET".to_string(),
+                    url: what,
+                    status: 404,
+                    codes: Vec::new(),
+                    message: String::new(),
+                    retry_after: None,
+                },
+                other => other,
+            })
     }
 
     /// Every tag of `repository`.
