@@ -542,22 +542,24 @@ fn read_heads(
     })
 }
 
-/// Each index read and filtered to the platforms its key names: the new
-/// index's digest, or why the index cannot be filtered.
+/// Each image read and filtered to the platforms its key names: the new
+/// index's digest (the image's own, for a single-platform image built for a
+/// wanted platform), or why it cannot be promoted.
 fn filter_indexes(
     handles: &Handles,
     indexes: BTreeMap<FilterKey, IndexToFilter>,
 ) -> Listed<(FilterKey, IndexToFilter), Result<Digest, FilterError>> {
     read_par(indexes, |((registry, digest, _), to_filter)| {
-        let index = handle(handles, registry)?
-            .manifest_get(&to_filter.repository, &digest.to_string())
-            .map_err(|source| ReadFailure::Index {
-                registry: registry.clone(),
-                repository: to_filter.repository.clone(),
-                digest: digest.clone(),
-                source: Box::new(source),
-            })?;
-        Ok(crate::manifest::filter_index(&index, &to_filter.platforms).map(|m| m.digest))
+        let store = handle(handles, registry)?;
+        let filtered =
+            crate::filter::filter_image(store, &to_filter.repository, digest, &to_filter.platforms)
+                .map_err(|source| ReadFailure::Index {
+                    registry: registry.clone(),
+                    repository: to_filter.repository.clone(),
+                    digest: digest.clone(),
+                    source: Box::new(source),
+                })?;
+        Ok(filtered)
     })
 }
 

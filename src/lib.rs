@@ -13,6 +13,7 @@ pub mod config;
 pub mod digest;
 pub mod discover;
 pub mod execute;
+pub mod filter;
 pub mod manifest;
 pub mod plan;
 pub mod platform;

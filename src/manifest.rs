@@ -214,6 +214,17 @@ pub enum FilterError {
         /// What the index has, as its entries say.
         available: Vec<String>,
     },
+    /// A single-platform image built for a platform not asked for.
+    #[error(
+        "the image is built for {built_for} (its config says), not for {}",
+        crate::platform::join(wanted)
+    )]
+    NotWanted {
+        /// The platforms asked for.
+        wanted: Vec<Platform>,
+        /// The image's platform, from its config.
+        built_for: String,
+    },
 }
 
 /// An index keeping only the children built for `platforms`. Every other

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::manifest::filter_index;
 use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, Role, SourceImage, TargetTag};
 use crate::platform::Platform;
 use crate::reference::{Location, Reference, validate_tag};
@@ -264,10 +263,14 @@ pub fn plan(
         .manifest_head(&source.repository, &reference)?
         .ok_or_else(|| PromoteError::SourceMissing(source.to_string()))?;
     let mut target_digest = None;
-    if !carry.platforms.is_empty() && crate::manifest::is_index(&head.media_type) {
-        let index = source_store.manifest_get(&source.repository, &head.digest.to_string())?;
-        let filtered = filter_index(&index, carry.platforms)?;
-        target_digest = Some(filtered.digest);
+    if !carry.platforms.is_empty() {
+        let written = crate::filter::filter_image(
+            source_store,
+            &source.repository,
+            &head.digest,
+            carry.platforms,
+        )??;
+        target_digest = (written != head.digest).then_some(written);
     }
     let image = SourceImage {
         registry: source.location.to_string(),

@@ -501,7 +501,7 @@ enum PlatformFilterError {
     #[error("platforms: {0}")]
     Refused(FilterError),
     /// Discovery could not read the index.
-    #[error("the index could not be read to filter its platforms")]
+    #[error("the image could not be read to filter its platforms")]
     Unread,
 }
 

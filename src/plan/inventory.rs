@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::digest::Digest;
-use crate::manifest::{FilterError, is_index};
+use crate::manifest::FilterError;
 use crate::platform::Platform;
 use crate::registry::{CatalogRefusal, ManifestHead};
 use crate::rules::Rule;
@@ -96,11 +96,11 @@ pub fn repo_key(registry: &str, repository: &str) -> RepoKey {
     (registry.to_string(), repository.to_string())
 }
 
-/// The filtered index `rule` writes for `head`, when the rule keeps only
-/// some platforms and `head` is an index: discovery computes it, expansion
-/// reads it, so both name it the same way.
+/// What `rule` writes for `head` when it keeps only some platforms (a
+/// filtered index, or a single-platform image checked against its config):
+/// discovery computes it, expansion reads it, so both name it the same way.
 pub fn filter_key(rule: &Rule, head: &ManifestHead) -> Option<FilterKey> {
-    (!rule.platforms.is_empty() && is_index(&head.media_type)).then(|| {
+    (!rule.platforms.is_empty()).then(|| {
         (
             rule.from.clone(),
             head.digest.clone(),

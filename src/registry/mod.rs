@@ -212,6 +212,16 @@ impl ReadOnly {
         self.0.manifest_get(repository, reference)
     }
 
+    /// See [`Registry::blob_get`].
+    pub fn blob_get<'a>(
+        &'a self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<BlobReader<'a>> {
+        self.0.blob_get(repository, digest, size)
+    }
+
     /// See [`Registry::counters`].
     pub fn counters(&self) -> &Counters {
         self.0.counters()

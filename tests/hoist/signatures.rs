@@ -249,3 +249,60 @@ fn promote_estimates_the_work_of_the_platforms_it_keeps() {
         "{one}"
     );
 }
+
+/// A platform filter on a single-platform image reads the platform from
+/// its config: `hoist promote --platform` of an amd64 image asking for
+/// arm64 fails saying so and writes nothing (it wrote the amd64 image and
+/// reported arm64); asking for amd64 copies the image as it is, with its
+/// signature. A rule with `platforms` skips the image with the reason.
+#[test]
+fn a_single_platform_image_is_filtered_by_the_platform_its_config_names() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    let image = seed::push(
+        client.as_ref(),
+        "apps/web",
+        "1.0.0",
+        &seed::small_image("web", Format::Oci),
+    );
+    let signature = Signer::load("ci").sign(client.as_ref(), "apps/web", &image.digest, "x", &[]);
+    let source = format!("{}/apps/web:1.0.0", staging.host());
+    let promote = |target: &str, platform: &str| {
+        Hoist::new()
+            .args([
+                "promote",
+                &source,
+                &format!("{}/{target}", prod.host()),
+                "--platform",
+                platform,
+            ])
+            .run()
+    };
+    let refused = promote("arm/web", "linux/arm64").code(1);
+    assert!(
+        refused.stderr.contains("built for linux/amd64") && refused.stderr.contains("linux/arm64"),
+        "{}",
+        refused.stderr
+    );
+    assert!(prod.read_tags("arm/web").is_empty());
+    promote("amd/web", "linux/amd64").success();
+    assert_eq!(
+        prod.read_manifest_digest("amd/web", "1.0.0"),
+        Some(image.digest.to_string())
+    );
+    assert_eq!(
+        prod.read_manifest_digest("amd/web", &signature_tag(&image.digest)),
+        Some(signature.digest.to_string())
+    );
+
+    let config = web_rule(&staging, &prod, "platforms = [\"linux/arm64\"]\n");
+    let plan = Hoist::new().config(&config).args(["plan"]).run().success();
+    let line = plan
+        .stdout
+        .lines()
+        .find(|l| l.contains("apps/web:1.0.0"))
+        .unwrap_or_else(|| panic!("{}", plan.stdout));
+    assert!(line.contains("built for linux/amd64"), "{line}");
+    Hoist::new().config(&config).args(["apply"]).run().success();
+    assert!(prod.read_tags("apps/web").is_empty());
+}
