@@ -9,7 +9,7 @@ use super::StoreMap;
 use super::status::Status;
 use crate::digest::Digest;
 use crate::plan::Plan;
-use crate::plan::Transfer;
+use crate::plan::{Role, Transfer};
 use crate::registry::{Registry, RegistryError};
 
 /// A source tag of the plan: `(registry, repository, tag)`.
@@ -20,18 +20,29 @@ struct SourceState {
     digest: Digest,
     all_done: bool,
     moved: bool,
+    /// The image this tag's artifact is attached to (a signature's subject).
+    subject: Option<Digest>,
 }
+
+/// An image in a source repository: `(registry, repository, digest)`.
+type SourceImage = (String, String, Digest);
 
 /// Moved tags and notes on tags kept, as the report lists them.
 #[derive(Default)]
 struct Moves {
     moved: Vec<String>,
     notes: Vec<String>,
+    /// Images some moved tag was deleted from.
+    left: std::collections::BTreeSet<SourceImage>,
+    /// Images a moved tag of was kept.
+    kept: std::collections::BTreeSet<SourceImage>,
 }
 
 /// `mode = "move"`: deletes each source tag whose every entry is done. A
 /// registry that cannot delete tags gets the manifest deleted by digest,
-/// only when no other tag of the source repository points at it.
+/// only when no other tag of the source repository points at it. The
+/// signatures, attestations and SBOMs of a moved image move with it, once
+/// the image has left the source; when it stays, they stay too.
 pub fn move_sources(
     plan: &Plan,
     statuses: &[Status],
@@ -48,45 +59,88 @@ pub fn move_sources(
             digest: entry.source.digest.clone(),
             all_done: true,
             moved: false,
+            subject: None,
         });
         slot.all_done &= matches!(status, Status::Promoted | Status::Unchanged);
-        slot.moved |= entry.mode == Transfer::Move && !entry.is_late();
+        slot.moved |= entry.mode == Transfer::Move && !entry.role.is_floating();
+        if let Role::Attached { subject } = &entry.role {
+            slot.subject = Some(subject.clone());
+        }
     }
     let mut moves = Moves::default();
-    // Tags a registry would not delete, by (registry, repository, digest).
-    let mut by_digest: BTreeMap<(String, String, Digest), Vec<String>> = BTreeMap::new();
-    for (key, state) in sources.iter().filter(|(_, s)| s.moved) {
-        let (registry, repository, tag) = key;
-        let name = format!("{registry}/{repository}:{tag}");
-        if !state.all_done {
-            moves
-                .notes
-                .push(format!("kept {name}: not every target has it"));
-            continue;
-        }
-        let Some(source) = stores.get(registry) else {
-            continue;
-        };
-        if moves.delete_tag(source.as_ref(), key, &state.digest) == Some(false) {
-            by_digest
-                .entry((registry.clone(), repository.clone(), state.digest.clone()))
-                .or_default()
-                .push(tag.clone());
-        }
-    }
-    for ((registry, repository, digest), tags) in by_digest {
-        if let Some(source) = stores.get(&registry) {
-            let names: Vec<String> = tags
-                .iter()
-                .map(|t| format!("{registry}/{repository}:{t}"))
-                .collect();
-            moves.delete_by_digest(source.as_ref(), &repository, &digest, &tags, names);
-        }
-    }
+    let (images, attached): (Vec<_>, Vec<_>) = sources
+        .iter()
+        .filter(|(_, s)| s.moved)
+        .partition(|(_, s)| s.subject.is_none());
+    moves.delete_all(&images, stores);
+    let attached: Vec<_> = attached
+        .into_iter()
+        .filter(|((registry, repository, tag), state)| {
+            let subject = state.subject.clone().unwrap_or_else(|| state.digest.clone());
+            let image = (registry.clone(), repository.clone(), subject);
+            let stays = !moves.left.contains(&image) || moves.kept.contains(&image);
+            if stays {
+                moves.notes.push(format!(
+                    "kept {registry}/{repository}:{tag}: the image it is attached to ({}) stays in the source",
+                    image.2.short()
+                ));
+            }
+            !stays
+        })
+        .collect();
+    moves.delete_all(&attached, stores);
     (moves.moved, moves.notes)
 }
 
 impl Moves {
+    /// Deletes the source tags `sources` whose every entry is done; a
+    /// registry that cannot delete a tag alone gets their manifests deleted
+    /// by digest where no other tag needs them.
+    fn delete_all(&mut self, sources: &[(&SourceTag, &SourceState)], stores: &StoreMap) {
+        // Tags a registry would not delete, by (registry, repository, digest).
+        let mut by_digest: BTreeMap<SourceImage, Vec<String>> = BTreeMap::new();
+        for (key, state) in sources {
+            let (registry, repository, tag) = key;
+            let image = (registry.clone(), repository.clone(), state.digest.clone());
+            if !state.all_done {
+                self.notes.push(format!(
+                    "kept {registry}/{repository}:{tag}: not every target has it"
+                ));
+                self.kept.insert(image);
+                continue;
+            }
+            let Some(source) = stores.get(registry) else {
+                continue;
+            };
+            let moved_before = self.moved.len();
+            match self.delete_tag(source.as_ref(), key, &state.digest) {
+                Some(false) => by_digest.entry(image).or_default().push(tag.clone()),
+                _ if self.moved.len() > moved_before => {
+                    self.left.insert(image);
+                }
+                _ => {
+                    self.kept.insert(image);
+                }
+            }
+        }
+        for (image, tags) in by_digest {
+            let (registry, repository, digest) = &image;
+            if let Some(source) = stores.get(registry) {
+                let names: Vec<String> = tags
+                    .iter()
+                    .map(|t| format!("{registry}/{repository}:{t}"))
+                    .collect();
+                let moved_before = self.moved.len();
+                self.delete_by_digest(source.as_ref(), repository, digest, &tags, names);
+                if self.moved.len() > moved_before {
+                    self.left.insert(image);
+                } else {
+                    self.kept.insert(image);
+                }
+            }
+        }
+    }
+
     /// Deletes one source tag once it is checked to hold `digest` still.
     /// `Some(false)` when the registry cannot delete a tag alone.
     fn delete_tag(

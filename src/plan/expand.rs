@@ -408,7 +408,9 @@ impl<'a> RepositoryExpansion<'a> {
                     role: Role::Attached {
                         subject: head.digest.clone(),
                     },
-                    mode: Mode::Copy,
+                    // A moved image's artifacts move with it (once it has
+                    // left the source: see execute::moves).
+                    mode: self.rule.mode,
                     ..self.candidate(tag, attached, tag.clone(), &digest)
                 };
                 self.claim(candidate);

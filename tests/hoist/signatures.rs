@@ -306,3 +306,70 @@ fn a_single_platform_image_is_filtered_by_the_platform_its_config_names() {
     Hoist::new().config(&config).args(["apply"]).run().success();
     assert!(prod.read_tags("apps/web").is_empty());
 }
+
+/// `mode = "move"` moves a moved image's signatures with it: once the image
+/// has left the source, its `.sig` tag is deleted there too (it was left
+/// behind for a manifest that was gone). When the image stays (another tag
+/// shares it), its signature stays as well, and the report says why.
+#[test]
+fn a_moved_image_takes_its_signature_along() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    let signer = Signer::load("ci");
+    let mut images = Vec::new();
+    for (tag, label) in [("1.0.0", "one"), ("2.0.0", "two")] {
+        let image = seed::push(
+            client.as_ref(),
+            "apps/web",
+            tag,
+            &seed::small_image(label, Format::Oci),
+        );
+        let signature = signer.sign(client.as_ref(), "apps/web", &image.digest, "x", &[]);
+        images.push((image, signature));
+    }
+    // 1.0.0's image also has a tag outside the rule: it stays in the source.
+    client
+        .manifest_put("apps/web", "keep", &images[0].0)
+        .unwrap();
+    let config = web_rule(&staging, &prod, "tags = [\"*.*.*\"]\nmode = \"move\"\n");
+    let plan = Hoist::new().config(&config).args(["plan"]).run().success();
+    let line = plan
+        .stdout
+        .lines()
+        .find(|l| l.contains(&signature_tag(&images[1].0.digest)))
+        .unwrap_or_else(|| panic!("{}", plan.stdout));
+    assert!(line.contains("(move)"), "{line}");
+    let run = Hoist::new()
+        .config(&config)
+        .args(["apply", "--report", "report.json"])
+        .run()
+        .success();
+    for (image, signature) in &images {
+        let tag = signature_tag(&image.digest);
+        assert_eq!(
+            prod.read_manifest_digest("apps/web", &tag),
+            Some(signature.digest.to_string())
+        );
+    }
+    let mut left: Vec<String> = staging.read_tags("apps/web");
+    left.sort();
+    let mut expected = vec![
+        "1.0.0".to_string(),
+        "keep".to_string(),
+        signature_tag(&images[0].0.digest),
+    ];
+    expected.sort();
+    assert_eq!(left, expected);
+    let report = run.json_file("report.json");
+    let moved = report["moved"].to_string();
+    assert!(
+        moved.contains(&signature_tag(&images[1].0.digest)),
+        "{report:#}"
+    );
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains(&signature_tag(&images[0].0.digest))
+            && notes.contains("stays in the source"),
+        "{report:#}"
+    );
+}
