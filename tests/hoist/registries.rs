@@ -573,6 +573,8 @@ fn a_registry_without_a_catalog_fails_only_its_glob_rules() {
         (&plain, false, NoCatalog::Unsupported),
         (&token, true, NoCatalog::docker_hub(&token)),
         (&basic, true, NoCatalog::basic_login_refused()),
+        // An anonymous registry asking a login for its catalog only.
+        (&plain, false, NoCatalog::basic_login_refused()),
     ];
     for (hub, login, how) in cases {
         let app = seed_team(hub, login);

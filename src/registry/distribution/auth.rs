@@ -330,6 +330,10 @@ impl DistributionRegistry {
         let header = header(response, "www-authenticate").unwrap_or_default();
         let extra_scope = match parse_challenge(&header)? {
             Challenge::Bearer { scope, .. } => scope,
+            // A login nobody gave (an anonymous registry that wants one for
+            // its catalog only): this request is refused as it is, and the
+            // registry stays anonymous for every other.
+            Challenge::Basic if matches!(self.found_credentials(), Ok(None)) => return None,
             Challenge::Basic => None,
         };
         let mut known = self.challenge.lock().unwrap_or_else(|p| p.into_inner());
