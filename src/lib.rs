@@ -19,6 +19,7 @@ pub mod plan;
 pub mod platform;
 pub mod promote;
 pub mod reference;
+pub mod referrers;
 pub mod registry;
 pub mod report;
 pub mod rules;

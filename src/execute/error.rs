@@ -84,6 +84,15 @@ pub enum ExecError {
         /// `is blocked`, `was refused` or `failed`.
         why: &'static str,
     },
+    /// A manifest a referrers listing named does not name the subject it
+    /// was listed for.
+    #[error("{} does not name {} as its subject", .digest.short(), .subject.short())]
+    NotAReferrer {
+        /// The manifest listed.
+        digest: Digest,
+        /// The subject it was listed for.
+        subject: Digest,
+    },
     /// A floating or attached tag whose own image failed.
     #[error("its image failed")]
     ImageFailed,

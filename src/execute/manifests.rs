@@ -11,8 +11,7 @@ use crate::registry::{Registry, RegistryError};
 use crate::tree::Tree;
 
 impl Executor<'_> {
-    /// Child manifests, then the root by digest unless a tag stores it;
-    /// then referrers of an image that gets no tag.
+    /// Child manifests, then the root by digest unless a tag stores it.
     pub(super) fn write_image(&self, i: usize) -> Result<(), ExecError> {
         let image = &self.images[i];
         // Found missing by this image's blobs or another's: nothing to write.
@@ -26,25 +25,25 @@ impl Executor<'_> {
         let Some(tree) = self.trees[i] else {
             // Present in the target already.
             bump(&self.stats.manifests_present, 1);
-            self.referrers_or_note(image);
             return Ok(());
         };
         // The first tag's PUT stores the root manifest: no PUT by digest before it.
-        let tagged = image
-            .entries
-            .iter()
-            .any(|&e| !self.plan.entries[e].is_late());
         self.put_manifests(
             target.as_ref(),
             &image.key.repository,
             tree,
-            tagged,
+            self.tagged(image),
             Some(image),
-        )?;
-        if !tagged {
-            self.referrers_or_note(image);
-        }
-        Ok(())
+        )
+    }
+
+    /// Whether a version tag of the image stores it (else it is stored by
+    /// digest, and only late tags point at it).
+    pub(super) fn tagged(&self, image: &ImageToWrite) -> bool {
+        image
+            .entries
+            .iter()
+            .any(|&e| !self.plan.entries[e].is_late())
     }
 
     /// Writes a tree's manifests by digest, children first. A child is PUT

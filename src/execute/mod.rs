@@ -18,7 +18,9 @@
 //!    `manifests.rs`), then its referrers (`referrers.rs`);
 //! 5. when every image of a target repository is done, its floating and
 //!    attached tags are written, each only if its own image made it
-//!    (`scheduler.rs`); last, moved source tags are deleted (`moves.rs`).
+//!    (`scheduler.rs`); then the referrers of images the plan left as they
+//!    were are brought up to date (`referrers.rs`); last, moved source tags
+//!    are deleted (`moves.rs`).
 //!
 //! A tag is written only after everything it references is in the target,
 //! so killing the run at any moment leaves no tag on an incomplete image.
@@ -54,7 +56,7 @@ use self::scheduler::{Executor, ImageState};
 use self::status::Statuses;
 use crate::digest::Digest;
 use crate::plan::Transfer;
-use crate::plan::{ImageToWrite, Plan, images_to_write};
+use crate::plan::{ImageToWrite, Plan, images_kept, images_to_write};
 use crate::registry::Registry;
 use crate::registry::retry::RetryPolicy;
 use crate::tree::{Tree, read_tree};
@@ -152,6 +154,10 @@ pub fn run(
         missing: Default::default(),
     };
     executor.run(&jobs);
+    let kept = images_kept(&plan.entries, |i| {
+        matches!(statuses.get(i), Some(Status::Unchanged))
+    });
+    executor.referrers_of_kept(&kept);
     finish(plan, statuses.finish(), stores)
 }
 

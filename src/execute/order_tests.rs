@@ -244,3 +244,99 @@ fn a_blob_that_cannot_be_stored_fails_its_image_and_writes_no_manifest_for_it() 
     );
     assert_eq!(stores.log.count(|c| manifest_put(c).is_some()), 0);
 }
+
+/// Stores `bytes` as a blob of `app` in `store`.
+fn put_blob(store: &dyn Registry, bytes: &[u8]) -> Digest {
+    let digest = Digest::sha256_of(bytes);
+    let size = bytes.len() as u64;
+    store
+        .blob_put("app", &digest, size, &mut &bytes[..], None)
+        .unwrap();
+    digest
+}
+
+/// An artifact attached to `subject` as oras writes one (the empty config,
+/// one layer), stored by digest in `app`.
+fn attach(store: &dyn Registry, subject: &Manifest, artifact_type: &str) -> Manifest {
+    let (empty, layer) = (
+        put_blob(store, b"{}"),
+        put_blob(store, artifact_type.as_bytes()),
+    );
+    let json = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": crate::manifest::OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": { "mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2 },
+        "layers": [{ "mediaType": artifact_type, "digest": layer, "size": artifact_type.len() }],
+        "subject": {
+            "mediaType": subject.media_type,
+            "digest": subject.digest,
+            "size": subject.bytes.len(),
+        },
+    });
+    let bytes = json.to_string().into_bytes();
+    let manifest = Manifest::from_bytes(bytes, Some(crate::manifest::OCI_MANIFEST)).unwrap();
+    store
+        .manifest_put("app", &manifest.digest.to_string(), &manifest)
+        .unwrap();
+    manifest
+}
+
+/// A source with the referrers API, a target without: the image's tag,
+/// then its SBOM, then the fallback tag listing the SBOM; the SBOM's
+/// signature, then the SBOM's fallback tag listing it.
+#[test]
+fn referrers_land_after_their_subject_and_before_the_fallback_tag_listing_them() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let layout = OciLayoutStore::new(dirs.0.path().to_path_buf());
+    let source: Arc<dyn Registry> = Arc::new(Recording::new(Arc::new(layout)).with_referrers_api());
+    let spec = ImageSpec::oci("one", vec![LayerSpec { size: 64, seed: 1 }]);
+    let image = push_image(source.as_ref(), "app", "1.0", &spec).unwrap();
+    let sbom = attach(source.as_ref(), &image, "application/spdx+json");
+    let signature = attach(
+        source.as_ref(),
+        &sbom,
+        "application/vnd.dev.cosign.artifact.sig.v1+json",
+    );
+    let target = Recording::new(Arc::new(OciLayoutStore::new(dirs.1.path().to_path_buf())));
+    let log = target.log();
+    let map = StoreMap::from([
+        ("staging".to_string(), source),
+        ("prod".to_string(), Arc::new(target) as Arc<dyn Registry>),
+    ]);
+    let mut carrying = entry("1.0", "1.0", &image.digest, false);
+    carrying.referrers = true;
+    let progress = Progress::new(ProgressMode::Never, 0, 0);
+    let outcome = run(
+        &Plan::of(vec![carrying]),
+        &map,
+        &CopyStats::default(),
+        &progress,
+        Options::default(),
+    );
+    assert!(matches!(outcome.statuses[..], [Status::Promoted]));
+
+    let writes = log.writes();
+    let put_of = |reference: String| {
+        let at = position(&writes, |c| {
+            manifest_put(c).is_some_and(|(r, _)| *r == reference)
+        });
+        assert_eq!(at.len(), 1, "{reference} once: {writes:#?}");
+        at[0]
+    };
+    use crate::referrers::{ReferrersIndex, fallback_tag};
+    let tag = put_of("1.0".to_string());
+    let sbom_at = put_of(sbom.digest.to_string());
+    let signature_at = put_of(signature.digest.to_string());
+    let image_index = put_of(fallback_tag(&image.digest));
+    let sbom_index = put_of(fallback_tag(&sbom.digest));
+    assert!(tag < sbom_at && sbom_at < image_index, "{writes:#?}");
+    assert!(sbom_at < signature_at && signature_at < sbom_index);
+    let listed = |subject: &Manifest| {
+        let tag = fallback_tag(&subject.digest);
+        ReferrersIndex::read(&map["prod"].manifest_get("app", &tag).unwrap()).unwrap()
+    };
+    assert!(listed(&image).lists(&sbom.digest));
+    assert!(listed(&sbom).lists(&signature.digest));
+    assert_eq!((listed(&image).len(), listed(&sbom).len()), (1, 1));
+}

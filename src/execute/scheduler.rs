@@ -113,10 +113,6 @@ impl<'a> Executor<'a> {
         let failure = state.failure();
         let (written, tag_failure) = self.write_regular_tags(i, failure.as_ref());
         if failure.is_none() {
-            if !written.is_empty() && self.trees[i].is_some() {
-                // Referrers name the image as their subject: now it is stored.
-                self.referrers_or_note(image);
-            }
             state.done_ok.store(true, Ordering::Release);
         }
         match failure.as_ref().or(tag_failure.as_ref()) {
@@ -142,6 +138,12 @@ impl<'a> Executor<'a> {
                 self.progress
                     .image_done(&format!("promoted {}{tags}", image.key), false)
             }
+        }
+        // Referrers name the image as their subject: once it is stored
+        // (present already, by digest, or by a tag), they follow.
+        let stored = self.trees[i].is_none() || !written.is_empty() || !self.tagged(image);
+        if failure.is_none() && stored {
+            self.referrers_or_note(image);
         }
         let repository = image.key.repository_key();
         if self

@@ -526,16 +526,20 @@ fn effective_digest(
 
 /// Tags that carry signatures, attestations and SBOMs of an image by the
 /// cosign convention (`sha256-<hex>.sig`, `.att`, `.sbom`, and the OCI
-/// referrers fallback tag `sha256-<hex>`), among `tags`.
+/// referrers fallback tag `sha256-<hex>`, its hex cut to 64 digits as the
+/// spec has it or whole as older clients wrote it), among `tags`.
 pub fn attached_tag_names<'a>(
     digest: &crate::digest::Digest,
     tags: &'a [String],
 ) -> Vec<&'a String> {
     let stem = digest.to_string().replacen(':', "-", 1);
+    let fallback = crate::referrers::fallback_tag(digest);
     tags.iter()
         .filter(|tag| {
-            tag.strip_prefix(&stem)
-                .is_some_and(|rest| ["", ".sig", ".att", ".sbom"].contains(&rest))
+            **tag == fallback
+                || tag
+                    .strip_prefix(&stem)
+                    .is_some_and(|rest| ["", ".sig", ".att", ".sbom"].contains(&rest))
         })
         .collect()
 }

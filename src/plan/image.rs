@@ -96,9 +96,30 @@ pub fn images_to_write(
     entries: &[PlanEntry],
     include: impl Fn(usize) -> bool,
 ) -> Vec<ImageToWrite> {
+    images_of(entries, |i, entry| entry.changes() && include(i))
+}
+
+/// The images already in their targets that entries selected by
+/// `unchanged` leave as they are, and whose referrers travel: a referrer
+/// can reach the source after its image was promoted, and only the
+/// registries' referrers listings, not the plan, show it. One per
+/// [`ImageKey`], in key order.
+pub fn images_kept(entries: &[PlanEntry], unchanged: impl Fn(usize) -> bool) -> Vec<ImageToWrite> {
+    images_of(entries, |i, entry| {
+        // A floating tag kept at a newer version points at that one.
+        let kept_elsewhere = matches!(entry.action, super::Action::Unchanged { kept_at: Some(_) });
+        entry.referrers && !kept_elsewhere && unchanged(i)
+    })
+}
+
+/// The images the entries selected by `include` point at, one per [`ImageKey`].
+fn images_of(
+    entries: &[PlanEntry],
+    include: impl Fn(usize, &PlanEntry) -> bool,
+) -> Vec<ImageToWrite> {
     let mut images: BTreeMap<ImageKey, ImageToWrite> = BTreeMap::new();
     for (i, entry) in entries.iter().enumerate() {
-        if !entry.changes() || !include(i) {
+        if !include(i, entry) {
             continue;
         }
         let image = images

@@ -22,7 +22,7 @@ pub use estimate::estimate;
 pub use expand::{
     Candidate, Expansion, attached_tag_names, expand, matched_repositories, target_probes,
 };
-pub use image::{ImageKey, ImageSource, ImageToWrite, RepositoryKey, images_to_write};
+pub use image::{ImageKey, ImageSource, ImageToWrite, RepositoryKey, images_kept, images_to_write};
 pub use inventory::{
     CatalogListing, FilterKey, ImageContents, Inventory, RepoKey, TagKey, filter_key, repo_key,
     tag_key,

@@ -216,7 +216,13 @@ pub struct Recording {
     one_at_a_time: Mutex<()>,
     fail_when: Option<FailWhen>,
     fail_with: Option<FailWith>,
+    /// Playing a store with the referrers API: what it lists, by
+    /// repository and subject.
+    referrers_api: Option<Mutex<Listings>>,
 }
+
+/// Referrers listed by (repository, subject).
+type Listings = std::collections::BTreeMap<(String, Digest), Vec<Descriptor>>;
 
 impl Recording {
     /// Records the calls made on `inner`.
@@ -227,6 +233,38 @@ impl Recording {
             one_at_a_time: Mutex::new(()),
             fail_when: None,
             fail_with: None,
+            referrers_api: None,
+        }
+    }
+
+    /// Plays a store with the OCI 1.1 referrers API (an OCI layout has
+    /// none): a manifest with a `subject` stored through it is listed by
+    /// [`Registry::referrers`].
+    pub fn with_referrers_api(mut self) -> Self {
+        self.referrers_api = Some(Mutex::default());
+        self
+    }
+
+    /// Lists a stored manifest under its subject, when playing the API.
+    fn index_referrer(&self, repository: &str, manifest: &Manifest) {
+        let Some(listings) = &self.referrers_api else {
+            return;
+        };
+        let Some(subject) = manifest.view().ok().and_then(|view| view.subject) else {
+            return;
+        };
+        let mut listings = listings.lock().unwrap_or_else(PoisonError::into_inner);
+        let listed = listings
+            .entry((repository.to_string(), subject.digest))
+            .or_default();
+        if !listed.iter().any(|d| d.digest == manifest.digest) {
+            listed.push(Descriptor {
+                media_type: manifest.media_type.clone(),
+                digest: manifest.digest.clone(),
+                size: manifest.bytes.len() as u64,
+                platform: None,
+                urls: Vec::new(),
+            });
         }
     }
 
@@ -337,7 +375,11 @@ impl Registry for Recording {
             digest: manifest.digest.clone(),
             media_type: manifest.media_type.clone(),
         };
-        self.record(call, |r| r.manifest_put(repository, reference, manifest))
+        let stored = self.record(call, |r| r.manifest_put(repository, reference, manifest));
+        if stored.is_ok() {
+            self.index_referrer(repository, manifest);
+        }
+        stored
     }
 
     fn manifest_delete(&self, repository: &str, digest: &Digest) -> Result<()> {
@@ -361,7 +403,14 @@ impl Registry for Recording {
             repository: repository.to_string(),
             digest: digest.clone(),
         };
-        self.record(call, |r| r.referrers(repository, digest))
+        self.record(call, |r| match &self.referrers_api {
+            Some(listings) => {
+                let listings = listings.lock().unwrap_or_else(PoisonError::into_inner);
+                let key = (repository.to_string(), digest.clone());
+                Ok(Some(listings.get(&key).cloned().unwrap_or_default()))
+            }
+            None => r.referrers(repository, digest),
+        })
     }
 
     fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool> {

@@ -395,21 +395,21 @@ impl Rule {
 
 /// Whether `tag` is one by which artifacts are attached to an image: cosign's
 /// `sha256-<hex>.sig`, `.att`, `.sbom`, or the OCI referrers fallback tag
-/// `sha256-<hex>` (any algorithm, its hex digits lowercase).
+/// `sha256-<hex>` (any algorithm, its hex digits lowercase; the spec cuts
+/// a fallback tag's hex to 64 digits, so a sha512 one has 64).
 pub fn is_attached_tag(tag: &str) -> bool {
-    let stem = [".sig", ".att", ".sbom"]
+    let suffixed = [".sig", ".att", ".sbom"]
         .iter()
-        .find_map(|suffix| tag.strip_suffix(suffix))
-        .unwrap_or(tag);
-    let Some((algorithm, hex)) = stem.split_once('-') else {
+        .find_map(|suffix| tag.strip_suffix(suffix));
+    let Some((algorithm, hex)) = suffixed.unwrap_or(tag).split_once('-') else {
         return false;
     };
-    let length = match algorithm {
-        "sha256" => 64,
-        "sha512" => 128,
-        _ => return false,
+    let length_fits = match algorithm {
+        "sha256" => hex.len() == 64,
+        "sha512" => hex.len() == 128 || (suffixed.is_none() && hex.len() == 64),
+        _ => false,
     };
-    hex.len() == length && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    length_fits && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]
@@ -463,11 +463,13 @@ mod tests {
             format!("sha256-{hex}.sbom"),
             format!("sha256-{hex}"),
             format!("sha512-{}", "0f".repeat(64)),
+            format!("sha512-{}", "0f".repeat(32)),
         ];
         let alike = [
             format!("sha256-{}.sig", &hex[1..]),
             format!("sha256-{}", hex.to_uppercase()),
             format!("sha256-{hex}.sig2"),
+            format!("sha512-{}.sig", "0f".repeat(32)),
             "sha-abc".to_string(),
         ];
         for tag in &attached {

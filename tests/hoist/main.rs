@@ -15,6 +15,7 @@ mod listing;
 mod oci_layout;
 mod personalities;
 mod plan;
+mod referrers;
 mod registries;
 mod schema;
 mod signatures;

@@ -71,21 +71,29 @@ impl Signer {
         subject: &Digest,
         payload: &[u8],
     ) -> Manifest {
-        let signature = self.key.sign(&self.rng, payload).expect("ECDSA signature");
-        let layer = put_blob(store, repository, payload);
         let tag = signature_tag(subject);
         let mut layers = existing_layers(store, repository, &tag);
-        layers.push(json!({
-            "mediaType": PAYLOAD_TYPE,
-            "size": payload.len(),
-            "digest": layer.to_string(),
-            "annotations": { SIGNATURE_ANNOTATION: STANDARD.encode(signature.as_ref()) },
-        }));
+        layers.push(self.signed_layer(store, repository, payload));
         let manifest = signature_manifest(store, repository, layers);
         store
             .manifest_put(repository, &tag, &manifest)
             .expect("push the signature manifest");
         manifest
+    }
+
+    /// The layer cosign writes for one signature: `payload` pushed as a
+    /// blob, its ECDSA signature in the layer's annotation. The same layer
+    /// goes into a `.sig` manifest and into an OCI 1.1 signature referrer
+    /// (`cosign sign --registry-referrers-mode=oci-1-1`).
+    pub fn signed_layer(&self, store: &dyn Registry, repository: &str, payload: &[u8]) -> Value {
+        let signature = self.key.sign(&self.rng, payload).expect("ECDSA signature");
+        let layer = put_blob(store, repository, payload);
+        json!({
+            "mediaType": PAYLOAD_TYPE,
+            "size": payload.len(),
+            "digest": layer.to_string(),
+            "annotations": { SIGNATURE_ANNOTATION: STANDARD.encode(signature.as_ref()) },
+        })
     }
 }
 

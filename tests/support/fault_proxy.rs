@@ -192,6 +192,8 @@ pub struct Incoming<'a> {
     pub head: &'a str,
     /// The body's length in bytes.
     pub body_len: usize,
+    /// The body, as sent (a manifest `PUT`'s manifest).
+    pub body: &'a [u8],
 }
 
 impl Incoming<'_> {
@@ -559,6 +561,7 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared<'_>) -> io::Result<(
         path: &request.path,
         head: &head,
         body_len: request.body.len(),
+        body: &request.body,
     };
     let seeing = hooks
         .answer_seeing

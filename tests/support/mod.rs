@@ -2,6 +2,7 @@
 //! certificates, a fault-injecting proxy, image seeding and a `hoist` runner.
 #![allow(dead_code)]
 
+pub mod artifacts;
 pub mod certs;
 pub mod cosign;
 pub mod fault_proxy;
@@ -9,6 +10,7 @@ pub mod hoist;
 pub mod paging;
 pub mod personality;
 pub mod personality_writes;
+pub mod referrers_api;
 pub mod registry;
 pub mod seed;
 pub mod token_server;

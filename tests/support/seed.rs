@@ -19,6 +19,12 @@ pub fn client(registry: &TestRegistry) -> Arc<dyn Registry> {
     open(Location::Host(registry.host().to_string()))
 }
 
+/// An anonymous client for a plain-http registry at `host` (a proxy in
+/// front of a test registry).
+pub fn client_at(host: &str) -> Arc<dyn Registry> {
+    open(Location::Host(host.to_string()))
+}
+
 /// A handle on a directory of OCI layouts.
 pub fn layout(dir: &std::path::Path) -> Arc<dyn Registry> {
     open(Location::OciLayout(dir.to_path_buf()))

@@ -1,16 +1,22 @@
 //! Manifests over the wire: HEAD, GET with every digest checked, PUT,
 //! DELETE, and the referrers API. Caching is `cache.rs`'s business.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use ureq::http::{self, Method, Response};
 
 use super::DistributionRegistry;
 use super::auth::Scopes;
+use super::link;
 use super::transport::{Body, header, header_in, read_json};
 use crate::digest::{BlobMismatch, ContentKind, Digest, InvalidDigest};
 use crate::manifest::{ACCEPT_MANIFESTS, Descriptor, MAX_MANIFEST_BYTES, Manifest, OCI_INDEX};
 use crate::registry::{ManifestHead, Registry, RegistryError, Result, is_digest_reference};
+
+/// Pages of one referrers listing followed, as a guard against a registry
+/// that never ends.
+const MAX_REFERRER_PAGES: usize = 1000;
 
 impl DistributionRegistry {
     /// What a HEAD tells of a manifest; `None` when absent. A registry that
@@ -215,19 +221,47 @@ impl DistributionRegistry {
         }
     }
 
-    /// The referrers of `digest` through the OCI 1.1 API; `None` when the
-    /// registry has no such API (remembered, so it is asked once).
+    /// The referrers of `digest` through the OCI 1.1 API, every page of
+    /// them; `None` when the registry has no such API (remembered, so it
+    /// is asked once).
     pub(super) fn list_referrers(
         &self,
         repository: &str,
         digest: &Digest,
     ) -> Result<Option<Vec<Descriptor>>> {
-        let url = self.url(&format!("/v2/{repository}/referrers/{digest}"));
         let scopes = Scopes::repository(repository, "pull");
+        let mut url = self.url(&format!("/v2/{repository}/referrers/{digest}"));
+        let mut seen = HashSet::new();
+        let mut referrers = Vec::new();
+        for _ in 0..MAX_REFERRER_PAGES {
+            if !seen.insert(url.clone()) {
+                return Err(self.protocol(format!("referrers pagination loops back to {url}")));
+            }
+            let Some((page, next)) = self.referrers_page(&url, &scopes)? else {
+                return Ok(None);
+            };
+            referrers.extend(page);
+            match next {
+                Some(next) => url = self.same_origin(&next, "referrers pagination link")?,
+                None => return Ok(Some(referrers)),
+            }
+        }
+        Err(self.protocol(format!(
+            "more than {MAX_REFERRER_PAGES} pages of referrers of {digest}"
+        )))
+    }
+
+    /// One page of a referrers listing and the link to the next; `None`
+    /// when the registry has no referrers API.
+    fn referrers_page(
+        &self,
+        url: &str,
+        scopes: &Scopes,
+    ) -> Result<Option<(Vec<Descriptor>, Option<String>)>> {
         let response = self.send(
             Method::GET,
-            &url,
-            &scopes,
+            url,
+            scopes,
             &[("Accept", OCI_INDEX)],
             Body::Empty,
         )?;
@@ -242,8 +276,9 @@ impl DistributionRegistry {
             }
             // A 400 may be about this request only: this time without.
             400 => return Ok(None),
-            _ => return Err(self.status_error("GET", &url, response)),
+            _ => return Err(self.status_error("GET", url, response)),
         }
+        let next = header(&response, "link").and_then(|h| link::next_link(&h));
         #[derive(serde::Deserialize)]
         struct Listing {
             #[serde(default)]
@@ -251,6 +286,6 @@ impl DistributionRegistry {
         }
         let listing: Listing = read_json(response, MAX_MANIFEST_BYTES)
             .map_err(|e| self.protocol(format!("{url}: invalid referrers index: {e}")))?;
-        Ok(Some(listing.manifests))
+        Ok(Some((listing.manifests, next)))
     }
 }
