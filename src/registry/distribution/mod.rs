@@ -52,6 +52,10 @@ pub struct DistributionRegistry {
     uploads: upload::UploadRules,
     /// Set once the registry answered that it has no referrers API.
     no_referrers_api: AtomicBool,
+    /// Set once it answered a referrers listing: it has the API.
+    has_referrers_api: AtomicBool,
+    /// Held by the one request that finds out whether the API is there.
+    referrers_probe: Mutex<()>,
     manifests: ManifestCache,
     limits: Limits,
     counters: Counters,
@@ -68,6 +72,8 @@ impl DistributionRegistry {
             token_fetch: Mutex::new(()),
             uploads: upload::UploadRules::default(),
             no_referrers_api: AtomicBool::new(false),
+            has_referrers_api: AtomicBool::new(false),
+            referrers_probe: Mutex::new(()),
             manifests: ManifestCache::default(),
             limits: Limits::new(endpoint.max_connections, endpoint.requests_per_second),
             counters: Counters::default(),
@@ -164,7 +170,23 @@ impl Registry for DistributionRegistry {
         if self.no_referrers_api.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        self.in_slot(|| self.list_referrers(repository, digest))
+        if self.has_referrers_api.load(Ordering::Relaxed) {
+            return self.in_slot(|| self.list_referrers(repository, digest));
+        }
+        // Not known yet: one request finds out while the others wait, so a
+        // registry without the API is asked once, not once per thread.
+        let _probe = self
+            .referrers_probe
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.no_referrers_api.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let listed = self.in_slot(|| self.list_referrers(repository, digest));
+        if matches!(listed, Ok(Some(_))) {
+            self.has_referrers_api.store(true, Ordering::Relaxed);
+        }
+        listed
     }
 
     fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool> {
