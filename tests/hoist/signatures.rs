@@ -17,20 +17,47 @@ fn web_rule(staging: &TestRegistry, prod: &TestRegistry, extra: &str) -> String 
     )
 }
 
+/// Two registries, and staging's `apps/web:1.0.0`.
+struct Web {
+    staging: TestRegistry,
+    prod: TestRegistry,
+    client: std::sync::Arc<dyn hoist::registry::Registry>,
+    image: hoist::manifest::Manifest,
+    /// Its signature by the `ci` key, when asked for.
+    signature: Option<hoist::manifest::Manifest>,
+}
+
+/// [`Web`] with `spec` as the image, signed with the `ci` key when `signed`.
+fn web(spec: seed::ImageSpec, signed: bool) -> Web {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    let image = seed::push(client.as_ref(), "apps/web", "1.0.0", &spec);
+    let signature = signed.then(|| {
+        let reference = format!("{}/apps/web", staging.host());
+        Signer::load("ci").sign(client.as_ref(), "apps/web", &image.digest, &reference, &[])
+    });
+    Web {
+        staging,
+        prod,
+        client,
+        image,
+        signature,
+    }
+}
+
 /// cosign adds a layer to the `.sig` manifest on every signing: after a
 /// re-sign in the source, `apply` under the default settings (`tags = ["*"]`,
 /// `overwrite = "never"`) updates the signature tag in the target, exit 0;
 /// the plan shows it as an update, never blocked.
 #[test]
 fn a_re_signed_image_updates_its_signature_tag_under_default_settings() {
-    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
-    let client = seed::client(&staging);
-    let image = seed::push(
-        client.as_ref(),
-        "apps/web",
-        "1.0.0",
-        &seed::small_image("web", Format::Oci),
-    );
+    let Web {
+        staging,
+        prod,
+        client,
+        image,
+        ..
+    } = web(seed::small_image("web", Format::Oci), false);
     let reference = format!("{}/apps/web", staging.host());
     let signer = Signer::load("ci");
     let first = signer.sign(client.as_ref(), "apps/web", &image.digest, &reference, &[]);
@@ -69,21 +96,7 @@ fn a_re_signed_image_updates_its_signature_tag_under_default_settings() {
 /// is not copied as an ordinary tag.
 #[test]
 fn referrers_false_leaves_signatures_behind_whatever_the_tags() {
-    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
-    let client = seed::client(&staging);
-    let image = seed::push(
-        client.as_ref(),
-        "apps/web",
-        "1.0.0",
-        &seed::small_image("web", Format::Oci),
-    );
-    Signer::load("ci").sign(
-        client.as_ref(),
-        "apps/web",
-        &image.digest,
-        "x/apps/web",
-        &[],
-    );
+    let Web { staging, prod, .. } = web(seed::small_image("web", Format::Oci), true);
     let config = web_rule(&staging, &prod, "tags = [\"*\"]\nreferrers = false\n");
     Hoist::new().config(&config).args(["apply"]).run().success();
     assert_eq!(prod.read_tags("apps/web"), ["1.0.0"]);
@@ -93,15 +106,14 @@ fn referrers_false_leaves_signatures_behind_whatever_the_tags() {
 /// `--no-referrers` leaves them behind.
 #[test]
 fn promote_carries_signatures_unless_told_not_to() {
-    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
-    let client = seed::client(&staging);
-    let image = seed::push(
-        client.as_ref(),
-        "apps/web",
-        "1.0.0",
-        &seed::small_image("web", Format::Oci),
-    );
-    let signature = Signer::load("ci").sign(client.as_ref(), "apps/web", &image.digest, "x", &[]);
+    let Web {
+        staging,
+        prod,
+        image,
+        signature,
+        ..
+    } = web(seed::small_image("web", Format::Oci), true);
+    let signature = signature.expect("signed");
     let tag = signature_tag(&image.digest);
     let source = format!("{}/apps/web:1.0.0", staging.host());
     let run = Hoist::new()
@@ -141,15 +153,12 @@ fn promote_carries_signatures_unless_told_not_to() {
 /// plan and the report say so for that image.
 #[test]
 fn a_filtered_index_leaves_its_signature_behind_and_says_so() {
-    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
-    let client = seed::client(&staging);
-    let index = seed::push(
-        client.as_ref(),
-        "apps/web",
-        "1.0.0",
-        &seed::multi_platform_image("web", Format::Oci),
-    );
-    Signer::load("ci").sign(client.as_ref(), "apps/web", &index.digest, "x", &[]);
+    let Web {
+        staging,
+        prod,
+        image: index,
+        ..
+    } = web(seed::multi_platform_image("web", Format::Oci), true);
     let tag = signature_tag(&index.digest);
     let run = Hoist::new()
         .args([
@@ -180,15 +189,12 @@ fn a_filtered_index_leaves_its_signature_behind_and_says_so() {
 /// skipped with the reason, the report carries it, the target has no `.sig`.
 #[test]
 fn a_rule_filtering_an_index_says_its_signature_stays_behind() {
-    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
-    let client = seed::client(&staging);
-    let index = seed::push(
-        client.as_ref(),
-        "apps/web",
-        "1.0.0",
-        &seed::multi_platform_image("web", Format::Oci),
-    );
-    Signer::load("ci").sign(client.as_ref(), "apps/web", &index.digest, "x", &[]);
+    let Web {
+        staging,
+        prod,
+        image: index,
+        ..
+    } = web(seed::multi_platform_image("web", Format::Oci), true);
     let tag = signature_tag(&index.digest);
     let config = web_rule(&staging, &prod, "platforms = [\"linux/arm64\"]\n");
     let plan = Hoist::new().config(&config).args(["plan"]).run().success();
@@ -213,14 +219,7 @@ fn a_rule_filtering_an_index_says_its_signature_stays_behind() {
 /// the platforms kept.
 #[test]
 fn promote_estimates_the_work_of_the_platforms_it_keeps() {
-    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
-    let client = seed::client(&staging);
-    seed::push(
-        client.as_ref(),
-        "apps/web",
-        "1.0.0",
-        &seed::multi_platform_image("web", Format::Oci),
-    );
+    let Web { staging, prod, .. } = web(seed::multi_platform_image("web", Format::Oci), false);
     let work = |extra: &[&str]| {
         let mut args = vec![
             "promote".to_string(),
@@ -257,15 +256,14 @@ fn promote_estimates_the_work_of_the_platforms_it_keeps() {
 /// signature. A rule with `platforms` skips the image with the reason.
 #[test]
 fn a_single_platform_image_is_filtered_by_the_platform_its_config_names() {
-    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
-    let client = seed::client(&staging);
-    let image = seed::push(
-        client.as_ref(),
-        "apps/web",
-        "1.0.0",
-        &seed::small_image("web", Format::Oci),
-    );
-    let signature = Signer::load("ci").sign(client.as_ref(), "apps/web", &image.digest, "x", &[]);
+    let Web {
+        staging,
+        prod,
+        image,
+        signature,
+        ..
+    } = web(seed::small_image("web", Format::Oci), true);
+    let signature = signature.expect("signed");
     let source = format!("{}/apps/web:1.0.0", staging.host());
     let promote = |target: &str, platform: &str| {
         Hoist::new()

@@ -220,7 +220,8 @@ fn manifest(bytes: Vec<u8>, media_type: &str) -> Manifest {
     }
 }
 
-fn put_blob(store: &dyn Registry, repository: &str, bytes: &[u8]) -> Digest {
+/// Pushes `bytes` as a blob of `repository`; its digest.
+pub fn put_blob(store: &dyn Registry, repository: &str, bytes: &[u8]) -> Digest {
     let digest = Digest::sha256_of(bytes);
     store
         .blob_put(

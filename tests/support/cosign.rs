@@ -17,6 +17,8 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
 use serde_json::{Value, json};
 
+use super::artifacts::put_blob;
+
 /// The simple-signing payload's media type.
 pub const PAYLOAD_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// The layer annotation that carries the signature.
@@ -178,18 +180,4 @@ fn signature_manifest(store: &dyn Registry, repository: &str, layers: Vec<Value>
         bytes: body,
         media_type: hoist::manifest::OCI_MANIFEST.to_string(),
     }
-}
-
-fn put_blob(store: &dyn Registry, repository: &str, bytes: &[u8]) -> Digest {
-    let digest = Digest::sha256_of(bytes);
-    store
-        .blob_put(
-            repository,
-            &digest,
-            bytes.len() as u64,
-            &mut &bytes[..],
-            None,
-        )
-        .expect("push a signature blob");
-    digest
 }
