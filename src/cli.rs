@@ -29,6 +29,16 @@ impl Cli {
     pub fn detailed_exitcode(&self) -> bool {
         matches!(&self.command, Command::Plan(args) if args.detailed_exitcode)
     }
+
+    /// Where `apply` or `verify` writes its metrics (`--metrics FILE`), and
+    /// the command's name in them.
+    pub fn metrics(&self) -> Option<(&std::path::Path, &'static str)> {
+        match &self.command {
+            Command::Apply(args) => args.metrics.as_deref().map(|p| (p, "apply")),
+            Command::Verify(args) => args.metrics.as_deref().map(|p| (p, "verify")),
+            _ => None,
+        }
+    }
 }
 
 /// The subcommands.
@@ -184,6 +194,9 @@ pub struct ApplyArgs {
     /// Report and progress.
     #[command(flatten)]
     pub output: Output,
+    /// Also write the run's metrics (Prometheus text format) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
 }
 
 /// What `apply` and `promote` show while and after they copy.
@@ -203,6 +216,9 @@ pub struct VerifyArgs {
     /// Which rules and shard.
     #[command(flatten)]
     pub scope: ScopeArgs,
+    /// Also write the run's metrics (Prometheus text format) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
 }
 
 /// How `hoist plan` prints the plan.

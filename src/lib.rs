@@ -15,6 +15,7 @@ pub mod discover;
 pub mod execute;
 pub mod filter;
 pub mod manifest;
+pub mod metrics;
 pub mod plan;
 pub mod platform;
 pub mod promote;

@@ -22,6 +22,7 @@ pub(super) fn apply(
     loaded: &LoadedConfig,
     rules: RuleSet,
     args: &ApplyArgs,
+    observed: &mut super::Observed,
 ) -> Result<ExitStatus, CommandError> {
     let started = Instant::now();
     let scope = scope_of(&args.scope)?;
@@ -51,7 +52,9 @@ pub(super) fn apply(
         started,
         retry: stores.settings().retry,
     };
-    run.execute()
+    let (status, report) = run.execute()?;
+    observed.report = Some(report);
+    Ok(status)
 }
 
 /// A plan ready to execute, and how.
@@ -67,7 +70,8 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn execute(&self) -> Result<ExitStatus, CommandError> {
+    /// Runs the plan: the exit status, and the report of what was done.
+    fn execute(&self) -> Result<(ExitStatus, ApplyReport), CommandError> {
         // The same images the executor writes and the estimate counts.
         let images = plan::images_to_write(&self.plan.entries, |_| true);
         let progress = Progress::new(
@@ -101,12 +105,13 @@ impl Run<'_> {
         if let Some(path) = self.report {
             write_json(path, &report)?;
         }
-        Ok(match execute::stop::requested() {
+        let status = match execute::stop::requested() {
             Some(signal_hook::consts::SIGINT) => ExitStatus::Interrupted,
             Some(_) => ExitStatus::Terminated,
             None if report.succeeded() => ExitStatus::Success,
             None => ExitStatus::Failure,
-        })
+        };
+        Ok((status, report))
     }
 }
 
@@ -172,7 +177,7 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
         (source.location.to_string(), source_store),
         (destination.target.location.to_string(), target_store),
     ]);
-    let status = Run {
+    let (status, _) = Run {
         plan: &plan,
         stores: &handles,
         check_preconditions: false,

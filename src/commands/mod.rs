@@ -54,8 +54,10 @@ impl From<ExitStatus> for ExitCode {
 /// Runs a parsed command line; an error is printed and becomes the exit status
 /// (1 under `plan --detailed-exitcode`, as it promises).
 pub fn run(cli: Cli) -> ExitStatus {
+    let started = std::time::Instant::now();
     let detailed = cli.detailed_exitcode();
-    match dispatch(cli) {
+    let mut observed = Observed::default();
+    let status = match dispatch(&cli, &mut observed) {
         Ok(status) => status,
         Err(error) => {
             error.print();
@@ -65,10 +67,48 @@ pub fn run(cli: Cli) -> ExitStatus {
                 error.exit_status()
             }
         }
+    };
+    match cli.metrics() {
+        Some((path, command)) => {
+            let run = crate::metrics::RunMetrics {
+                command,
+                exit_status: status as u8,
+                duration_secs: started.elapsed().as_secs_f64(),
+                report: observed.report.as_ref(),
+                verified: observed.verified,
+            };
+            match crate::metrics::write(path, &run) {
+                Ok(()) => status,
+                Err(error) => {
+                    report::log(&format!("error: {error}"));
+                    status.max_failure()
+                }
+            }
+        }
+        None => status,
     }
 }
 
-fn dispatch(cli: Cli) -> Result<ExitStatus, CommandError> {
+/// What `apply` and `verify` found, as far as they got: their metrics.
+#[derive(Default)]
+pub struct Observed {
+    /// `apply`'s report, once it ran.
+    pub report: Option<crate::execute::ApplyReport>,
+    /// `verify`'s findings, once it checked.
+    pub verified: Option<crate::metrics::Verified>,
+}
+
+impl ExitStatus {
+    /// This status, or a failure when it said success.
+    fn max_failure(self) -> ExitStatus {
+        match self {
+            ExitStatus::Success | ExitStatus::Changes => ExitStatus::Failure,
+            other => other,
+        }
+    }
+}
+
+fn dispatch(cli: &Cli, observed: &mut Observed) -> Result<ExitStatus, CommandError> {
     if let Command::Schema { document } = &cli.command {
         report::print_raw(&match document {
             SchemaDocument::Config => crate::config::json_schema(),
@@ -111,8 +151,8 @@ fn dispatch(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Ls { target } => ls(&stores, target),
         Command::Promote(args) => promote(&stores, args),
         Command::Plan(args) => plan_command(&stores, &loaded, rules, args),
-        Command::Apply(args) => apply(&stores, &loaded, rules, args),
-        Command::Verify(args) => verify_command(&stores, &loaded, rules, args),
+        Command::Apply(args) => apply(&stores, &loaded, rules, args, observed),
+        Command::Verify(args) => verify_command(&stores, &loaded, rules, args, observed),
         Command::Schema { .. } | Command::Check => Ok(ExitStatus::Success),
     })
 }

@@ -156,11 +156,16 @@ pub(super) fn verify_command(
     loaded: &LoadedConfig,
     rules: RuleSet,
     args: &VerifyArgs,
+    observed: &mut super::Observed,
 ) -> Result<ExitStatus, CommandError> {
     let scope = scope_of(&args.scope)?;
     let plan = make_plan(stores, loaded, rules, &scope)?;
     let handles = open_plan_stores(stores, loaded, &plan)?;
     let problems = crate::verify::verify(&plan, &handles);
+    observed.verified = Some(crate::metrics::Verified {
+        tags: plan.entries.len(),
+        problems: problems.len(),
+    });
     let failed_rules = plan.failed_rules();
     if problems.is_empty() {
         report::print_lines(&[format!(
