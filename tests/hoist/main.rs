@@ -11,6 +11,7 @@ mod faults;
 mod fuzz_inputs;
 mod harness;
 mod hostile;
+mod image;
 mod listing;
 mod metrics;
 mod oci_layout;
