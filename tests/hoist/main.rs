@@ -15,6 +15,7 @@ mod listing;
 mod oci_layout;
 mod personalities;
 mod plan;
+mod promote_stevedore;
 mod referrers;
 mod registries;
 mod schema;
