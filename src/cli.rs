@@ -135,6 +135,10 @@ pub struct PromoteArgs {
     /// are carried by default, as `referrers = true` does for rules).
     #[arg(long)]
     pub no_referrers: bool,
+    /// Move: delete the source tag once the target holds the image (as
+    /// `mode = "move"`: never while another tag still needs the manifest).
+    #[arg(long = "move")]
+    pub move_source: bool,
     /// Show what would be written, read from the registries; write nothing.
     #[arg(short = 'D', long)]
     pub dry_run: bool,
@@ -234,6 +238,7 @@ impl PromoteArgs {
                 .clone()
                 .or_else(|| self.stevedore.promote_image_namespace.clone()),
             name: self.name.clone(),
+            move_source: self.move_source,
         }
     }
 }

@@ -162,6 +162,11 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
         &crate::promote::Carry {
             platforms: &args.platforms,
             referrers: !args.no_referrers,
+            mode: if args.move_source {
+                crate::plan::Transfer::Move
+            } else {
+                crate::plan::Transfer::Copy
+            },
         },
     )
     .map_err(|cause| CommandError::Promote {

@@ -29,6 +29,8 @@ pub struct Request {
     pub namespace: Option<String>,
     /// Target image name: the last path segment.
     pub name: Option<String>,
+    /// Delete the source tag once the target holds the image (`--move`).
+    pub move_source: bool,
 }
 
 /// The semantic-version templates of Stevedore's promote example (its
@@ -88,11 +90,32 @@ pub fn destination(
     for (tag, _) in &tags {
         validate_tag(tag, tag)?;
     }
+    refuse_moving_onto_itself(args, source, &target, &tags)?;
     Ok(Destination {
         target,
         tags,
         notes,
     })
+}
+
+/// `--move` must not delete what it writes: a target tag that is the source
+/// tag itself (same registry, repository and tag) would be deleted with it.
+fn refuse_moving_onto_itself(
+    args: &Request,
+    source: &Reference,
+    target: &Reference,
+    tags: &[(String, Role)],
+) -> Result<(), PromoteError> {
+    let same_repository =
+        target.location == source.location && target.repository == source.repository;
+    match &source.tag {
+        Some(tag) if args.move_source && same_repository && tags.iter().any(|(t, _)| t == tag) => {
+            Err(PromoteError::Arguments(format!(
+                "--move would delete `{tag}`, which it also writes in the same repository: drop --move, or write to another repository"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The target repository (TARGET, or the source's), moved by `--registry`

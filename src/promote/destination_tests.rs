@@ -304,3 +304,21 @@ fn publish_and_copy_are_aliases() {
         );
     }
 }
+
+#[test]
+fn move_never_deletes_a_tag_it_writes() {
+    let err = tags_for(&["r.io/a:1.2.3", "-t", "1.2.3,latest", "--move"]).unwrap_err();
+    assert!(err.contains("--move would delete `1.2.3`"), "{err}");
+    let err = tags_for(&["r.io/a:1.2.3", "-t", "latest", "-s", "--move"]).unwrap_err();
+    assert!(err.contains("--move"), "{err}");
+    // A rename within the repository, or a move elsewhere, is fine.
+    assert_eq!(
+        tags_for(&["r.io/a:rc", "-t", "1.0", "--move"]).unwrap(),
+        ["1.0"]
+    );
+    assert_eq!(
+        tags_for(&["r.io/a:1.2.3", "s.io/a", "--move"]).unwrap(),
+        ["1.2.3"]
+    );
+    assert!(args(&["r.io/a:1", "s.io/a", "--move"]).move_source);
+}

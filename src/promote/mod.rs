@@ -9,7 +9,7 @@ pub use destination::{
     DEFAULT_SEMVER_TEMPLATES, Destination, Request, destination, source_reference,
 };
 
-use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, Role, SourceImage, TargetTag};
+use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, Role, SourceImage, TargetTag, Transfer};
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::ReadOnly;
@@ -50,6 +50,8 @@ pub struct Carry<'a> {
     pub platforms: &'a [Platform],
     /// Carry the artifacts attached to the image (`--no-referrers` clears it).
     pub referrers: bool,
+    /// Copy, or move (`--move`: the source tag is deleted once written).
+    pub mode: Transfer,
 }
 
 /// Reads the source and target and builds the plan: one entry per tag, and
@@ -210,7 +212,7 @@ impl EntryWriter<'_> {
                 self.carry.platforms.to_vec()
             },
             referrers: self.carry.referrers && !attached,
-            mode: Default::default(),
+            mode: self.carry.mode,
         })
     }
 }

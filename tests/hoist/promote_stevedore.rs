@@ -132,3 +132,48 @@ fn stevedore_dry_run_no_op_and_deprecated_flags() {
     // `1.2` reads as 1.2.0: both default templates derive from it.
     assert_eq!(target.read_tags("app"), ["1.2", "1.2.0"]);
 }
+
+/// `promote --move`: the target holds the image, then the source tag is
+/// deleted; a tag that another tag of the source shares the image with
+/// stays (the registry can only delete the manifest), and says why.
+#[test]
+fn promote_move_deletes_the_source_tag_once_the_target_has_it() {
+    let staging = TestRegistry::start();
+    let prod = TestRegistry::start();
+    let client = seed::client(&staging);
+    let image = seed::push(client.as_ref(), "apps/m", "2.0.0", &image_on_base("m", 1));
+    Hoist::new()
+        .args([
+            "promote",
+            &format!("{}/apps/m:2.0.0", staging.host()),
+            &format!("{}/apps/m", prod.host()),
+            "-t",
+            "2.0.0,latest",
+            "--move",
+        ])
+        .run()
+        .success();
+    assert_eq!(prod.read_tags("apps/m"), ["2.0.0", "latest"]);
+    assert_eq!(
+        prod.read_manifest_digest("apps/m", "2.0.0"),
+        Some(image.digest.to_string())
+    );
+    assert_eq!(staging.read_tags("apps/m"), Vec::<String>::new());
+
+    let shared = seed::push(client.as_ref(), "apps/k", "1.0.0", &image_on_base("k", 1));
+    client.manifest_put("apps/k", "keep", &shared).unwrap();
+    let run = Hoist::new()
+        .args([
+            "promote",
+            &format!("{}/apps/k:1.0.0", staging.host()),
+            "-r",
+            prod.host(),
+            "--move",
+        ])
+        .run()
+        .success();
+    assert_eq!(prod.read_tags("apps/k"), ["1.0.0"]);
+    assert_eq!(staging.read_tags("apps/k"), ["1.0.0", "keep"]);
+    let shown = format!("{}{}", run.stdout, run.stderr);
+    assert!(shown.contains("kept") && shown.contains("keep"), "{shown}");
+}
