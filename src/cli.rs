@@ -67,52 +67,76 @@ pub enum Command {
         document: SchemaDocument,
     },
     /// Promote one image, with Stevedore's flags: `hoist promote SOURCE [TARGET]`.
+    #[command(visible_aliases = ["publish", "copy"])]
     Promote(PromoteArgs),
 }
 
-/// `hoist promote SOURCE [TARGET]`, Stevedore's long flags accepted as aliases.
+/// `hoist promote SOURCE [TARGET]`: Stevedore's command line is accepted
+/// verbatim (its long names as aliases, its short forms, comma lists, its
+/// no-op and deprecated flags).
 #[derive(Debug, clap::Args)]
 pub struct PromoteArgs {
     /// The image to promote: `host[:port]/path[:tag][@digest]`, `NAME/path:tag`
-    /// for a configured registry, or `oci-layout:DIR//path:tag`.
+    /// for a configured registry, or `oci-layout:DIR//path:tag`. Without a
+    /// tag or digest it is `:latest`.
     pub source: String,
     /// Where to: a repository, optionally with a tag. Without it the source's
     /// repository is used, changed by --registry, --namespace and --name.
     pub target: Option<String>,
-    /// Target tag (repeatable): the first replaces the source tag, the rest
-    /// are extra tags.
-    #[arg(long = "tag", visible_alias = "promote-image-tag", value_name = "TAG")]
+    /// Target tags (repeatable, comma-separated): the first replaces the
+    /// source tag, the rest are extra tags.
+    #[arg(
+        short = 't',
+        long = "tag",
+        visible_alias = "promote-image-tag",
+        value_name = "TAG",
+        value_delimiter = ','
+    )]
     pub tags: Vec<String>,
     /// Also write the source tag when --tag replaces it.
-    #[arg(long, visible_alias = "force-promote-source-image")]
+    #[arg(short = 's', long, visible_alias = "force-promote-source-image")]
     pub keep_source_tag: bool,
-    /// Derive semantic-version tags from the source tag (see --semver-template).
-    #[arg(long, visible_alias = "enable-semver-tags")]
+    /// Derive semantic-version tags from every written tag that is a version
+    /// (`1.2` reads as 1.2.0); other tags are skipped with a note on stderr.
+    #[arg(short = 'S', long, visible_alias = "enable-semver-tags")]
     pub semver_tags: bool,
-    /// Semantic-version tag template (repeatable) [default: {major}.{minor}.{patch}
-    /// and {major}.{minor}]; Go-template spellings such as {{ .Major }} work too.
+    /// Semantic-version tag templates (repeatable, comma-separated) [default:
+    /// {major}.{minor}.{patch} and {major}.{minor}, the setting of Stevedore's
+    /// promote example; `-T '{major}.{minor}.{patch}'` is Stevedore's built-in
+    /// default]. Go-template spellings such as {{ .Major }}, {{ .PreRelease }}
+    /// and {{ .Build }} work too.
     #[arg(
+        short = 'T',
         long = "semver-template",
         visible_alias = "semver-tags-template",
-        value_name = "T"
+        value_name = "T",
+        value_delimiter = ','
     )]
     pub semver_templates: Vec<String>,
     /// Target registry host (or configured registry name) in place of the source's.
     #[arg(
+        short = 'r',
         long,
         visible_alias = "promote-image-registry-host",
         value_name = "HOST"
     )]
     pub registry: Option<String>,
-    /// Target namespace: replaces everything before the image name.
+    /// Target namespace: replaces everything before the image name (an
+    /// empty value removes it).
     #[arg(
+        short = 'n',
         long,
         visible_alias = "promote-image-registry-namespace",
         value_name = "NS"
     )]
     pub namespace: Option<String>,
     /// Target image name: replaces the last path segment.
-    #[arg(long, visible_alias = "promote-image-name", value_name = "NAME")]
+    #[arg(
+        short = 'i',
+        long,
+        visible_alias = "promote-image-name",
+        value_name = "NAME"
+    )]
     pub name: Option<String>,
     /// Keep only these platforms of a multi-platform index (repeatable).
     #[arg(long = "platform", value_name = "OS/ARCH")]
@@ -121,12 +145,72 @@ pub struct PromoteArgs {
     /// are carried by default, as `referrers = true` does for rules).
     #[arg(long)]
     pub no_referrers: bool,
+    /// Move: delete the source tag once the target holds the image (as
+    /// `mode = "move"`: never while another tag still needs the manifest).
+    #[arg(long = "move")]
+    pub move_source: bool,
     /// Show what would be written, read from the registries; write nothing.
-    #[arg(long)]
+    #[arg(short = 'D', long)]
     pub dry_run: bool,
+    /// Stevedore's flags that hoist accepts but needs no work for.
+    #[command(flatten)]
+    pub stevedore: StevedoreOnly,
     /// Report and progress.
     #[command(flatten)]
     pub output: Output,
+}
+
+/// Stevedore `promote` flags that mean nothing more to hoist, accepted so
+/// its command lines paste verbatim; the deprecated ones say what replaces them.
+#[derive(Debug, Default, clap::Args)]
+pub struct StevedoreOnly {
+    /// Accepted for Stevedore: hoist always reads the source from its registry.
+    #[arg(short = 'R', long)]
+    pub use_source_image_from_remote: bool,
+    /// Accepted for Stevedore: hoist keeps no local images to remove.
+    #[arg(long)]
+    pub remove_local_images_after_push: bool,
+    /// Accepted for Stevedore: hoist always writes normalized names
+    /// (`docker.io/library/busybox`).
+    #[arg(long)]
+    pub use_docker_normalized_name: bool,
+    /// Stevedore's deprecated name of --remove-local-images-after-push.
+    #[arg(long, hide = true)]
+    pub remove_promote_tags: bool,
+    /// Stevedore's deprecated name of --promote-image-registry-host.
+    #[arg(long, hide = true, value_name = "HOST")]
+    pub promote_image_host: Option<String>,
+    /// Stevedore's deprecated name of --promote-image-registry-namespace.
+    #[arg(long, hide = true, value_name = "NS")]
+    pub promote_image_namespace: Option<String>,
+}
+
+impl StevedoreOnly {
+    /// Stevedore's deprecation message for each deprecated flag given.
+    pub fn deprecations(&self) -> Vec<String> {
+        let deprecated =
+            |old: &str, new: &str| format!("[DEPRECATED FLAG] use `{new}` instead of `{old}`");
+        let mut messages = Vec::new();
+        if self.remove_promote_tags {
+            messages.push(deprecated(
+                "remove-promote-tags",
+                "remove-local-images-after-push",
+            ));
+        }
+        if self.promote_image_host.is_some() {
+            messages.push(deprecated(
+                "promote-image-host",
+                "promote-image-registry-host",
+            ));
+        }
+        if self.promote_image_namespace.is_some() {
+            messages.push(deprecated(
+                "promote-image-namespace",
+                "promote-image-registry-namespace",
+            ));
+        }
+        messages
+    }
 }
 
 /// Narrowing a run to some rules and one shard.
@@ -154,9 +238,17 @@ impl PromoteArgs {
             keep_source_tag: self.keep_source_tag,
             semver_tags: self.semver_tags,
             semver_templates: self.semver_templates.clone(),
-            registry: self.registry.clone(),
-            namespace: self.namespace.clone(),
+            // As Stevedore: a deprecated name counts when the new one is absent.
+            registry: self
+                .registry
+                .clone()
+                .or_else(|| self.stevedore.promote_image_host.clone()),
+            namespace: self
+                .namespace
+                .clone()
+                .or_else(|| self.stevedore.promote_image_namespace.clone()),
             name: self.name.clone(),
+            move_source: self.move_source,
         }
     }
 }

@@ -7,7 +7,6 @@ use crate::cli::{ApplyArgs, PromoteArgs};
 use crate::config::LoadedConfig;
 use crate::execute::{self, ApplyReport, CopyStats, Progress, ProgressMode, StoreMap};
 use crate::plan::{self, Plan, Scope, Shard};
-use crate::reference::Reference;
 use crate::registry::ReadOnly;
 use crate::registry::retry::RetryPolicy;
 use crate::registry::stores::Stores;
@@ -148,9 +147,15 @@ fn read_plan(path: &Path, scope: &Scope) -> Result<Plan, CommandError> {
 pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandError> {
     let started = Instant::now();
     let is_name = |name: &str| stores.is_registry_name(name);
-    let source = Reference::parse(&args.source, &is_name)?;
+    for message in args.stevedore.deprecations() {
+        report::log(&message);
+    }
+    let source = crate::promote::source_reference(&args.source, &is_name)?;
     let destination = crate::promote::destination(&args.request(), &source, &is_name)
         .map_err(|e| CommandError::Destination(Box::new(e)))?;
+    for note in &destination.notes {
+        report::log(note);
+    }
     let source_store = stores.open(&source.location)?;
     let target_store = stores.open(&destination.target.location)?;
     // Planning (all of `--dry-run`) sees read-only handles: it cannot write.
@@ -162,6 +167,11 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
         &crate::promote::Carry {
             platforms: &args.platforms,
             referrers: !args.no_referrers,
+            mode: if args.move_source {
+                crate::plan::Transfer::Move
+            } else {
+                crate::plan::Transfer::Copy
+            },
         },
     )
     .map_err(|cause| CommandError::Promote {

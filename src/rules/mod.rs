@@ -12,7 +12,7 @@ use semver::Version;
 
 pub use pattern::PatternSet;
 pub use template::{Template, TemplateError, Values, Variable};
-pub use version::{Requirement, tag_version};
+pub use version::{Requirement, lenient_version, tag_version};
 
 use crate::config::{
     Config, FieldPath, Mode, Overwrite, Part, Problem, Promotion, did_you_mean, is_broken,

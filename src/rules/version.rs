@@ -15,6 +15,31 @@ pub fn tag_version(tag: &str) -> Option<Version> {
     Version::parse(bare).ok()
 }
 
+/// The version a tag names when read as leniently as Masterminds semver
+/// (Stevedore's) reads it: a leading `v`, and a missing minor or patch read
+/// as 0 (`v1.2` and `1.2` are 1.2.0, `1` is 1.0.0), before any `-pre` or `+build`.
+pub fn lenient_version(tag: &str) -> Option<Version> {
+    let bare = tag
+        .strip_prefix('v')
+        .or_else(|| tag.strip_prefix('V'))
+        .unwrap_or(tag);
+    let core_end = bare.find(['-', '+']).unwrap_or(bare.len());
+    let (core, suffix) = bare.split_at(core_end);
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.len() > 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let mut padded = parts.join(".");
+    for _ in parts.len()..3 {
+        padded.push_str(".0");
+    }
+    Version::parse(&format!("{padded}{suffix}")).ok()
+}
+
 /// A `semver = "..."` requirement.
 #[derive(Clone, Debug)]
 pub struct Requirement {
@@ -131,6 +156,22 @@ fn in_range(c: &Comparator, v: &Version) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lenient_versions_read_as_masterminds_semver_does() {
+        let read = |tag: &str| lenient_version(tag).map(|v| v.to_string());
+        assert_eq!(read("v1.2").as_deref(), Some("1.2.0"));
+        assert_eq!(read("1.2").as_deref(), Some("1.2.0"));
+        assert_eq!(read("1").as_deref(), Some("1.0.0"));
+        assert_eq!(read("1.2-rc.1").as_deref(), Some("1.2.0-rc.1"));
+        assert_eq!(
+            read("0.1.0-base2.4.6+b.7").as_deref(),
+            Some("0.1.0-base2.4.6+b.7")
+        );
+        for not_a_version in ["latest", "1.2.3.4", "1..2", "v", "", "1.x"] {
+            assert_eq!(read(not_a_version), None, "{not_a_version}");
+        }
+    }
 
     fn v(text: &str) -> Version {
         Version::parse(text).unwrap()

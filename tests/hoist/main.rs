@@ -17,6 +17,7 @@ mod metrics;
 mod oci_layout;
 mod personalities;
 mod plan;
+mod promote_stevedore;
 mod referrers;
 mod registries;
 mod schema;

@@ -1,0 +1,264 @@
+//! `hoist promote`: one image, Stevedore's semantics, turned into a plan the
+//! executor runs like any other (so `--dry-run` shows the real plan).
+
+use std::collections::BTreeMap;
+
+mod destination;
+
+pub use destination::{
+    DEFAULT_SEMVER_TEMPLATES, Destination, Request, destination, source_reference,
+};
+
+use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, Role, SourceImage, TargetTag, Transfer};
+use crate::platform::Platform;
+use crate::reference::Reference;
+use crate::registry::ReadOnly;
+
+/// Why an image cannot be promoted as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    /// A reference, repository or tag on the command line is malformed.
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
+    /// The command line asks for something that cannot be done; says what to change.
+    #[error("{0}")]
+    Arguments(String),
+    /// A `--semver-template` that does not parse or render.
+    #[error("--semver-template `{template}`: {problem}")]
+    Template {
+        /// The template as given.
+        template: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The source tag or digest is not in the source.
+    #[error("{0} not found")]
+    SourceMissing(String),
+    /// The `--platform` filter cannot be applied.
+    #[error("--platform: {0}")]
+    Platforms(#[from] crate::manifest::FilterError),
+    /// Reading the source or the target failed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+}
+
+/// What `hoist promote` copies besides the tags: the image's platforms
+/// and whether its signatures, attestations and SBOMs go along.
+#[derive(Clone, Debug, Default)]
+pub struct Carry<'a> {
+    /// Keep only these platforms of an index (none: all).
+    pub platforms: &'a [Platform],
+    /// Carry the artifacts attached to the image (`--no-referrers` clears it).
+    pub referrers: bool,
+    /// Copy, or move (`--move`: the source tag is deleted once written).
+    pub mode: Transfer,
+}
+
+/// Reads the source and target and builds the plan: one entry per tag, and
+/// one per artifact attached to the image when `carry.referrers`.
+/// Tags are overwritten (a promotion moves `latest`); the plan shows `~`.
+pub fn plan(
+    source: &Reference,
+    source_store: &ReadOnly,
+    destination: &Destination,
+    target_store: &ReadOnly,
+    carry: &Carry<'_>,
+) -> Result<Plan, PromoteError> {
+    let reference = source.manifest_reference();
+    let head = source_store
+        .manifest_head(&source.repository, &reference)?
+        .ok_or_else(|| PromoteError::SourceMissing(source.to_string()))?;
+    let mut target_digest = None;
+    if !carry.platforms.is_empty() {
+        let written = crate::filter::filter_image(
+            source_store,
+            &source.repository,
+            &head.digest,
+            carry.platforms,
+        )??;
+        target_digest = (written != head.digest).then_some(written);
+    }
+    let image = SourceImage {
+        registry: source.location.to_string(),
+        repository: source.repository.clone(),
+        tag: source.tag.clone().unwrap_or_else(|| reference.clone()),
+        digest: head.digest.clone(),
+        media_type: head.media_type.clone(),
+    };
+    let writer = EntryWriter {
+        destination,
+        target_store,
+        carry,
+    };
+    let mut entries = Vec::new();
+    for (tag, role) in &destination.tags {
+        entries.push(writer.entry(image.clone(), tag, role.clone(), target_digest.clone())?);
+    }
+    let mut skipped = Vec::new();
+    if carry.referrers {
+        let attached = attached_images(source_store, &image)?;
+        for attached in attached {
+            match &target_digest {
+                None => {
+                    let tag = attached.tag.clone();
+                    let role = Role::Attached {
+                        subject: image.digest.clone(),
+                    };
+                    entries.push(writer.entry(attached, &tag, role, None)?);
+                }
+                Some(filtered) => skipped.push(signature_left_behind(&attached, &image, filtered)),
+            }
+        }
+    }
+    let target_name = destination.target.location.to_string();
+    Ok(Plan {
+        format: PLAN_FORMAT,
+        registries: BTreeMap::from([
+            (image.registry.clone(), image.registry.clone()),
+            (target_name.clone(), target_name),
+        ]),
+        summary: crate::plan::summarize(&entries, skipped.len()),
+        estimate: estimate(&entries, source_store, target_store),
+        entries,
+        skipped,
+        rule_problems: Vec::new(),
+    })
+}
+
+/// The work `entries` mean, as `plan` estimates it for rules: each image's
+/// tree read from the source (of a filtered index, the platforms kept).
+fn estimate(
+    entries: &[PlanEntry],
+    source_store: &ReadOnly,
+    target_store: &ReadOnly,
+) -> crate::plan::Estimate {
+    let mut inventory = crate::plan::Inventory::default();
+    for entry in entries {
+        let (source, target) = (&entry.source, &entry.target);
+        let stores = [
+            (&source.registry, source_store),
+            (&target.registry, target_store),
+        ];
+        for (name, store) in stores {
+            inventory.stores.insert(name.clone(), store.store_id());
+        }
+        if let Some(current) = &target.current_digest {
+            let key = crate::plan::tag_key(&target.registry, &target.repository, &target.tag);
+            inventory.target_heads.insert(key, current.clone());
+        }
+        let written = entry.target_digest();
+        let key = (source.registry.clone(), written.clone());
+        if !entry.changes() || inventory.contents.contains_key(&key) {
+            continue;
+        }
+        let contents = crate::discover::image_contents(
+            source_store,
+            &source.repository,
+            &source.digest,
+            &entry.platforms,
+            written,
+        );
+        if let Ok(contents) = contents {
+            inventory.contents.insert(key, contents);
+        }
+    }
+    crate::plan::estimate(entries, &inventory)
+}
+
+/// Makes the plan entries of one promotion, reading each target tag.
+struct EntryWriter<'a> {
+    destination: &'a Destination,
+    target_store: &'a ReadOnly,
+    carry: &'a Carry<'a>,
+}
+
+impl EntryWriter<'_> {
+    /// The entry writing `image` (at `filtered`, a platform-filtered index's
+    /// digest, if any) to target tag `tag`: created, updated or unchanged.
+    fn entry(
+        &self,
+        image: SourceImage,
+        tag: &str,
+        role: Role,
+        filtered: Option<crate::digest::Digest>,
+    ) -> Result<PlanEntry, PromoteError> {
+        let repository = &self.destination.target.repository;
+        let current = self
+            .target_store
+            .manifest_head(repository, tag)?
+            .map(|h| h.digest);
+        let wanted = filtered.as_ref().unwrap_or(&image.digest);
+        let action = match &current {
+            None => Action::Create,
+            Some(c) if c == wanted => Action::UNCHANGED,
+            Some(_) => Action::Update,
+        };
+        let attached = role.is_attached();
+        Ok(PlanEntry {
+            action,
+            role,
+            source: image,
+            target: TargetTag {
+                registry: self.destination.target.location.to_string(),
+                repository: repository.clone(),
+                tag: tag.to_string(),
+                current_digest: current,
+                digest: filtered,
+            },
+            rules: vec!["promote".to_string()],
+            platforms: if attached {
+                Vec::new()
+            } else {
+                self.carry.platforms.to_vec()
+            },
+            referrers: self.carry.referrers && !attached,
+            mode: self.carry.mode,
+        })
+    }
+}
+
+/// The signature, attestation and SBOM tags of `image` in its repository,
+/// each as the image it points at. A tag that resolves to the image itself
+/// (GitLab's answer to `sha256-<hex>`) is not one of them.
+fn attached_images(
+    source_store: &ReadOnly,
+    image: &SourceImage,
+) -> Result<Vec<SourceImage>, PromoteError> {
+    let tags = source_store.tags(&image.repository)?;
+    let mut attached = Vec::new();
+    for tag in crate::plan::attached_tag_names(&image.digest, &tags) {
+        let Some(head) = source_store.manifest_head(&image.repository, tag)? else {
+            continue;
+        };
+        if head.digest == image.digest {
+            continue;
+        }
+        attached.push(SourceImage {
+            tag: tag.clone(),
+            digest: head.digest,
+            media_type: head.media_type,
+            ..image.clone()
+        });
+    }
+    Ok(attached)
+}
+
+/// Why an artifact attached to an index is not carried when `--platform`
+/// filters that index: it names the index's digest, and the filtered index
+/// is another image.
+fn signature_left_behind(
+    attached: &SourceImage,
+    image: &SourceImage,
+    filtered: &crate::digest::Digest,
+) -> crate::plan::SkippedTag {
+    crate::plan::SkippedTag {
+        rule: "promote".to_string(),
+        registry: attached.registry.clone(),
+        repository: attached.repository.clone(),
+        tag: attached.tag.clone(),
+        reason: format!(
+            "attached to {}, which --platform filters into a new index {}: it does not apply to that image and is not carried (sign the filtered image)",
+            image.digest, filtered
+        ),
+    }
+}
