@@ -7,6 +7,7 @@ mod estimate;
 mod expand;
 mod image;
 mod inventory;
+mod markdown;
 mod rule_problem;
 mod scope;
 mod table;
@@ -27,6 +28,7 @@ pub use inventory::{
     CatalogListing, FilterKey, ImageContents, Inventory, RepoKey, TagKey, filter_key, repo_key,
     tag_key,
 };
+pub use markdown::{MarkdownOptions, code, escape_html, escape_text, render_markdown};
 pub use rule_problem::{RuleProblem, RuleProblemKind, Severity, rule_problems};
 pub use scope::{Scope, Shard, ShardError, shard_of};
 pub use table::render_table;
@@ -276,7 +278,7 @@ fn block_floating_over_blocked_versions(entries: &mut [PlanEntry]) {
 }
 
 /// The counts by action of `entries`, and of `skipped` source tags.
-pub fn summarize(entries: &[PlanEntry], skipped: usize) -> Summary {
+pub fn summarize<'a>(entries: impl IntoIterator<Item = &'a PlanEntry>, skipped: usize) -> Summary {
     let mut summary = Summary {
         skipped,
         ..Summary::default()
@@ -440,5 +442,7 @@ fn target_ahead(
         .map(|((_, _, tag), _)| tag.clone())
 }
 
+#[cfg(test)]
+mod test_inventory;
 #[cfg(test)]
 mod tests;
