@@ -166,6 +166,9 @@ pub struct PlanArgs {
     /// Exit 0 when nothing would change, 3 when changes are pending, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Markdown: list unchanged tags too, not only their count.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// `hoist apply`.
@@ -212,6 +215,9 @@ pub enum PlanFormat {
     Table,
     /// JSON, as schemas/plan.schema.json describes.
     Json,
+    /// Markdown for a pull-request comment or a CI job summary: blocked
+    /// entries first, one collapsed section per target repository.
+    Markdown,
 }
 
 /// Documents with a JSON Schema.

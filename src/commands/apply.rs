@@ -34,7 +34,9 @@ pub(super) fn apply(
         None => make_plan(stores, loaded, rules, &scope)?,
     };
     report::print_raw(&plan::render_table(&plan));
+    let plan_summary = plan::render_markdown(&plan, plan::MarkdownOptions::default());
     if args.dry_run {
+        report::append_step_summary(&plan_summary);
         return Ok(match plan.failed_rules() {
             0 => ExitStatus::Success,
             _ => ExitStatus::Failure,
@@ -51,7 +53,9 @@ pub(super) fn apply(
         started,
         retry: stores.settings().retry,
     };
-    run.execute()
+    let (status, outcome) = run.execute()?;
+    report::append_step_summary(&format!("{plan_summary}{}", outcome.render_markdown()));
+    Ok(status)
 }
 
 /// A plan ready to execute, and how.
@@ -67,7 +71,8 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn execute(&self) -> Result<ExitStatus, CommandError> {
+    /// Executes the plan: the exit status, and the report of what was done.
+    fn execute(&self) -> Result<(ExitStatus, ApplyReport), CommandError> {
         // The same images the executor writes and the estimate counts.
         let images = plan::images_to_write(&self.plan.entries, |_| true);
         let progress = Progress::new(
@@ -101,12 +106,13 @@ impl Run<'_> {
         if let Some(path) = self.report {
             write_json(path, &report)?;
         }
-        Ok(match execute::stop::requested() {
+        let status = match execute::stop::requested() {
             Some(signal_hook::consts::SIGINT) => ExitStatus::Interrupted,
             Some(_) => ExitStatus::Terminated,
             None if report.succeeded() => ExitStatus::Success,
             None => ExitStatus::Failure,
-        })
+        };
+        Ok((status, report))
     }
 }
 
@@ -172,7 +178,7 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
         (source.location.to_string(), source_store),
         (destination.target.location.to_string(), target_store),
     ]);
-    let status = Run {
+    let (status, _) = Run {
         plan: &plan,
         stores: &handles,
         check_preconditions: false,

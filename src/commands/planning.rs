@@ -129,10 +129,18 @@ pub(super) fn plan_command(
 ) -> Result<ExitStatus, CommandError> {
     let scope = scope_of(&args.scope)?;
     let plan = make_plan(stores, loaded, rules, &scope)?;
+    let markdown = plan::render_markdown(
+        &plan,
+        plan::MarkdownOptions {
+            verbose: args.verbose,
+        },
+    );
     match args.format {
         PlanFormat::Table => report::print_raw(&plan::render_table(&plan)),
         PlanFormat::Json => report::print_raw(&to_json(&plan)?),
+        PlanFormat::Markdown => report::print_raw(&markdown),
     }
+    report::append_step_summary(&markdown);
     if let Some(path) = &args.out {
         write_json(path, &plan)?;
     }
