@@ -12,6 +12,7 @@ mod fuzz_inputs;
 mod harness;
 mod hostile;
 mod listing;
+mod markdown;
 mod oci_layout;
 mod personalities;
 mod plan;
