@@ -2,6 +2,7 @@
 //! tested without a registry.
 
 mod conflict;
+mod diff;
 mod entry;
 mod estimate;
 mod expand;
@@ -18,6 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use conflict::{Claim, Conflict};
+pub use diff::{MovedEntry, PlanDiff, diff, render_diff_markdown, render_diff_table};
 pub use entry::{Action, PlanEntry, Role, SourceImage, TargetTag, Transfer};
 pub use estimate::estimate;
 pub use expand::{
