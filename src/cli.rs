@@ -166,6 +166,10 @@ pub struct PlanArgs {
     /// Exit 0 when nothing would change, 3 when changes are pending, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Show only what changed since this reviewed plan (from `--out`):
+    /// target tags added, removed, and whose source or target digest moved.
+    #[arg(long, value_name = "FILE")]
+    pub diff: Option<PathBuf>,
     /// Markdown: list unchanged tags too, not only their count.
     #[arg(short, long)]
     pub verbose: bool,

@@ -117,7 +117,7 @@ impl Run<'_> {
 }
 
 /// Reads a reviewed plan, narrowed to the scope.
-fn read_plan(path: &Path, scope: &Scope) -> Result<Plan, CommandError> {
+pub(super) fn read_plan(path: &Path, scope: &Scope) -> Result<Plan, CommandError> {
     let shown = || path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|reason| PlanFileProblem::Read {
         path: shown(),

@@ -149,3 +149,85 @@ fn a_step_summary_that_cannot_be_written_is_said_and_the_plan_stands() {
         run.stderr
     );
 }
+
+#[test]
+fn plan_diff_shows_only_what_changed_since_the_reviewed_plan() {
+    let (staging, prod) = reviewed_registries();
+    let config = config(&staging, &prod);
+    let review = Hoist::new()
+        .config(&config)
+        .args(["plan", "--out", "reviewed.json"])
+        .run()
+        .success();
+    let reviewed = review.dir().join("reviewed.json");
+    push(&staging, "apps/web", "1.2.0", "web:1.2.0");
+    push(&staging, "apps/api", "1.0.0", "api:rebuilt");
+    let diff = |format: &str| {
+        Hoist::new()
+            .config(&config)
+            .args(["plan", "--format", format, "--diff"])
+            .args([&reviewed])
+            .run()
+            .success()
+            .stdout
+    };
+
+    let json: serde_json::Value = serde_json::from_str(&diff("json")).unwrap();
+    let tags = |list: &str| -> Vec<String> {
+        json[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let e = if list == "moved" { &e["after"] } else { e };
+                format!(
+                    "{}:{}",
+                    e["target"]["repository"].as_str().unwrap(),
+                    e["target"]["tag"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(tags("added"), ["apps/web:1.2.0"], "{json}");
+    assert_eq!(tags("removed"), Vec::<String>::new());
+    assert_eq!(tags("moved"), ["apps/api:1.0.0"]);
+    assert_eq!(json["moved"][0]["source_moved"], true);
+    assert_eq!(json["moved"][0]["target_moved"], false);
+
+    let table = diff("table");
+    assert!(
+        table.contains("  + prod/apps/web:1.2.0  <- staging/apps/web:1.2.0"),
+        "{table}"
+    );
+    assert!(
+        table.contains("  ~ prod/apps/api:1.0.0  source sha256:"),
+        "{table}"
+    );
+    assert!(table.ends_with("1 added, 0 removed, 1 moved.\n"), "{table}");
+
+    let markdown = diff("markdown");
+    assert!(
+        markdown.starts_with("### hoist plan: changes since `"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("**1 added, 0 removed, 1 moved**."));
+    assert!(
+        markdown.contains("| added | `prod/apps/web:1.2.0` |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| moved | `prod/apps/api:1.0.0` |"),
+        "{markdown}"
+    );
+}
+
+#[test]
+fn an_unreadable_reviewed_plan_is_a_usage_error() {
+    let (staging, prod) = reviewed_registries();
+    let run = Hoist::new()
+        .config(&config(&staging, &prod))
+        .args(["plan", "--diff", "missing.json"])
+        .run()
+        .code(2);
+    assert!(run.stderr.contains("missing.json"), "{}", run.stderr);
+}
