@@ -231,3 +231,49 @@ fn an_unreadable_reviewed_plan_is_a_usage_error() {
         .code(2);
     assert!(run.stderr.contains("missing.json"), "{}", run.stderr);
 }
+
+/// HTML of `markdown` as a CommonMark renderer with tables makes it
+/// (markdown-it-py, through scripts/render-markdown).
+fn render_html(markdown: &str) -> String {
+    use std::io::Write;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/render-markdown");
+    let mut child = std::process::Command::new(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("scripts/render-markdown (markdown-it-py; scripts/test installs it)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(markdown.as_bytes())
+        .expect("markdown to the renderer");
+    drop(stdin);
+    let output = child.wait_with_output().expect("the renderer's HTML");
+    assert!(output.status.success(), "scripts/render-markdown failed");
+    String::from_utf8(output.stdout).expect("UTF-8 HTML")
+}
+
+#[test]
+fn the_markdown_plan_renders_to_tables_inside_details() {
+    let (staging, prod) = reviewed_registries();
+    let run = Hoist::new()
+        .config(&config(&staging, &prod))
+        .args(["plan", "--format", "markdown"])
+        .run()
+        .success();
+    let html = render_html(&run.stdout);
+    assert!(html.contains("<h3>hoist plan</h3>"), "{html}");
+    assert_eq!(html.matches("<details>").count(), 2, "{html}");
+    assert_eq!(html.matches("</details>").count(), 2, "{html}");
+    // The blocked entries' table and one per section: none left as text.
+    assert_eq!(html.matches("<table>").count(), 3, "{html}");
+    assert!(!html.contains("| ---"), "{html}");
+    assert!(html.contains("<summary><code>prod/apps/api</code>: 1 to create</summary>\n<table>"));
+    assert!(
+        html.contains("<td><code>staging/apps/api:1.0.0</code></td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("overwrite = &quot;never&quot;</td>"),
+        "{html}"
+    );
+}
