@@ -54,8 +54,10 @@ impl PlanDiff {
     }
 }
 
+/// A target tag: registry, repository, tag.
 type TargetKey<'a> = (&'a str, &'a str, &'a str);
 
+/// The target tag an entry writes.
 fn key(entry: &PlanEntry) -> TargetKey<'_> {
     (
         &entry.target.registry,
@@ -95,6 +97,7 @@ fn moved(before: &PlanEntry, after: &PlanEntry) -> Option<MovedEntry> {
     (change.source_moved || change.target_moved || change.action_changed).then_some(change)
 }
 
+/// `registry/repository:tag` of the target.
 fn target_of(entry: &PlanEntry) -> String {
     format!(
         "{}/{}:{}",
