@@ -268,6 +268,13 @@ pub struct PlanArgs {
     /// Exit 0 when nothing would change, 3 when changes are pending, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Show only what changed since this reviewed plan (from `--out`):
+    /// target tags added, removed, and whose source or target digest moved.
+    #[arg(long, value_name = "FILE")]
+    pub diff: Option<PathBuf>,
+    /// Markdown: list unchanged tags too, not only their count.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// `hoist apply`.
@@ -320,6 +327,9 @@ pub enum PlanFormat {
     Table,
     /// JSON, as schemas/plan.schema.json describes.
     Json,
+    /// Markdown for a pull-request comment or a CI job summary: blocked
+    /// entries first, one collapsed section per target repository.
+    Markdown,
 }
 
 /// Documents with a JSON Schema.

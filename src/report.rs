@@ -20,6 +20,26 @@ pub fn print_raw(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
+/// Appends a markdown summary to the file `GITHUB_STEP_SUMMARY` names
+/// (GitHub Actions shows it on the job page), when it names one. A file
+/// that cannot be written is said on stderr; the run's result stands.
+pub fn append_step_summary(markdown: &str) {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(markdown.as_bytes()));
+    if let Err(error) = appended {
+        log(&format!(
+            "warning: could not append the summary to GITHUB_STEP_SUMMARY ({}): {error}",
+            std::path::Path::new(&path).display()
+        ));
+    }
+}
+
 /// The progress display on screen, if any: log lines go above it.
 static PROGRESS: std::sync::Mutex<Option<indicatif::MultiProgress>> = std::sync::Mutex::new(None);
 

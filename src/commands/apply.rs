@@ -34,7 +34,9 @@ pub(super) fn apply(
         None => make_plan(stores, loaded, rules, &scope)?,
     };
     report::print_raw(&plan::render_table(&plan));
+    let plan_summary = plan::render_markdown(&plan, plan::MarkdownOptions::default());
     if args.dry_run {
+        report::append_step_summary(&plan_summary);
         return Ok(match plan.failed_rules() {
             0 => ExitStatus::Success,
             _ => ExitStatus::Failure,
@@ -51,8 +53,9 @@ pub(super) fn apply(
         started,
         retry: stores.settings().retry,
     };
-    let (status, report) = run.execute()?;
-    observed.report = Some(report);
+    let (status, outcome) = run.execute()?;
+    report::append_step_summary(&format!("{plan_summary}{}", outcome.render_markdown()));
+    observed.report = Some(outcome);
     Ok(status)
 }
 
@@ -115,7 +118,7 @@ impl Run<'_> {
 }
 
 /// Reads a reviewed plan, narrowed to the scope.
-fn read_plan(path: &Path, scope: &Scope) -> Result<Plan, CommandError> {
+pub(super) fn read_plan(path: &Path, scope: &Scope) -> Result<Plan, CommandError> {
     let shown = || path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|reason| PlanFileProblem::Read {
         path: shown(),

@@ -15,6 +15,7 @@ use crate::report;
 use crate::rules::RuleSet;
 use crate::settings;
 
+use super::apply::read_plan;
 use super::{CommandError, ExitStatus, open_plan_stores, to_json, write_json};
 
 /// The scope a command's flags ask for: `--rule` names, and the shard from
@@ -128,11 +129,26 @@ pub(super) fn plan_command(
     args: &PlanArgs,
 ) -> Result<ExitStatus, CommandError> {
     let scope = scope_of(&args.scope)?;
+    // A reviewed plan that cannot be read fails before any registry is asked.
+    let reviewed = match &args.diff {
+        Some(path) => Some((path.display().to_string(), read_plan(path, &scope)?)),
+        None => None,
+    };
     let plan = make_plan(stores, loaded, rules, &scope)?;
-    match args.format {
-        PlanFormat::Table => report::print_raw(&plan::render_table(&plan)),
-        PlanFormat::Json => report::print_raw(&to_json(&plan)?),
+    let options = plan::MarkdownOptions {
+        verbose: args.verbose,
+    };
+    let mut markdown = plan::render_markdown(&plan, options);
+    match &reviewed {
+        None => print_plan(&plan, args.format, &markdown)?,
+        Some((name, reviewed)) => {
+            let diff = plan::diff(reviewed, &plan);
+            let diff_markdown = plan::render_diff_markdown(&diff, name);
+            print_diff(&diff, name, args.format, &diff_markdown)?;
+            markdown.push_str(&diff_markdown);
+        }
     }
+    report::append_step_summary(&markdown);
     if let Some(path) = &args.out {
         write_json(path, &plan)?;
     }
@@ -149,6 +165,31 @@ pub(super) fn plan_command(
             _ => ExitStatus::Success,
         },
     )
+}
+
+/// The plan on stdout, in the format asked for.
+fn print_plan(plan: &Plan, format: PlanFormat, markdown: &str) -> Result<(), CommandError> {
+    match format {
+        PlanFormat::Table => report::print_raw(&plan::render_table(plan)),
+        PlanFormat::Json => report::print_raw(&to_json(plan)?),
+        PlanFormat::Markdown => report::print_raw(markdown),
+    }
+    Ok(())
+}
+
+/// `plan --diff`: only the difference on stdout, in the format asked for.
+fn print_diff(
+    diff: &plan::PlanDiff,
+    reviewed: &str,
+    format: PlanFormat,
+    markdown: &str,
+) -> Result<(), CommandError> {
+    match format {
+        PlanFormat::Table => report::print_raw(&plan::render_diff_table(diff, reviewed)),
+        PlanFormat::Json => report::print_raw(&to_json(diff)?),
+        PlanFormat::Markdown => report::print_raw(markdown),
+    }
+    Ok(())
 }
 
 pub(super) fn verify_command(

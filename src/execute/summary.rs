@@ -238,6 +238,39 @@ impl ApplyReport {
         lines
     }
 
+    /// The run's outcome for a CI job summary (`GITHUB_STEP_SUMMARY`): the
+    /// totals, then each failed or refused entry with its cause.
+    pub fn render_markdown(&self) -> String {
+        use crate::plan::{code, escape_text};
+        let mut out = format!(
+            "### hoist apply\n\n**{}**\n\n",
+            escape_text(&self.summary_line())
+        );
+        if self.failures.is_empty() {
+            return out;
+        }
+        out.push_str("| Outcome | Target | Source | Error |\n| --- | --- | --- | --- |\n");
+        for failure in &self.failures {
+            let e = &failure.entry;
+            let target = format!(
+                "{}/{}:{}",
+                e.target.registry, e.target.repository, e.target.tag
+            );
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                match failure.status {
+                    EntryStatus::Refused => "refused",
+                    _ => "failed",
+                },
+                code(&target),
+                code(&e.source.to_string()),
+                escape_text(failure.error.as_deref().unwrap_or(""))
+            ));
+        }
+        out.push('\n');
+        out
+    }
+
     /// The totals: tags promoted, unchanged, failed (and refused, blocked,
     /// rules not planned, when any), blobs, requests and time.
     fn summary_line(&self) -> String {

@@ -2,11 +2,13 @@
 //! tested without a registry.
 
 mod conflict;
+mod diff;
 mod entry;
 mod estimate;
 mod expand;
 mod image;
 mod inventory;
+mod markdown;
 mod rule_problem;
 mod scope;
 mod table;
@@ -17,6 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use conflict::{Claim, Conflict};
+pub use diff::{MovedEntry, PlanDiff, diff, render_diff_markdown, render_diff_table};
 pub use entry::{Action, PlanEntry, Role, SourceImage, TargetTag, Transfer};
 pub use estimate::estimate;
 pub use expand::{
@@ -27,6 +30,7 @@ pub use inventory::{
     CatalogListing, FilterKey, ImageContents, Inventory, RepoKey, TagKey, filter_key, repo_key,
     tag_key,
 };
+pub use markdown::{MarkdownOptions, code, escape_html, escape_text, render_markdown};
 pub use rule_problem::{RuleProblem, RuleProblemKind, Severity, rule_problems};
 pub use scope::{Scope, Shard, ShardError, shard_of};
 pub use table::render_table;
@@ -276,7 +280,7 @@ fn block_floating_over_blocked_versions(entries: &mut [PlanEntry]) {
 }
 
 /// The counts by action of `entries`, and of `skipped` source tags.
-pub fn summarize(entries: &[PlanEntry], skipped: usize) -> Summary {
+pub fn summarize<'a>(entries: impl IntoIterator<Item = &'a PlanEntry>, skipped: usize) -> Summary {
     let mut summary = Summary {
         skipped,
         ..Summary::default()
@@ -440,5 +444,7 @@ fn target_ahead(
         .map(|((_, _, tag), _)| tag.clone())
 }
 
+#[cfg(test)]
+mod test_inventory;
 #[cfg(test)]
 mod tests;

@@ -39,7 +39,7 @@ pub fn render_table(plan: &Plan) -> String {
 
 /// Consecutive entries of one target repository under a
 /// `registry/repository` heading; the plan is already in that order.
-fn by_target_repository(entries: &[PlanEntry]) -> Vec<(String, Vec<&PlanEntry>)> {
+pub(super) fn by_target_repository(entries: &[PlanEntry]) -> Vec<(String, Vec<&PlanEntry>)> {
     let mut groups: Vec<(String, Vec<&PlanEntry>)> = Vec::new();
     for entry in entries {
         let heading = format!("{}/{}", entry.target.registry, entry.target.repository);
@@ -115,7 +115,7 @@ fn render_skipped(out: &mut String, skipped: &[SkippedTag]) {
 }
 
 /// `; 1 rule failed, 1 warning` when rules matched nothing, else nothing.
-fn rules_remark(plan: &Plan) -> String {
+pub(super) fn rules_remark(plan: &Plan) -> String {
     let failed = plan.failed_rules();
     let warnings = plan.rule_problems.len() - failed;
     let mut parts = Vec::new();

@@ -2,93 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use super::test_inventory::{REGISTRIES, add_source, digest, plan, rules, staging, target_has};
 use super::*;
 use crate::config::LoadedConfig;
-use crate::digest::Digest;
-use crate::registry::ManifestHead;
-
-const REGISTRIES: &str = r#"
-[registries.staging]
-url = "oci-layout:staging"
-[registries.prod]
-url = "oci-layout:prod"
-[registries.eu]
-url = "oci-layout:eu"
-"#;
-
-fn rules(promotions: &str) -> RuleSet {
-    let loaded =
-        LoadedConfig::parse("promotions.toml", &format!("{REGISTRIES}{promotions}")).unwrap();
-    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
-    let (rules, problems) = RuleSet::compile(&loaded.config);
-    assert!(problems.is_empty(), "{problems:?}");
-    rules
-}
-
-fn digest(name: &str) -> Digest {
-    Digest::sha256_of(name.as_bytes())
-}
-
-/// An inventory where `repository` in staging has `tags`, each tag's image
-/// named by its tag (so equal tags mean equal digests), with one shared blob
-/// and one of its own.
-fn staging(repository: &str, tags: &[&str]) -> Inventory {
-    let mut inventory = Inventory::default();
-    for (name, store) in [("staging", "s"), ("prod", "p"), ("eu", "e")] {
-        inventory.stores.insert(name.into(), store.into());
-    }
-    add_source(&mut inventory, repository, tags);
-    inventory
-}
-
-fn add_source(inventory: &mut Inventory, repository: &str, tags: &[&str]) {
-    inventory
-        .repositories
-        .entry("staging".into())
-        .or_default()
-        .push(repository.into());
-    inventory.source_tags.insert(
-        repo_key("staging", repository),
-        Some(tags.iter().map(|t| t.to_string()).collect()),
-    );
-    for tag in tags {
-        let image = format!("{repository}:{tag}");
-        inventory.source_heads.insert(
-            tag_key("staging", repository, tag),
-            ManifestHead {
-                digest: digest(&image),
-                media_type: crate::manifest::OCI_MANIFEST.into(),
-                size: 500,
-            },
-        );
-        inventory.contents.insert(
-            ("staging".into(), digest(&image)),
-            ImageContents {
-                manifests: vec![],
-                blobs: vec![
-                    (digest("base layer"), 1000),
-                    (digest(&format!("{image} layer")), 10),
-                ],
-            },
-        );
-    }
-}
-
-/// Puts `tag` into a target repository at the digest of source image `image`.
-fn target_has(inventory: &mut Inventory, registry: &str, repository: &str, tag: &str, image: &str) {
-    inventory
-        .target_tags
-        .entry(repo_key(registry, repository))
-        .or_default()
-        .insert(tag.to_string());
-    inventory
-        .target_heads
-        .insert(tag_key(registry, repository, tag), digest(image));
-}
-
-fn plan(rules: &RuleSet, inventory: &Inventory) -> Plan {
-    build(rules, inventory, BTreeMap::new(), None).unwrap()
-}
 
 /// `tag -> (action, source tag)` for one target repository.
 fn tags_of(plan: &Plan, registry: &str, repository: &str) -> Vec<(String, Action, String)> {

@@ -13,6 +13,7 @@ mod harness;
 mod hostile;
 mod image;
 mod listing;
+mod markdown;
 mod metrics;
 mod oci_layout;
 mod personalities;

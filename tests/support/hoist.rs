@@ -52,7 +52,9 @@ impl Hoist {
             .env_remove("HOIST_SHARD")
             .env_remove("HOIST_SHARD_COUNT")
             .env_remove("JOB_COMPLETION_INDEX")
-            .env_remove("HOIST_RETRY_BASE_MS");
+            .env_remove("HOIST_RETRY_BASE_MS")
+            // Nor the job summary of the CI running the tests.
+            .env_remove("GITHUB_STEP_SUMMARY");
         Hoist {
             command,
             dir,

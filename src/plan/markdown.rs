@@ -1,0 +1,281 @@
+//! The plan as a pull request or a CI job page shows it (GitHub, GitLab):
+//! the summary first, then rule problems and blocked entries (what a
+//! reviewer must look at), then one collapsed section per target
+//! repository, so that 2,000 entries stay readable.
+
+use std::fmt::Write;
+
+use super::table::{by_target_repository, rules_remark};
+use super::{Action, Plan, PlanEntry, SkippedTag, Summary, Transfer};
+use crate::report::{count, human_bytes};
+
+/// What the markdown lists: unchanged entries too, or only their count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MarkdownOptions {
+    /// List unchanged entries in the repository sections (`--verbose`).
+    pub verbose: bool,
+}
+
+/// Renders the plan as GitHub- and GitLab-flavoured markdown.
+pub fn render_markdown(plan: &Plan, options: MarkdownOptions) -> String {
+    let mut out = String::from("### hoist plan\n\n");
+    render_summary(&mut out, plan);
+    render_rule_problems(&mut out, plan);
+    render_blocked(&mut out, &plan.entries);
+    for (heading, entries) in by_target_repository(&plan.entries) {
+        render_repository(&mut out, &heading, &entries, options);
+    }
+    render_skipped(&mut out, &plan.skipped);
+    out
+}
+
+/// The counts by action in bold, then the expected work.
+fn render_summary(out: &mut String, plan: &Plan) {
+    let _ = writeln!(
+        out,
+        "**Plan: {}**{}.\n",
+        counts(&plan.summary),
+        rules_remark(plan)
+    );
+    let e = &plan.estimate;
+    if plan.has_changes() {
+        let _ = writeln!(
+            out,
+            "Work: {} ({}); {}, of which up to {} ({}) to copy and {}{}.\n",
+            count(e.images, "image", "images"),
+            count(e.manifests, "manifest", "manifests"),
+            count(e.unique_blobs, "blob", "blobs"),
+            e.blobs_to_copy,
+            human_bytes(e.bytes_to_copy),
+            count(e.blobs_to_mount, "mount", "mounts"),
+            if e.complete {
+                ""
+            } else {
+                " (partial: some source manifests could not be read)"
+            },
+        );
+    }
+}
+
+/// `6 to create, 1 to update, 1 unchanged, 2 blocked, 2 skipped`.
+fn counts(s: &Summary) -> String {
+    format!(
+        "{} to create, {} to update, {} unchanged, {} blocked, {} skipped",
+        s.create, s.update, s.unchanged, s.blocked, s.skipped
+    )
+}
+
+/// Rules that matched nothing: errors first, in bold, since the run fails.
+fn render_rule_problems(out: &mut String, plan: &Plan) {
+    if plan.rule_problems.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "#### Rule problems\n");
+    let (errors, warnings): (Vec<_>, Vec<_>) =
+        plan.rule_problems.iter().partition(|p| p.is_error());
+    for problem in errors {
+        let _ = writeln!(
+            out,
+            "- **error** (the run fails): {}",
+            escape_text(&problem.message)
+        );
+    }
+    for problem in warnings {
+        let _ = writeln!(out, "- warning: {}", escape_text(&problem.message));
+    }
+    out.push('\n');
+}
+
+/// Every blocked entry with its reason, outside any collapsed section.
+fn render_blocked(out: &mut String, entries: &[PlanEntry]) {
+    let blocked: Vec<(&PlanEntry, &str)> = entries
+        .iter()
+        .filter_map(|e| e.action.blocked_reason().map(|reason| (e, reason)))
+        .collect();
+    if blocked.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "#### Blocked ({})\n", blocked.len());
+    let _ = writeln!(out, "| Target | Source | Digest | Reason |");
+    let _ = writeln!(out, "| --- | --- | --- | --- |");
+    for (entry, reason) in blocked {
+        let target = format!(
+            "{}/{}:{}",
+            entry.target.registry, entry.target.repository, entry.target.tag
+        );
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            code(&target),
+            code(&entry.source.to_string()),
+            code(&entry.source.digest.short()),
+            escape_text(reason)
+        );
+    }
+    out.push('\n');
+}
+
+/// One collapsed section: its counts in the summary, a table of its
+/// entries (unchanged ones only counted unless `verbose`).
+fn render_repository(
+    out: &mut String,
+    heading: &str,
+    entries: &[&PlanEntry],
+    options: MarkdownOptions,
+) {
+    let summary = super::summarize(entries.iter().copied(), 0);
+    let _ = writeln!(
+        out,
+        "<details>\n<summary><code>{}</code>: {}</summary>\n",
+        escape_html(heading),
+        section_counts(&summary)
+    );
+    let listed: Vec<&&PlanEntry> = entries
+        .iter()
+        .filter(|e| options.verbose || !matches!(e.action, Action::Unchanged { kept_at: None }))
+        .collect();
+    if !listed.is_empty() {
+        let _ = writeln!(out, "| Action | Tag | Source | Digest | Rules | Notes |");
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+        for entry in &listed {
+            render_row(out, entry);
+        }
+        out.push('\n');
+    }
+    let hidden = entries.len() - listed.len();
+    if hidden > 0 {
+        let _ = writeln!(
+            out,
+            "{} not listed (`--verbose` lists them).\n",
+            count(hidden, "unchanged tag", "unchanged tags")
+        );
+    }
+    out.push_str("</details>\n\n");
+}
+
+/// `2 to create, 1 unchanged`: the non-zero counts of one section.
+fn section_counts(s: &Summary) -> String {
+    let parts: Vec<String> = [
+        (s.create, "to create"),
+        (s.update, "to update"),
+        (s.unchanged, "unchanged"),
+        (s.blocked, "blocked"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    parts.join(", ")
+}
+
+/// One entry as a table row.
+fn render_row(out: &mut String, entry: &PlanEntry) {
+    let action = match &entry.action {
+        Action::Create => "➕ create",
+        Action::Update => "🔄 update",
+        Action::Unchanged { .. } => "unchanged",
+        Action::Blocked { .. } => "⛔ blocked",
+    };
+    let _ = writeln!(
+        out,
+        "| {action} | {} | {} | {} | {} | {} |",
+        code(&entry.target.tag),
+        code(&entry.source.to_string()),
+        code(&entry.source.digest.short()),
+        escape_text(&entry.rules.join(", ")),
+        escape_text(&notes(entry).join("; ")),
+    );
+}
+
+/// What the table's remarks say, one note each.
+fn notes(entry: &PlanEntry) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(filtered) = &entry.target.digest {
+        notes.push(format!(
+            "writes {} ({})",
+            filtered.short(),
+            crate::platform::join(&entry.platforms)
+        ));
+    }
+    if entry.mode == Transfer::Move {
+        notes.push("move".into());
+    }
+    if entry.action == Action::Update
+        && let Some(current) = &entry.target.current_digest
+    {
+        notes.push(format!("was {}", current.short()));
+    }
+    if let Some(remark) = entry.remark() {
+        notes.push(remark);
+    }
+    notes
+}
+
+/// The source tags that cannot be promoted, collapsed.
+fn render_skipped(out: &mut String, skipped: &[SkippedTag]) {
+    if skipped.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<details>\n<summary>Skipped: {}</summary>\n",
+        count(skipped.len(), "source tag", "source tags")
+    );
+    let _ = writeln!(out, "| Source | Rule | Reason |");
+    let _ = writeln!(out, "| --- | --- | --- |");
+    for s in skipped {
+        let source = match s.tag.is_empty() {
+            true => format!("{}/{}", s.registry, s.repository),
+            false => format!("{}/{}:{}", s.registry, s.repository, s.tag),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            code(&source),
+            escape_text(&s.rule),
+            escape_text(&s.reason)
+        );
+    }
+    out.push_str("\n</details>\n\n");
+}
+
+/// A value as inline code in a table cell: `|` escaped (GitHub and GitLab
+/// split cells before reading code spans); a value with a backtick or a
+/// line break becomes escaped text instead.
+pub fn code(value: &str) -> String {
+    if value.is_empty() || value.contains(['`', '\n', '\r']) {
+        return escape_text(value);
+    }
+    format!("`{}`", value.replace('|', "\\|"))
+}
+
+/// Text for a markdown paragraph or table cell: markdown punctuation,
+/// HTML and `|` backslash-escaped, line breaks made spaces.
+pub fn escape_text(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\n' | '\r' => escaped.push(' '),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '&' | '#' | '!' | '$'
+            | '@' => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            _ => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+/// Text inside HTML (`<summary>`): `&`, `<`, `>` and quotes as entities.
+pub fn escape_html(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+#[path = "markdown_tests.rs"]
+mod tests;

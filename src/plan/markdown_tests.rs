@@ -1,0 +1,117 @@
+//! The markdown plan from hand-built inventories: every action kind, the
+//! escaping of cells, and a plan of 2,000 entries.
+
+use super::super::test_inventory::{add_source, plan, rules, staging, target_has};
+use super::*;
+use crate::plan::CatalogListing;
+use crate::registry::CatalogRefusal;
+
+/// Creates, an update, an unchanged tag, blocked entries, skipped tags and
+/// a rule whose registry lists no repositories.
+const EVERY_KIND: &str = r#"
+[[promotion]]
+name = "web"
+from = "staging"
+to = "prod"
+repositories = ["apps/web"]
+tags = ["*", "!latest"]
+floating = ["{major}", "latest"]
+
+[[promotion]]
+name = "web-eu"
+from = "staging"
+to = "eu"
+repositories = ["apps/web"]
+tag = "{major}.{minor}.{patch}"
+
+[[promotion]]
+name = "teams"
+from = "eu"
+to = "prod"
+repositories = ["team/*"]
+"#;
+
+fn every_kind() -> Plan {
+    let mut inventory = staging("apps/web", &["1.0.0", "1.1.0", "2.0.0", "main", "latest"]);
+    let web = "apps/web";
+    target_has(&mut inventory, "prod", web, "1.0.0", "apps/web:1.0.0");
+    target_has(&mut inventory, "prod", web, "1.1.0", "rebuilt:1.1.0");
+    target_has(&mut inventory, "prod", web, "1", "apps/web:1.0.0");
+    target_has(&mut inventory, "prod", web, "latest", "apps/web:1.0.0");
+    inventory.catalogs.insert(
+        "eu".into(),
+        CatalogListing::Refused(CatalogRefusal {
+            status: 404,
+            code: None,
+        }),
+    );
+    plan(&rules(EVERY_KIND), &inventory)
+}
+
+#[test]
+fn markdown_snapshot() {
+    let plan = every_kind();
+    assert_eq!(plan.failed_rules(), 1);
+    insta::assert_snapshot!(render_markdown(&plan, MarkdownOptions::default()));
+}
+
+#[test]
+fn verbose_lists_unchanged_tags() {
+    let plan = every_kind();
+    let quiet = render_markdown(&plan, MarkdownOptions::default());
+    let verbose = render_markdown(&plan, MarkdownOptions { verbose: true });
+    assert!(quiet.contains("1 unchanged tag not listed"));
+    assert!(!quiet.contains("| unchanged | `1.0.0` |"));
+    assert!(verbose.contains("| unchanged | `1.0.0` |"));
+    assert!(!verbose.contains("not listed"));
+}
+
+#[test]
+fn cells_escape_pipes_and_markdown() {
+    assert_eq!(code("a|b"), "`a\\|b`");
+    assert_eq!(code("a`b"), "a\\`b");
+    assert_eq!(escape_text("x | *y* <b>\nz"), "x \\| \\*y\\* \\<b\\> z");
+    assert_eq!(escape_html("<a & b>"), "&lt;a &amp; b&gt;");
+}
+
+/// 20 repositories of 100 versions, half of them already in the target.
+#[test]
+fn two_thousand_entries_stay_collapsed_and_count_unchanged() {
+    let tags: Vec<String> = (0..100).map(|i| format!("1.{i}.0")).collect();
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    let mut inventory = staging("r0", &tags);
+    for r in 1..20 {
+        add_source(&mut inventory, &format!("r{r}"), &tags);
+    }
+    for r in 0..20 {
+        let repository = format!("r{r}");
+        for tag in &tags[..50] {
+            let image = format!("{repository}:{tag}");
+            target_has(&mut inventory, "prod", &repository, tag, &image);
+        }
+    }
+    let rule = "[[promotion]]\nname = \"all\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"**\"]\n";
+    let plan = plan(&rules(rule), &inventory);
+    assert_eq!(plan.entries.len(), 2000);
+    let markdown = render_markdown(&plan, MarkdownOptions::default());
+    assert!(
+        markdown
+            .starts_with("### hoist plan\n\n**Plan: 1000 to create, 0 to update, 1000 unchanged")
+    );
+    assert_eq!(markdown.matches("<details>").count(), 20);
+    assert_eq!(markdown.matches("</details>").count(), 20);
+    assert!(!markdown.contains("<details open"));
+    assert_eq!(markdown.matches("| ➕ create |").count(), 1000);
+    assert_eq!(markdown.matches("| unchanged |").count(), 0);
+    assert_eq!(
+        markdown
+            .matches("50 unchanged tags not listed (`--verbose` lists them).")
+            .count(),
+        20
+    );
+    assert!(markdown.contains(
+        "<summary><code>prod/r7</code>: 50 to create, 50 unchanged</summary>\n\n| Action"
+    ));
+    // A reviewer's page, not a dump: well under GitHub's 1 MiB job summary.
+    assert!(markdown.len() < 200_000, "{}", markdown.len());
+}
