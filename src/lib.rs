@@ -14,6 +14,7 @@ pub mod digest;
 pub mod discover;
 pub mod execute;
 pub mod filter;
+pub mod gate;
 pub mod manifest;
 pub mod metrics;
 pub mod plan;

@@ -114,6 +114,7 @@ fn broken_promotion() -> Promotion {
         platforms: Vec::new(),
         referrers: false,
         mode: Default::default(),
+        require_signature: None,
     }
 }
 

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use crate::registry::spec::RegistrySpec;
 
 pub use load::is_broken;
-pub use model::{Mode, OneOrMany, Overwrite, Promotion, RegistryConfig, Settings};
+pub use model::{
+    Mode, OneOrMany, Overwrite, Promotion, RegistryConfig, RequireSignature, Settings,
+};
 pub use problem::{FieldPath, Label, Located, Part, Problem, did_you_mean, nearest};
 pub use source::{ConfigSource, Diagnostics};
 
@@ -95,6 +97,16 @@ impl LoadedConfig {
             .into_iter()
             .map(|(name, spec)| (name, spec.relative_to(base)))
             .collect();
+        // Key files too: rules read them, wherever hoist runs from.
+        for promotion in &mut loaded.config.promotions {
+            if let Some(gate) = &mut promotion.require_signature {
+                gate.keys = gate
+                    .keys
+                    .iter()
+                    .map(|key| base.join(key).display().to_string())
+                    .collect();
+            }
+        }
         Ok(loaded)
     }
 

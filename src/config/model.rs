@@ -162,4 +162,21 @@ pub struct Promotion {
     /// Copy or move.
     #[serde(default)]
     pub mode: Mode,
+    /// Promote only images signed (cosign) by one of these keys.
+    #[serde(default)]
+    pub require_signature: Option<RequireSignature>,
+}
+
+/// `require_signature = { keys = [...], annotations = { ... } }`: the gate
+/// an image must pass to be promoted by the rule.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequireSignature {
+    /// cosign public keys (PEM, ECDSA P-256), paths relative to this file;
+    /// a signature by any one of them will do.
+    pub keys: Vec<String>,
+    /// Each must appear with this value in the signed payload's `optional`
+    /// section (`cosign sign -a key=value`).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }

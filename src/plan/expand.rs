@@ -70,6 +70,8 @@ pub struct Candidate {
     pub target_tag: String,
     /// The pinned digest, when the source tag is elsewhere.
     pub pin_mismatch: Option<Digest>,
+    /// Why the rule's `require_signature` refuses the image, if it does.
+    pub refusal: Option<String>,
     /// The digest the target tag will hold (the source's, or a filtered index).
     pub digest: Digest,
     /// Platforms the rule keeps.
@@ -169,19 +171,24 @@ struct ResolvedTag<'i> {
     digest: Digest,
     /// The pinned digest, when the source tag is elsewhere.
     pin_mismatch: Option<Digest>,
+    /// Why the rule's gate refuses the image, if it does.
+    refusal: Option<String>,
 }
 
 impl ResolvedTag<'_> {
     /// Written as the source holds it: not refused by a pin, not a filtered
     /// index, so the source's signatures still name it.
     fn is_verbatim(&self) -> bool {
-        self.pin_mismatch.is_none() && self.digest == self.head.digest
+        self.pin_mismatch.is_none() && self.refusal.is_none() && self.digest == self.head.digest
     }
 
     /// Ranks among the versions floating tags follow: a version, not refused
     /// by a pin, selected by the filters rather than only for its pin.
     fn ranks(&self) -> bool {
-        self.selected.version.is_some() && self.pin_mismatch.is_none() && !self.selected.pinned_only
+        self.selected.version.is_some()
+            && self.pin_mismatch.is_none()
+            && self.refusal.is_none()
+            && !self.selected.pinned_only
     }
 }
 
@@ -294,11 +301,13 @@ impl<'a> RepositoryExpansion<'a> {
             .get(&selected.tag)
             .filter(|pin| **pin != head.digest)
             .cloned();
+        let refusal = gate_refusal(self.rule, head, inventory);
         Some(ResolvedTag {
             selected,
             head,
             digest,
             pin_mismatch,
+            refusal,
         })
     }
 
@@ -333,6 +342,7 @@ impl<'a> RepositoryExpansion<'a> {
             let candidate = Candidate {
                 version: selected.version.clone(),
                 pin_mismatch: resolved.pin_mismatch.clone(),
+                refusal: resolved.refusal.clone(),
                 ..self.candidate(&selected.tag, resolved.head, tag, &resolved.digest)
             };
             self.claim(candidate);
@@ -466,6 +476,7 @@ impl<'a> RepositoryExpansion<'a> {
             target_repository: self.target_repository.clone(),
             target_tag,
             pin_mismatch: None,
+            refusal: None,
             digest: digest.clone(),
             platforms: self.rule.platforms.clone(),
             referrers: self.rule.referrers,
@@ -493,6 +504,17 @@ impl<'a> RepositoryExpansion<'a> {
             tag: tag.to_string(),
             reason,
         });
+    }
+}
+
+/// Why `rule`'s `require_signature` refuses the image `head`, if it does.
+fn gate_refusal(rule: &Rule, head: &ManifestHead, inventory: &Inventory) -> Option<String> {
+    rule.gate.as_ref()?;
+    let key = (rule.name.clone(), rule.from.clone(), head.digest.clone());
+    match inventory.gates.get(&key) {
+        Some(crate::gate::Verdict::Verified { .. }) => None,
+        Some(crate::gate::Verdict::Refused(why)) => Some(why.clone()),
+        None => Some("its signatures could not be checked".to_string()),
     }
 }
 

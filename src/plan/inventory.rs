@@ -39,7 +39,13 @@ pub struct Inventory {
     pub target_heads: BTreeMap<TagKey, Digest>,
     /// Platform-filtered indexes → the new index's digest, or why there is none.
     pub filtered: BTreeMap<FilterKey, Result<Digest, FilterError>>,
+    /// Source images a gated rule selects → whether they pass its gate.
+    pub gates: BTreeMap<GateKey, crate::gate::Verdict>,
 }
+
+/// `(rule name, source registry, image digest)`: one image checked against
+/// one rule's `require_signature`.
+pub type GateKey = (String, String, Digest);
 
 /// What listing a source registry's catalog gave.
 #[derive(Clone, Debug, PartialEq, Eq)]

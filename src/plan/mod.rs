@@ -27,8 +27,8 @@ pub use expand::{
 };
 pub use image::{ImageKey, ImageSource, ImageToWrite, RepositoryKey, images_kept, images_to_write};
 pub use inventory::{
-    CatalogListing, FilterKey, ImageContents, Inventory, RepoKey, TagKey, filter_key, repo_key,
-    tag_key,
+    CatalogListing, FilterKey, GateKey, ImageContents, Inventory, RepoKey, TagKey, filter_key,
+    repo_key, tag_key,
 };
 pub use markdown::{MarkdownOptions, code, escape_html, escape_text, render_markdown};
 pub use rule_problem::{RuleProblem, RuleProblemKind, Severity, rule_problems};
@@ -362,6 +362,9 @@ fn decide_action(
 ) -> Action {
     let first = &claims[0];
     let digest = &first.digest;
+    if let Some(why) = claims.iter().find_map(|c| c.refusal.as_ref()) {
+        return Action::blocked(format!("require_signature: {why}"));
+    }
     if let Some(pin) = claims.iter().find_map(|c| c.pin_mismatch.as_ref()) {
         return Action::blocked(format!(
             "pinned to {}, but the source tag is at {}",

@@ -2,6 +2,7 @@
 //! floating tags, validated once so discovery and planning never meet a bad
 //! pattern.
 
+mod gate;
 mod pattern;
 mod template;
 mod version;
@@ -73,6 +74,8 @@ pub struct Rule {
     pub referrers: bool,
     /// Copy or move.
     pub mode: Mode,
+    /// What an image must carry to be promoted (`require_signature`).
+    pub gate: Option<std::sync::Arc<crate::gate::Gate>>,
 }
 
 /// A source tag a rule selected.
@@ -301,6 +304,10 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
             ),
         }
     }
+    let gate = p
+        .require_signature
+        .as_ref()
+        .and_then(|gate| gate::compile_gate(gate, &path.key("require_signature"), &mut problems));
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -328,6 +335,7 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
         platforms,
         referrers: p.referrers,
         mode: p.mode,
+        gate,
     })
 }
 

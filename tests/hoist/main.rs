@@ -9,6 +9,7 @@ mod auth;
 mod copy;
 mod faults;
 mod fuzz_inputs;
+mod gates;
 mod harness;
 mod hostile;
 mod image;

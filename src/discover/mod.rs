@@ -9,13 +9,9 @@ use std::fmt;
 use rayon::prelude::*;
 
 use crate::digest::Digest;
-use crate::manifest::FilterError;
-use crate::plan::{
-    self, CatalogListing, Expansion, FilterKey, ImageContents, Inventory, RepoKey, TagKey,
-};
+use crate::plan::{self, CatalogListing, Expansion, FilterKey, Inventory, RepoKey, TagKey};
 use crate::registry::{ManifestHead, ReadOnly, RegistryError};
 use crate::rules::{Rule, RuleSet, SelectedTag};
-use crate::tree::{TreeError, read_tree};
 
 /// Every read that failed while discovering.
 #[derive(Debug)]
@@ -78,6 +74,18 @@ pub enum ReadFailure {
         /// Why.
         source: Box<RegistryError>,
     },
+    /// The signatures of an image a rule gates could not be read.
+    #[error("checking the signatures of {registry}/{repository}@{digest}: {source}")]
+    Gate {
+        /// The source registry.
+        registry: String,
+        /// A repository holding the image.
+        repository: String,
+        /// The image.
+        digest: Digest,
+        /// Why.
+        source: Box<RegistryError>,
+    },
     /// An index whose platforms a rule filters could not be read.
     #[error("{source}")]
     Index {
@@ -123,6 +131,7 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
     discovery.list_source_tags();
     discovery.resolve_selected_heads();
     discovery.resolve_attached_heads();
+    discovery.check_gates();
     discovery.filter_platforms();
     let expansion = plan::expand(rules, &discovery.inventory);
     discovery.list_target_tags(&expansion);
@@ -542,49 +551,11 @@ fn read_heads(
     })
 }
 
-/// Each image read and filtered to the platforms its key names: the new
-/// index's digest (the image's own, for a single-platform image built for a
-/// wanted platform), or why it cannot be promoted.
-fn filter_indexes(
-    handles: &Handles,
-    indexes: BTreeMap<FilterKey, IndexToFilter>,
-) -> Listed<(FilterKey, IndexToFilter), Result<Digest, FilterError>> {
-    read_par(indexes, |((registry, digest, _), to_filter)| {
-        let store = handle(handles, registry)?;
-        let filtered =
-            crate::filter::filter_image(store, &to_filter.repository, digest, &to_filter.platforms)
-                .map_err(|source| ReadFailure::Index {
-                    registry: registry.clone(),
-                    repository: to_filter.repository.clone(),
-                    digest: digest.clone(),
-                    source: Box::new(source),
-                })?;
-        Ok(filtered)
-    })
-}
+mod gates;
+mod images;
 
-/// Child manifests and blobs of image `digest` in `repository`, each once:
-/// the tree apply copies (of an index filtered to `platforms`, only the
-/// platforms it keeps), which is written at `written`.
-pub fn image_contents(
-    handle: &ReadOnly,
-    repository: &str,
-    digest: &Digest,
-    platforms: &[crate::platform::Platform],
-    written: &Digest,
-) -> Result<ImageContents, TreeError> {
-    let fetch = |d: &str| handle.manifest_get(repository, d);
-    let tree = read_tree(&fetch, repository, digest, platforms, written)?;
-    let mut manifests: Vec<Digest> = tree.manifests.iter().map(|m| m.digest.clone()).collect();
-    // The root is the image itself, not a child.
-    manifests.pop();
-    manifests.sort();
-    let mut blobs: Vec<(Digest, u64)> =
-        tree.blobs.into_iter().map(|b| (b.digest, b.size)).collect();
-    blobs.sort();
-    Ok(ImageContents { manifests, blobs })
-}
+use images::filter_indexes;
+pub use images::image_contents;
 
 #[cfg(test)]
-#[path = "discover_tests.rs"]
 mod tests;
