@@ -5,9 +5,9 @@
 
 use std::fmt::Write;
 
-use super::table::{by_target_repository, rules_remark};
+use super::table::{by_target_repository, rules_remark, work_line};
 use super::{Action, Plan, PlanEntry, SkippedTag, Summary, Transfer};
-use crate::report::{count, human_bytes};
+use crate::report::count;
 
 /// What the markdown lists: unchanged entries too, or only their count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,23 +37,8 @@ fn render_summary(out: &mut String, plan: &Plan) {
         counts(&plan.summary),
         rules_remark(plan)
     );
-    let e = &plan.estimate;
-    if plan.has_changes() {
-        let _ = writeln!(
-            out,
-            "Work: {} ({}); {}, of which up to {} ({}) to copy and {}{}.\n",
-            count(e.images, "image", "images"),
-            count(e.manifests, "manifest", "manifests"),
-            count(e.unique_blobs, "blob", "blobs"),
-            e.blobs_to_copy,
-            human_bytes(e.bytes_to_copy),
-            count(e.blobs_to_mount, "mount", "mounts"),
-            if e.complete {
-                ""
-            } else {
-                " (partial: some source manifests could not be read)"
-            },
-        );
+    if let Some(work) = work_line(plan) {
+        let _ = writeln!(out, "{work}\n");
     }
 }
 

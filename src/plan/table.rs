@@ -144,10 +144,17 @@ fn render_summary(out: &mut String, plan: &Plan) {
         s.skipped,
         rules_remark(plan)
     );
+    if let Some(work) = work_line(plan) {
+        let _ = writeln!(out, "{work}");
+    }
+}
+
+/// The expected work, when the plan changes anything: one sentence, for
+/// the table and the markdown alike.
+pub(super) fn work_line(plan: &Plan) -> Option<String> {
     let e = &plan.estimate;
-    if plan.has_changes() {
-        let _ = writeln!(
-            out,
+    plan.has_changes().then(|| {
+        format!(
             "Work: {} ({}); {}, of which up to {} ({}) to copy and {}{}.",
             count(e.images, "image", "images"),
             count(e.manifests, "manifest", "manifests"),
@@ -160,6 +167,6 @@ fn render_summary(out: &mut String, plan: &Plan) {
             } else {
                 " (partial: some source manifests could not be read)"
             },
-        );
-    }
+        )
+    })
 }
