@@ -68,7 +68,7 @@ pub enum Command {
     },
     /// Promote one image, with Stevedore's flags: `hoist promote SOURCE [TARGET]`.
     #[command(visible_aliases = ["publish", "copy"])]
-    Promote(PromoteArgs),
+    Promote(Box<PromoteArgs>),
 }
 
 /// `hoist promote SOURCE [TARGET]`: Stevedore's command line is accepted
@@ -149,6 +149,20 @@ pub struct PromoteArgs {
     /// `mode = "move"`: never while another tag still needs the manifest).
     #[arg(long = "move")]
     pub move_source: bool,
+    /// Promote only an image a cosign signature beside it verifies for, by
+    /// this public key (repeatable: any of them), as a rule's
+    /// `require_signature` does; otherwise nothing is written.
+    #[arg(long = "require-signature", value_name = "KEY")]
+    pub signature_keys: Vec<String>,
+    /// With --require-signature: the signed payload must carry this
+    /// annotation (repeatable), as `cosign verify -a` does.
+    #[arg(
+        long = "signature-annotation",
+        value_name = "KEY=VALUE",
+        value_parser = key_value,
+        requires = "signature_keys"
+    )]
+    pub signature_annotations: Vec<(String, String)>,
     /// Show what would be written, read from the registries; write nothing.
     #[arg(short = 'D', long)]
     pub dry_run: bool,
@@ -158,6 +172,14 @@ pub struct PromoteArgs {
     /// Report and progress.
     #[command(flatten)]
     pub output: Output,
+}
+
+/// `KEY=VALUE`, split at the first `=`.
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
 }
 
 /// Stevedore `promote` flags that mean nothing more to hoist, accepted so

@@ -117,14 +117,17 @@ pub fn check(
     tags: &[String],
     gate: &Gate,
 ) -> Result<Verdict, RegistryError> {
-    let tag = signature_tag(digest);
-    if !tags.contains(&tag) {
+    let manifests = signature_manifests(store, repository, digest, tags)?;
+    if manifests.is_empty() {
         return Ok(Verdict::Refused(format!(
-            "not signed: no `{tag}` in the source"
+            "not signed: no `{}` beside it, and no signature among its referrers",
+            signature_tag(digest)
         )));
     }
-    let manifest = store.manifest_get(repository, &tag)?;
-    let signatures = signature_layers(&manifest.bytes);
+    let signatures: Vec<SignatureLayer> = manifests
+        .iter()
+        .flat_map(|manifest| signature_layers(&manifest.bytes))
+        .collect();
     let mut best = Refusal::Unsigned;
     for (payload, signature) in signatures.iter().take(MAX_SIGNATURES) {
         let Some(signature) = STANDARD.decode(signature).ok() else {
@@ -145,6 +148,32 @@ pub fn check(
         }
     }
     Ok(Verdict::Refused(best.to_string()))
+}
+
+/// The manifests that may hold the signatures of image `digest`: cosign's
+/// `.sig` tag beside it (when `tags` has it), and its OCI 1.1 referrers
+/// (`cosign sign --registry-referrers-mode=oci-1-1`) where the store lists
+/// them; an index among the referrers is not a signature.
+fn signature_manifests(
+    store: &ReadOnly,
+    repository: &str,
+    digest: &Digest,
+    tags: &[String],
+) -> Result<Vec<crate::manifest::Manifest>, RegistryError> {
+    let mut manifests = Vec::new();
+    let tag = signature_tag(digest);
+    if tags.contains(&tag) {
+        manifests.push(store.manifest_get(repository, &tag)?);
+    }
+    let referrers = store.referrers(repository, digest)?.unwrap_or_default();
+    for referrer in referrers
+        .iter()
+        .filter(|r| !crate::manifest::is_index(&r.media_type))
+        .take(MAX_SIGNATURES)
+    {
+        manifests.push(store.manifest_get(repository, &referrer.digest.to_string())?);
+    }
+    Ok(manifests)
 }
 
 /// Why the best signature of an image failed, most specific last.

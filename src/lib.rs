@@ -26,6 +26,7 @@ pub mod registry;
 pub mod report;
 pub mod rules;
 pub mod settings;
+pub mod signed;
 pub mod tree;
 pub mod verify;
 

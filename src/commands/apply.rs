@@ -25,14 +25,18 @@ pub(super) fn apply(
 ) -> Result<ExitStatus, CommandError> {
     let started = Instant::now();
     let scope = scope_of(&args.scope)?;
-    let plan = match &args.plan {
+    let mut plan = match &args.plan {
         Some(path) => {
             let plan = read_plan(path, &scope)?;
             log_rule_problems(&plan);
             plan
         }
-        None => make_plan(stores, loaded, rules, &scope)?,
+        None => make_plan(stores, loaded, rules.clone(), &scope)?,
     };
+    let handles = open_plan_stores(stores, loaded, &plan)?;
+    if args.plan.is_some() {
+        crate::signed::recheck_reviewed(&mut plan, &rules, &handles);
+    }
     report::print_raw(&plan::render_table(&plan));
     let plan_summary = plan::render_markdown(&plan, plan::MarkdownOptions::default());
     if args.dry_run {
@@ -42,7 +46,6 @@ pub(super) fn apply(
             _ => ExitStatus::Failure,
         });
     }
-    let handles = open_plan_stores(stores, loaded, &plan)?;
     let run = Run {
         plan: &plan,
         stores: &handles,
@@ -159,6 +162,8 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
     for note in &destination.notes {
         report::log(note);
     }
+    let gate = crate::promote::gate_of(&args.signature_keys, &args.signature_annotations)
+        .map_err(|e| CommandError::Destination(Box::new(e)))?;
     let source_store = stores.open(&source.location)?;
     let target_store = stores.open(&destination.target.location)?;
     // Planning (all of `--dry-run`) sees read-only handles: it cannot write.
@@ -175,6 +180,7 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
             } else {
                 crate::plan::Transfer::Copy
             },
+            gate,
         },
     )
     .map_err(|cause| CommandError::Promote {
@@ -184,7 +190,17 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
     })?;
     report::print_raw(&plan::render_table(&plan));
     if args.dry_run {
-        return Ok(ExitStatus::Success);
+        // A refusal by --require-signature fails the dry run as it would the run.
+        return Ok(
+            match plan
+                .entries
+                .iter()
+                .any(|e| e.gate.as_ref().is_some_and(|g| g.refusal().is_some()))
+            {
+                true => ExitStatus::Failure,
+                false => ExitStatus::Success,
+            },
+        );
     }
     let handles = StoreMap::from([
         (source.location.to_string(), source_store),

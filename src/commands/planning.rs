@@ -200,9 +200,10 @@ pub(super) fn verify_command(
     observed: &mut super::Observed,
 ) -> Result<ExitStatus, CommandError> {
     let scope = scope_of(&args.scope)?;
-    let plan = make_plan(stores, loaded, rules, &scope)?;
+    let plan = make_plan(stores, loaded, rules.clone(), &scope)?;
     let handles = open_plan_stores(stores, loaded, &plan)?;
-    let problems = crate::verify::verify(&plan, &handles);
+    let mut problems = crate::verify::verify(&plan, &handles);
+    problems.extend(crate::signed::verify_targets(&plan, &rules, &handles));
     observed.verified = Some(crate::metrics::Verified {
         tags: plan.entries.len(),
         problems: problems.len(),

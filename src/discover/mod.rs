@@ -129,6 +129,7 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
     let mut discovery = Discovery::new(rules, handles);
     discovery.list_source_repositories();
     discovery.list_source_tags();
+    discovery.list_mapped_target_tags();
     discovery.resolve_selected_heads();
     discovery.resolve_attached_heads();
     discovery.check_gates();
@@ -232,14 +233,6 @@ impl<'a> Discovery<'a> {
         }
     }
 
-    /// Step 3: the digest of every selected source tag.
-    fn resolve_selected_heads(&mut self) {
-        let selected: BTreeSet<TagKey> = selections(self.rules.rules.iter(), &self.inventory)
-            .map(|s| plan::tag_key(&s.rule.from, s.repository, &s.tag.tag))
-            .collect();
-        self.resolve_source_heads(selected);
-    }
-
     /// Step 3b: signature, attestation and SBOM tags of the selected images,
     /// for rules that carry them.
     fn resolve_attached_heads(&mut self) {
@@ -258,10 +251,10 @@ impl<'a> Discovery<'a> {
             }
         }
         attached.retain(|key| !self.inventory.source_heads.contains_key(key));
-        self.resolve_source_heads(attached);
+        self.resolve_source_heads(attached.into_iter().map(|key| (key, Read::Head)));
     }
 
-    /// Step 3c: indexes whose platforms a rule filters, each read and
+    /// Step 3d: indexes whose platforms a rule filters, each read and
     /// filtered once (from one repository holding it) for the new digest.
     fn filter_platforms(&mut self) {
         let filtering = self.rules.rules.iter().filter(|r| !r.platforms.is_empty());
@@ -284,27 +277,23 @@ impl<'a> Discovery<'a> {
         }
     }
 
-    /// Step 4: the tags each target repository holds; one the target does
-    /// not have yet holds none.
+    /// Step 4: the tags of the target repositories step 2b did not list
+    /// (those of attached tags, and of repositories planning added).
     fn list_target_tags(&mut self, expansion: &Expansion) {
         let repos: BTreeSet<RepoKey> = expansion
             .candidates
             .iter()
             .map(|c| plan::repo_key(&c.target_registry, &c.target_repository))
             .collect();
-        let listed = list_tags(self.handles, repos);
-        for (key, tags) in self.keep(listed) {
-            self.inventory
-                .target_tags
-                .insert(key, tags.unwrap_or_default().into_iter().collect());
-        }
+        self.list_target_repositories(repos);
     }
 
     /// Step 4b: the digests of the target tags the plan compares with.
     fn probe_targets(&mut self, expansion: &Expansion) {
         let probes = plan::target_probes(expansion, &self.inventory);
+        let probes = probes.into_iter().map(|key| (key, Read::Head)).collect();
         let listed = read_heads(self.handles, probes, Side::Target);
-        for (key, head) in self.keep(listed) {
+        for ((key, _), head) in self.keep(listed) {
             if let Some(head) = head {
                 self.inventory.target_heads.insert(key, head.digest);
             }
@@ -344,17 +333,6 @@ impl<'a> Discovery<'a> {
             Err(DiscoveryError {
                 failures: self.failures,
             })
-        }
-    }
-
-    /// Reads the heads of source tags into the inventory; a tag that does
-    /// not exist stays absent.
-    fn resolve_source_heads(&mut self, keys: BTreeSet<TagKey>) {
-        let listed = read_heads(self.handles, keys, Side::Source);
-        for (key, head) in self.keep(listed) {
-            if let Some(head) = head {
-                self.inventory.source_heads.insert(key, head);
-            }
         }
     }
 
@@ -532,27 +510,11 @@ fn list_tags(handles: &Handles, keys: BTreeSet<RepoKey>) -> Listed<RepoKey, Opti
     })
 }
 
-/// What each tag points at; `None` for a tag that does not exist.
-fn read_heads(
-    handles: &Handles,
-    keys: BTreeSet<TagKey>,
-    side: Side,
-) -> Listed<TagKey, Option<ManifestHead>> {
-    read_par(keys, |(registry, repository, tag)| {
-        handle(handles, registry)?
-            .manifest_head(repository, tag)
-            .map_err(|source| ReadFailure::Head {
-                side,
-                registry: registry.clone(),
-                repository: repository.clone(),
-                tag: tag.clone(),
-                source: Box::new(source),
-            })
-    })
-}
-
 mod gates;
+mod heads;
 mod images;
+
+use heads::{Read, read_heads};
 
 use images::filter_indexes;
 pub use images::image_contents;

@@ -40,6 +40,16 @@ impl Mounting {
     }
 }
 
+/// One mount to try: of `digest` into `repository` of the store named
+/// `registry`, from `from`; a `guess` when `from` may well lack the blob.
+struct Mount<'a> {
+    registry: &'a str,
+    repository: &'a str,
+    digest: &'a Digest,
+    from: &'a str,
+    guess: bool,
+}
+
 /// What a target repository holds of a blob.
 enum Probe {
     Present,
@@ -91,20 +101,25 @@ impl Executor<'_> {
         landed: Option<&str>,
     ) -> Result<(), RegistryError> {
         let registry = &job.target_registry;
-        // From a repository of the same store: mount, nothing moves.
-        let from = match landed {
-            Some(landed) => Some(landed),
-            None if source.store_id() == target.store_id() => Some(job.source.repository.as_str()),
-            None => None,
-        }
-        .filter(|from| *from != repository)
-        // A registry that refused a mount is not asked to mount again.
-        .filter(|_| !self.mounting(registry).refused());
+        // From a repository of the same store: mount, nothing moves. Else,
+        // from where an earlier run of the same rule put the image: a guess.
+        let (from, guess) = match landed {
+            Some(landed) => (Some(landed), false),
+            None if source.store_id() == target.store_id() => {
+                (Some(job.source.repository.as_str()), false)
+            }
+            None => (job.mount_hint.as_deref(), true),
+        };
+        let from = from
+            .filter(|from| *from != repository)
+            // A registry that refused a mount is not asked to mount again.
+            .filter(|_| !self.mounting(registry).refused());
         // On a store that mounts, a mount of a blob the repository already
         // has succeeds too, so it needs no HEAD first. Elsewhere a refused
-        // mount would mean an upload of a blob already there: ask first.
+        // mount would mean an upload of a blob already there: ask first. A
+        // guess may miss a blob the repository has: ask first too.
         let mut session = None;
-        if from.is_none() || !self.mounting(registry).works() {
+        if from.is_none() || guess || !self.mounting(registry).works() {
             match self.probe(registry, target, repository, &job.digest)? {
                 Probe::Present => {
                     bump(&self.stats.blobs_present, 1);
@@ -113,41 +128,38 @@ impl Executor<'_> {
                 Probe::Absent(started) => session = started,
             }
         }
-        if let Some(from) = from
-            && self.mount(
-                registry,
-                target,
-                repository,
-                &job.digest,
-                from,
-                &mut session,
-            )?
-        {
+        let mount = Mount {
+            registry,
+            repository,
+            digest: &job.digest,
+            from: from.unwrap_or_default(),
+            guess,
+        };
+        if from.is_some() && self.mount(target, &mount, &mut session)? {
             return Ok(());
         }
         self.transfer(source, target, job, repository, session)
     }
 
-    /// Mounts the blob into `repository` from `from`: `true` when it is
-    /// there now; `false` when it must be uploaded (into `session` if the
-    /// registry opened one). Harbor, Artifact Registry, Nexus and ECR without
+    /// Mounts the blob as `mount` says: `true` when it is there now;
+    /// `false` when it must be uploaded (into `session` if the registry
+    /// opened one). Harbor, Artifact Registry, Nexus and ECR without
     /// BLOB_MOUNTING refuse cross-repository mounts (401, 403, 404, 405, or
     /// a 401 taken as refused credentials on basic auth): the blob is then
-    /// uploaded, and that registry is not asked to mount again this run.
-    /// A 404 that says the target repository does not exist is no refusal
-    /// of mounts: it is the error, for the caller.
+    /// uploaded, and that registry is not asked to mount again this run,
+    /// unless the mount was only a guess (a registry may answer a mount of
+    /// a blob the other repository lacks with an error). A 404 that says
+    /// the target repository does not exist is no refusal of mounts: it is
+    /// the error, for the caller.
     fn mount(
         &self,
-        registry: &str,
         target: &dyn Registry,
-        repository: &str,
-        digest: &Digest,
-        from: &str,
+        mount: &Mount<'_>,
         session: &mut Option<UploadSession>,
     ) -> Result<bool, RegistryError> {
-        match target.blob_mount(repository, digest, from) {
+        match target.blob_mount(mount.repository, mount.digest, mount.from) {
             Ok(MountOutcome::Mounted) => {
-                self.mounting(registry).set(Mounting::WORKS);
+                self.mounting(mount.registry).set(Mounting::WORKS);
                 bump(&self.stats.blobs_mounted, 1);
                 Ok(true)
             }
@@ -163,7 +175,9 @@ impl Executor<'_> {
                 | RegistryError::Auth { .. }
                 | RegistryError::LoginRefused { .. },
             ) => {
-                self.mounting(registry).set(Mounting::REFUSED);
+                if !mount.guess {
+                    self.mounting(mount.registry).set(Mounting::REFUSED);
+                }
                 Ok(false)
             }
             Err(e) => Err(e),

@@ -38,6 +38,11 @@ pub struct BlobJob {
     pub repositories: BTreeSet<String>,
     /// Images (indexes into the run's images) waiting for it.
     pub images: Vec<usize>,
+    /// A repository of the target, outside this job, that may hold the blob
+    /// already: one the plan shows holds an image of the same rule from an
+    /// earlier run. The upload opens with a mount from it; a wrong guess
+    /// still opens the upload, so it costs nothing.
+    pub mount_hint: Option<String>,
 }
 
 impl BlobJob {
@@ -56,6 +61,7 @@ impl BlobJob {
             source,
             repositories: BTreeSet::from([repository.to_string()]),
             images: Vec::new(),
+            mount_hint: None,
         }
     }
 }
@@ -100,6 +106,39 @@ pub fn blob_jobs(
     let mut jobs: Vec<BlobJob> = jobs.into_values().collect();
     jobs.sort_by_key(|job| std::cmp::Reverse(job.repositories.len()));
     jobs
+}
+
+/// Gives each job copying into another store a [`BlobJob::mount_hint`]:
+/// a target repository where an image of a rule of the job's images is
+/// already, as the plan's unchanged entries show (base layers are shared by
+/// a rule's images far more often than not).
+pub fn hint_mounts(plan: &Plan, images: &[ImageToWrite], jobs: &mut [BlobJob]) {
+    let mut held: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
+    for entry in &plan.entries {
+        if entry.is_late() || entry.changes() || entry.action.blocked_reason().is_some() {
+            continue;
+        }
+        for rule in &entry.rules {
+            held.entry((entry.target.registry.as_str(), rule.as_str()))
+                .or_default()
+                .insert(entry.target.repository.as_str());
+        }
+    }
+    if held.is_empty() {
+        return;
+    }
+    for job in jobs.iter_mut() {
+        let rules = job
+            .images
+            .iter()
+            .flat_map(|&i| &images[i].entries)
+            .flat_map(|&e| &plan.entries[e].rules);
+        let hint = rules
+            .filter_map(|rule| held.get(&(job.target_registry.as_str(), rule.as_str())))
+            .flatten()
+            .find(|repository| !job.repositories.contains(**repository));
+        job.mount_hint = hint.map(|r| r.to_string());
+    }
 }
 
 /// What waits for what in each target repository: its floating and attached

@@ -124,7 +124,8 @@ pub fn run(
         .iter()
         .map(|(name, store)| (name.clone(), store.store_id()))
         .collect();
-    let jobs = graph::blob_jobs(&images, &trees, &store_ids);
+    let mut jobs = graph::blob_jobs(&images, &trees, &store_ids);
+    graph::hint_mounts(plan, &images, &mut jobs);
     for job in &jobs {
         for &i in &job.images {
             states[i].pending.fetch_add(1, Ordering::Relaxed);

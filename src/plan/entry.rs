@@ -133,6 +133,60 @@ impl From<Mode> for Transfer {
     }
 }
 
+/// What a rule's `require_signature` found about the source image: shown
+/// in the plan so a reviewer sees what was verified, and checked again by
+/// `apply --plan`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "verdict", rename_all = "lowercase")]
+pub enum GateVerdict {
+    /// A signature verifies, names the image and carries the annotations.
+    Verified {
+        /// The rule whose gate it passed.
+        rule: String,
+        /// What it was verified with: the key, as the rule names it.
+        by: String,
+    },
+    /// No signature passes.
+    Refused {
+        /// The rule whose gate refuses it.
+        rule: String,
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+impl GateVerdict {
+    /// The verdict of `rule`'s gate, as the plan carries it.
+    pub fn of(rule: &str, verdict: &crate::gate::Verdict) -> GateVerdict {
+        let rule = rule.to_string();
+        match verdict {
+            crate::gate::Verdict::Verified { key } => GateVerdict::Verified {
+                rule,
+                by: key.clone(),
+            },
+            crate::gate::Verdict::Refused(reason) => GateVerdict::Refused {
+                rule,
+                reason: reason.clone(),
+            },
+        }
+    }
+
+    /// Why the gate refuses the image, when it does.
+    pub fn refusal(&self) -> Option<&str> {
+        match self {
+            GateVerdict::Verified { .. } => None,
+            GateVerdict::Refused { reason, .. } => Some(reason),
+        }
+    }
+
+    /// The rule whose gate this is.
+    pub fn rule(&self) -> &str {
+        match self {
+            GateVerdict::Verified { rule, .. } | GateVerdict::Refused { rule, .. } => rule,
+        }
+    }
+}
+
 /// The image a target tag will point at.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SourceImage {
@@ -197,6 +251,9 @@ pub struct PlanEntry {
     /// Whether the source tag is deleted once every target has it.
     #[serde(default, skip_serializing_if = "is_copy")]
     pub mode: Transfer,
+    /// The verdict of the rule's `require_signature` on the source image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateVerdict>,
 }
 
 impl PlanEntry {
@@ -245,9 +302,17 @@ impl PlanEntry {
             }
             _ => {}
         }
-        (self.mode == Transfer::CopyNotMove).then(|| {
-            "copied, not moved: entries outside this run also read the source tag".to_string()
-        })
+        if self.mode == Transfer::CopyNotMove {
+            return Some(
+                "copied, not moved: entries outside this run also read the source tag".to_string(),
+            );
+        }
+        match &self.gate {
+            Some(GateVerdict::Verified { by, .. }) if self.changes() => {
+                Some(format!("signature verified ({by})"))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -289,6 +354,7 @@ impl PlanEntry {
             platforms: Vec::new(),
             referrers: false,
             mode: Transfer::Copy,
+            gate: None,
         }
     }
 }

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use semver::Version;
 
-use super::inventory::{Inventory, TagKey, filter_key, tag_key};
-use super::{Role, SkippedTag, SourceImage};
+use super::inventory::{Inventory, TagKey, tag_key};
+use super::source_checks::{effective_digest, gate_verdict};
+use super::{GateVerdict, Role, SkippedTag, SourceImage};
 use crate::config::Mode;
 use crate::digest::Digest;
-use crate::manifest::FilterError;
 use crate::platform::Platform;
 use crate::reference::{validate_repository, validate_tag};
 use crate::registry::ManifestHead;
@@ -70,8 +70,8 @@ pub struct Candidate {
     pub target_tag: String,
     /// The pinned digest, when the source tag is elsewhere.
     pub pin_mismatch: Option<Digest>,
-    /// Why the rule's `require_signature` refuses the image, if it does.
-    pub refusal: Option<String>,
+    /// The verdict of the rule's `require_signature`, if it has one.
+    pub gate: Option<GateVerdict>,
     /// The digest the target tag will hold (the source's, or a filtered index).
     pub digest: Digest,
     /// Platforms the rule keeps.
@@ -171,15 +171,15 @@ struct ResolvedTag<'i> {
     digest: Digest,
     /// The pinned digest, when the source tag is elsewhere.
     pin_mismatch: Option<Digest>,
-    /// Why the rule's gate refuses the image, if it does.
-    refusal: Option<String>,
+    /// The verdict of the rule's gate, if it has one.
+    gate: Option<GateVerdict>,
 }
 
 impl ResolvedTag<'_> {
     /// Written as the source holds it: not refused by a pin, not a filtered
     /// index, so the source's signatures still name it.
     fn is_verbatim(&self) -> bool {
-        self.pin_mismatch.is_none() && self.refusal.is_none() && self.digest == self.head.digest
+        self.pin_mismatch.is_none() && !self.refused() && self.digest == self.head.digest
     }
 
     /// Ranks among the versions floating tags follow: a version, not refused
@@ -187,8 +187,13 @@ impl ResolvedTag<'_> {
     fn ranks(&self) -> bool {
         self.selected.version.is_some()
             && self.pin_mismatch.is_none()
-            && self.refusal.is_none()
+            && !self.refused()
             && !self.selected.pinned_only
+    }
+
+    /// Whether the rule's gate refuses the image.
+    fn refused(&self) -> bool {
+        self.gate.as_ref().is_some_and(|g| g.refusal().is_some())
     }
 }
 
@@ -301,13 +306,13 @@ impl<'a> RepositoryExpansion<'a> {
             .get(&selected.tag)
             .filter(|pin| **pin != head.digest)
             .cloned();
-        let refusal = gate_refusal(self.rule, head, inventory);
+        let gate = gate_verdict(self.rule, head, inventory);
         Some(ResolvedTag {
             selected,
             head,
             digest,
             pin_mismatch,
-            refusal,
+            gate,
         })
     }
 
@@ -342,7 +347,7 @@ impl<'a> RepositoryExpansion<'a> {
             let candidate = Candidate {
                 version: selected.version.clone(),
                 pin_mismatch: resolved.pin_mismatch.clone(),
-                refusal: resolved.refusal.clone(),
+                gate: resolved.gate.clone(),
                 ..self.candidate(&selected.tag, resolved.head, tag, &resolved.digest)
             };
             self.claim(candidate);
@@ -376,6 +381,7 @@ impl<'a> RepositoryExpansion<'a> {
                 },
                 version: selected.version.clone(),
                 series: Some(series),
+                gate: resolved.gate.clone(),
                 ..self.candidate(&selected.tag, resolved.head, rendered, &resolved.digest)
             };
             self.claim(candidate);
@@ -476,7 +482,7 @@ impl<'a> RepositoryExpansion<'a> {
             target_repository: self.target_repository.clone(),
             target_tag,
             pin_mismatch: None,
-            refusal: None,
+            gate: None,
             digest: digest.clone(),
             platforms: self.rule.platforms.clone(),
             referrers: self.rule.referrers,
@@ -504,45 +510,6 @@ impl<'a> RepositoryExpansion<'a> {
             tag: tag.to_string(),
             reason,
         });
-    }
-}
-
-/// Why `rule`'s `require_signature` refuses the image `head`, if it does.
-fn gate_refusal(rule: &Rule, head: &ManifestHead, inventory: &Inventory) -> Option<String> {
-    rule.gate.as_ref()?;
-    let key = (rule.name.clone(), rule.from.clone(), head.digest.clone());
-    match inventory.gates.get(&key) {
-        Some(crate::gate::Verdict::Verified { .. }) => None,
-        Some(crate::gate::Verdict::Refused(why)) => Some(why.clone()),
-        None => Some("its signatures could not be checked".to_string()),
-    }
-}
-
-/// Why a tag whose index the rule filters by platform cannot be promoted.
-#[derive(Debug, thiserror::Error)]
-enum PlatformFilterError {
-    /// The index cannot be filtered (it has none of the platforms, …).
-    #[error("platforms: {0}")]
-    Refused(FilterError),
-    /// Discovery could not read the index.
-    #[error("the image could not be read to filter its platforms")]
-    Unread,
-}
-
-/// The digest a target tag gets for `head` under `rule`: the source's, or
-/// the platform-filtered index discovery computed.
-fn effective_digest(
-    rule: &Rule,
-    head: &ManifestHead,
-    inventory: &Inventory,
-) -> Result<Digest, PlatformFilterError> {
-    let Some(key) = filter_key(rule, head) else {
-        return Ok(head.digest.clone());
-    };
-    match inventory.filtered.get(&key) {
-        Some(Ok(digest)) => Ok(digest.clone()),
-        Some(Err(reason)) => Err(PlatformFilterError::Refused(reason.clone())),
-        None => Err(PlatformFilterError::Unread),
     }
 }
 

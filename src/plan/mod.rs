@@ -11,6 +11,7 @@ mod inventory;
 mod markdown;
 mod rule_problem;
 mod scope;
+mod source_checks;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use conflict::{Claim, Conflict};
 pub use diff::{MovedEntry, PlanDiff, diff, render_diff_markdown, render_diff_table};
-pub use entry::{Action, PlanEntry, Role, SourceImage, TargetTag, Transfer};
+pub use entry::{Action, GateVerdict, PlanEntry, Role, SourceImage, TargetTag, Transfer};
 pub use estimate::estimate;
 pub use expand::{
     Candidate, Expansion, attached_tag_names, expand, matched_repositories, target_probes,
@@ -332,6 +333,11 @@ fn decide(
         } else {
             Transfer::Copy
         },
+        // A refusal by any rule's gate is the verdict; else the first pass.
+        gate: claims
+            .iter()
+            .filter_map(|c| c.gate.clone())
+            .min_by_key(|g| g.refusal().is_none()),
     }
 }
 
@@ -362,7 +368,7 @@ fn decide_action(
 ) -> Action {
     let first = &claims[0];
     let digest = &first.digest;
-    if let Some(why) = claims.iter().find_map(|c| c.refusal.as_ref()) {
+    if let Some(why) = claims.iter().find_map(|c| c.gate.as_ref()?.refusal()) {
         return Action::blocked(format!("require_signature: {why}"));
     }
     if let Some(pin) = claims.iter().find_map(|c| c.pin_mismatch.as_ref()) {

@@ -8,7 +8,7 @@ fn parsed(line: &[&str]) -> crate::cli::PromoteArgs {
     let mut argv = vec!["hoist", "promote"];
     argv.extend(line);
     match crate::cli::Cli::parse_from(argv).command {
-        crate::cli::Command::Promote(args) => args,
+        crate::cli::Command::Promote(args) => *args,
         _ => unreachable!(),
     }
 }

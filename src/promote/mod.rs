@@ -9,7 +9,9 @@ pub use destination::{
     DEFAULT_SEMVER_TEMPLATES, Destination, Request, destination, source_reference,
 };
 
-use crate::plan::{Action, PLAN_FORMAT, Plan, PlanEntry, Role, SourceImage, TargetTag, Transfer};
+use crate::plan::{
+    Action, GateVerdict, PLAN_FORMAT, Plan, PlanEntry, Role, SourceImage, TargetTag, Transfer,
+};
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::ReadOnly;
@@ -52,6 +54,35 @@ pub struct Carry<'a> {
     pub referrers: bool,
     /// Copy, or move (`--move`: the source tag is deleted once written).
     pub mode: Transfer,
+    /// What the image must carry to be promoted (`--require-signature`).
+    pub gate: Option<std::sync::Arc<crate::gate::Gate>>,
+}
+
+/// The gate `--require-signature` and `--signature-annotation` ask for.
+pub fn gate_of(
+    keys: &[String],
+    annotations: &[(String, String)],
+) -> Result<Option<std::sync::Arc<crate::gate::Gate>>, PromoteError> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let keys = keys
+        .iter()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| {
+                    crate::gate::PublicKey::from_pem(path, &pem).map_err(|e| e.to_string())
+                })
+                .map_err(|why| {
+                    PromoteError::Arguments(format!("--require-signature `{path}`: {why}"))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(std::sync::Arc::new(crate::gate::Gate {
+        keys,
+        annotations: annotations.iter().cloned().collect(),
+    })))
 }
 
 /// Reads the source and target and builds the plan: one entry per tag, and
@@ -85,17 +116,29 @@ pub fn plan(
         digest: head.digest.clone(),
         media_type: head.media_type.clone(),
     };
+    let verdict = match &carry.gate {
+        Some(gate) => {
+            let tags = source_store.tags(&image.repository)?;
+            let verdict =
+                crate::gate::check(source_store, &image.repository, &image.digest, &tags, gate)?;
+            Some(GateVerdict::of("promote", &verdict))
+        }
+        None => None,
+    };
+    let refused = verdict.as_ref().is_some_and(|v| v.refusal().is_some());
     let writer = EntryWriter {
         destination,
         target_store,
         carry,
+        verdict,
     };
     let mut entries = Vec::new();
     for (tag, role) in &destination.tags {
         entries.push(writer.entry(image.clone(), tag, role.clone(), target_digest.clone())?);
     }
     let mut skipped = Vec::new();
-    if carry.referrers {
+    // A refused image is not written, so nothing is attached to it.
+    if carry.referrers && !refused {
         let attached = attached_images(source_store, &image)?;
         for attached in attached {
             match &target_digest {
@@ -170,6 +213,8 @@ struct EntryWriter<'a> {
     destination: &'a Destination,
     target_store: &'a ReadOnly,
     carry: &'a Carry<'a>,
+    /// The verdict of `--require-signature` on the source image.
+    verdict: Option<GateVerdict>,
 }
 
 impl EntryWriter<'_> {
@@ -188,12 +233,14 @@ impl EntryWriter<'_> {
             .manifest_head(repository, tag)?
             .map(|h| h.digest);
         let wanted = filtered.as_ref().unwrap_or(&image.digest);
-        let action = match &current {
-            None => Action::Create,
-            Some(c) if c == wanted => Action::UNCHANGED,
-            Some(_) => Action::Update,
-        };
         let attached = role.is_attached();
+        let verdict = self.verdict.clone().filter(|_| !attached);
+        let action = match (&current, verdict.as_ref().and_then(|v| v.refusal())) {
+            (_, Some(reason)) => Action::blocked(format!("--require-signature: {reason}")),
+            (None, None) => Action::Create,
+            (Some(c), None) if c == wanted => Action::UNCHANGED,
+            (Some(_), None) => Action::Update,
+        };
         Ok(PlanEntry {
             action,
             role,
@@ -213,6 +260,7 @@ impl EntryWriter<'_> {
             },
             referrers: self.carry.referrers && !attached,
             mode: self.carry.mode,
+            gate: verdict,
         })
     }
 }

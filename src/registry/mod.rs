@@ -207,6 +207,15 @@ impl ReadOnly {
         self.0.manifest_head(repository, reference)
     }
 
+    /// See [`Registry::referrers`].
+    pub fn referrers(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<Vec<crate::manifest::Descriptor>>> {
+        self.0.referrers(repository, digest)
+    }
+
     /// See [`Registry::manifest_get`].
     pub fn manifest_get(&self, repository: &str, reference: &str) -> Result<Manifest> {
         self.0.manifest_get(repository, reference)

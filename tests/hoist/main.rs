@@ -16,6 +16,7 @@ mod image;
 mod listing;
 mod markdown;
 mod metrics;
+mod mounts;
 mod oci_layout;
 mod personalities;
 mod plan;

@@ -369,3 +369,53 @@ fn referrers_off_copies_no_referrer() {
     );
     assert!(read_manifest_json(&prod, "stable/web", &sbom.digest).is_some());
 }
+
+/// A gate reads signatures among the referrers too (`cosign sign
+/// --registry-referrers-mode=oci-1-1`): an image whose only signature is a
+/// referrer by the trusted key is promoted; one with only an SBOM, or a
+/// referrer signature by another key, is blocked.
+#[test]
+fn a_gate_accepts_a_signature_among_the_referrers() {
+    let (source, signed) = source_with_image();
+    let client = source.client.as_ref();
+    attach_signature(&Signer::load("ci"), client, "apps/web", &signed);
+    let mut others = Vec::new();
+    for tag in ["2.0", "3.0"] {
+        let image = seed::push(
+            client,
+            "apps/web",
+            tag,
+            &seed::small_image(tag, Format::Oci),
+        );
+        others.push(image);
+    }
+    attach_sbom(client, "apps/web", &others[0]);
+    attach_signature(&Signer::load("other"), client, "apps/web", &others[1]);
+    let prod = TestRegistry::start();
+    let key = Signer::load("ci").public_key;
+    let gate = format!("require_signature = {{ keys = [\"{}\"] }}\n", key.display());
+    let config = rule(&source.proxy.host(), &[("prod", prod.host())], &gate);
+
+    let run = Hoist::new().config(&config).args(["apply"]).run().code(1);
+    for (tag, why) in [
+        ("2.0", "not signed"),
+        (
+            "3.0",
+            "signed, but not by any key in require_signature.keys",
+        ),
+    ] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!("blocked prod/apps/web:{tag}")))
+            .unwrap_or_else(|| panic!("{tag} not blocked: {}", run.stdout));
+        assert!(line.contains(why), "{tag}: {line}");
+    }
+    assert_eq!(
+        prod.read_manifest_digest("apps/web", "1.0"),
+        Some(signed.digest.to_string())
+    );
+    for tag in ["2.0", "3.0"] {
+        assert_eq!(prod.read_manifest_digest("apps/web", tag), None, "{tag}");
+    }
+}

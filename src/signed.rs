@@ -1,0 +1,154 @@
+//! Gates checked over a plan's images after planning: again just before
+//! `apply --plan` writes (a signature can be removed between review and
+//! apply), and on the targets by `hoist verify` (a target whose signatures
+//! were lost).
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+
+use crate::digest::Digest;
+use crate::gate::{Gate, Verdict, check};
+use crate::plan::{Action, GateVerdict, Plan, PlanEntry};
+use crate::registry::{ReadOnly, StoreMap};
+use crate::rules::RuleSet;
+
+/// One image judged by one rule's gate: (rule, registry, repository, digest).
+type Judged = (String, String, String, Digest);
+
+/// `apply --plan`: each image the reviewed plan says a gate verified is
+/// checked again with the rule's gate as the configuration has it now. An
+/// entry whose image no longer passes is blocked, with the reason.
+pub fn recheck_reviewed(plan: &mut Plan, rules: &RuleSet, stores: &StoreMap) {
+    let mut images = BTreeMap::new();
+    for entry in plan.entries.iter().filter(|e| e.changes()) {
+        if let Some(GateVerdict::Verified { rule, .. }) = &entry.gate {
+            let source = &entry.source;
+            let key = (
+                rule.clone(),
+                source.registry.clone(),
+                source.repository.clone(),
+                source.digest.clone(),
+            );
+            images.insert(key, ());
+        }
+    }
+    let verdicts = judge(images.into_keys().collect(), rules, stores);
+    for entry in plan.entries.iter_mut().filter(|e| e.changes()) {
+        let Some(GateVerdict::Verified { rule, .. }) = &entry.gate else {
+            continue;
+        };
+        let key = (
+            rule.clone(),
+            entry.source.registry.clone(),
+            entry.source.repository.clone(),
+            entry.source.digest.clone(),
+        );
+        if let Some(Err(reason)) = verdicts.get(&key) {
+            let reason = format!("checked again before writing, {reason}");
+            entry.action = Action::blocked(format!("require_signature: {reason}"));
+            entry.gate = Some(GateVerdict::Refused {
+                rule: rule.clone(),
+                reason,
+            });
+        }
+    }
+}
+
+/// `hoist verify`: each image written verbatim by a rule that requires a
+/// signature and carries signatures must carry one in the target that
+/// passes the gate. Problems, one line per image.
+pub fn verify_targets(plan: &Plan, rules: &RuleSet, stores: &StoreMap) -> Vec<String> {
+    let mut images: BTreeMap<Judged, Vec<&PlanEntry>> = BTreeMap::new();
+    for entry in &plan.entries {
+        let Some(GateVerdict::Verified { rule, .. }) = &entry.gate else {
+            continue;
+        };
+        // A filtered index is another image than the one signed, and a rule
+        // that does not carry signatures leaves them in the source.
+        let verbatim = entry.target.digest.is_none();
+        if !verbatim || !entry.referrers || entry.target.current_digest.is_none() {
+            continue;
+        }
+        let key = (
+            rule.clone(),
+            entry.target.registry.clone(),
+            entry.target.repository.clone(),
+            entry.source.digest.clone(),
+        );
+        images.entry(key).or_default().push(entry);
+    }
+    let verdicts = judge(images.keys().cloned().collect(), rules, stores);
+    images
+        .into_iter()
+        .filter_map(|(key, entries)| {
+            let Err(reason) = verdicts.get(&key)? else {
+                return None;
+            };
+            let (_, registry, repository, digest) = key;
+            let tags: Vec<&str> = entries.iter().map(|e| e.target.tag.as_str()).collect();
+            Some(format!(
+                "{registry}/{repository}:{} ({}): require_signature: {reason}",
+                tags.join(","),
+                digest.short()
+            ))
+        })
+        .collect()
+}
+
+/// Each image judged by its rule's gate in its registry (its repository's
+/// tags listed once): `Ok(key)` when it passes, `Err(reason)` when not.
+fn judge(
+    images: Vec<Judged>,
+    rules: &RuleSet,
+    stores: &StoreMap,
+) -> BTreeMap<Judged, Result<String, String>> {
+    let mut repositories: BTreeMap<(String, String), Vec<Judged>> = BTreeMap::new();
+    for image in images {
+        let repository = (image.1.clone(), image.2.clone());
+        repositories.entry(repository).or_default().push(image);
+    }
+    repositories
+        .into_par_iter()
+        .flat_map_iter(|((registry, repository), images)| {
+            let store = stores.get(&registry).map(|s| ReadOnly::new(s.clone()));
+            let tags = store.as_ref().map(|s| s.tags(&repository));
+            images.into_iter().map(move |image| {
+                let verdict = match (&store, &tags) {
+                    (None, _) | (_, None) => Err(format!("registry `{registry}` is not open")),
+                    (Some(_), Some(Err(e))) => Err(format!("its tags could not be listed: {e}")),
+                    (Some(store), Some(Ok(tags))) => {
+                        judge_one(store, &repository, &image, tags, rules)
+                    }
+                };
+                (image, verdict)
+            })
+        })
+        .collect()
+}
+
+/// One image against its rule's gate.
+fn judge_one(
+    store: &ReadOnly,
+    repository: &str,
+    image: &Judged,
+    tags: &[String],
+    rules: &RuleSet,
+) -> Result<String, String> {
+    let gate: Option<&Gate> = rules
+        .rules
+        .iter()
+        .find(|r| r.name == image.0)
+        .and_then(|r| r.gate.as_deref());
+    let Some(gate) = gate else {
+        return Err(format!(
+            "rule `{}` has no require_signature in the configuration any more",
+            image.0
+        ));
+    };
+    match check(store, repository, &image.3, tags, gate) {
+        Ok(Verdict::Verified { key }) => Ok(key),
+        Ok(Verdict::Refused(reason)) => Err(reason),
+        Err(e) => Err(format!("its signatures could not be read: {e}")),
+    }
+}

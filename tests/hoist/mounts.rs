@@ -1,0 +1,104 @@
+//! Fewer bytes and requests (issue 17): layers a target already holds from
+//! an earlier run are mounted into new repositories, not uploaded again,
+//! and planning reads a manifest it will copy with one GET.
+
+use crate::apply::{apply, config_at};
+use crate::support::fault_proxy::{FaultProxy, Schedule};
+use crate::support::seed::{self, Format, ImageSpec};
+use crate::support::{Hoist, TestRegistry};
+
+/// Bytes of each layer; each image has two shared base layers and one of its own.
+const LAYER: u64 = 64 * 1024;
+
+#[test]
+fn a_second_run_mounts_base_layers_from_repositories_of_the_first() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    for i in 0..20 {
+        let label = format!("r{i:02}");
+        let spec = ImageSpec {
+            format: Format::Oci,
+            layers: seed::layers(&label, 3, 2, LAYER),
+            platforms: Vec::new(),
+            label: label.clone(),
+        };
+        seed::push(client.as_ref(), &format!("apps/{label}"), "1.0.0", &spec);
+    }
+    let config = |repositories: &str| {
+        config_at(
+            &[("staging", staging.host()), ("prod", prod.host())],
+            &format!(
+                "[[promotion]]\nname = \"apps\"\nfrom = \"staging\"\nto = \"prod\"\n\
+                 repositories = [{repositories}]\n"
+            ),
+        )
+    };
+    let first: Vec<String> = (0..10).map(|i| format!("\"apps/r{i:02}\"")).collect();
+    let first = apply(&config(&first.join(", ")), &[]);
+    assert_eq!(first["summary"]["promoted"], 10, "{first:#}");
+
+    // The ten again (unchanged) and ten new repositories.
+    let second = apply(&config("\"apps/*\""), &[]);
+    let summary = &second["summary"];
+    assert_eq!(summary["promoted"], 10, "{summary:#}");
+    assert_eq!(summary["unchanged"], 10, "{summary:#}");
+    // Only each new image's own layer and config cross the network; the
+    // two base layers are mounted into each of the ten new repositories.
+    assert_eq!(summary["blobs_copied"], 20, "{summary:#}");
+    assert_eq!(summary["blobs_mounted"], 20, "{summary:#}");
+    let bytes = summary["bytes_copied"].as_u64().unwrap();
+    assert!(
+        (10 * LAYER..10 * LAYER + 20_000).contains(&bytes),
+        "no base-layer bytes uploaded: {bytes}"
+    );
+}
+
+/// A source tag whose target tag is absent is resolved with the GET its
+/// copy needs anyway, not a HEAD first (issue 17): planning into an empty
+/// target reads each manifest once and HEADs none; once the target has
+/// the tags, planning HEADs them (a GET counts as a pull on some
+/// registries) and GETs none.
+#[test]
+fn planning_gets_manifests_it_will_copy_and_heads_the_rest() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    for repository in ["apps/a", "apps/b", "apps/c"] {
+        for tag in ["1.0.0", "1.1.0"] {
+            let label = format!("{repository}:{tag}");
+            seed::push(
+                client.as_ref(),
+                repository,
+                tag,
+                &seed::small_image(&label, Format::Oci),
+            );
+        }
+    }
+    let proxy = FaultProxy::start(staging.host(), Schedule::none());
+    let config = config_at(
+        &[("staging", &proxy.host()), ("prod", prod.host())],
+        "[[promotion]]\nname = \"apps\"\nfrom = \"staging\"\nto = \"prod\"\n\
+         repositories = [\"apps/*\"]\n",
+    );
+    let manifest_reads = |proxy: &FaultProxy, method: &str| {
+        proxy
+            .seen()
+            .iter()
+            .filter(|s| s.method == method && s.path.contains("/manifests/"))
+            .count()
+    };
+    Hoist::new().config(&config).args(["plan"]).run().success();
+    assert_eq!(manifest_reads(&proxy, "HEAD"), 0);
+    assert_eq!(manifest_reads(&proxy, "GET"), 6);
+
+    Hoist::new().config(&config).args(["apply"]).run().success();
+    let before = (
+        manifest_reads(&proxy, "HEAD"),
+        manifest_reads(&proxy, "GET"),
+    );
+    Hoist::new().config(&config).args(["plan"]).run().success();
+    let after = (
+        manifest_reads(&proxy, "HEAD"),
+        manifest_reads(&proxy, "GET"),
+    );
+    assert_eq!((after.0 - before.0, after.1 - before.1), (6, 0));
+}
