@@ -11,14 +11,22 @@ use crate::support::{Hoist, TestRegistry};
 /// A rule over staging's `apps/web` with the gate; the key file is copied
 /// next to the configuration and named relative to it.
 fn gated(hoist: Hoist, staging: &TestRegistry, prod: &TestRegistry) -> Hoist {
+    gated_with(hoist, staging, prod, "")
+}
+
+/// [`gated`], with more lines for the rule.
+fn gated_with(hoist: Hoist, staging: &TestRegistry, prod: &TestRegistry, extra: &str) -> Hoist {
     let keys = hoist.dir().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     std::fs::copy(Signer::load("ci").public_key, keys.join("ci.pub")).unwrap();
     hoist.config(&config_at(
         &[("staging", staging.host()), ("prod", prod.host())],
-        "[[promotion]]\nname = \"web\"\nfrom = \"staging\"\nto = \"prod\"\n\
-         repositories = [\"apps/web\"]\nfloating = [\"{major}\"]\n\
-         require_signature = { keys = [\"keys/ci.pub\"], annotations = { team = \"web\" } }\n",
+        &format!(
+            "[[promotion]]\nname = \"web\"\nfrom = \"staging\"\nto = \"prod\"\n\
+         repositories = [\"apps/web\"]\nfloating = [\"{{major}}\"]\n\
+         require_signature = {{ keys = [\"keys/ci.pub\"], annotations = {{ team = \"web\" }} }}\n\
+         {extra}"
+        ),
     ))
 }
 
@@ -271,4 +279,64 @@ fn promote_requires_a_signature_when_asked() {
     let mut expected = vec!["1.0.0".to_string(), signature_tag(&digests[0])];
     expected.sort();
     assert_eq!(tags, expected);
+}
+
+/// The gate judges the source image: a multi-platform index signed at its
+/// own digest passes, whether the rule copies it whole or filters it to one
+/// platform (a new index, which the signature does not name, so the
+/// signature stays behind with a note).
+#[test]
+fn a_multi_platform_index_signed_at_its_digest_passes_with_and_without_a_filter() {
+    let (staging, whole, filtered) = (
+        TestRegistry::start(),
+        TestRegistry::start(),
+        TestRegistry::start(),
+    );
+    let client = seed::client(&staging);
+    let index = seed::push(
+        client.as_ref(),
+        "apps/web",
+        "2.0.0",
+        &seed::multi_platform_image("web", Format::Oci),
+    );
+    let reference = format!("{}/apps/web", staging.host());
+    Signer::load("ci").sign(
+        client.as_ref(),
+        "apps/web",
+        &index.digest,
+        &reference,
+        &[("team", "web")],
+    );
+
+    gated(Hoist::new(), &staging, &whole)
+        .args(["apply"])
+        .run()
+        .success();
+    assert_eq!(
+        whole.read_manifest_digest("apps/web", "2.0.0"),
+        Some(index.digest.to_string())
+    );
+    assert!(
+        whole
+            .read_tags("apps/web")
+            .contains(&signature_tag(&index.digest))
+    );
+
+    let hoist = gated_with(
+        Hoist::new(),
+        &staging,
+        &filtered,
+        "platforms = [\"linux/arm64\"]\n",
+    );
+    let run = hoist.args(["apply"]).run().success();
+    let written = filtered
+        .read_manifest_digest("apps/web", "2.0.0")
+        .expect("the filtered index");
+    assert_ne!(written, index.digest.to_string(), "a new, filtered index");
+    assert_eq!(
+        filtered.read_tags("apps/web").len(),
+        2,
+        "2.0.0 and 2, no .sig"
+    );
+    assert!(run.stdout.contains("skipped"), "{}", run.stdout);
 }
