@@ -106,8 +106,18 @@ pub struct DockerPromoteArgs {
     /// The tag in the target (REST `targetTag`); needs --source-tag [default: the source tag].
     #[arg(long, value_name = "TAG")]
     pub target_tag: Option<String>,
-    /// Copy: keep the source tags (REST `copy: true`) [default: move].
-    #[arg(long)]
+    /// Copy: keep the source tags (REST `copy: true`) [default: move];
+    /// `--copy=true` and `--copy=false` are accepted, as `jf` writes them.
+    #[arg(
+        long,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = false,
+        default_missing_value = "true",
+        hide_default_value = true,
+        value_name = "BOOL"
+    )]
     pub copy: bool,
     /// Leave the images' signatures, attestations and SBOMs behind.
     #[arg(long)]

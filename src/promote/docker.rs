@@ -4,7 +4,7 @@
 //! planned as `hoist promote` plans one image, so the executor's mounts and
 //! `mode = "move"`'s safety apply unchanged.
 
-use super::{Carry, Destination, Planned, PromoteError, Stores};
+use super::{Carry, Destination, Planned, PromoteError, SourceAndTarget};
 use crate::plan::{Plan, Role, Transfer};
 use crate::reference::{Location, Reference, parse_listing, validate_repository, validate_tag};
 use crate::registry::ReadOnly;
@@ -152,7 +152,12 @@ impl DockerPromotion {
         referrers: bool,
     ) -> Result<Plan, PromoteError> {
         let repository = &self.source.repository;
-        let source_tags = source_store.tags(repository)?;
+        // The tags are read for a whole repository, and to find the
+        // artifacts attached to the images promoted.
+        let source_tags = match self.source_tag.is_none() || referrers {
+            true => source_store.tags(repository)?,
+            false => Vec::new(),
+        };
         let promoted: Vec<&String> = match &self.source_tag {
             Some(tag) => vec![tag],
             None => source_tags
@@ -168,7 +173,7 @@ impl DockerPromotion {
             referrers,
             mode: self.mode,
         };
-        let stores = Stores {
+        let stores = SourceAndTarget {
             source: source_store,
             target: target_store,
         };

@@ -74,7 +74,7 @@ pub fn plan(
         true => source_store.tags(&source.repository)?,
         false => Vec::new(),
     };
-    let stores = Stores {
+    let stores = SourceAndTarget {
         source: source_store,
         target: target_store,
     };
@@ -87,7 +87,7 @@ pub fn plan(
 }
 
 /// The two stores a promotion reads, through read-only handles.
-pub(crate) struct Stores<'a> {
+pub(crate) struct SourceAndTarget<'a> {
     /// Where the images are.
     pub source: &'a ReadOnly,
     /// Where they go.
@@ -104,7 +104,7 @@ pub(crate) struct Planned {
     pub skipped: Vec<crate::plan::SkippedTag>,
 }
 
-impl Stores<'_> {
+impl SourceAndTarget<'_> {
     /// The entries writing `source` to each of `destination`'s tags, and
     /// its attached artifacts (found among `source_tags`, the tags of its
     /// repository) when `carry.referrers`; `rule` names the command in the plan.

@@ -144,7 +144,7 @@ fn docker_promote_copy_keeps_the_source_and_mounts_within_one_registry() {
             registry.host(),
             "--target-docker-image",
             "stable/web",
-            "--copy",
+            "--copy=true",
             "--report",
             "report.json",
         ])
@@ -282,7 +282,8 @@ fn assert_refused_and_kept(
 }
 
 /// Artifactory serves each repository key under its own path: SOURCE and
-/// TARGET given as those URLs work, every request going below the path.
+/// TARGET given as those URLs work, every request going below the path; a
+/// `jf` line's `--flag=value` spellings and `--server-id` are accepted.
 #[test]
 fn docker_promote_takes_artifactory_repository_urls() {
     let (local, prod) = (TestRegistry::start(), TestRegistry::start());
@@ -305,8 +306,9 @@ fn docker_promote_takes_artifactory_repository_urls() {
             "apps/web",
             &source_url,
             &target_url,
-            "--source-tag",
-            "2.0",
+            "--source-tag=2.0",
+            "--copy=false",
+            "--server-id=my-artifactory",
         ])
         .run()
         .success();
