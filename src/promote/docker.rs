@@ -4,6 +4,10 @@
 //! planned as `hoist promote` plans one image, so the executor's mounts and
 //! `mode = "move"`'s safety apply unchanged.
 
+use std::collections::BTreeSet;
+
+use rayon::prelude::*;
+
 use super::{Carry, Destination, Planned, PromoteError, SourceAndTarget};
 use crate::plan::{Plan, Role, Transfer};
 use crate::reference::{Location, Reference, parse_listing, validate_repository, validate_tag};
@@ -177,20 +181,35 @@ impl DockerPromotion {
             source: source_store,
             target: target_store,
         };
+        // Each tag's source and target are read apart, on the run's pool.
+        let images: Vec<Result<Planned, PromoteError>> = promoted
+            .par_iter()
+            .map(|tag| {
+                let source = Reference {
+                    tag: Some((*tag).clone()),
+                    ..self.source.clone()
+                };
+                let target_tag = self.target_tag.clone().unwrap_or_else(|| (*tag).clone());
+                let destination = Destination {
+                    target: self.target.clone(),
+                    tags: vec![(target_tag, Role::Version)],
+                    notes: Vec::new(),
+                };
+                stores.entries(&source, &destination, &carry, &source_tags, RULE)
+            })
+            .collect();
         let mut planned = Planned::default();
-        for tag in promoted {
-            let source = Reference {
-                tag: Some(tag.clone()),
-                ..self.source.clone()
-            };
-            let target_tag = self.target_tag.clone().unwrap_or_else(|| tag.clone());
-            let destination = Destination {
-                target: self.target.clone(),
-                tags: vec![(target_tag, Role::Version)],
-                notes: Vec::new(),
-            };
-            let image = stores.entries(&source, &destination, &carry, &source_tags, RULE)?;
-            merge(&mut planned, image);
+        let mut written = BTreeSet::new();
+        for image in images {
+            let image = image?;
+            // An artifact attached to an image two tags share is written once.
+            planned.entries.extend(
+                image
+                    .entries
+                    .into_iter()
+                    .filter(|e| written.insert(e.target.tag.clone())),
+            );
+            planned.skipped.extend(image.skipped);
         }
         // Tags first, then the artifacts attached to them, as `promote` orders one image.
         planned.entries.sort_by_key(|e| e.role.is_attached());
@@ -204,20 +223,6 @@ impl DockerPromotion {
 
 /// The name of the command in the plan's entries (where a rule's name goes).
 const RULE: &str = "docker-promote";
-
-/// Adds one image's entries to the promotion's: an artifact attached to an
-/// image that two tags share is written once.
-fn merge(planned: &mut Planned, image: Planned) {
-    for entry in image.entries {
-        let same_target = |e: &crate::plan::PlanEntry| {
-            e.target.repository == entry.target.repository && e.target.tag == entry.target.tag
-        };
-        if !planned.entries.iter().any(same_target) {
-            planned.entries.push(entry);
-        }
-    }
-    planned.skipped.extend(image.skipped);
-}
 
 #[cfg(test)]
 #[path = "docker_tests.rs"]
