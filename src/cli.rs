@@ -69,6 +69,84 @@ pub enum Command {
     /// Promote one image, with Stevedore's flags: `hoist promote SOURCE [TARGET]`.
     #[command(visible_aliases = ["publish", "copy"])]
     Promote(Box<PromoteArgs>),
+    /// Promote a repository, or one tag, from one registry to another with
+    /// JFrog's `jf rt docker-promote` semantics: a move unless --copy.
+    #[command(
+        long_about = "Promote a repository, or one tag, from one registry to another, as JFrog Artifactory's `jf rt docker-promote IMAGE SOURCE TARGET` and `POST /api/docker/{repoKey}/v2/promote` do.\n\n\
+Without --source-tag every tag of IMAGE is promoted. The default is a move: each source tag is deleted \
+once the target holds its image, never before, and never while another source tag still needs the \
+image (as `mode = \"move\"`); --copy keeps the source. Signatures, attestations and SBOMs go with \
+their images. Blobs are mounted, not copied, when SOURCE and TARGET are one registry.",
+        after_help = "Examples:\n  \
+hoist docker-promote jfrog/ubuntu docker-local docker-prod --source-tag 22.04 --copy\n  \
+hoist docker-promote app https://host/artifactory/api/docker/docker-local \\\n      \
+https://host/artifactory/api/docker/docker-prod --target-docker-image app-stable"
+    )]
+    DockerPromote(DockerPromoteArgs),
+}
+
+/// `hoist docker-promote IMAGE SOURCE TARGET`: `jf rt docker-promote`'s
+/// arguments and flags, with its defaults (a move; the whole repository).
+#[derive(Debug, clap::Args)]
+pub struct DockerPromoteArgs {
+    /// The repository to promote, e.g. `jfrog/ubuntu` (REST `dockerRepository`).
+    pub image: String,
+    /// The source registry (REST `repoKey`): a name from the configuration's
+    /// [registries], `host[:port]`, or a URL, which may have a path
+    /// (`https://host/artifactory/api/docker/docker-local`).
+    pub source: String,
+    /// The target registry (REST `targetRepo`), written as SOURCE is.
+    pub target: String,
+    /// Promote only this tag (REST `tag`) [default: every tag of IMAGE].
+    #[arg(long, value_name = "TAG")]
+    pub source_tag: Option<String>,
+    /// The repository in the target (REST `targetDockerRepository`) [default: IMAGE].
+    #[arg(long, value_name = "NAME")]
+    pub target_docker_image: Option<String>,
+    /// The tag in the target (REST `targetTag`); needs --source-tag [default: the source tag].
+    #[arg(long, value_name = "TAG")]
+    pub target_tag: Option<String>,
+    /// Copy: keep the source tags (REST `copy: true`) [default: move];
+    /// `--copy=true` and `--copy=false` are accepted, as `jf` writes them.
+    #[arg(
+        long,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = false,
+        default_missing_value = "true",
+        hide_default_value = true,
+        value_name = "BOOL"
+    )]
+    pub copy: bool,
+    /// Leave the images' signatures, attestations and SBOMs behind.
+    #[arg(long)]
+    pub no_referrers: bool,
+    /// Show what would be written (and deleted), read from the registries; write nothing.
+    #[arg(short = 'D', long)]
+    pub dry_run: bool,
+    /// Accepted for `jf`: hoist finds SOURCE and TARGET (and their
+    /// credentials) in the configuration, or takes them as addresses.
+    #[arg(long, value_name = "ID")]
+    pub server_id: Option<String>,
+    /// Report and progress.
+    #[command(flatten)]
+    pub output: Output,
+}
+
+impl DockerPromoteArgs {
+    /// What the flags ask for.
+    pub fn request(&self) -> crate::promote::DockerRequest {
+        crate::promote::DockerRequest {
+            image: self.image.clone(),
+            source: self.source.clone(),
+            target: self.target.clone(),
+            source_tag: self.source_tag.clone(),
+            target_image: self.target_docker_image.clone(),
+            target_tag: self.target_tag.clone(),
+            copy: self.copy,
+        }
+    }
 }
 
 /// `hoist promote SOURCE [TARGET]`: Stevedore's command line is accepted

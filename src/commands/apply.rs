@@ -63,20 +63,20 @@ pub(super) fn apply(
 }
 
 /// A plan ready to execute, and how.
-struct Run<'a> {
-    plan: &'a Plan,
-    stores: &'a StoreMap,
-    check_preconditions: bool,
-    progress: ProgressMode,
-    report: Option<&'a Path>,
-    shard: Option<Shard>,
-    started: Instant,
-    retry: RetryPolicy,
+pub(super) struct Run<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) stores: &'a StoreMap,
+    pub(super) check_preconditions: bool,
+    pub(super) progress: ProgressMode,
+    pub(super) report: Option<&'a Path>,
+    pub(super) shard: Option<Shard>,
+    pub(super) started: Instant,
+    pub(super) retry: RetryPolicy,
 }
 
 impl Run<'_> {
     /// Runs the plan: the exit status, and the report of what was done.
-    fn execute(&self) -> Result<(ExitStatus, ApplyReport), CommandError> {
+    pub(super) fn execute(&self) -> Result<(ExitStatus, ApplyReport), CommandError> {
         // The same images the executor writes and the estimate counts.
         let images = plan::images_to_write(&self.plan.entries, |_| true);
         let progress = Progress::new(

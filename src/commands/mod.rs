@@ -1,6 +1,7 @@
 //! What each subcommand does, from resolved arguments to an exit status.
 
 mod apply;
+mod docker_promote;
 mod error;
 mod planning;
 
@@ -150,6 +151,7 @@ fn dispatch(cli: &Cli, observed: &mut Observed) -> Result<ExitStatus, CommandErr
     pool.install(|| match &cli.command {
         Command::Ls { target } => ls(&stores, target),
         Command::Promote(args) => promote(&stores, args),
+        Command::DockerPromote(args) => docker_promote::docker_promote(&stores, args),
         Command::Plan(args) => plan_command(&stores, &loaded, rules, args),
         Command::Apply(args) => apply(&stores, &loaded, rules, args, observed),
         Command::Verify(args) => verify_command(&stores, &loaded, rules, args, observed),

@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 
 mod destination;
+mod docker;
 
 pub use destination::{
     DEFAULT_SEMVER_TEMPLATES, Destination, Request, destination, source_reference,
 };
+pub use docker::{DockerPromotion, DockerRequest};
 
 use crate::plan::{
     Action, GateVerdict, PLAN_FORMAT, Plan, PlanEntry, Role, SourceImage, TargetTag, Transfer,
@@ -36,6 +38,10 @@ pub enum PromoteError {
     /// The source tag or digest is not in the source.
     #[error("{0} not found")]
     SourceMissing(String),
+    /// A whole repository to promote that holds no tags (or only
+    /// artifacts attached to images).
+    #[error("{0} has no tags to promote")]
+    NoTags(String),
     /// The `--platform` filter cannot be applied.
     #[error("--platform: {0}")]
     Platforms(#[from] crate::manifest::FilterError),
@@ -95,77 +101,141 @@ pub fn plan(
     target_store: &ReadOnly,
     carry: &Carry<'_>,
 ) -> Result<Plan, PromoteError> {
-    let reference = source.manifest_reference();
-    let head = source_store
-        .manifest_head(&source.repository, &reference)?
-        .ok_or_else(|| PromoteError::SourceMissing(source.to_string()))?;
-    let mut target_digest = None;
-    if !carry.platforms.is_empty() {
-        let written = crate::filter::filter_image(
-            source_store,
-            &source.repository,
-            &head.digest,
-            carry.platforms,
-        )??;
-        target_digest = (written != head.digest).then_some(written);
-    }
-    let image = SourceImage {
-        registry: source.location.to_string(),
-        repository: source.repository.clone(),
-        tag: source.tag.clone().unwrap_or_else(|| reference.clone()),
-        digest: head.digest.clone(),
-        media_type: head.media_type.clone(),
+    let source_tags = match carry.referrers {
+        true => source_store.tags(&source.repository)?,
+        false => Vec::new(),
     };
-    let verdict = match &carry.gate {
-        Some(gate) => {
-            let tags = source_store.tags(&image.repository)?;
-            let verdict =
-                crate::gate::check(source_store, &image.repository, &image.digest, &tags, gate)?;
-            Some(GateVerdict::of("promote", &verdict))
+    let stores = SourceAndTarget {
+        source: source_store,
+        target: target_store,
+    };
+    let planned = stores.entries(source, destination, carry, &source_tags, "promote")?;
+    Ok(stores.assemble(
+        planned,
+        &source.location.to_string(),
+        &destination.target.location.to_string(),
+    ))
+}
+
+/// The two stores a promotion reads, through read-only handles.
+pub(crate) struct SourceAndTarget<'a> {
+    /// Where the images are.
+    pub source: &'a ReadOnly,
+    /// Where they go.
+    pub target: &'a ReadOnly,
+}
+
+/// The entries promoting one source image, and the attached artifacts
+/// that cannot go along (with why).
+#[derive(Default)]
+pub(crate) struct Planned {
+    /// One per target tag, then one per attached artifact.
+    pub entries: Vec<PlanEntry>,
+    /// Attached artifacts left behind.
+    pub skipped: Vec<crate::plan::SkippedTag>,
+}
+
+impl SourceAndTarget<'_> {
+    /// The entries writing `source` to each of `destination`'s tags, and
+    /// its attached artifacts (found among `source_tags`, the tags of its
+    /// repository) when `carry.referrers`; `rule` names the command in the plan.
+    pub(crate) fn entries(
+        &self,
+        source: &Reference,
+        destination: &Destination,
+        carry: &Carry<'_>,
+        source_tags: &[String],
+        rule: &str,
+    ) -> Result<Planned, PromoteError> {
+        let reference = source.manifest_reference();
+        let head = self
+            .source
+            .manifest_head(&source.repository, &reference)?
+            .ok_or_else(|| PromoteError::SourceMissing(source.to_string()))?;
+        let mut target_digest = None;
+        if !carry.platforms.is_empty() {
+            let written = crate::filter::filter_image(
+                self.source,
+                &source.repository,
+                &head.digest,
+                carry.platforms,
+            )??;
+            target_digest = (written != head.digest).then_some(written);
         }
-        None => None,
-    };
-    let refused = verdict.as_ref().is_some_and(|v| v.refusal().is_some());
-    let writer = EntryWriter {
-        destination,
-        target_store,
-        carry,
-        verdict,
-    };
-    let mut entries = Vec::new();
-    for (tag, role) in &destination.tags {
-        entries.push(writer.entry(image.clone(), tag, role.clone(), target_digest.clone())?);
-    }
-    let mut skipped = Vec::new();
-    // A refused image is not written, so nothing is attached to it.
-    if carry.referrers && !refused {
-        let attached = attached_images(source_store, &image)?;
-        for attached in attached {
-            match &target_digest {
-                None => {
-                    let tag = attached.tag.clone();
-                    let role = Role::Attached {
-                        subject: image.digest.clone(),
-                    };
-                    entries.push(writer.entry(attached, &tag, role, None)?);
+        let image = SourceImage {
+            registry: source.location.to_string(),
+            repository: source.repository.clone(),
+            tag: source.tag.clone().unwrap_or_else(|| reference.clone()),
+            digest: head.digest.clone(),
+            media_type: head.media_type.clone(),
+        };
+        let verdict = match &carry.gate {
+            Some(gate) => {
+                let listed;
+                let tags = if carry.referrers {
+                    source_tags
+                } else {
+                    listed = self.source.tags(&image.repository)?;
+                    &listed
+                };
+                let verdict =
+                    crate::gate::check(self.source, &image.repository, &image.digest, tags, gate)?;
+                Some(GateVerdict::of(rule, &verdict))
+            }
+            None => None,
+        };
+        let refused = verdict.as_ref().is_some_and(|v| v.refusal().is_some());
+        let writer = EntryWriter {
+            destination,
+            target_store: self.target,
+            carry,
+            rule,
+            verdict,
+        };
+        let mut planned = Planned::default();
+        for (tag, role) in &destination.tags {
+            let entry = writer.entry(image.clone(), tag, role.clone(), target_digest.clone())?;
+            planned.entries.push(entry);
+        }
+        // A refused image is not written, so nothing is attached to it.
+        if carry.referrers && !refused {
+            for attached in attached_images(self.source, &image, source_tags)? {
+                match &target_digest {
+                    None => {
+                        let tag = attached.tag.clone();
+                        let role = Role::Attached {
+                            subject: image.digest.clone(),
+                        };
+                        planned
+                            .entries
+                            .push(writer.entry(attached, &tag, role, None)?);
+                    }
+                    Some(filtered) => planned
+                        .skipped
+                        .push(signature_left_behind(&attached, &image, filtered)),
                 }
-                Some(filtered) => skipped.push(signature_left_behind(&attached, &image, filtered)),
             }
         }
+        Ok(planned)
     }
-    let target_name = destination.target.location.to_string();
-    Ok(Plan {
-        format: PLAN_FORMAT,
-        registries: BTreeMap::from([
-            (image.registry.clone(), image.registry.clone()),
-            (target_name.clone(), target_name),
-        ]),
-        summary: crate::plan::summarize(&entries, skipped.len()),
-        estimate: estimate(&entries, source_store, target_store),
-        entries,
-        skipped,
-        rule_problems: Vec::new(),
-    })
+
+    /// The plan of `planned`, from the registry named `source` to the one
+    /// named `target`: its summary and its estimate of the work.
+    pub(crate) fn assemble(&self, planned: Planned, source: &str, target: &str) -> Plan {
+        let Planned { entries, skipped } = planned;
+        Plan {
+            format: PLAN_FORMAT,
+            registries: BTreeMap::from([
+                (source.to_string(), source.to_string()),
+                (target.to_string(), target.to_string()),
+            ]),
+            summary: crate::plan::summarize(&entries, skipped.len()),
+            estimate: estimate(&entries, self.source, self.target),
+            entries,
+            skipped,
+            rule_problems: Vec::new(),
+        }
+    }
 }
 
 /// The work `entries` mean, as `plan` estimates it for rules: each image's
@@ -213,6 +283,7 @@ struct EntryWriter<'a> {
     destination: &'a Destination,
     target_store: &'a ReadOnly,
     carry: &'a Carry<'a>,
+    rule: &'a str,
     /// The verdict of `--require-signature` on the source image.
     verdict: Option<GateVerdict>,
 }
@@ -252,7 +323,7 @@ impl EntryWriter<'_> {
                 current_digest: current,
                 digest: filtered,
             },
-            rules: vec!["promote".to_string()],
+            rules: vec![self.rule.to_string()],
             platforms: if attached {
                 Vec::new()
             } else {
@@ -265,16 +336,16 @@ impl EntryWriter<'_> {
     }
 }
 
-/// The signature, attestation and SBOM tags of `image` in its repository,
-/// each as the image it points at. A tag that resolves to the image itself
+/// The signature, attestation and SBOM tags of `image` among `tags` (its
+/// repository's), each as the image it points at. A tag that resolves to the image itself
 /// (GitLab's answer to `sha256-<hex>`) is not one of them.
 fn attached_images(
     source_store: &ReadOnly,
     image: &SourceImage,
+    tags: &[String],
 ) -> Result<Vec<SourceImage>, PromoteError> {
-    let tags = source_store.tags(&image.repository)?;
     let mut attached = Vec::new();
-    for tag in crate::plan::attached_tag_names(&image.digest, &tags) {
+    for tag in crate::plan::attached_tag_names(&image.digest, tags) {
         let Some(head) = source_store.manifest_head(&image.repository, tag)? else {
             continue;
         };

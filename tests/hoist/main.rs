@@ -7,6 +7,7 @@ mod support;
 mod apply;
 mod auth;
 mod copy;
+mod docker_promote;
 mod faults;
 mod fuzz_inputs;
 mod gates;
