@@ -246,5 +246,4 @@ fn read_payload(
 }
 
 #[cfg(test)]
-#[path = "gate_tests.rs"]
 mod tests;
