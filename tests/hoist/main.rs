@@ -10,6 +10,7 @@ mod copy;
 mod faults;
 mod fuzz_inputs;
 mod gates;
+mod gates_keyless;
 mod harness;
 mod hostile;
 mod image;
