@@ -115,9 +115,7 @@ pub struct SignedLayer<'a> {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KeylessError {
     /// No certificate annotation: a key-based signature.
-    #[error(
-        "no certificate (a key-based signature, and no key in require_signature.keys verifies it)"
-    )]
+    #[error("it has no certificate (a key-based signature, by no key this rule lists)")]
     NoCertificate,
     /// The certificate annotation is not a certificate.
     #[error("its certificate cannot be read ({0})")]

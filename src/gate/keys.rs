@@ -124,9 +124,12 @@ impl PublicKey {
 
     /// Whether `signature` is this key's over `message`, made as cosign
     /// makes signatures: ECDSA (ASN.1) and RSA (PKCS#1 v1.5, or PSS) over
-    /// SHA-256, Ed25519 over the message itself.
+    /// SHA-256, Ed25519 over the message itself; a P-384 key's over SHA-384
+    /// too (sigstore's default for that curve).
     pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
         self.verifies_with(Hash::Sha256, message, signature)
+            || (matches!(self.kind, KeyKind::P384(_))
+                && self.verifies_with(Hash::Sha384, message, signature))
     }
 
     /// Whether `signature` is this key's over `message` hashed with `hash`

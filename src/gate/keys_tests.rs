@@ -46,6 +46,8 @@ fn ed25519_rsa_and_p384_keys_verify_their_own_signatures_only() {
     assert!(key("rsa.pub").verifies(message, &pkcs1));
     assert!(key("rsa.pub").verifies(message, &pss));
     assert!(key("p384.pub").verifies_with(Hash::Sha384, message, &p384_signature));
+    assert!(key("p384.pub").verifies(message, &p384_signature));
+    assert!(!key("p384.pub").verifies_with(Hash::Sha256, message, &p384_signature));
     for (name, signature) in [
         ("ed25519.pub", &ed_signature),
         ("rsa.pub", &pkcs1),
@@ -72,6 +74,22 @@ fn real_key_based_cosign_signatures_verify() {
         assert!(!public.verifies(tampered.as_bytes(), &signature), "{name}");
     }
     assert_eq!(key("real/obs-rsa.pub").algorithm(), "RSA");
+    // Made by the sigstore crate, one payload, four key types.
+    let payload = fixture("real/sigstore-rs.payload.json");
+    for (name, algorithm) in [
+        ("p256", "ECDSA P-256"),
+        ("p384", "ECDSA P-384"),
+        ("ed25519", "Ed25519"),
+        ("rsa", "RSA"),
+    ] {
+        let public = key(&format!("real/sigstore-rs-{name}.pub"));
+        assert_eq!(public.algorithm(), algorithm);
+        let signature = STANDARD
+            .decode(fixture(&format!("real/sigstore-rs-{name}.sig")).trim())
+            .unwrap();
+        assert!(public.verifies(payload.as_bytes(), &signature), "{name}");
+        assert!(!public.verifies(b"{}", &signature), "{name}");
+    }
 }
 
 #[test]

@@ -118,7 +118,10 @@ fn only_images_signed_keylessly_by_the_pipeline_are_promoted() {
             "1.1.0",
             "the certificate's identity is `release@hoist-test.example`",
         ),
-        ("1.2.0", "no certificate (a key-based signature"),
+        (
+            "1.2.0",
+            "signed, but it has no certificate (a key-based signature, by no key this rule lists)",
+        ),
         (
             "1.3.0",
             "from log c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d, which the trusted root does not list",
@@ -267,6 +270,88 @@ fn unusable_keys_trusted_roots_and_patterns_are_configuration_errors() {
             run.stderr.contains(expected),
             "missing `{expected}` in\n{}",
             run.stderr
+        );
+    }
+}
+
+#[test]
+fn an_image_signed_by_the_sigstore_crate_with_each_key_type_is_promoted() {
+    // tests/fixtures/cosign/real/sigstore-rs-*: key pairs made and a payload
+    // signed by the sigstore crate (crates.io) outside hoist, for the digest
+    // of this deterministic image; see that directory's README.
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    let names = ["p256", "p384", "ed25519", "rsa"];
+    let mut rules = String::new();
+    let hoist = Hoist::new();
+    for name in names {
+        let repository = format!("apps/{name}");
+        let image = seed::push(
+            client.as_ref(),
+            &repository,
+            "1.0.0",
+            &seed::small_image("sigstore-rs", Format::Oci),
+        );
+        assert_eq!(
+            image.digest.to_string(),
+            "sha256:6a67b8bcf8f5782ef81e11cf214aa277bfff85f813b752909dc22b4b826f6fbb",
+            "the seeded image changed: sign its new digest again (real/README.md)"
+        );
+        let payload = std::fs::read(fixture("real/sigstore-rs.payload.json")).unwrap();
+        let signature =
+            std::fs::read_to_string(fixture(&format!("real/sigstore-rs-{name}.sig"))).unwrap();
+        attach(
+            client.as_ref(),
+            &repository,
+            &image.digest,
+            &payload,
+            &[(
+                crate::support::cosign::SIGNATURE_ANNOTATION,
+                signature.trim().to_string(),
+            )],
+        );
+        place(
+            &hoist,
+            &fixture(&format!("real/sigstore-rs-{name}.pub")),
+            &format!("keys/{name}.pub"),
+        );
+        rules.push_str(&format!(
+            "[[promotion]]\nname = \"{name}\"\nfrom = \"staging\"\nto = \"prod\"\n\
+             repositories = [\"{repository}\"]\n\
+             require_signature = {{ keys = [\"keys/{name}.pub\"], annotations = {{ team = \"web\" }} }}\n\n"
+        ));
+    }
+    let config = config_at(
+        &[("staging", staging.host()), ("prod", prod.host())],
+        &rules,
+    );
+    let plan = hoist
+        .config(&config)
+        .args(["plan", "--format", "json"])
+        .run()
+        .success();
+    let verdicts = verdicts(&plan.stdout);
+    for name in names {
+        assert_eq!(
+            verdicts[&format!("apps/{name}:1.0.0")].0,
+            "create",
+            "{name}: {verdicts:#?}"
+        );
+    }
+    let hoist = Hoist::new();
+    for name in names {
+        place(
+            &hoist,
+            &fixture(&format!("real/sigstore-rs-{name}.pub")),
+            &format!("keys/{name}.pub"),
+        );
+    }
+    hoist.config(&config).args(["apply"]).run().success();
+    for name in names {
+        assert_eq!(
+            prod.read_manifest_digest(&format!("apps/{name}"), "1.0.0")
+                .as_deref(),
+            Some("sha256:6a67b8bcf8f5782ef81e11cf214aa277bfff85f813b752909dc22b4b826f6fbb")
         );
     }
 }
