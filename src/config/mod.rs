@@ -105,6 +105,10 @@ impl LoadedConfig {
                     .iter()
                     .map(|key| base.join(key).display().to_string())
                     .collect();
+                gate.trusted_root = gate
+                    .trusted_root
+                    .as_ref()
+                    .map(|root| base.join(root).display().to_string());
             }
         }
         Ok(loaded)

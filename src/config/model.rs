@@ -167,14 +167,37 @@ pub struct Promotion {
     pub require_signature: Option<RequireSignature>,
 }
 
-/// `require_signature = { keys = [...], annotations = { ... } }`: the gate
-/// an image must pass to be promoted by the rule.
+/// `require_signature = { keys = [...], annotations = { ... } }`, or keyless
+/// `{ identity = "...", issuer = "...", trusted_root = "..." }` (or both: a
+/// signature of either kind will do): the gate an image must pass to be
+/// promoted by the rule.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequireSignature {
-    /// cosign public keys (PEM, ECDSA P-256), paths relative to this file;
-    /// a signature by any one of them will do.
+    /// cosign public keys (PEM: ECDSA P-256 or P-384, Ed25519, RSA), paths
+    /// relative to this file; a signature by any one of them will do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<String>,
+    /// Keyless: the signing certificate's identity (its subject alternative
+    /// name: a workflow URI or an email), exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Keyless: a regular expression the whole identity must match (instead
+    /// of `identity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_regexp: Option<String>,
+    /// Keyless: the OIDC issuer that vouched for the identity, exactly
+    /// (e.g. `https://token.actions.githubusercontent.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Keyless: a regular expression the whole issuer must match (instead of
+    /// `issuer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_regexp: Option<String>,
+    /// Keyless: sigstore's `trusted_root.json` (certificate authorities and
+    /// transparency log keys), relative to this file; nothing is fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<String>,
     /// Each must appear with this value in the signed payload's `optional`
     /// section (`cosign sign -a key=value`).
     #[serde(default)]

@@ -88,6 +88,7 @@ pub fn gate_of(
     Ok(Some(std::sync::Arc::new(crate::gate::Gate {
         keys,
         annotations: annotations.iter().cloned().collect(),
+        keyless: None,
     })))
 }
 

@@ -1,41 +1,178 @@
-//! `require_signature` compiled: the rule's keys read and parsed.
+//! `require_signature` compiled: the rule's keys and trusted root read and
+//! parsed, its identity and issuer patterns compiled; problems point at the
+//! field that cannot be used.
 
-use crate::config::{FieldPath, Problem};
+use std::sync::Arc;
 
-/// The keys of a `require_signature`, read and parsed; problems point at
-/// the key that cannot be used.
+use crate::config::{FieldPath, Problem, RequireSignature};
+use crate::gate::{Gate, Keyless, Matcher, PublicKey, TrustedRoot};
+
+/// The gate of a `require_signature`, or the problems that stop it.
 pub(super) fn compile_gate(
-    gate: &crate::config::RequireSignature,
+    gate: &RequireSignature,
     at: &FieldPath,
     problems: &mut Vec<Problem>,
-) -> Option<std::sync::Arc<crate::gate::Gate>> {
-    if gate.keys.is_empty() {
-        problems.push(
-            Problem::at(at.key("keys"), "`keys` is empty").help(
-                "name the cosign public keys that sign for this rule, e.g. [\"keys/ci.pub\"]",
-            ),
-        );
+) -> Option<Arc<Gate>> {
+    let before = problems.len();
+    let keyless_asked = gate.identity.is_some()
+        || gate.identity_regexp.is_some()
+        || gate.issuer.is_some()
+        || gate.issuer_regexp.is_some()
+        || gate.trusted_root.is_some();
+    if gate.keys.is_empty() && !keyless_asked {
+        problems.push(Problem::at(at.key("keys"), "`keys` is empty").help(
+            "name the cosign public keys that sign for this rule, e.g. [\"keys/ci.pub\"], \
+                 or a keyless signer with identity, issuer and trusted_root",
+        ));
         return None;
     }
+    let keys = compile_keys(gate, at, problems);
+    let keyless = if keyless_asked {
+        compile_keyless(gate, at, problems)
+    } else {
+        None
+    };
+    (problems.len() == before).then(|| {
+        Arc::new(Gate {
+            keys,
+            keyless,
+            annotations: gate.annotations.clone(),
+        })
+    })
+}
+
+fn compile_keys(
+    gate: &RequireSignature,
+    at: &FieldPath,
+    problems: &mut Vec<Problem>,
+) -> Vec<PublicKey> {
     let mut keys = Vec::new();
     for (i, path) in gate.keys.iter().enumerate() {
         let key = std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
-            .and_then(|pem| {
-                crate::gate::PublicKey::from_pem(path, &pem).map_err(|e| e.to_string())
-            });
+            .and_then(|pem| PublicKey::from_pem(path, &pem).map_err(|e| e.to_string()));
         match key {
             Ok(key) => keys.push(key),
             Err(why) => problems.push(
-                Problem::at(at.key("keys").index(i), format!("`{path}`: {why}"))
-                    .help("a cosign public key (cosign.pub, PEM), relative to this file"),
+                Problem::at(at.key("keys").index(i), format!("`{path}`: {why}")).help(
+                    "a cosign public key (cosign.pub, PEM: ECDSA P-256 or P-384, Ed25519, RSA), \
+                     relative to this file",
+                ),
             ),
         }
     }
-    (keys.len() == gate.keys.len()).then(|| {
-        std::sync::Arc::new(crate::gate::Gate {
-            keys,
-            annotations: gate.annotations.clone(),
-        })
+    keys
+}
+
+/// The identity, issuer and trusted root of a keyless gate: exactly one of
+/// each pair, every one present.
+fn compile_keyless(
+    gate: &RequireSignature,
+    at: &FieldPath,
+    problems: &mut Vec<Problem>,
+) -> Option<Keyless> {
+    let identity = matcher(
+        (&gate.identity, "identity"),
+        (&gate.identity_regexp, "identity_regexp"),
+        "the signing certificate's identity, e.g. \
+         \"https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main\"",
+        at,
+        problems,
+    );
+    let issuer = matcher(
+        (&gate.issuer, "issuer"),
+        (&gate.issuer_regexp, "issuer_regexp"),
+        "the OIDC issuer, e.g. \"https://token.actions.githubusercontent.com\"",
+        at,
+        problems,
+    );
+    let root = match &gate.trusted_root {
+        None => {
+            problems.push(
+                Problem::at(
+                    at.clone(),
+                    "a keyless require_signature needs `trusted_root`",
+                )
+                .help(
+                    "name sigstore's trusted_root.json (e.g. from `cosign trusted-root create` \
+                     or the sigstore TUF repository), relative to this file",
+                ),
+            );
+            None
+        }
+        Some(path) => {
+            let root = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|json| TrustedRoot::from_json(path, &json).map_err(|e| e.to_string()));
+            match root {
+                Ok(root) => Some(Arc::new(root)),
+                Err(why) => {
+                    problems.push(
+                        Problem::at(at.key("trusted_root"), format!("`{path}`: {why}"))
+                            .help("sigstore's trusted_root.json, relative to this file"),
+                    );
+                    None
+                }
+            }
+        }
+    };
+    Some(Keyless {
+        identity: identity?,
+        issuer: issuer?,
+        root: root?,
     })
+}
+
+/// One of an exact value and a regular expression (`exact`, `pattern`:
+/// the value and its field name).
+fn matcher(
+    exact: (&Option<String>, &str),
+    pattern: (&Option<String>, &str),
+    what: &str,
+    at: &FieldPath,
+    problems: &mut Vec<Problem>,
+) -> Option<Matcher> {
+    match (exact.0, pattern.0) {
+        (Some(_), Some(_)) => {
+            problems.push(
+                Problem::at(
+                    at.key(pattern.1),
+                    format!("`{}` and `{}` both given", exact.1, pattern.1),
+                )
+                .help(format!(
+                    "keep one: `{}` matches exactly, `{}` as a whole-value regular expression",
+                    exact.1, pattern.1
+                )),
+            );
+            None
+        }
+        (Some(value), None) => Some(Matcher::Exact(value.clone())),
+        (None, Some(regexp)) => {
+            match Matcher::pattern(regexp) {
+                Ok(matcher) => Some(matcher),
+                Err(e) => {
+                    let why = e.to_string();
+                    let first = why.lines().last().unwrap_or_default().trim().to_string();
+                    problems.push(
+                    Problem::at(at.key(pattern.1), format!("`{regexp}` is not a regular expression: {first}"))
+                        .help("write a regular expression (Rust regex syntax) the whole value must match"),
+                );
+                    None
+                }
+            }
+        }
+        (None, None) => {
+            problems.push(
+                Problem::at(
+                    at.clone(),
+                    format!(
+                        "a keyless require_signature needs `{}` or `{}`",
+                        exact.1, pattern.1
+                    ),
+                )
+                .help(format!("name {what}")),
+            );
+            None
+        }
+    }
 }

@@ -11,6 +11,7 @@ mod docker_promote;
 mod faults;
 mod fuzz_inputs;
 mod gates;
+mod gates_keyless;
 mod harness;
 mod hostile;
 mod image;

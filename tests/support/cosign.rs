@@ -11,11 +11,14 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hoist::digest::Digest;
+use hoist::gate::TrustedRoot;
+use hoist::gate::keyless::{LogEntry, hex};
 use hoist::manifest::Manifest;
 use hoist::registry::Registry;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 
 use super::artifacts::put_blob;
 
@@ -180,4 +183,157 @@ fn signature_manifest(store: &dyn Registry, repository: &str, layers: Vec<Value>
         bytes: body,
         media_type: hoist::manifest::OCI_MANIFEST.to_string(),
     }
+}
+
+/// Adds a layer carrying `payload` with exactly these annotations (a
+/// signature made elsewhere: tests/fixtures/cosign/real) to `subject`'s
+/// `.sig` manifest.
+pub fn attach(
+    store: &dyn Registry,
+    repository: &str,
+    subject: &Digest,
+    payload: &[u8],
+    annotations: &[(&str, String)],
+) {
+    let layer = put_blob(store, repository, payload);
+    let annotations: serde_json::Map<String, Value> = annotations
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(v.clone())))
+        .collect();
+    let tag = signature_tag(subject);
+    let mut layers = existing_layers(store, repository, &tag);
+    layers.push(json!({
+        "mediaType": PAYLOAD_TYPE,
+        "size": payload.len(),
+        "digest": layer.to_string(),
+        "annotations": annotations,
+    }));
+    let manifest = signature_manifest(store, repository, layers);
+    store
+        .manifest_put(repository, &tag, &manifest)
+        .expect("push the signature manifest");
+}
+
+/// A keyless signer as GitHub Actions with cosign would be, made from the
+/// synthetic CA and log of tests/fixtures/cosign/keyless: the leaf
+/// certificate's key signs, the log key writes the signed entry timestamp.
+pub struct KeylessSigner {
+    leaf: EcdsaKeyPair,
+    log: EcdsaKeyPair,
+    certificate: String,
+    chain: String,
+    rng: SystemRandom,
+}
+
+impl KeylessSigner {
+    /// The leaf `name` (`leaf`: the release workflow's identity; `leaf_v1`:
+    /// an email identity from Google's issuer).
+    pub fn load(name: &str) -> KeylessSigner {
+        let dir = fixtures().join("keyless");
+        let read = |file: &str| std::fs::read_to_string(dir.join(file)).expect("keyless fixture");
+        let rng = SystemRandom::new();
+        let pair = |file: &str| {
+            let pem = read(file);
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            let der = STANDARD.decode(body).expect("PEM body");
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &der, &rng).expect("P-256")
+        };
+        KeylessSigner {
+            leaf: pair(&format!("{name}.key.pem")),
+            log: pair("log.key.pem"),
+            certificate: read(&format!("{name}.pem")),
+            chain: read("intermediate.pem") + &read("root.pem"),
+            rng,
+        }
+    }
+
+    /// The trusted root that trusts this CA and log.
+    pub fn trusted_root() -> PathBuf {
+        fixtures().join("keyless/trusted_root.json")
+    }
+
+    /// Signs `subject` keylessly (payload naming it as `reference`, logged
+    /// now): adds the layer cosign writes, certificate, chain and bundle in
+    /// its annotations.
+    pub fn sign(&self, store: &dyn Registry, repository: &str, subject: &Digest, reference: &str) {
+        let payload = simple_signing_payload(subject, reference, &[]);
+        let signature = self.leaf.sign(&self.rng, &payload).expect("ECDSA");
+        let body = json!({
+            "apiVersion": "0.0.1",
+            "kind": "hashedrekord",
+            "spec": {
+                "data": {"hash": {"algorithm": "sha256", "value": hex(&Sha256::digest(&payload))}},
+                "signature": {
+                    "content": STANDARD.encode(signature.as_ref()),
+                    "publicKey": {"content": STANDARD.encode(&self.certificate)},
+                },
+            },
+        });
+        let root = std::fs::read_to_string(Self::trusted_root()).expect("trusted root");
+        let root = TrustedRoot::from_json("keyless", &root).expect("trusted root");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock");
+        let mut entry = LogEntry {
+            body: STANDARD.encode(body.to_string()),
+            integrated_time: i64::try_from(now.as_secs()).expect("time"),
+            log_index: 1,
+            log_id: hex(&root.logs[0].id),
+            set: Vec::new(),
+        };
+        entry.set = self
+            .log
+            .sign(&self.rng, &entry.signed_bytes())
+            .expect("ECDSA")
+            .as_ref()
+            .to_vec();
+        let bundle = json!({
+            "SignedEntryTimestamp": STANDARD.encode(&entry.set),
+            "Payload": {
+                "body": entry.body,
+                "integratedTime": entry.integrated_time,
+                "logIndex": entry.log_index,
+                "logID": entry.log_id,
+            },
+        });
+        attach(
+            store,
+            repository,
+            subject,
+            &payload,
+            &[
+                (SIGNATURE_ANNOTATION, STANDARD.encode(signature.as_ref())),
+                ("dev.sigstore.cosign/certificate", self.certificate.clone()),
+                ("dev.sigstore.cosign/chain", self.chain.clone()),
+                ("dev.sigstore.cosign/bundle", bundle.to_string()),
+            ],
+        );
+    }
+}
+
+/// A signature by a real signer, from tests/fixtures/cosign/real: `name`'s
+/// payload bytes and the annotations cosign stored with it.
+pub fn real_signature(name: &str) -> (Vec<u8>, Vec<(&'static str, String)>) {
+    let dir = fixtures().join("real");
+    let read = |suffix: &str| std::fs::read_to_string(dir.join(format!("{name}.{suffix}")));
+    let payload = read("payload.json").expect("real payload").into_bytes();
+    let mut annotations = vec![(
+        SIGNATURE_ANNOTATION,
+        read("sig").expect("real signature").trim().to_string(),
+    )];
+    for (annotation, suffix) in [
+        ("dev.sigstore.cosign/certificate", "cert.pem"),
+        ("dev.sigstore.cosign/chain", "chain.pem"),
+        ("dev.sigstore.cosign/bundle", "bundle.json"),
+    ] {
+        if let Ok(value) = read(suffix) {
+            annotations.push((annotation, value));
+        }
+    }
+    (payload, annotations)
+}
+
+/// A file of tests/fixtures/cosign.
+pub fn fixture(path: &str) -> PathBuf {
+    fixtures().join(path)
 }

@@ -14,81 +14,37 @@ use std::io::Read;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 
 use crate::digest::Digest;
 use crate::registry::{ReadOnly, RegistryError};
 
+pub mod keyless;
+pub mod keys;
+pub mod trusted_root;
+
+pub use keyless::{Keyless, KeylessError, Matcher};
+pub use keys::{KeyError, PublicKey};
+pub use trusted_root::TrustedRoot;
+
 /// The layer annotation that carries a cosign signature.
 const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// The layer annotations of a keyless signature.
+const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
+const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 /// Payloads larger than this are not read.
 const MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
 /// Signatures read per image, at most.
 const MAX_SIGNATURES: usize = 32;
-/// DER of a P-256 `SubjectPublicKeyInfo` up to its 65-byte point.
-const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-];
-
 /// What a rule requires of the images it promotes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gate {
     /// Keys one of which must have signed the image.
     pub keys: Vec<PublicKey>,
+    /// Or a keyless signature: the identity, issuer and trusted root.
+    pub keyless: Option<Keyless>,
     /// Annotations the signed payload must carry, with these values.
     pub annotations: BTreeMap<String, String>,
-}
-
-/// A cosign public key (ECDSA P-256, as `cosign generate-key-pair` makes).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PublicKey {
-    /// How the rule names it (its path as written).
-    pub name: String,
-    /// The uncompressed point.
-    point: Vec<u8>,
-}
-
-/// Why a key file is not a key hoist can verify with.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    /// The PEM has no `PUBLIC KEY` block, or its base64 is broken.
-    #[error("not a PEM public key (-----BEGIN PUBLIC KEY-----)")]
-    NotPem,
-    /// Another algorithm or curve.
-    #[error("not an ECDSA P-256 public key (cosign's default)")]
-    NotP256,
-}
-
-impl PublicKey {
-    /// Reads a PEM `PUBLIC KEY` (cosign's `cosign.pub`).
-    pub fn from_pem(name: &str, pem: &str) -> Result<PublicKey, KeyError> {
-        let body: String = pem
-            .lines()
-            .skip_while(|l| !l.starts_with("-----BEGIN PUBLIC KEY-----"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("-----END"))
-            .collect();
-        if body.is_empty() {
-            return Err(KeyError::NotPem);
-        }
-        let der = STANDARD.decode(body.trim()).map_err(|_| KeyError::NotPem)?;
-        let point = der
-            .strip_prefix(&P256_SPKI_PREFIX[..])
-            .filter(|point| point.len() == 65 && point[0] == 0x04)
-            .ok_or(KeyError::NotP256)?;
-        Ok(PublicKey {
-            name: name.to_string(),
-            point: point.to_vec(),
-        })
-    }
-
-    /// Whether `signature` (ASN.1 DER) is this key's over `message`.
-    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &self.point)
-            .verify(message, signature)
-            .is_ok()
-    }
 }
 
 /// Whether an image passed a gate.
@@ -129,21 +85,20 @@ pub fn check(
         .flat_map(|manifest| signature_layers(&manifest.bytes))
         .collect();
     let mut best = Refusal::Unsigned;
-    for (payload, signature) in signatures.iter().take(MAX_SIGNATURES) {
-        let Some(signature) = STANDARD.decode(signature).ok() else {
+    for layer in signatures.iter().take(MAX_SIGNATURES) {
+        let Some(signature) = STANDARD.decode(&layer.signature).ok() else {
             continue;
         };
-        let bytes = read_payload(store, repository, payload)?;
-        let Some(key) = gate.keys.iter().find(|k| k.verifies(&bytes, &signature)) else {
-            best = best.max(Refusal::OtherKey);
-            continue;
+        let bytes = read_payload(store, repository, &layer.payload)?;
+        let signer = match trusted_signer(gate, layer, &bytes, &signature) {
+            Ok(signer) => signer,
+            Err(refusal) => {
+                best = best.max(refusal);
+                continue;
+            }
         };
         match judge_payload(&bytes, digest, &gate.annotations) {
-            Ok(()) => {
-                return Ok(Verdict::Verified {
-                    key: key.name.clone(),
-                });
-            }
+            Ok(()) => return Ok(Verdict::Verified { key: signer }),
             Err(refusal) => best = best.max(refusal),
         }
     }
@@ -185,6 +140,9 @@ enum Refusal {
     /// Signed, by keys the rule does not trust.
     #[error("signed, but not by any key in require_signature.keys")]
     OtherKey,
+    /// A keyless signature (or one the keyless check saw) not trusted, and why.
+    #[error("signed, but {0}")]
+    Untrusted(String),
     /// A trusted signature over a payload that is not JSON.
     #[error("signed by a trusted key, but the payload is not a cosign simple-signing payload")]
     BadPayload,
@@ -233,8 +191,41 @@ fn judge_payload(
     Ok(())
 }
 
-/// A signature layer: its payload descriptor and the base64 signature.
-type SignatureLayer = (crate::manifest::Descriptor, String);
+/// Who signed a layer, as the verdict names them: a rule's key, or the
+/// identity of a keyless certificate; otherwise why the signature is not
+/// trusted.
+fn trusted_signer(
+    gate: &Gate,
+    layer: &SignatureLayer,
+    payload: &[u8],
+    signature: &[u8],
+) -> Result<String, Refusal> {
+    if let Some(key) = gate.keys.iter().find(|k| k.verifies(payload, signature)) {
+        return Ok(key.name.clone());
+    }
+    let Some(keyless) = &gate.keyless else {
+        return Err(Refusal::OtherKey);
+    };
+    let annotation = |name: &str| layer.annotations.get(name).map(String::as_str);
+    keyless
+        .verify(&keyless::SignedLayer {
+            payload,
+            signature,
+            certificate: annotation(CERTIFICATE_ANNOTATION),
+            chain: annotation(CHAIN_ANNOTATION),
+            bundle: annotation(BUNDLE_ANNOTATION),
+        })
+        .map(|identity| format!("keyless: {identity}"))
+        .map_err(|why| Refusal::Untrusted(why.to_string()))
+}
+
+/// A signature layer: its payload descriptor, the base64 signature and the
+/// layer's annotations (where a keyless signature keeps its certificate).
+struct SignatureLayer {
+    payload: crate::manifest::Descriptor,
+    signature: String,
+    annotations: BTreeMap<String, String>,
+}
 
 /// The layers of a `.sig` manifest that carry a signature.
 fn signature_layers(manifest: &[u8]) -> Vec<SignatureLayer> {
@@ -245,11 +236,15 @@ fn signature_layers(manifest: &[u8]) -> Vec<SignatureLayer> {
     layers
         .into_iter()
         .filter_map(|layer| {
-            let signature = layer["annotations"][SIGNATURE_ANNOTATION]
-                .as_str()?
-                .to_string();
-            let descriptor = serde_json::from_value(layer).ok()?;
-            Some((descriptor, signature))
+            let annotations: BTreeMap<String, String> =
+                serde_json::from_value(layer["annotations"].clone()).ok()?;
+            let signature = annotations.get(SIGNATURE_ANNOTATION)?.clone();
+            let payload = serde_json::from_value(layer).ok()?;
+            Some(SignatureLayer {
+                payload,
+                signature,
+                annotations,
+            })
         })
         .collect()
 }
@@ -275,5 +270,4 @@ fn read_payload(
 }
 
 #[cfg(test)]
-#[path = "gate_tests.rs"]
 mod tests;
