@@ -131,7 +131,10 @@ pub(super) fn read_heads(
                     media_type: manifest.media_type,
                 })),
                 Err(e) if e.is_not_found() => Ok(None),
-                Err(e) => Err(e),
+                // A manifest the client refuses (too large, of an unknown
+                // type, not hashing to its digest) fails its image when it is
+                // copied, not the whole plan: its digest by HEAD, as before.
+                Err(_) => store.manifest_head(repository, tag),
             },
         };
         head.map_err(|source| ReadFailure::Head {

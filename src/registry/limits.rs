@@ -1,11 +1,17 @@
 //! Politeness towards one registry, shared by every thread that talks to it:
-//! a cap on concurrent operations, an optional request rate, and a cooldown
-//! that a 429 imposes on everyone. How often to retry is `retry`'s business.
+//! a cap on concurrent operations (`max_connections`, else found by
+//! [`Adaptive`]), an optional request rate, and a cooldown that a 429
+//! imposes on everyone. How often to retry is `retry`'s business.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use super::adaptive::Adaptive;
+
+/// The most operations at once an adaptive limit grows to.
+pub const ADAPTIVE_CEILING: usize = 64;
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 
@@ -20,6 +26,8 @@ thread_local! {
 pub struct Limits {
     id: usize,
     max_connections: Option<usize>,
+    /// The limit when `max_connections` is not set.
+    adaptive: Adaptive,
     in_use: Mutex<usize>,
     freed: Condvar,
     /// Minimum spacing of requests, from `requests_per_second`.
@@ -31,12 +39,13 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Limits allowing `max_connections` concurrent operations (unbounded
-    /// when `None`) and at most `requests_per_second`.
+    /// Limits allowing `max_connections` concurrent operations (found by
+    /// [`Adaptive`] when `None`) and at most `requests_per_second`.
     pub fn new(max_connections: Option<usize>, requests_per_second: Option<f64>) -> Limits {
         Limits {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             max_connections: max_connections.map(|m| m.max(1)),
+            adaptive: Adaptive::new(ADAPTIVE_CEILING),
             in_use: Mutex::new(0),
             freed: Condvar::new(),
             interval: requests_per_second
@@ -51,17 +60,20 @@ impl Limits {
     /// this registry's permits gets a free nested one.
     pub fn permit(&self) -> Permit<'_> {
         let nested = HELD.with(|held| held.borrow().contains(&self.id));
-        if let (Some(max), false) = (self.max_connections, nested) {
+        if !nested {
             let mut in_use = self.in_use.lock().unwrap_or_else(|p| p.into_inner());
-            while *in_use >= max {
+            while *in_use >= self.limit() {
                 in_use = self.freed.wait(in_use).unwrap_or_else(|p| p.into_inner());
             }
             *in_use += 1;
+            if self.max_connections.is_none() {
+                self.adaptive.started(*in_use);
+            }
         }
         HELD.with(|held| held.borrow_mut().push(self.id));
         Permit {
             limits: self,
-            counted: self.max_connections.is_some() && !nested,
+            counted: !nested,
             _thread_bound: std::marker::PhantomData,
         }
     }
@@ -81,9 +93,23 @@ impl Limits {
         }
     }
 
-    /// A 429: nobody sends to this registry for `pause`.
+    /// How many operations may run at once now.
+    pub fn limit(&self) -> usize {
+        self.max_connections
+            .unwrap_or_else(|| self.adaptive.limit())
+    }
+
+    /// A request got no answer in time (or its connection broke): an
+    /// adaptive limit backs off.
+    pub fn congested(&self) {
+        self.adaptive.congested();
+    }
+
+    /// A 429: nobody sends to this registry for `pause`, and an adaptive
+    /// limit backs off.
     pub fn cool_down(&self, pause: Duration) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
+        self.adaptive.congested();
         let mut next = self.next_slot.lock().unwrap_or_else(|p| p.into_inner());
         let until = Instant::now() + pause;
         if *next < until {
@@ -117,7 +143,11 @@ impl Drop for Permit<'_> {
         if self.counted {
             let mut in_use = self.limits.in_use.lock().unwrap_or_else(|p| p.into_inner());
             *in_use -= 1;
-            self.limits.freed.notify_one();
+            if self.limits.max_connections.is_none() {
+                self.limits.adaptive.completed();
+            }
+            // The limit may have grown: everyone waiting looks again.
+            self.limits.freed.notify_all();
         }
     }
 }

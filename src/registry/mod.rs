@@ -1,6 +1,7 @@
 //! The one interface through which hoist talks to image stores, with two
 //! implementations: the Distribution API over HTTP, and OCI layouts on disk.
 
+pub mod adaptive;
 pub mod distribution;
 mod error;
 pub mod limits;

@@ -57,7 +57,12 @@ pub struct DistributionRegistry {
     /// Held by the one request that finds out whether the API is there.
     referrers_probe: Mutex<()>,
     manifests: ManifestCache,
+    /// Cheap requests: pings, tag lists, manifests, HEADs, mounts.
     limits: Limits,
+    /// Blob streams (a download opened, an upload sent), budgeted apart so
+    /// long transfers never keep cheap requests waiting, and adapted apart
+    /// (their rate is bytes, theirs is round trips).
+    streams: Limits,
     counters: Counters,
 }
 
@@ -76,6 +81,7 @@ impl DistributionRegistry {
             referrers_probe: Mutex::new(()),
             manifests: ManifestCache::default(),
             limits: Limits::new(endpoint.max_connections, endpoint.requests_per_second),
+            streams: Limits::new(endpoint.max_connections, None),
             counters: Counters::default(),
             endpoint,
         }
@@ -95,6 +101,26 @@ impl DistributionRegistry {
     fn in_slot<T>(&self, operation: impl FnOnce() -> Result<T>) -> Result<T> {
         let _permit = self.limits.permit();
         operation()
+    }
+
+    /// [`Self::in_slot`] for a blob stream: a slot among the registry's
+    /// streams, whose number is capped (and adapted) apart.
+    fn in_stream<T>(&self, operation: impl FnOnce() -> Result<T>) -> Result<T> {
+        let _permit = self.streams.permit();
+        operation()
+    }
+
+    /// A 429: nobody sends for `pause`, and fewer streams at once after.
+    pub(super) fn cool_down(&self, pause: Duration) {
+        self.limits.cool_down(pause);
+        self.streams.congested();
+    }
+
+    /// No answer in time, or a broken connection: fewer requests and
+    /// streams at once.
+    pub(super) fn congested(&self) {
+        self.limits.congested();
+        self.streams.congested();
     }
 
     fn url(&self, path: &str) -> String {
@@ -204,7 +230,7 @@ impl Registry for DistributionRegistry {
         size: u64,
     ) -> Result<BlobReader<'a>> {
         // The stream is read after the slot is released (see `in_slot`).
-        self.in_slot(|| self.open_blob(repository, digest, size))
+        self.in_stream(|| self.open_blob(repository, digest, size))
     }
 
     fn blob_mount(&self, repository: &str, digest: &Digest, from: &str) -> Result<MountOutcome> {
@@ -219,11 +245,11 @@ impl Registry for DistributionRegistry {
         body: &mut dyn Read,
         session: Option<UploadSession>,
     ) -> Result<()> {
-        self.in_slot(|| self.upload_blob(repository, digest, size, body, session))
+        self.in_stream(|| self.upload_blob(repository, digest, size, body, session))
     }
 
     fn throttle(&self, pause: Duration) {
-        self.limits.cool_down(pause);
+        self.cool_down(pause);
     }
 
     fn counters(&self) -> &Counters {

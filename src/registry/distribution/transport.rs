@@ -61,9 +61,15 @@ impl DistributionRegistry {
                 // Only the `/v2/` ping fails with a status here, and it
                 // retried already.
                 Err(RegistryError::Status { .. }) => Decision::Stop,
-                Err(e) => policy.decide(e, attempt),
+                Err(e) => {
+                    // No answer in time, or a broken connection: fewer at once.
+                    if matches!(e, RegistryError::Transport { .. }) {
+                        self.congested();
+                    }
+                    policy.decide(e, attempt)
+                }
             },
-            |pause| self.limits.cool_down(pause),
+            |pause| self.cool_down(pause),
         )
     }
 

@@ -1,0 +1,216 @@
+//! A registry's concurrency, found rather than fixed: how many operations
+//! run at once against a registry whose `max_connections` is not set.
+//!
+//! It starts at [`INITIAL`] and is judged in windows of at least [`WINDOW`]:
+//! while the limit was reached in a window (the work wanted more) and the
+//! operations completed per second rose by [`GAIN`] over the best window
+//! so far, it grows by a quarter (at least 2), up to the ceiling; a window
+//! slower than the best by [`LOSS`] after a growth steps back to the limit
+//! before it, and growth waits [`PAUSE`] windows. A 429 or a timeout halves
+//! it (never below [`FLOOR`]) and starts the judging afresh. Across regions,
+//! where each operation waits tens of milliseconds for its round trips, it
+//! grows until the link is full; on a registry that is busy (or loopback on
+//! a small machine) it stays near where it started.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The limit a registry starts at.
+pub const INITIAL: usize = 16;
+/// The limit is never below this.
+pub const FLOOR: usize = 2;
+/// The shortest window the rate is measured over.
+pub const WINDOW: Duration = Duration::from_millis(250);
+/// Operations a window needs before it is judged.
+const MIN_COMPLETED: u64 = 8;
+/// A rate this much above the best so far counts as a gain.
+pub const GAIN: f64 = 1.05;
+/// A rate this much below the best so far after a growth is a loss.
+pub const LOSS: f64 = 0.9;
+/// Windows without growth after a step back.
+pub const PAUSE: u32 = 4;
+
+/// One registry's adaptive limit.
+#[derive(Debug)]
+pub struct Adaptive {
+    ceiling: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    limit: usize,
+    /// The limit before the last growth, to step back to.
+    before_growth: Option<usize>,
+    window_start: Instant,
+    completed: u64,
+    /// The limit was reached in this window.
+    saturated: bool,
+    /// The best rate seen at the current limit or below (operations/s).
+    best: f64,
+    /// Windows left before growth resumes.
+    paused: u32,
+}
+
+impl Adaptive {
+    /// A limit starting at [`INITIAL`] (or `ceiling`, when lower), at most `ceiling`.
+    pub fn new(ceiling: usize) -> Adaptive {
+        let ceiling = ceiling.max(FLOOR);
+        Adaptive {
+            ceiling,
+            state: Mutex::new(State {
+                limit: INITIAL.min(ceiling),
+                before_growth: None,
+                window_start: Instant::now(),
+                completed: 0,
+                saturated: false,
+                best: 0.0,
+                paused: 0,
+            }),
+        }
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> usize {
+        self.lock().limit
+    }
+
+    /// An operation starts with `in_use` running (itself included).
+    pub fn started(&self, in_use: usize) {
+        let mut state = self.lock();
+        if in_use >= state.limit {
+            state.saturated = true;
+        }
+    }
+
+    /// An operation completed; the window is judged once it is long enough.
+    pub fn completed(&self) {
+        self.completed_at(Instant::now());
+    }
+
+    fn completed_at(&self, now: Instant) {
+        let mut state = self.lock();
+        state.completed += 1;
+        let elapsed = now.saturating_duration_since(state.window_start);
+        if elapsed < WINDOW || state.completed < MIN_COMPLETED {
+            return;
+        }
+        let rate = state.completed as f64 / elapsed.as_secs_f64();
+        let saturated = state.saturated;
+        state.window_start = now;
+        state.completed = 0;
+        state.saturated = false;
+        if let Some(before) = state.before_growth
+            && rate < state.best * LOSS
+        {
+            // The last growth made things slower: back, and wait.
+            state.limit = before;
+            state.before_growth = None;
+            state.paused = PAUSE;
+            return;
+        }
+        if rate > state.best * GAIN {
+            state.best = rate;
+            if state.paused == 0 && saturated && state.limit < self.ceiling {
+                state.before_growth = Some(state.limit);
+                state.limit = (state.limit + (state.limit / 4).max(2)).min(self.ceiling);
+                return;
+            }
+        }
+        state.paused = state.paused.saturating_sub(1);
+        state.best = state.best.max(rate);
+        // Steady at this limit: a later loss is not this growth's.
+        state.before_growth = None;
+    }
+
+    /// A 429 or a timeout: half as many at once, judged afresh.
+    pub fn congested(&self) {
+        let mut state = self.lock();
+        state.limit = (state.limit / 2).max(FLOOR);
+        state.before_growth = None;
+        state.best = 0.0;
+        state.completed = 0;
+        state.saturated = false;
+        state.window_start = Instant::now();
+        state.paused = PAUSE;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds one window of `n` completions over `window` to `adaptive`.
+    fn window(adaptive: &Adaptive, clock: &mut Instant, n: u64, saturated: bool) {
+        if saturated {
+            adaptive.started(adaptive.limit());
+        }
+        // The last completion closes the window.
+        let step = WINDOW / n as u32 + Duration::from_nanos(1);
+        for _ in 0..n {
+            *clock += step;
+            adaptive.completed_at(*clock);
+        }
+    }
+
+    fn adaptive_at(ceiling: usize) -> (Adaptive, Instant) {
+        let adaptive = Adaptive::new(ceiling);
+        let clock = adaptive.lock().window_start;
+        (adaptive, clock)
+    }
+
+    #[test]
+    fn grows_while_the_rate_grows_and_the_limit_is_reached() {
+        let (adaptive, mut clock) = adaptive_at(64);
+        assert_eq!(adaptive.limit(), INITIAL);
+        // The rate follows the limit (round trips, not the registry, bound it).
+        for _ in 0..10 {
+            let n = adaptive.limit() as u64 * 4;
+            window(&adaptive, &mut clock, n, true);
+        }
+        assert_eq!(adaptive.limit(), 64, "up to the ceiling");
+    }
+
+    #[test]
+    fn does_not_grow_when_the_work_does_not_fill_the_limit() {
+        let (adaptive, mut clock) = adaptive_at(64);
+        for i in 0..10 {
+            window(&adaptive, &mut clock, 20 + i * 10, false);
+        }
+        assert_eq!(adaptive.limit(), INITIAL);
+    }
+
+    #[test]
+    fn steps_back_when_a_growth_makes_things_slower() {
+        let (adaptive, mut clock) = adaptive_at(64);
+        window(&adaptive, &mut clock, 100, true);
+        assert_eq!(adaptive.limit(), 20, "grew from 16");
+        // The registry is saturated: more at once is slower.
+        window(&adaptive, &mut clock, 80, true);
+        assert_eq!(adaptive.limit(), 16, "back where it was faster");
+        // And it waits before trying again.
+        window(&adaptive, &mut clock, 100, true);
+        assert_eq!(adaptive.limit(), 16);
+    }
+
+    #[test]
+    fn congestion_halves_the_limit_down_to_the_floor() {
+        let (adaptive, _) = adaptive_at(64);
+        adaptive.congested();
+        assert_eq!(adaptive.limit(), 8);
+        for _ in 0..5 {
+            adaptive.congested();
+        }
+        assert_eq!(adaptive.limit(), FLOOR);
+    }
+
+    #[test]
+    fn a_low_ceiling_caps_the_start() {
+        let (adaptive, _) = adaptive_at(4);
+        assert_eq!(adaptive.limit(), 4);
+    }
+}
