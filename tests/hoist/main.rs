@@ -24,3 +24,4 @@ mod referrers;
 mod registries;
 mod schema;
 mod signatures;
+mod wan;
