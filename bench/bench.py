@@ -28,7 +28,9 @@ import time
 import urllib.parse
 from pathlib import Path
 
-import wan
+# bench/wan.py is imported from beside this script: no __pycache__ in the tree.
+sys.dont_write_bytecode = True
+import wan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # Release binaries; a smoke run (`--quick`) may point this at target/debug.

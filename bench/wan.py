@@ -226,7 +226,7 @@ def in_flight(result):
 
 
 HEADER = ["corpus", "tool", "median s", "floor s", "x floor", "hoist/skopeo", "peak RSS MiB",
-          "requests", "connections", "uploaded MiB", "link busy (source down / target up)",
+          "requests", "connections (source · target)", "uploaded MiB", "link busy (source down / target up)",
           "in flight mean/peak (source · target)", "correct"]
 
 
@@ -247,15 +247,15 @@ def summary(bench):
             if tool == "hoist" and medians.get("skopeo"):
                 ratio = f"{medians['hoist'] / medians['skopeo']:.3f}"
             middle = sorted(rs, key=lambda r: r.wall)[len(rs) // 2]
-            connections = middle.wan["source"]["connections"]["total"]
+            connections = str(middle.wan["source"]["connections"]["total"])
             if middle.wan["target"] is not middle.wan["source"]:
-                connections += middle.wan["target"]["connections"]["total"]
+                connections += f" · {middle.wan['target']['connections']['total']}"
             rows.append([
                 corpus, tool, f"{medians[tool]:.2f}", f"{seconds:.2f}",
                 f"{medians[tool] / seconds:.2f}", ratio,
                 f"{max(r.rss_kib for r in rs) / 1024:.1f}",
                 str(int(statistics.median(r.traffic.requests for r in rs))),
-                str(connections),
+                connections,
                 f"{statistics.median(r.traffic.uploaded for r in rs) / MIB:.1f}",
                 link_use(middle), in_flight(middle),
                 f"{sum(r.ok for r in rs)}/{len(rs)}",

@@ -57,7 +57,10 @@ fn a_request_takes_a_round_trip_and_parallel_transfers_share_the_link() {
     // A new connection: the TCP handshake, then the request: two round trips.
     let one = agent();
     let (first, _) = timed_get(&one, &format!("{base}/v2/"));
-    assert!(first >= 2.0 * rtt, "first request {first:.1} ms < 2 × {rtt} ms");
+    assert!(
+        first >= 2.0 * rtt,
+        "first request {first:.1} ms < 2 × {rtt} ms"
+    );
     // On the open connection, one round trip (the best of a few: the
     // machine is shared).
     let again: Vec<f64> = (0..5)
@@ -68,7 +71,10 @@ fn a_request_takes_a_round_trip_and_parallel_transfers_share_the_link() {
         again.iter().all(|&ms| ms >= rtt),
         "a request took less than the round trip: {again:?}"
     );
-    assert!(best < rtt + 15.0, "best request {best:.1} ms, round trip {rtt} ms: {again:?}");
+    assert!(
+        best < rtt + 15.0,
+        "best request {best:.1} ms, round trip {rtt} ms: {again:?}"
+    );
 
     // PARALLEL blobs at once, each on its own connection: together they
     // need the bytes ÷ the one link's rate, not ÷ PARALLEL links.
@@ -86,7 +92,10 @@ fn a_request_takes_a_round_trip_and_parallel_transfers_share_the_link() {
     assert!(sizes.iter().all(|&n| n as u64 == LAYER), "{sizes:?}");
     // Never faster than the link; close to it (+ handshake, request and
     // the registry's own time, generously).
-    assert!(together >= link_ms, "{together:.1} ms < the link's {link_ms:.1} ms");
+    assert!(
+        together >= link_ms,
+        "{together:.1} ms < the link's {link_ms:.1} ms"
+    );
     assert!(
         together < link_ms * 1.5 + 3.0 * rtt + 50.0,
         "{together:.1} ms for {link_ms:.1} ms of link time: the link is not filled"
@@ -100,7 +109,11 @@ fn a_request_takes_a_round_trip_and_parallel_transfers_share_the_link() {
     let down = stats["down"]["bytes"].as_u64().unwrap();
     assert!(down >= PARALLEL as u64 * LAYER, "{stats}");
     assert!(stats["up"]["bytes"].as_u64().unwrap() > 0, "{stats}");
-    assert_eq!(stats["connections"]["total"], 1 + PARALLEL as u64, "{stats}");
+    assert_eq!(
+        stats["connections"]["total"],
+        1 + PARALLEL as u64,
+        "{stats}"
+    );
     assert!(stats["waiting"]["peak"].as_i64().unwrap() >= 2, "{stats}");
     assert_eq!(stats["rtt_ms"], 20.0, "{stats}");
 }

@@ -146,8 +146,16 @@ pub fn stats_json(
         format!("\"rtt_ms\": {:.3}", rtt.as_secs_f64() * 1000.0),
         format!("\"mbit\": {:.3}", rate * 8.0 / 1e6),
     ];
-    parts.extend(links.iter().map(|(name, l)| format!("\"{name}\": {}", l.json())));
-    parts.extend(gauges.iter().map(|(name, g)| format!("\"{name}\": {}", g.json())));
+    parts.extend(
+        links
+            .iter()
+            .map(|(name, l)| format!("\"{name}\": {}", l.json())),
+    );
+    parts.extend(
+        gauges
+            .iter()
+            .map(|(name, g)| format!("\"{name}\": {}", g.json())),
+    );
     format!("{{{}}}\n", parts.join(", "))
 }
 

@@ -42,9 +42,9 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -334,8 +334,8 @@ mod tests {
 
     #[test]
     fn megabits_are_bytes_per_second_per_direction() {
-        let a = args("--listen 127.0.0.1:0 --upstream 127.0.0.1:5000 --rtt-ms 40 --mbit 400")
-            .unwrap();
+        let a =
+            args("--listen 127.0.0.1:0 --upstream 127.0.0.1:5000 --rtt-ms 40 --mbit 400").unwrap();
         assert_eq!(a.rate, 50e6);
         assert_eq!(a.rtt, Duration::from_millis(40));
         assert_eq!(a.upstream, "127.0.0.1:5000");
