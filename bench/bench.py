@@ -28,6 +28,10 @@ import time
 import urllib.parse
 from pathlib import Path
 
+# bench/wan.py is imported from beside this script: no __pycache__ in the tree.
+sys.dont_write_bytecode = True
+import wan  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 # Release binaries; a smoke run (`--quick`) may point this at target/debug.
 BIN = Path(os.environ.get("HOIST_BENCH_BIN_DIR", ROOT / "target/release"))
@@ -304,6 +308,7 @@ class Bench:
         self.counter = 0
         self.results = {}  # corpus -> list of Measured
         self.notes = {}  # corpus -> extra lines
+        self.bin = BIN
 
     def close(self):
         for registry in self.registries:
@@ -506,6 +511,9 @@ to = "prod"
                           'repositories = ["staging/**"]\ntarget = "prod/{name}"', repos, "prod",
                           target=lambda: self.copy_storage(seeded, "same"))
 
+    def corpus_wan(self):
+        wan.run_corpus(self)
+
     def corpus_multi(self):
         s = self.args.scale
         log("multi-arch: seeding")
@@ -707,11 +715,12 @@ HEADER = ["corpus", "tool", "median s", "hoist/skopeo", "peak RSS MiB", "request
 SCALES = {
     "full": dict(fleet_repos=40, fleet_tags=["1.0.0", "1.1.0", "1.2.0", "2.0.0", "2.1.0"],
                  layer=512 * 1024, multi_repos=10, multi_tags=3, big=1024 * MIB,
-                 wide_repos=2000, wide_tags=10),
+                 wide_repos=2000, wide_tags=10, wan_repos=20),
     "quick": dict(fleet_repos=4, fleet_tags=["1.0.0", "1.1.0"], layer=64 * 1024,
-                  multi_repos=2, multi_tags=2, big=16 * MIB, wide_repos=40, wide_tags=3),
+                  multi_repos=2, multi_tags=2, big=16 * MIB, wide_repos=40, wide_tags=3,
+                  wan_repos=2),
 }
-CORPORA = ["fleet", "warm", "same", "multi", "big", "wide"]
+CORPORA = ["fleet", "warm", "same", "multi", "big", "wide", "wan"]
 
 
 def markdown(header, rows):
@@ -721,16 +730,18 @@ def markdown(header, rows):
 
 
 BEGIN, END = "<!-- bench.py: begin -->", "<!-- bench.py: end -->"
+# One section per WAN setting (round trip, link rate).
+WAN_BEGIN, WAN_END = "<!-- bench.py wan {}: begin -->", "<!-- bench.py wan {}: end -->"
 
 
-def write_between_markers(path, generated):
+def write_between_markers(path, generated, begin=BEGIN, end=END):
     """Replaces the generated part of `path`, keeping what was written around it."""
-    text = path.read_text() if path.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{generated}{END}{tail}")
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    if begin not in text or end not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{generated}{end}{tail}")
 
 
 def versions():
@@ -758,6 +769,10 @@ def main():
     parser.add_argument("--verbose", action="store_true", help="requests by kind after each run")
     parser.add_argument("--hoist-jobs", type=int,
                         help="hoist's --jobs (default: hoist's own default), for experiments")
+    parser.add_argument("--wan-rtt-ms", type=float, default=40,
+                        help="wan corpus: round trip each registry's proxy adds (ms)")
+    parser.add_argument("--wan-mbit", type=float, default=400,
+                        help="wan corpus: link rate per registry and direction (Mbit/s)")
     parser.add_argument("--cache", type=Path,
                         help="keep seeded source storages here and reuse them (seeding is deterministic)")
     args = parser.parse_args()
@@ -769,22 +784,34 @@ def main():
     finally:
         bench.close()
     rows, verdicts = bench.summary()
-    table = markdown(HEADER, rows)
-    targets = markdown(["corpus", "target", "met", "measured"],
-                       [[c, label, "yes" if ok else "**no**", value] for c, label, ok, value in verdicts])
-    print(table)
-    print()
-    print(targets)
+    wan_rows, wan_notes, wan_verdicts = wan.summary(bench)
+    verdict_header = ["corpus", "target", "met", "measured"]
+
+    def verdict_rows(found):
+        return [[c, label, "yes" if ok else "**no**", value] for c, label, ok, value in found]
+
+    tables = []
+    if rows:
+        tables.append((BEGIN, END, f"{markdown(HEADER, rows)}\n\n"
+                       f"{markdown(verdict_header, verdict_rows(verdicts))}\n"))
+    if wan_rows:
+        setting = f"{args.wan_rtt_ms:g} ms {args.wan_mbit:g} Mbit/s"
+        tables.append((WAN_BEGIN.format(setting), WAN_END.format(setting), f"{markdown(wan.HEADER, wan_rows)}\n\n"
+                       + "\n".join(wan_notes) + "\n\n"
+                       f"{markdown(verdict_header, verdict_rows(wan_verdicts))}\n"))
+    for _, _, text in tables:
+        print(text)
     if args.results:
         shown = [a for a in sys.argv[1:] if a not in (str(args.results), "--results")]
         if args.cache:
             shown = [a for a in shown if a not in (str(args.cache), "--cache")]
         command = " ".join(["bench/run.sh", *shown])
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        generated = (f"Run on {stamp} with `{command}` ({versions()}).\n\n"
-                     f"{table}\n\n{targets}\n")
-        write_between_markers(args.results, generated)
-    correct = all(r.ok for results in bench.results.values() for r in results)
+        for begin, end, text in tables:
+            generated = f"Run on {stamp} with `{command}` ({versions()}).\n\n{text}"
+            write_between_markers(args.results, generated, begin, end)
+    everything = [*bench.results.values(), *getattr(bench, "wan_results", {}).values()]
+    correct = all(r.ok for results in everything for r in results)
     return 0 if correct else 1
 
 

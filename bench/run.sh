@@ -4,6 +4,8 @@
 #   bench/run.sh                      # every corpus, 3 runs per tool; writes bench/RESULTS.md
 #   bench/run.sh --quick --runs 1     # tiny corpora, debug build: checks the benchmark works (CI)
 #   bench/run.sh --corpus fleet --corpus warm
+#   bench/run.sh --corpus wan --runs 1 --wan-rtt-ms 80 --wan-mbit 200
+#                                     # registries across a WAN (src/bin/hoist-wan)
 #
 # Installs docker-registry, skopeo, openssl, curl and GNU time when missing
 # (apt-get), builds hoist in release mode, then runs bench/bench.py.
@@ -33,10 +35,20 @@ fi
 # Seeded source registries are kept under target/ and reused: seeding is
 # deterministic, and every run checks its target against the source anyway.
 args=(--cache target/bench-cache "$@")
-quick=0
+quick=0 partial=0 only_wan=1 previous=""
 for arg in "$@"; do
-  case $arg in --quick | --corpus | --corpus=*) quick=1 ;; esac
+  case $arg in
+    --quick) quick=1 ;;
+    --corpus) partial=1 ;;
+    --corpus=*) partial=1 && [ "${arg#--corpus=}" = wan ] || only_wan=0 ;;
+  esac
+  if [ "$previous" = --corpus ] && [ "$arg" != wan ]; then only_wan=0; fi
+  previous=$arg
 done
-# A full run records its table; a partial or quick one only prints it.
-if [ "$quick" = 0 ]; then args+=(--results bench/RESULTS.md); fi
+# A full run records its tables. So does a run of only the WAN corpus: its
+# rows have their own section per round trip and link rate. A quick or
+# other partial run only prints them.
+if [ "$quick" = 0 ] && { [ "$partial" = 0 ] || [ "$only_wan" = 1 ]; }; then
+  args+=(--results bench/RESULTS.md)
+fi
 exec python3 bench/bench.py "${args[@]}"

@@ -27,3 +27,4 @@ mod referrers;
 mod registries;
 mod schema;
 mod signatures;
+mod wan;

@@ -14,6 +14,7 @@ pub mod referrers_api;
 pub mod registry;
 pub mod seed;
 pub mod token_server;
+pub mod wan;
 
 pub use hoist::Hoist;
 pub use registry::TestRegistry;

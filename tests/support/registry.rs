@@ -22,6 +22,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::certs;
 use super::token_server::TokenServer;
 
+/// Other helper processes (the WAN proxy) die with the test process too.
+pub use spawn::spawn_tied_to_test_process;
+
 const INSTALLED_PATH: &str = "/usr/bin/docker-registry";
 const NOT_INSTALLED: &str = "docker-registry is not installed: run `sudo apt-get install -y docker-registry` (or ./scripts/test, which installs it)";
 

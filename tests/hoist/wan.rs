@@ -1,0 +1,119 @@
+//! The benchmark's WAN proxy (`hoist-wan`) in front of a real registry: a
+//! request on an open connection takes one round trip, and transfers in
+//! parallel share one link of the given rate instead of each getting it.
+
+use std::time::{Duration, Instant};
+
+use crate::support::TestRegistry;
+use crate::support::seed;
+use crate::support::wan::WanProxy;
+
+const RTT_MS: u32 = 20;
+const MBIT: u32 = 80;
+const LAYER: u64 = 256 * 1024;
+const PARALLEL: usize = 4;
+
+fn agent() -> ureq::Agent {
+    crate::support::registry::http_agent_trusting(None, Duration::from_secs(30))
+}
+
+/// Milliseconds `GET url` takes, the body read.
+fn timed_get(agent: &ureq::Agent, url: &str) -> (f64, usize) {
+    let start = Instant::now();
+    let mut response = agent.get(url).call().expect("GET through hoist-wan");
+    assert_eq!(response.status().as_u16(), 200, "{url}");
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .expect("read the body");
+    (start.elapsed().as_secs_f64() * 1000.0, body.len())
+}
+
+#[test]
+fn a_request_takes_a_round_trip_and_parallel_transfers_share_the_link() {
+    let registry = TestRegistry::start();
+    let spec = seed::ImageSpec {
+        format: seed::Format::Oci,
+        layers: seed::layers("wan", PARALLEL, 0, LAYER),
+        platforms: Vec::new(),
+        label: "wan".into(),
+    };
+    let manifest = seed::push(seed::client(&registry).as_ref(), "wan/app", "1.0.0", &spec);
+    let parsed: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
+    let layers: Vec<String> = parsed["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(layers.len(), PARALLEL);
+
+    let proxy = WanProxy::start(registry.host(), RTT_MS, MBIT);
+    let base = format!("http://{}", proxy.host());
+    let rtt = f64::from(RTT_MS);
+
+    // A new connection: the TCP handshake, then the request: two round trips.
+    let one = agent();
+    let (first, _) = timed_get(&one, &format!("{base}/v2/"));
+    assert!(
+        first >= 2.0 * rtt,
+        "first request {first:.1} ms < 2 × {rtt} ms"
+    );
+    // On the open connection, one round trip (the best of a few: the
+    // machine is shared).
+    let again: Vec<f64> = (0..5)
+        .map(|_| timed_get(&one, &format!("{base}/v2/")).0)
+        .collect();
+    let best = again.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(
+        again.iter().all(|&ms| ms >= rtt),
+        "a request took less than the round trip: {again:?}"
+    );
+    assert!(
+        best < rtt + 15.0,
+        "best request {best:.1} ms, round trip {rtt} ms: {again:?}"
+    );
+
+    // PARALLEL blobs at once, each on its own connection: together they
+    // need the bytes ÷ the one link's rate, not ÷ PARALLEL links.
+    let link_ms = (PARALLEL as f64 * LAYER as f64 * 8.0) / (f64::from(MBIT) * 1e6) * 1000.0;
+    let start = Instant::now();
+    let threads: Vec<_> = layers
+        .iter()
+        .map(|digest| {
+            let url = format!("{base}/v2/wan/app/blobs/{digest}");
+            std::thread::spawn(move || timed_get(&agent(), &url))
+        })
+        .collect();
+    let sizes: Vec<usize> = threads.into_iter().map(|t| t.join().unwrap().1).collect();
+    let together = start.elapsed().as_secs_f64() * 1000.0;
+    assert!(sizes.iter().all(|&n| n as u64 == LAYER), "{sizes:?}");
+    // Never faster than the link; close to it (+ handshake, request and
+    // the registry's own time, generously).
+    assert!(
+        together >= link_ms,
+        "{together:.1} ms < the link's {link_ms:.1} ms"
+    );
+    assert!(
+        together < link_ms * 1.5 + 3.0 * rtt + 50.0,
+        "{together:.1} ms for {link_ms:.1} ms of link time: the link is not filled"
+    );
+
+    let stats = proxy.stop();
+    eprintln!(
+        "first request {first:.1} ms, then {again:?} ms; {PARALLEL} blobs in \
+         {together:.1} ms for {link_ms:.1} ms of link time; {stats}"
+    );
+    let down = stats["down"]["bytes"].as_u64().unwrap();
+    assert!(down >= PARALLEL as u64 * LAYER, "{stats}");
+    assert!(stats["up"]["bytes"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(
+        stats["connections"]["total"],
+        1 + PARALLEL as u64,
+        "{stats}"
+    );
+    assert!(stats["waiting"]["peak"].as_i64().unwrap() >= 2, "{stats}");
+    assert_eq!(stats["rtt_ms"], 20.0, "{stats}");
+}
