@@ -310,6 +310,14 @@ impl<R: Read> Read for VerifyingReader<R> {
         }
         if self.seen == self.size {
             self.verify()?;
+            // Read to the end of the stream now, whether or not the caller
+            // asks again: an HTTP body read to its end hands its connection
+            // back to the pool (a blob's next GET then skips the TCP and TLS
+            // handshakes), and a longer stream is refused here.
+            let mut probe = [0_u8; 1];
+            if self.inner.read(&mut probe)? > 0 {
+                return Err(self.mismatch(format!("more than the expected {} bytes", self.size)));
+            }
         }
         Ok(n)
     }

@@ -1,7 +1,8 @@
 //! A registry's concurrency, found rather than fixed: how many operations
 //! run at once against a registry whose `max_connections` is not set.
 //!
-//! It starts at [`INITIAL`] and is judged in windows of at least [`WINDOW`]:
+//! It starts at [`INITIAL`] for blob streams, [`INITIAL_CHEAP`] for cheap
+//! requests, and is judged in windows of at least [`WINDOW`]:
 //! while the limit was reached in a window (the work wanted more) and the
 //! operations completed per second rose by [`GAIN`] over the best window
 //! so far, it grows by a quarter (at least 2), up to the ceiling; a window
@@ -15,12 +16,15 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The limit a registry starts at.
+/// The limit a registry's blob streams start at.
 pub const INITIAL: usize = 16;
+/// The limit a registry's cheap requests start at: each waits a round trip
+/// and carries little, so a run that lasts a few round trips needs many at once.
+pub const INITIAL_CHEAP: usize = 32;
 /// The limit is never below this.
 pub const FLOOR: usize = 2;
 /// The shortest window the rate is measured over.
-pub const WINDOW: Duration = Duration::from_millis(250);
+pub const WINDOW: Duration = Duration::from_millis(100);
 /// Operations a window needs before it is judged.
 const MIN_COMPLETED: u64 = 8;
 /// A rate this much above the best so far counts as a gain.
@@ -53,13 +57,13 @@ struct State {
 }
 
 impl Adaptive {
-    /// A limit starting at [`INITIAL`] (or `ceiling`, when lower), at most `ceiling`.
-    pub fn new(ceiling: usize) -> Adaptive {
+    /// A limit starting at `initial` (or `ceiling`, when lower), at most `ceiling`.
+    pub fn new(initial: usize, ceiling: usize) -> Adaptive {
         let ceiling = ceiling.max(FLOOR);
         Adaptive {
             ceiling,
             state: Mutex::new(State {
-                limit: INITIAL.min(ceiling),
+                limit: initial.clamp(FLOOR, ceiling),
                 before_growth: None,
                 window_start: Instant::now(),
                 completed: 0,
@@ -158,7 +162,7 @@ mod tests {
     }
 
     fn adaptive_at(ceiling: usize) -> (Adaptive, Instant) {
-        let adaptive = Adaptive::new(ceiling);
+        let adaptive = Adaptive::new(INITIAL, ceiling);
         let clock = adaptive.lock().window_start;
         (adaptive, clock)
     }

@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 
 use super::adaptive::Adaptive;
 
-/// The most operations at once an adaptive limit grows to.
+/// The most cheap requests at once an adaptive limit grows to.
 pub const ADAPTIVE_CEILING: usize = 64;
+/// The most blob streams at once an adaptive limit grows to: each holds
+/// buffers of two connections, so this bounds memory too.
+pub const STREAMS_CEILING: usize = 40;
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 
@@ -42,10 +45,29 @@ impl Limits {
     /// Limits allowing `max_connections` concurrent operations (found by
     /// [`Adaptive`] when `None`) and at most `requests_per_second`.
     pub fn new(max_connections: Option<usize>, requests_per_second: Option<f64>) -> Limits {
+        Limits::adapting(
+            max_connections,
+            requests_per_second,
+            Adaptive::new(super::adaptive::INITIAL_CHEAP, ADAPTIVE_CEILING),
+        )
+    }
+
+    /// Limits for blob streams: [`Limits::new`] without a rate, adapting
+    /// from fewer at once, to fewer.
+    pub fn for_streams(max_connections: Option<usize>) -> Limits {
+        let adaptive = Adaptive::new(super::adaptive::INITIAL, STREAMS_CEILING);
+        Limits::adapting(max_connections, None, adaptive)
+    }
+
+    fn adapting(
+        max_connections: Option<usize>,
+        requests_per_second: Option<f64>,
+        adaptive: Adaptive,
+    ) -> Limits {
         Limits {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             max_connections: max_connections.map(|m| m.max(1)),
-            adaptive: Adaptive::new(ADAPTIVE_CEILING),
+            adaptive,
             in_use: Mutex::new(0),
             freed: Condvar::new(),
             interval: requests_per_second

@@ -81,7 +81,7 @@ impl DistributionRegistry {
             referrers_probe: Mutex::new(()),
             manifests: ManifestCache::default(),
             limits: Limits::new(endpoint.max_connections, endpoint.requests_per_second),
-            streams: Limits::new(endpoint.max_connections, None),
+            streams: Limits::for_streams(endpoint.max_connections),
             counters: Counters::default(),
             endpoint,
         }

@@ -363,6 +363,11 @@ pub fn build_agent(
         .user_agent(format!("hoist/{}", env!("CARGO_PKG_VERSION")))
         .max_idle_connections(connections * 4)
         .max_idle_connections_per_host(connections)
+        // Each connection holds one buffer each way (128 KiB by default):
+        // with dozens of connections per registry across regions, 32 KiB
+        // keep the memory small without slowing a stream (a TLS record is 16 KiB).
+        .input_buffer_size(32 * 1024)
+        .output_buffer_size(32 * 1024)
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_per_read(Some(endpoint.timeout))
         .timeout_per_write(Some(endpoint.timeout))
