@@ -120,6 +120,29 @@ impl Run<'_> {
     }
 }
 
+/// Executes the plan of `promote` or `docker-promote` (from one source to
+/// one target, both in `handles`): its exit status.
+pub(super) fn run_promotion(
+    plan: &Plan,
+    handles: &StoreMap,
+    stores: &Stores,
+    output: &crate::cli::Output,
+    started: Instant,
+) -> Result<ExitStatus, CommandError> {
+    let (status, _) = Run {
+        plan,
+        stores: handles,
+        check_preconditions: false,
+        progress: output.progress.into(),
+        report: output.report.as_deref(),
+        shard: None,
+        started,
+        retry: stores.settings().retry,
+    }
+    .execute()?;
+    Ok(status)
+}
+
 /// Reads a reviewed plan, narrowed to the scope.
 pub(super) fn read_plan(path: &Path, scope: &Scope) -> Result<Plan, CommandError> {
     let shown = || path.display().to_string();
@@ -206,17 +229,7 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
         (source.location.to_string(), source_store),
         (destination.target.location.to_string(), target_store),
     ]);
-    let (status, _) = Run {
-        plan: &plan,
-        stores: &handles,
-        check_preconditions: false,
-        progress: args.output.progress.into(),
-        report: args.output.report.as_deref(),
-        shard: None,
-        started,
-        retry: stores.settings().retry,
-    }
-    .execute()?;
+    let status = run_promotion(&plan, &handles, stores, &args.output, started)?;
     if status == ExitStatus::Success {
         // The result scripts want: where the image now is, by digest.
         let digest = plan

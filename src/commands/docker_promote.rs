@@ -11,7 +11,7 @@ use crate::registry::ReadOnly;
 use crate::registry::stores::Stores;
 use crate::report;
 
-use super::apply::Run;
+use super::apply::run_promotion;
 use super::{CommandError, ExitStatus};
 
 pub(super) fn docker_promote(
@@ -51,17 +51,7 @@ pub(super) fn docker_promote(
         (promotion.source.location.to_string(), source_store),
         (promotion.target.location.to_string(), target_store),
     ]);
-    let (status, _) = Run {
-        plan: &plan,
-        stores: &handles,
-        check_preconditions: false,
-        progress: args.output.progress.into(),
-        report: args.output.report.as_deref(),
-        shard: None,
-        started,
-        retry: stores.settings().retry,
-    }
-    .execute()?;
+    let status = run_promotion(&plan, &handles, stores, &args.output, started)?;
     if status == ExitStatus::Success {
         // The result scripts want: where each tag now is, by digest.
         let written: Vec<String> = plan

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
-    /// Threads: the most operations in flight at once. Each registry's
-    /// concurrency adapts below it (from 16, growing while throughput
-    /// grows, halved on a 429 or a timeout) unless its `max_connections` is set.
+    /// Threads: the most operations in flight at once (default 48). Each
+    /// registry's concurrency adapts below it (from 16, growing while
+    /// throughput grows, halved on a 429 or a timeout) unless its
+    /// `max_connections` is set.
     pub jobs: usize,
     /// Attempts per request, with exponential backoff and jitter.
     pub retries: u32,
@@ -23,7 +24,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            jobs: 64,
+            jobs: 48,
             retries: 4,
             timeout_secs: 60,
         }

@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 /// The limit a registry's blob streams start at.
 pub const INITIAL: usize = 16;
-/// The limit a registry's cheap requests start at: each waits a round trip
-/// and carries little, so a run that lasts a few round trips needs many at once.
-pub const INITIAL_CHEAP: usize = 32;
+/// The limit a registry's cheap requests start at (more at once from the
+/// start costs a TLS handshake each, which on loopback is dearer than the
+/// requests).
+pub const INITIAL_CHEAP: usize = 16;
 /// The limit is never below this.
 pub const FLOOR: usize = 2;
 /// The shortest window the rate is measured over.
@@ -87,9 +88,12 @@ impl Adaptive {
         }
     }
 
-    /// An operation completed; the window is judged once it is long enough.
-    pub fn completed(&self) {
+    /// An operation completed; the window is judged once it is long
+    /// enough. Whether the limit grew (so more may start).
+    pub fn completed(&self) -> bool {
+        let before = self.limit();
         self.completed_at(Instant::now());
+        self.limit() > before
     }
 
     fn completed_at(&self, now: Instant) {

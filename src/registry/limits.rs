@@ -165,11 +165,13 @@ impl Drop for Permit<'_> {
         if self.counted {
             let mut in_use = self.limits.in_use.lock().unwrap_or_else(|p| p.into_inner());
             *in_use -= 1;
-            if self.limits.max_connections.is_none() {
-                self.limits.adaptive.completed();
+            let grew = self.limits.max_connections.is_none() && self.limits.adaptive.completed();
+            // One slot is free; after a growth, more are: everyone looks again.
+            if grew {
+                self.limits.freed.notify_all();
+            } else {
+                self.limits.freed.notify_one();
             }
-            // The limit may have grown: everyone waiting looks again.
-            self.limits.freed.notify_all();
         }
     }
 }
