@@ -419,7 +419,7 @@ target = "stable/{name}"
     let run = Hoist::new().config(good).args(["check"]).run().success();
     assert!(
         run.stderr
-            .contains("ok (1 registry, 1 rule; jobs 64, retries 4, timeout 60s)"),
+            .contains("ok (1 registry, 1 rule; jobs 48, retries 4, timeout 60s)"),
         "{}",
         run.stderr
     );
