@@ -3,7 +3,7 @@
 //! apply), and on the targets by `hoist verify` (a target whose signatures
 //! were lost).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
@@ -20,39 +20,38 @@ type Judged = (String, String, String, Digest);
 /// checked again with the rule's gate as the configuration has it now. An
 /// entry whose image no longer passes is blocked, with the reason.
 pub fn recheck_reviewed(plan: &mut Plan, rules: &RuleSet, stores: &StoreMap) {
-    let mut images = BTreeMap::new();
-    for entry in plan.entries.iter().filter(|e| e.changes()) {
-        if let Some(GateVerdict::Verified { rule, .. }) = &entry.gate {
-            let source = &entry.source;
-            let key = (
-                rule.clone(),
-                source.registry.clone(),
-                source.repository.clone(),
-                source.digest.clone(),
-            );
-            images.insert(key, ());
-        }
-    }
-    let verdicts = judge(images.into_keys().collect(), rules, stores);
-    for entry in plan.entries.iter_mut().filter(|e| e.changes()) {
-        let Some(GateVerdict::Verified { rule, .. }) = &entry.gate else {
+    let images: BTreeSet<Judged> = plan.entries.iter().filter_map(verified_source).collect();
+    let verdicts = judge(images.into_iter().collect(), rules, stores);
+    for entry in plan.entries.iter_mut() {
+        let Some(key) = verified_source(entry) else {
             continue;
         };
-        let key = (
-            rule.clone(),
-            entry.source.registry.clone(),
-            entry.source.repository.clone(),
-            entry.source.digest.clone(),
-        );
         if let Some(Err(reason)) = verdicts.get(&key) {
             let reason = format!("checked again before writing, {reason}");
             entry.action = Action::blocked(format!("require_signature: {reason}"));
             entry.gate = Some(GateVerdict::Refused {
-                rule: rule.clone(),
+                rule: key.0,
                 reason,
             });
         }
     }
+}
+
+/// The source image of an entry that writes, as its gate judged it, when
+/// the plan says the gate verified it.
+fn verified_source(entry: &PlanEntry) -> Option<Judged> {
+    let Some(GateVerdict::Verified { rule, .. }) = &entry.gate else {
+        return None;
+    };
+    entry.changes().then(|| {
+        let source = &entry.source;
+        (
+            rule.clone(),
+            source.registry.clone(),
+            source.repository.clone(),
+            source.digest.clone(),
+        )
+    })
 }
 
 /// `hoist verify`: each image written verbatim by a rule that requires a

@@ -66,6 +66,13 @@ pub enum KeyError {
 }
 
 impl PublicKey {
+    /// Reads the key file at `path` (named by it): what is wrong, if it
+    /// cannot be read or is no key hoist verifies with.
+    pub fn read(path: &str) -> Result<PublicKey, String> {
+        let pem = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        PublicKey::from_pem(path, &pem).map_err(|e| e.to_string())
+    }
+
     /// Reads a PEM `PUBLIC KEY` (cosign's `cosign.pub`, `openssl pkey -pubout`).
     pub fn from_pem(name: &str, pem: &str) -> Result<PublicKey, KeyError> {
         let der = pem_blocks(pem, "PUBLIC KEY")

@@ -178,13 +178,6 @@ impl GateVerdict {
             GateVerdict::Refused { reason, .. } => Some(reason),
         }
     }
-
-    /// The rule whose gate this is.
-    pub fn rule(&self) -> &str {
-        match self {
-            GateVerdict::Verified { rule, .. } | GateVerdict::Refused { rule, .. } => rule,
-        }
-    }
 }
 
 /// The image a target tag will point at.

@@ -75,14 +75,9 @@ pub fn gate_of(
     let keys = keys
         .iter()
         .map(|path| {
-            std::fs::read_to_string(path)
-                .map_err(|e| e.to_string())
-                .and_then(|pem| {
-                    crate::gate::PublicKey::from_pem(path, &pem).map_err(|e| e.to_string())
-                })
-                .map_err(|why| {
-                    PromoteError::Arguments(format!("--require-signature `{path}`: {why}"))
-                })
+            crate::gate::PublicKey::read(path).map_err(|why| {
+                PromoteError::Arguments(format!("--require-signature `{path}`: {why}"))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(std::sync::Arc::new(crate::gate::Gate {

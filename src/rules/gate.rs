@@ -48,10 +48,7 @@ fn compile_keys(
 ) -> Vec<PublicKey> {
     let mut keys = Vec::new();
     for (i, path) in gate.keys.iter().enumerate() {
-        let key = std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|pem| PublicKey::from_pem(path, &pem).map_err(|e| e.to_string()));
-        match key {
+        match PublicKey::read(path) {
             Ok(key) => keys.push(key),
             Err(why) => problems.push(
                 Problem::at(at.key("keys").index(i), format!("`{path}`: {why}")).help(
