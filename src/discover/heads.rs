@@ -1,21 +1,26 @@
-//! Steps 2b and 3 of discovery: what the selected source tags point at.
+//! Steps 2 and 3 of discovery, repository by repository: each source
+//! repository's tags are listed together with the tags of the target
+//! repositories it maps to; then, at once, its selected tags are resolved
+//! and the target tags they would overwrite are read. No repository waits
+//! for another, so across a WAN the reads overlap instead of each step
+//! waiting for the slowest read of the step before.
 //!
-//! The target repositories' tags are listed first. A source tag none of
-//! whose target tags exists will be copied, and its manifest is read anyway
-//! (for the estimate, then the copy): it is resolved with that one GET,
-//! which the registry's manifest cache keeps for those reads, instead of a
-//! HEAD and then a GET. A tag the target has keeps the HEAD, since a GET
-//! counts as a pull on Docker Hub and Harbor.
+//! A source tag none of whose target tags exists will be copied, and its
+//! manifest is read anyway (for the estimate, then the copy): it is
+//! resolved with that one GET, which the registry's manifest cache keeps
+//! for those reads, instead of a HEAD and then a GET. A tag the target has
+//! keeps the HEAD, since a GET counts as a pull on Docker Hub and Harbor.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, OnceLock};
 
-use super::{
-    Discovery, Handles, Listed, ReadFailure, Side, handle, list_tags, read_par, selections,
-};
+use rayon::prelude::*;
+
+use super::{Discovery, Handles, Listed, ReadFailure, Side, handle, list_tags, read_par, tags_of};
 use crate::plan::{self, RepoKey, TagKey};
 use crate::reference::validate_repository;
 use crate::registry::ManifestHead;
-use crate::rules::Values;
+use crate::rules::{Rule, SelectedTag, Values};
 
 /// How a source tag's head is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,79 +31,114 @@ pub(super) enum Read {
     Get,
 }
 
+/// The tags of one target repository (none when it does not exist),
+/// listed by whichever source repository needs them first.
+type TargetListing = OnceLock<Result<BTreeSet<String>, ReadFailure>>;
+
+/// What reading one source repository gave.
+struct RepositoryReads {
+    key: RepoKey,
+    tags: Result<Option<Vec<String>>, ReadFailure>,
+    heads: Listed<(TagKey, Read), Option<ManifestHead>>,
+    probes: Listed<(TagKey, Read), Option<ManifestHead>>,
+}
+
+/// What the reads of every source repository share: the target listings
+/// (each listed once) and the target tags already claimed for a probe.
+struct Shared<'a> {
+    handles: &'a Handles,
+    targets: BTreeMap<RepoKey, TargetListing>,
+    claimed: Mutex<BTreeSet<TagKey>>,
+}
+
 impl Discovery<'_> {
-    /// Step 2b: the tags of the target repositories the selected source
-    /// repositories map to, before their heads are read.
-    pub(super) fn list_mapped_target_tags(&mut self) {
-        let mut repos: BTreeSet<RepoKey> = BTreeSet::new();
-        for selection in selections(self.rules.rules.iter(), &self.inventory) {
-            let target = selection.rule.target_repository(selection.repository);
-            if validate_repository(&target, &target).is_err() {
-                continue;
+    /// Steps 2 and 3: the tags of each source repository a rule matches and
+    /// of the target repositories it maps to, the digest of every selected
+    /// source tag (by GET when it will be copied to every target of every
+    /// rule selecting it), and the digests of the target tags those would
+    /// overwrite.
+    pub(super) fn read_repositories(&mut self) {
+        let mut units: BTreeMap<RepoKey, Vec<&Rule>> = BTreeMap::new();
+        for rule in &self.rules.rules {
+            for repository in plan::matched_repositories(rule, &self.inventory) {
+                let rules = units.entry(plan::repo_key(&rule.from, repository));
+                rules.or_default().push(rule);
             }
-            for to in &selection.rule.to {
-                repos.insert(plan::repo_key(to, &target));
-            }
         }
-        self.list_target_repositories(repos);
-    }
-
-    /// Lists the tags of the target repositories not listed yet; one the
-    /// target does not have yet holds none.
-    pub(super) fn list_target_repositories(&mut self, mut repos: BTreeSet<RepoKey>) {
-        repos.retain(|key| !self.inventory.target_tags.contains_key(key));
-        let listed = list_tags(self.handles, repos);
-        for (key, tags) in self.keep(listed) {
-            self.inventory
-                .target_tags
-                .insert(key, tags.unwrap_or_default().into_iter().collect());
-        }
-    }
-
-    /// Step 3: the digest of every selected source tag, by GET when it
-    /// will be copied to every target of every rule selecting it.
-    pub(super) fn resolve_selected_heads(&mut self) {
-        let mut reads: std::collections::BTreeMap<TagKey, Read> = Default::default();
-        for selection in selections(self.rules.rules.iter(), &self.inventory) {
-            let key = plan::tag_key(
-                &selection.rule.from,
-                selection.repository,
-                &selection.tag.tag,
-            );
-            let read = if self.absent_from_targets(&selection) {
-                Read::Get
-            } else {
-                Read::Head
-            };
-            // Any rule that finds a target tag present makes it a HEAD.
-            let slot = reads.entry(key).or_insert(read);
-            *slot = (*slot).min(read);
-        }
-        self.resolve_source_heads(reads);
-    }
-
-    /// Whether every target tag a selection writes is known to be absent
-    /// (its target repositories listed, none holding it).
-    fn absent_from_targets(&self, selection: &super::Selection<'_>) -> bool {
-        let rule = selection.rule;
-        let selected = &selection.tag;
-        let Some(rendered) = rule.tag.render(&Values {
-            tag: &selected.tag,
-            version: selected.version.as_ref(),
-            path: selection.repository,
-        }) else {
-            return false;
+        let shared = Shared {
+            handles: self.handles,
+            targets: units
+                .iter()
+                .flat_map(|((_, repository), rules)| mapped_targets(rules, repository))
+                .map(|key| (key, TargetListing::new()))
+                .collect(),
+            claimed: Mutex::new(BTreeSet::new()),
         };
-        let target = rule.target_repository(selection.repository);
-        rule.to.iter().all(|to| {
-            self.inventory
-                .target_tags
-                .get(&plan::repo_key(to, &target))
-                .is_some_and(|tags| {
-                    let kept_source_tag = rule.keep_source_tag && tags.contains(&selected.tag);
-                    !tags.contains(&rendered) && !kept_source_tag
-                })
-        })
+        let read: Vec<RepositoryReads> = units
+            .into_par_iter()
+            .map(|(key, rules)| shared.read_repository(key, &rules))
+            .collect();
+        for reads in read {
+            match reads.tags {
+                Ok(tags) => {
+                    self.inventory.source_tags.insert(reads.key, tags);
+                }
+                Err(failure) => self.failures.push(failure),
+            }
+            for ((key, _), head) in self.keep(reads.heads) {
+                if let Some(head) = head {
+                    self.inventory.source_heads.insert(key, head);
+                }
+            }
+            self.keep_probes(reads.probes);
+        }
+        for (key, listing) in shared.targets {
+            if let Some(listed) = listing.into_inner() {
+                self.keep_target_listing(key, listed);
+            }
+        }
+    }
+
+    /// Lists the tags of the target repositories not listed yet.
+    pub(super) fn list_target_repositories(&mut self, mut repos: BTreeSet<RepoKey>) {
+        repos.retain(|key| !self.tried.targets.contains(key));
+        let listed = list_tags(self.handles, repos);
+        for (key, tags) in listed {
+            let tags = tags.map(|tags| tags.unwrap_or_default().into_iter().collect());
+            self.keep_target_listing(key, tags);
+        }
+    }
+
+    /// A target repository's tags; one the target does not have yet holds
+    /// none. A listing that failed is reported once and not tried again.
+    fn keep_target_listing(&mut self, key: RepoKey, listed: Result<BTreeSet<String>, ReadFailure>) {
+        self.tried.targets.insert(key.clone());
+        match listed {
+            Ok(tags) => {
+                self.inventory.target_tags.insert(key, tags);
+            }
+            Err(failure) => self.failures.push(failure),
+        }
+    }
+
+    /// Reads the heads of the target tags not probed yet into the inventory.
+    pub(super) fn probe_target_tags(&mut self, mut keys: BTreeSet<TagKey>) {
+        keys.retain(|key| !self.tried.probes.contains(key));
+        let keys = keys.into_iter().map(|key| (key, Read::Head)).collect();
+        let listed = read_heads(self.handles, keys, Side::Target);
+        self.keep_probes(listed);
+    }
+
+    /// The digests target tags hold; a tag that does not exist stays absent.
+    fn keep_probes(&mut self, listed: Listed<(TagKey, Read), Option<ManifestHead>>) {
+        self.tried
+            .probes
+            .extend(listed.iter().map(|((key, _), _)| key.clone()));
+        for ((key, _), head) in self.keep(listed) {
+            if let Some(head) = head {
+                self.inventory.target_heads.insert(key, head.digest);
+            }
+        }
     }
 
     /// Reads the heads of source tags into the inventory; a tag that does
@@ -112,6 +152,113 @@ impl Discovery<'_> {
             }
         }
     }
+}
+
+impl Shared<'_> {
+    /// One source repository: its tags listed beside its target
+    /// repositories', then its selected tags and the target tags they would
+    /// overwrite read together.
+    fn read_repository(&self, key: RepoKey, rules: &[&Rule]) -> RepositoryReads {
+        let mapped = mapped_targets(rules, &key.1);
+        let (tags, ()) = rayon::join(
+            || tags_of(self.handles, &key),
+            || {
+                mapped.par_iter().for_each(|target| {
+                    self.target_tags(target);
+                });
+            },
+        );
+        let mut heads: BTreeMap<TagKey, Read> = BTreeMap::new();
+        let mut probes: BTreeSet<TagKey> = BTreeSet::new();
+        if let Ok(Some(source_tags)) = &tags {
+            for rule in rules {
+                for selected in rule.select_tags(source_tags) {
+                    let read = self.plan_reads(rule, &key.1, &selected, &mut probes);
+                    // Any rule that finds a target tag present makes it a HEAD.
+                    let slot = heads.entry(plan::tag_key(&rule.from, &key.1, &selected.tag));
+                    let slot = slot.or_insert(read);
+                    *slot = (*slot).min(read);
+                }
+            }
+        }
+        probes.retain(|probe| {
+            let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
+            claimed.insert(probe.clone())
+        });
+        let probes = probes
+            .into_iter()
+            .map(|probe| (probe, Read::Head))
+            .collect();
+        let (heads, probes) = rayon::join(
+            || read_heads(self.handles, heads.into_iter().collect(), Side::Source),
+            || read_heads(self.handles, probes, Side::Target),
+        );
+        RepositoryReads {
+            key,
+            tags,
+            heads,
+            probes,
+        }
+    }
+
+    /// How to read a selected source tag: by GET when every target tag it
+    /// writes is known to be absent. The target tags it would overwrite
+    /// join `probes`.
+    fn plan_reads(
+        &self,
+        rule: &Rule,
+        repository: &str,
+        selected: &SelectedTag,
+        probes: &mut BTreeSet<TagKey>,
+    ) -> Read {
+        let Some(rendered) = rule.tag.render(&Values {
+            tag: &selected.tag,
+            version: selected.version.as_ref(),
+            path: repository,
+        }) else {
+            return Read::Head;
+        };
+        let target = rule.target_repository(repository);
+        let mut absent = true;
+        for to in &rule.to {
+            let repo = plan::repo_key(to, &target);
+            let Some(Ok(present)) = self.targets.get(&repo).and_then(OnceLock::get) else {
+                absent = false;
+                continue;
+            };
+            let kept = rule.keep_source_tag.then_some(&selected.tag);
+            for tag in std::iter::once(&rendered).chain(kept) {
+                if present.contains(tag) {
+                    absent = false;
+                    probes.insert(plan::tag_key(to, &target, tag));
+                }
+            }
+        }
+        if absent { Read::Get } else { Read::Head }
+    }
+
+    /// The tags of a target repository, listed on first use.
+    fn target_tags(&self, key: &RepoKey) -> Option<&Result<BTreeSet<String>, ReadFailure>> {
+        let listing = self.targets.get(key)?;
+        Some(listing.get_or_init(|| {
+            let listed = tags_of(self.handles, key);
+            listed.map(|tags| tags.unwrap_or_default().into_iter().collect())
+        }))
+    }
+}
+
+/// The target repositories `rules` map source `repository` to (those with
+/// a valid name).
+fn mapped_targets(rules: &[&Rule], repository: &str) -> Vec<RepoKey> {
+    let mut mapped = Vec::new();
+    for rule in rules {
+        let target = rule.target_repository(repository);
+        if validate_repository(&target, &target).is_err() {
+            continue;
+        }
+        mapped.extend(rule.to.iter().map(|to| plan::repo_key(to, &target)));
+    }
+    mapped
 }
 
 /// What each tag points at; `None` for a tag that does not exist.

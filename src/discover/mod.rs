@@ -127,10 +127,11 @@ pub type Handles = BTreeMap<String, ReadOnly>;
 /// Sees everything the plan needs; runs on the current rayon pool.
 pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, DiscoveryError> {
     let mut discovery = Discovery::new(rules, handles);
-    discovery.list_source_repositories();
-    discovery.list_source_tags();
-    discovery.list_mapped_target_tags();
-    discovery.resolve_selected_heads();
+    rayon::join(
+        || discovery.list_source_repositories(),
+        || prepare_targets(rules, handles),
+    );
+    discovery.read_repositories();
     discovery.resolve_attached_heads();
     discovery.check_gates();
     discovery.filter_platforms();
@@ -148,6 +149,16 @@ struct Discovery<'a> {
     handles: &'a Handles,
     inventory: Inventory,
     failures: Vec<ReadFailure>,
+    tried: Tried,
+}
+
+/// Target reads made so far, failed ones included: none is made twice.
+#[derive(Default)]
+struct Tried {
+    /// Target repositories whose tags were listed.
+    targets: BTreeSet<RepoKey>,
+    /// Target tags whose heads were read.
+    probes: BTreeSet<TagKey>,
 }
 
 /// Where to read an index a rule filters, and the platforms to keep.
@@ -180,6 +191,7 @@ impl<'a> Discovery<'a> {
             handles,
             inventory,
             failures: Vec::new(),
+            tried: Tried::default(),
         }
     }
 
@@ -212,24 +224,6 @@ impl<'a> Discovery<'a> {
             self.inventory
                 .repositories
                 .insert(registry.to_string(), repositories);
-        }
-    }
-
-    /// Step 2: the tags of each source repository a rule matches.
-    fn list_source_tags(&mut self) {
-        let repos: BTreeSet<RepoKey> = self
-            .rules
-            .rules
-            .iter()
-            .flat_map(|rule| {
-                plan::matched_repositories(rule, &self.inventory)
-                    .into_iter()
-                    .map(|repo| plan::repo_key(&rule.from, repo))
-            })
-            .collect();
-        let listed = list_tags(self.handles, repos);
-        for (key, tags) in self.keep(listed) {
-            self.inventory.source_tags.insert(key, tags);
         }
     }
 
@@ -277,7 +271,7 @@ impl<'a> Discovery<'a> {
         }
     }
 
-    /// Step 4: the tags of the target repositories step 2b did not list
+    /// Step 4: the tags of the target repositories step 2 did not list
     /// (those of attached tags, and of repositories planning added).
     fn list_target_tags(&mut self, expansion: &Expansion) {
         let repos: BTreeSet<RepoKey> = expansion
@@ -288,16 +282,11 @@ impl<'a> Discovery<'a> {
         self.list_target_repositories(repos);
     }
 
-    /// Step 4b: the digests of the target tags the plan compares with.
+    /// Step 4b: the digests of the target tags the plan compares with, of
+    /// those step 3 did not read.
     fn probe_targets(&mut self, expansion: &Expansion) {
         let probes = plan::target_probes(expansion, &self.inventory);
-        let probes = probes.into_iter().map(|key| (key, Read::Head)).collect();
-        let listed = read_heads(self.handles, probes, Side::Target);
-        for ((key, _), head) in self.keep(listed) {
-            if let Some(head) = head {
-                self.inventory.target_heads.insert(key, head.digest);
-            }
-        }
+        self.probe_target_tags(probes);
     }
 
     /// Step 5: the contents of the images that will be copied, for the
@@ -497,24 +486,46 @@ where
 
 /// Tags of each repository; `None` for a repository the registry does not have.
 fn list_tags(handles: &Handles, keys: BTreeSet<RepoKey>) -> Listed<RepoKey, Option<Vec<String>>> {
-    read_par(keys, |(registry, repository)| {
-        match handle(handles, registry)?.tags(repository) {
-            Ok(tags) => Ok(Some(tags)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(source) => Err(ReadFailure::Tags {
-                registry: registry.clone(),
-                repository: repository.clone(),
-                source: Box::new(source),
-            }),
+    read_par(keys, |key| tags_of(handles, key))
+}
+
+/// Tags of one repository; `None` when the registry does not have it.
+fn tags_of(handles: &Handles, key: &RepoKey) -> Result<Option<Vec<String>>, ReadFailure> {
+    let (registry, repository) = key;
+    match handle(handles, registry)?.tags(repository) {
+        Ok(tags) => Ok(Some(tags)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(source) => Err(ReadFailure::Tags {
+            registry: registry.clone(),
+            repository: repository.clone(),
+            source: Box::new(source),
+        }),
+    }
+}
+
+/// Opens the target registries (each registry's first request pings it)
+/// while the sources' catalogs are listed, so the first reads there do not
+/// wait for it.
+fn prepare_targets(rules: &RuleSet, handles: &Handles) {
+    let sources: BTreeSet<&str> = rules.rules.iter().map(|r| r.from.as_str()).collect();
+    let targets: BTreeSet<&str> = rules
+        .rules
+        .iter()
+        .flat_map(|r| r.to.iter().map(String::as_str))
+        .filter(|to| !sources.contains(to))
+        .collect();
+    targets.into_par_iter().for_each(|name| {
+        if let Some(store) = handles.get(name) {
+            store.prepare();
         }
-    })
+    });
 }
 
 mod gates;
 mod heads;
 mod images;
 
-use heads::{Read, read_heads};
+use heads::Read;
 
 use images::filter_indexes;
 pub use images::image_contents;

@@ -125,6 +125,11 @@ pub trait Registry: Send + Sync {
     /// streamed upload): every thread waits `pause` before its next request.
     fn throttle(&self, _pause: std::time::Duration) {}
 
+    /// Readies the store for the requests to come: a registry is pinged
+    /// for its authentication challenge, on a connection later requests
+    /// reuse. A failure is left for those requests to report.
+    fn prepare(&self) {}
+
     /// Request and byte counters for reports and benchmarks.
     fn counters(&self) -> &Counters;
 }
@@ -235,5 +240,10 @@ impl ReadOnly {
     /// See [`Registry::counters`].
     pub fn counters(&self) -> &Counters {
         self.0.counters()
+    }
+
+    /// See [`Registry::prepare`].
+    pub fn prepare(&self) {
+        self.0.prepare();
     }
 }

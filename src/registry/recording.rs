@@ -472,6 +472,10 @@ impl Registry for Recording {
         self.inner.throttle(pause);
     }
 
+    fn prepare(&self) {
+        self.inner.prepare();
+    }
+
     fn counters(&self) -> &Counters {
         self.inner.counters()
     }

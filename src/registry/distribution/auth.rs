@@ -235,6 +235,11 @@ impl DistributionRegistry {
         }
     }
 
+    /// Pings `/v2/` unless it was pinged already.
+    pub(super) fn ping(&self) -> Result<()> {
+        self.challenge().map(drop)
+    }
+
     /// What `/v2/` asks for, pinging it the first time.
     fn challenge(&self) -> Result<Option<Challenge>> {
         let mut known = self.challenge.lock().unwrap_or_else(|p| p.into_inner());

@@ -252,6 +252,11 @@ impl Registry for DistributionRegistry {
         self.cool_down(pause);
     }
 
+    fn prepare(&self) {
+        // Its errors come again, and are reported, on the first request.
+        let _ = self.ping();
+    }
+
     fn counters(&self) -> &Counters {
         &self.counters
     }
