@@ -219,6 +219,8 @@ class Traffic:
         self.target_kinds = {}
         self.registry_cpu = 0.0
         self.tool_cpu = 0.0
+        # Share of the machine's CPU time busy (any process) during the run.
+        self.machine_busy = 0.0
 
     def add(self, registry, lines, uploads_into=True):
         side = self.target_kinds if uploads_into else self.source_kinds
@@ -274,6 +276,13 @@ def timed(argv, out_dir, env=None):
         if "Maximum resident set size" in line:
             rss = int(line.rsplit(":", 1)[1])
     return wall, rss, code
+
+
+def machine_cpu():
+    """(busy, total) CPU time of the whole machine so far, in clock ticks."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
 
 
 def tool_cpu(time_file):
@@ -420,9 +429,12 @@ to = "prod"
         watched = [source] if source is target else [source, target]
         marks = [r.log_position() for r in watched]
         cpu = sum(r.cpu_seconds() for r in watched)
+        machine = machine_cpu()
         wall, rss, code, own = go(out)
         traffic = Traffic()
         traffic.registry_cpu = sum(r.cpu_seconds() for r in watched) - cpu
+        busy, total = (after - before for after, before in zip(machine_cpu(), machine))
+        traffic.machine_busy = busy / total if total else 0.0
         traffic.tool_cpu = tool_cpu(out / "time.txt")
         for registry, mark in zip(watched, marks):
             traffic.add(registry, registry.requests_since(mark), uploads_into=registry is target)

@@ -11,9 +11,11 @@ flight at once.
 
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 MIB = 1024 * 1024
 ACCEPT = ", ".join([
@@ -61,8 +63,15 @@ class WanProxy:
             self.proc.kill()
             raise RuntimeError(f"hoist-wan in front of {registry.host} did not start")
 
+    def cpu_seconds(self):
+        """User + system CPU the proxy has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
-        """Stops the proxy (SIGTERM writes the counters) and returns them."""
+        """Stops the proxy (SIGTERM writes the counters) and returns them,
+        with the CPU it used (`cpu_s`)."""
+        cpu = self.cpu_seconds()
         self.proc.terminate()
         try:
             self.proc.wait(10)
@@ -70,7 +79,9 @@ class WanProxy:
             self.proc.kill()
             self.proc.wait()
         self.proc.stdout.close()
-        return json.loads(self.stats_path.read_text())
+        stats = json.loads(self.stats_path.read_text())
+        stats["cpu_s"] = cpu
+        return stats
 
 
 class Far:
@@ -206,6 +217,16 @@ def floor(bench, corpus, hoist_runs):
     return request_bound, how
 
 
+def cpu_floor(result):
+    """The run's CPU (the tool's, the registries' and the proxies') spread
+    over every core: no run doing that work on this machine is shorter."""
+    proxies = result.wan["source"]["cpu_s"]
+    if result.wan["target"] is not result.wan["source"]:
+        proxies += result.wan["target"]["cpu_s"]
+    total = result.traffic.tool_cpu + result.traffic.registry_cpu + proxies
+    return total / os.cpu_count()
+
+
 def link_use(result):
     """Share of the run's wall time the source's download link and the
     target's upload link carried bytes."""
@@ -227,7 +248,8 @@ def in_flight(result):
 
 HEADER = ["corpus", "tool", "median s", "floor s", "x floor", "hoist/skopeo", "peak RSS MiB",
           "requests", "connections (source · target)", "uploaded MiB", "link busy (source down / target up)",
-          "in flight mean/peak (source · target)", "correct"]
+          "in flight mean/peak (source · target)", "machine CPU busy", "CPU floor s",
+          "x max(floor, CPU floor)", "correct"]
 
 
 def summary(bench):
@@ -258,6 +280,8 @@ def summary(bench):
                 connections,
                 f"{statistics.median(r.traffic.uploaded for r in rs) / MIB:.1f}",
                 link_use(middle), in_flight(middle),
+                f"{middle.traffic.machine_busy:.0%}", f"{cpu_floor(middle):.2f}",
+                f"{medians[tool] / max(seconds, cpu_floor(middle)):.2f}",
                 f"{sum(r.ok for r in rs)}/{len(rs)}",
             ])
         limit = 1.3 if " cold " in corpus else 1.5

@@ -44,11 +44,13 @@ struct RepositoryReads {
 }
 
 /// What the reads of every source repository share: the target listings
-/// (each listed once) and the target tags already claimed for a probe.
+/// (each listed once), the target tags already claimed for a probe, and the
+/// source registries whose referrers API was asked about.
 struct Shared<'a> {
     handles: &'a Handles,
     targets: BTreeMap<RepoKey, TargetListing>,
     claimed: Mutex<BTreeSet<TagKey>>,
+    referrers_asked: Mutex<BTreeSet<String>>,
 }
 
 impl Discovery<'_> {
@@ -73,6 +75,7 @@ impl Discovery<'_> {
                 .map(|key| (key, TargetListing::new()))
                 .collect(),
             claimed: Mutex::new(BTreeSet::new()),
+            referrers_asked: Mutex::new(BTreeSet::new()),
         };
         let read: Vec<RepositoryReads> = units
             .into_par_iter()
@@ -193,11 +196,39 @@ impl Shared<'_> {
             || read_heads(self.handles, heads.into_iter().collect(), Side::Source),
             || read_heads(self.handles, probes, Side::Target),
         );
+        if rules.iter().any(|rule| rule.referrers) {
+            self.ask_referrers_api(&heads);
+        }
         RepositoryReads {
             key,
             tags,
             heads,
             probes,
+        }
+    }
+
+    /// Asks the source registry, once per run, whether it has the
+    /// referrers API, with a listing of the first image read there. Copying
+    /// (or keeping) images with their referrers asks it anyway; asked here,
+    /// beside other reads, the answer is known (and kept by the registry's
+    /// handle) before execution starts, instead of costing a round trip of
+    /// its own after planning. What it answers is for execution to use.
+    fn ask_referrers_api(&self, heads: &Listed<(TagKey, Read), Option<ManifestHead>>) {
+        let Some((((registry, repository, _), _), head)) = heads
+            .iter()
+            .find_map(|(key, head)| Some((key, head.as_ref().ok()?.as_ref()?)))
+        else {
+            return;
+        };
+        let first = {
+            let mut asked = self
+                .referrers_asked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            asked.insert(registry.clone())
+        };
+        if first && let Some(store) = self.handles.get(registry) {
+            let _ = store.referrers(repository, &head.digest);
         }
     }
 

@@ -11,7 +11,8 @@
 //! it (never below [`FLOOR`]) and starts the judging afresh. Across regions,
 //! where each operation waits tens of milliseconds for its round trips, it
 //! grows until the link is full; on a registry that is busy (or loopback on
-//! a small machine) it stays near where it started.
+//! a small machine) it stays near where it started. A registry whose first
+//! answer shows it is far ([`FAR`]) starts at [`INITIAL_FAR`] instead.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -22,6 +23,12 @@ pub const INITIAL: usize = 16;
 /// start costs a TLS handshake each, which on loopback is dearer than the
 /// requests).
 pub const INITIAL_CHEAP: usize = 16;
+/// The limit a far registry starts at, for either kind of operation.
+pub const INITIAL_FAR: usize = 32;
+/// A registry whose first answer (TCP and TLS handshakes, then the `/v2/`
+/// ping: 3 round trips) took this long is far: its round trips, not its
+/// CPU, bound the work, and a handshake more costs less than a round trip.
+pub const FAR: Duration = Duration::from_millis(60);
 /// The limit is never below this.
 pub const FLOOR: usize = 2;
 /// The shortest window the rate is measured over.
@@ -78,6 +85,18 @@ impl Adaptive {
     /// The current limit.
     pub fn limit(&self) -> usize {
         self.lock().limit
+    }
+
+    /// The registry is far ([`FAR`]): a limit not judged yet starts at
+    /// [`INITIAL_FAR`] (or its ceiling). Whether it grew.
+    pub fn far(&self) -> bool {
+        let mut state = self.lock();
+        let far = INITIAL_FAR.min(self.ceiling);
+        if state.best > 0.0 || state.paused > 0 || state.limit >= far {
+            return false;
+        }
+        state.limit = far;
+        true
     }
 
     /// An operation starts with `in_use` running (itself included).
@@ -181,6 +200,28 @@ mod tests {
             window(&adaptive, &mut clock, n, true);
         }
         assert_eq!(adaptive.limit(), 64, "up to the ceiling");
+    }
+
+    #[test]
+    fn a_far_registry_starts_higher_unless_already_judged_or_congested() {
+        let (adaptive, _) = adaptive_at(64);
+        assert!(adaptive.far());
+        assert_eq!(adaptive.limit(), INITIAL_FAR);
+        assert!(!adaptive.far(), "once");
+
+        let (low_ceiling, _) = adaptive_at(20);
+        low_ceiling.far();
+        assert_eq!(low_ceiling.limit(), 20, "never above the ceiling");
+
+        let (judged, mut clock) = adaptive_at(64);
+        window(&judged, &mut clock, 20, false);
+        assert!(!judged.far(), "a limit judged on its own rates keeps them");
+        assert_eq!(judged.limit(), INITIAL);
+
+        let (congested, _) = adaptive_at(64);
+        congested.congested();
+        assert!(!congested.far(), "a 429 or timeout outranks the distance");
+        assert_eq!(congested.limit(), INITIAL / 2);
     }
 
     #[test]

@@ -121,6 +121,15 @@ impl Limits {
             .unwrap_or_else(|| self.adaptive.limit())
     }
 
+    /// The registry is far ([`super::adaptive::FAR`]): an adaptive limit
+    /// not judged yet starts higher, and waiters may go.
+    pub fn far(&self) {
+        if self.max_connections.is_none() && self.adaptive.far() {
+            let _in_use = self.in_use.lock().unwrap_or_else(|p| p.into_inner());
+            self.freed.notify_all();
+        }
+    }
+
     /// A request got no answer in time (or its connection broke): an
     /// adaptive limit backs off.
     pub fn congested(&self) {

@@ -117,3 +117,36 @@ fn a_request_takes_a_round_trip_and_parallel_transfers_share_the_link() {
     assert!(stats["waiting"]["peak"].as_i64().unwrap() >= 2, "{stats}");
     assert_eq!(stats["rtt_ms"], 20.0, "{stats}");
 }
+
+/// A registry whose first answer shows it is far (the handshakes and the
+/// ping take 3 round trips of 40 ms) gets more reads at once from the start
+/// than a near one's 16: planning 4 repositories × 10 tags into an empty
+/// target wants 40 manifest GETs at once once the tags are listed.
+#[test]
+fn a_far_registry_gets_more_reads_at_once_from_the_start() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    for repository in ["far/a", "far/b", "far/c", "far/d"] {
+        for minor in 0..10 {
+            let tag = format!("1.{minor}.0");
+            let label = format!("{repository}:{tag}");
+            let image = seed::small_image(&label, seed::Format::Oci);
+            seed::push(client.as_ref(), repository, &tag, &image);
+        }
+    }
+    let proxy = WanProxy::start(staging.host(), 40, 1000);
+    let config = crate::apply::config_at(
+        &[("staging", proxy.host()), ("prod", prod.host())],
+        "[[promotion]]\nname = \"far\"\nfrom = \"staging\"\nto = \"prod\"\n\
+         repositories = [\"far/*\"]\n",
+    );
+    crate::support::Hoist::new()
+        .config(&config)
+        .args(["plan"])
+        .run()
+        .success();
+    let stats = proxy.stop();
+    let peak = stats["waiting"]["peak"].as_i64().unwrap();
+    assert!(peak > 16, "at most {peak} requests at once: {stats}");
+    assert!(peak <= 64, "the cheap requests' ceiling holds: {stats}");
+}

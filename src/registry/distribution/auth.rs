@@ -252,8 +252,12 @@ impl DistributionRegistry {
         // no answer is retried by `send`, which called this, so it is not
         // retried twice over.
         let policy = self.endpoint.retry;
+        let mut asked = Instant::now();
         let response = policy.run(
-            |_| self.send_once(http::Request::get(&url).body(SendBody::none()), &url),
+            |_| {
+                asked = Instant::now();
+                self.send_once(http::Request::get(&url).body(SendBody::none()), &url)
+            },
             |result, attempt| match result {
                 Ok(response) => {
                     policy.decide_status(response.status().as_u16(), retry_after(response), attempt)
@@ -261,17 +265,28 @@ impl DistributionRegistry {
                 Err(_) => Decision::Stop,
             },
         )?;
-        let challenge = match response.status().as_u16() {
-            200..=299 => None,
-            401 => {
-                let header = header(&response, "www-authenticate").unwrap_or_default();
-                Some(parse_challenge(&header).ok_or_else(|| {
-                    self.protocol(format!(
-                        "401 from /v2/ with an unusable WWW-Authenticate challenge `{header}`"
-                    ))
-                })?)
-            }
-            _ => return Err(self.status_error("GET", &url, response)),
+        // Its time is the handshakes' and one request's round trips.
+        if asked.elapsed() >= crate::registry::adaptive::FAR {
+            self.far();
+        }
+        let status = response.status().as_u16();
+        if !matches!(status, 200..=299 | 401) {
+            return Err(self.status_error("GET", &url, response));
+        }
+        let header = header(&response, "www-authenticate").unwrap_or_default();
+        // Read to its end, so its connection serves the next request.
+        let _ = response
+            .into_body()
+            .into_with_config()
+            .limit(MAX_ERROR_BODY)
+            .read_to_vec();
+        let challenge = match status {
+            401 => Some(parse_challenge(&header).ok_or_else(|| {
+                self.protocol(format!(
+                    "401 from /v2/ with an unusable WWW-Authenticate challenge `{header}`"
+                ))
+            })?),
+            _ => None,
         };
         *known = Some(challenge.clone());
         Ok(challenge)

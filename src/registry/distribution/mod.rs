@@ -54,8 +54,10 @@ pub struct DistributionRegistry {
     no_referrers_api: AtomicBool,
     /// Set once it answered a referrers listing: it has the API.
     has_referrers_api: AtomicBool,
-    /// Held by the one request that finds out whether the API is there.
-    referrers_probe: Mutex<()>,
+    /// Held by the one request that finds out whether the API is there;
+    /// then the listing it got, until that image's referrers are asked for
+    /// again (planning asks early, beside other reads; execution copies).
+    referrers_probe: Mutex<Option<ProbedReferrers>>,
     manifests: ManifestCache,
     /// Cheap requests: pings, tag lists, manifests, HEADs, mounts.
     limits: Limits,
@@ -65,6 +67,9 @@ pub struct DistributionRegistry {
     streams: Limits,
     counters: Counters,
 }
+
+/// The referrers listing that found the API: repository, subject, referrers.
+type ProbedReferrers = (String, Digest, Vec<Descriptor>);
 
 impl DistributionRegistry {
     /// A client for `endpoint`, sharing connections through `agent`.
@@ -78,7 +83,7 @@ impl DistributionRegistry {
             uploads: upload::UploadRules::default(),
             no_referrers_api: AtomicBool::new(false),
             has_referrers_api: AtomicBool::new(false),
-            referrers_probe: Mutex::new(()),
+            referrers_probe: Mutex::new(None),
             manifests: ManifestCache::default(),
             limits: Limits::new(endpoint.max_connections, endpoint.requests_per_second),
             streams: Limits::for_streams(endpoint.max_connections),
@@ -108,6 +113,19 @@ impl DistributionRegistry {
     fn in_stream<T>(&self, operation: impl FnOnce() -> Result<T>) -> Result<T> {
         let _permit = self.streams.permit();
         operation()
+    }
+
+    /// The referrers probe's lock and the listing it kept.
+    fn probed_referrers(&self) -> std::sync::MutexGuard<'_, Option<ProbedReferrers>> {
+        self.referrers_probe
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The registry is far: more at once from the start, of both kinds.
+    fn far(&self) {
+        self.limits.far();
+        self.streams.far();
     }
 
     /// A 429: nobody sends for `pause`, and fewer streams at once after.
@@ -197,20 +215,25 @@ impl Registry for DistributionRegistry {
             return Ok(None);
         }
         if self.has_referrers_api.load(Ordering::Relaxed) {
+            let mut probed = self.probed_referrers();
+            if let Some((_, _, listed)) =
+                probed.take_if(|(repo, of, _)| repo == repository && of == digest)
+            {
+                return Ok(Some(listed));
+            }
+            drop(probed);
             return self.in_slot(|| self.list_referrers(repository, digest));
         }
         // Not known yet: one request finds out while the others wait, so a
         // registry without the API is asked once, not once per thread.
-        let _probe = self
-            .referrers_probe
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut probe = self.probed_referrers();
         if self.no_referrers_api.load(Ordering::Relaxed) {
             return Ok(None);
         }
         let listed = self.in_slot(|| self.list_referrers(repository, digest));
-        if matches!(listed, Ok(Some(_))) {
+        if let Ok(Some(found)) = &listed {
             self.has_referrers_api.store(true, Ordering::Relaxed);
+            *probe = Some((repository.to_string(), digest.clone(), found.clone()));
         }
         listed
     }
