@@ -10,7 +10,7 @@ use ureq::SendBody;
 use ureq::http::{self, Response};
 
 use super::credentials::{Credentials, Found};
-use super::transport::{MAX_ERROR_BODY, header, read_json, retry_after};
+use super::transport::{MAX_ERROR_BODY, discard, header, read_json, retry_after};
 use super::{DistributionRegistry, Scheme, endpoint, link};
 use crate::registry::retry::Decision;
 use crate::registry::{RegistryError, Result};
@@ -274,12 +274,7 @@ impl DistributionRegistry {
             return Err(self.status_error("GET", &url, response));
         }
         let header = header(&response, "www-authenticate").unwrap_or_default();
-        // Read to its end, so its connection serves the next request.
-        let _ = response
-            .into_body()
-            .into_with_config()
-            .limit(MAX_ERROR_BODY)
-            .read_to_vec();
+        discard(response);
         let challenge = match status {
             401 => Some(parse_challenge(&header).ok_or_else(|| {
                 self.protocol(format!(

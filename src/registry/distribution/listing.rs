@@ -8,7 +8,7 @@ use ureq::http::Method;
 use super::DistributionRegistry;
 use super::auth::Scopes;
 use super::link;
-use super::transport::{Body, header_in};
+use super::transport::{Body, discard, header_in};
 use crate::registry::{RegistryError, Result};
 
 /// Pages followed for one listing, as a last guard against a registry that never ends.
@@ -60,6 +60,7 @@ impl DistributionRegistry {
                     Body::Empty,
                 )?;
                 if response.status().as_u16() == 404 {
+                    discard(response);
                     return Err(RegistryError::NotFound {
                         what: url.to_string(),
                     });

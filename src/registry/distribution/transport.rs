@@ -279,6 +279,17 @@ pub(super) enum JsonBodyError {
     Json(#[from] serde_json::Error),
 }
 
+/// Reads a short answer (an error, a ping) to its end and drops it, so its
+/// connection serves the next request instead of closing: a new one costs
+/// a TLS handshake, the registry's CPU and, across a WAN, two round trips.
+pub(super) fn discard(response: Response<ureq::Body>) {
+    let _ = response
+        .into_body()
+        .into_with_config()
+        .limit(MAX_ERROR_BODY)
+        .read_to_vec();
+}
+
 /// Reads a JSON answer of at most `limit` bytes.
 pub(super) fn read_json<T: serde::de::DeserializeOwned>(
     response: Response<ureq::Body>,
