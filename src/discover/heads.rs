@@ -44,11 +44,13 @@ struct RepositoryReads {
 }
 
 /// What the reads of every source repository share: the target listings
-/// (each listed once), the target tags already claimed for a probe, and the
-/// source registries whose referrers API was asked about.
+/// (each listed once), the target repositories a selected tag writes to,
+/// the target tags already claimed for a probe, and the source registries
+/// whose referrers API was asked about.
 struct Shared<'a> {
     handles: &'a Handles,
     targets: BTreeMap<RepoKey, TargetListing>,
+    needed: Mutex<BTreeSet<RepoKey>>,
     claimed: Mutex<BTreeSet<TagKey>>,
     referrers_asked: Mutex<BTreeSet<String>>,
 }
@@ -74,6 +76,7 @@ impl Discovery<'_> {
                 .flat_map(|((_, repository), rules)| mapped_targets(rules, repository))
                 .map(|key| (key, TargetListing::new()))
                 .collect(),
+            needed: Mutex::new(BTreeSet::new()),
             claimed: Mutex::new(BTreeSet::new()),
             referrers_asked: Mutex::new(BTreeSet::new()),
         };
@@ -95,8 +98,17 @@ impl Discovery<'_> {
             }
             self.keep_probes(reads.probes);
         }
+        // Targets are listed before their source's tags are known; one no
+        // selected tag writes to is left out, listed or failed, as if never
+        // read: step 4 lists it again if planning needs it after all.
+        let needed = shared
+            .needed
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
         for (key, listing) in shared.targets {
-            if let Some(listed) = listing.into_inner() {
+            if let Some(listed) = listing.into_inner()
+                && needed.contains(&key)
+            {
                 self.keep_target_listing(key, listed);
             }
         }
@@ -242,6 +254,16 @@ impl Shared<'_> {
         selected: &SelectedTag,
         probes: &mut BTreeSet<TagKey>,
     ) -> Read {
+        let target = rule.target_repository(repository);
+        let repos: Vec<RepoKey> = rule
+            .to
+            .iter()
+            .map(|to| plan::repo_key(to, &target))
+            .collect();
+        self.needed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(repos.iter().cloned());
         let Some(rendered) = rule.tag.render(&Values {
             tag: &selected.tag,
             version: selected.version.as_ref(),
@@ -249,11 +271,9 @@ impl Shared<'_> {
         }) else {
             return Read::Head;
         };
-        let target = rule.target_repository(repository);
         let mut absent = true;
-        for to in &rule.to {
-            let repo = plan::repo_key(to, &target);
-            let Some(Ok(present)) = self.targets.get(&repo).and_then(OnceLock::get) else {
+        for (to, repo) in rule.to.iter().zip(&repos) {
+            let Some(Ok(present)) = self.targets.get(repo).and_then(OnceLock::get) else {
                 absent = false;
                 continue;
             };

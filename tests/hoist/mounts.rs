@@ -102,3 +102,30 @@ fn planning_gets_manifests_it_will_copy_and_heads_the_rest() {
     );
     assert_eq!((after.0 - before.0, after.1 - before.1), (6, 0));
 }
+
+/// Target repositories are listed beside their source's tags, before the
+/// rule's tag selection is known; one that no selected tag writes to is
+/// left out of the plan, so a target refusing to list it (403, as some
+/// registries answer for a repository that does not exist) fails nothing.
+#[test]
+fn a_target_listing_no_selected_tag_needs_fails_nothing() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    for (repository, tag) in [("apps/a", "1.0.0"), ("apps/b", "2.0.0")] {
+        let image = seed::small_image(&format!("{repository}:{tag}"), Format::Oci);
+        seed::push(client.as_ref(), repository, tag, &image);
+    }
+    let proxy = FaultProxy::start(prod.host(), Schedule::none());
+    proxy.answer(|method, path| {
+        (method == "GET" && path.starts_with("/v2/apps/b/tags/list"))
+            .then(|| crate::support::fault_proxy::Reply::status(403))
+    });
+    let config = config_at(
+        &[("staging", staging.host()), ("prod", &proxy.host())],
+        "[[promotion]]\nname = \"apps\"\nfrom = \"staging\"\nto = \"prod\"\n\
+         repositories = [\"apps/*\"]\ntags = [\"1.*\"]\n",
+    );
+    let run = Hoist::new().config(&config).args(["plan"]).run().success();
+    assert!(run.stdout.contains("apps/a"), "{}", run.stdout);
+    assert!(!run.stdout.contains("apps/b"), "{}", run.stdout);
+}

@@ -230,6 +230,11 @@ impl Registry for DistributionRegistry {
         if self.no_referrers_api.load(Ordering::Relaxed) {
             return Ok(None);
         }
+        if self.has_referrers_api.load(Ordering::Relaxed) {
+            // Found while this thread waited: list without holding the lock.
+            drop(probe);
+            return self.referrers(repository, digest);
+        }
         let listed = self.in_slot(|| self.list_referrers(repository, digest));
         if let Ok(Some(found)) = &listed {
             self.has_referrers_api.store(true, Ordering::Relaxed);
