@@ -16,7 +16,7 @@ use std::sync::{Mutex, OnceLock};
 
 use rayon::prelude::*;
 
-use super::{Discovery, Handles, Listed, ReadFailure, Side, handle, list_tags, read_par, tags_of};
+use super::{Discovery, Handles, Listed, ReadFailure, Side, handle, read_par, tags_of};
 use crate::plan::{self, RepoKey, TagKey};
 use crate::reference::validate_repository;
 use crate::registry::ManifestHead;
@@ -69,11 +69,18 @@ impl Discovery<'_> {
                 rules.or_default().push(rule);
             }
         }
+        let units: Vec<(RepoKey, Vec<&Rule>, Vec<RepoKey>)> = units
+            .into_iter()
+            .map(|(key, rules)| {
+                let mapped = mapped_targets(&rules, &key.1);
+                (key, rules, mapped)
+            })
+            .collect();
         let shared = Shared {
             handles: self.handles,
             targets: units
                 .iter()
-                .flat_map(|((_, repository), rules)| mapped_targets(rules, repository))
+                .flat_map(|(_, _, mapped)| mapped.iter().cloned())
                 .map(|key| (key, TargetListing::new()))
                 .collect(),
             needed: Mutex::new(BTreeSet::new()),
@@ -82,7 +89,7 @@ impl Discovery<'_> {
         };
         let read: Vec<RepositoryReads> = units
             .into_par_iter()
-            .map(|(key, rules)| shared.read_repository(key, &rules))
+            .map(|(key, rules, mapped)| shared.read_repository(key, &rules, &mapped))
             .collect();
         for reads in read {
             match reads.tags {
@@ -117,9 +124,8 @@ impl Discovery<'_> {
     /// Lists the tags of the target repositories not listed yet.
     pub(super) fn list_target_repositories(&mut self, mut repos: BTreeSet<RepoKey>) {
         repos.retain(|key| !self.tried.targets.contains(key));
-        let listed = list_tags(self.handles, repos);
-        for (key, tags) in listed {
-            let tags = tags.map(|tags| tags.unwrap_or_default().into_iter().collect());
+        let handles = self.handles;
+        for (key, tags) in read_par(repos, |key| target_listing(handles, key)) {
             self.keep_target_listing(key, tags);
         }
     }
@@ -173,8 +179,12 @@ impl Shared<'_> {
     /// One source repository: its tags listed beside its target
     /// repositories', then its selected tags and the target tags they would
     /// overwrite read together.
-    fn read_repository(&self, key: RepoKey, rules: &[&Rule]) -> RepositoryReads {
-        let mapped = mapped_targets(rules, &key.1);
+    fn read_repository(
+        &self,
+        key: RepoKey,
+        rules: &[&Rule],
+        mapped: &[RepoKey],
+    ) -> RepositoryReads {
         let (tags, ()) = rayon::join(
             || tags_of(self.handles, &key),
             || {
@@ -187,7 +197,13 @@ impl Shared<'_> {
         let mut probes: BTreeSet<TagKey> = BTreeSet::new();
         if let Ok(Some(source_tags)) = &tags {
             for rule in rules {
-                for selected in rule.select_tags(source_tags) {
+                let selected_tags = rule.select_tags(source_tags);
+                if !selected_tags.is_empty() {
+                    let target = rule.target_repository(&key.1);
+                    let mut needed = self.needed.lock().unwrap_or_else(|p| p.into_inner());
+                    needed.extend(rule.to.iter().map(|to| plan::repo_key(to, &target)));
+                }
+                for selected in selected_tags {
                     let read = self.plan_reads(rule, &key.1, &selected, &mut probes);
                     // Any rule that finds a target tag present makes it a HEAD.
                     let slot = heads.entry(plan::tag_key(&rule.from, &key.1, &selected.tag));
@@ -254,16 +270,6 @@ impl Shared<'_> {
         selected: &SelectedTag,
         probes: &mut BTreeSet<TagKey>,
     ) -> Read {
-        let target = rule.target_repository(repository);
-        let repos: Vec<RepoKey> = rule
-            .to
-            .iter()
-            .map(|to| plan::repo_key(to, &target))
-            .collect();
-        self.needed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(repos.iter().cloned());
         let Some(rendered) = rule.tag.render(&Values {
             tag: &selected.tag,
             version: selected.version.as_ref(),
@@ -271,9 +277,11 @@ impl Shared<'_> {
         }) else {
             return Read::Head;
         };
+        let target = rule.target_repository(repository);
         let mut absent = true;
-        for (to, repo) in rule.to.iter().zip(&repos) {
-            let Some(Ok(present)) = self.targets.get(repo).and_then(OnceLock::get) else {
+        for to in &rule.to {
+            let repo = plan::repo_key(to, &target);
+            let Some(Ok(present)) = self.targets.get(&repo).and_then(OnceLock::get) else {
                 absent = false;
                 continue;
             };
@@ -291,11 +299,14 @@ impl Shared<'_> {
     /// The tags of a target repository, listed on first use.
     fn target_tags(&self, key: &RepoKey) -> Option<&Result<BTreeSet<String>, ReadFailure>> {
         let listing = self.targets.get(key)?;
-        Some(listing.get_or_init(|| {
-            let listed = tags_of(self.handles, key);
-            listed.map(|tags| tags.unwrap_or_default().into_iter().collect())
-        }))
+        Some(listing.get_or_init(|| target_listing(self.handles, key)))
     }
+}
+
+/// The tags of a target repository; one the target does not have yet
+/// holds none.
+fn target_listing(handles: &Handles, key: &RepoKey) -> Result<BTreeSet<String>, ReadFailure> {
+    tags_of(handles, key).map(|tags| tags.unwrap_or_default().into_iter().collect())
 }
 
 /// The target repositories `rules` map source `repository` to (those with

@@ -484,11 +484,6 @@ where
         .collect()
 }
 
-/// Tags of each repository; `None` for a repository the registry does not have.
-fn list_tags(handles: &Handles, keys: BTreeSet<RepoKey>) -> Listed<RepoKey, Option<Vec<String>>> {
-    read_par(keys, |key| tags_of(handles, key))
-}
-
 /// Tags of one repository; `None` when the registry does not have it.
 fn tags_of(handles: &Handles, key: &RepoKey) -> Result<Option<Vec<String>>, ReadFailure> {
     let (registry, repository) = key;
