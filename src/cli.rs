@@ -15,7 +15,7 @@ pub struct Cli {
     #[arg(short = 'c', long = "config", global = true, env = "HOIST_CONFIG")]
     pub config: Option<PathBuf>,
 
-    /// Parallel transfers [default: `jobs` in [settings], else HOIST_JOBS, else 16].
+    /// Parallel transfers [default: HOIST_JOBS, else `jobs` in [settings], else 48].
     #[arg(long, global = true)]
     pub jobs: Option<usize>,
 

@@ -6,10 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use ureq::Agent;
-
 use super::Registry;
-use super::distribution::{DistributionRegistry, Endpoint, build_agent};
+use super::distribution::{Client, DistributionRegistry, Endpoint, build_client};
 use super::oci_layout::OciLayoutStore;
 use super::spec::{RegistrySpec, StoreSettings};
 use crate::reference::Location;
@@ -37,7 +35,7 @@ pub struct Stores {
     settings: StoreSettings,
     opened: Mutex<HashMap<Location, Arc<dyn Registry>>>,
     /// Agents by TLS settings: registries that trust the same roots share connections' configuration.
-    agents: Mutex<HashMap<(Option<PathBuf>, bool), Agent>>,
+    agents: Mutex<HashMap<(Option<PathBuf>, bool), Client>>,
 }
 
 impl Stores {
@@ -112,11 +110,12 @@ impl Stores {
         let agent = match agents.get(&key) {
             Some(agent) => agent.clone(),
             None => {
-                let agent =
-                    build_agent(&endpoint, self.settings.jobs).map_err(|e| OpenError::Invalid {
+                let agent = build_client(&endpoint, self.settings.jobs).map_err(|e| {
+                    OpenError::Invalid {
                         name: name.to_string(),
                         message: e.0,
-                    })?;
+                    }
+                })?;
                 agents.insert(key, agent.clone());
                 agent
             }

@@ -150,3 +150,45 @@ fn a_far_registry_gets_more_reads_at_once_from_the_start() {
     assert!(peak > 16, "at most {peak} requests at once: {stats}");
     assert!(peak <= 64, "the cheap requests' ceiling holds: {stats}");
 }
+
+/// A far registry's connections are opened while its catalog is listed,
+/// as many as it takes requests at once to start with (32), so the first
+/// wave of tag lists does not wait for handshakes; the requests then use
+/// those instead of opening more.
+#[test]
+fn a_far_registry_has_its_connections_opened_while_the_catalog_is_listed() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    for index in 0..8 {
+        let repository = format!("ahead/app-{index}");
+        for tag in ["1.0.0", "1.1.0"] {
+            let image = seed::small_image(&format!("{repository}:{tag}"), seed::Format::Oci);
+            seed::push(client.as_ref(), &repository, tag, &image);
+        }
+    }
+    let proxy = WanProxy::start(staging.host(), 40, 1000);
+    let config = crate::apply::config_at(
+        &[("staging", proxy.host()), ("prod", prod.host())],
+        "[[promotion]]\nname = \"ahead\"\nfrom = \"staging\"\nto = \"prod\"\n\
+         repositories = [\"ahead/*\"]\n",
+    );
+    let run = crate::support::Hoist::new()
+        .config(&config)
+        .args(["plan"])
+        .run()
+        .success();
+    let stats = proxy.stop();
+    assert!(
+        run.stderr.contains("planned 16 target tags"),
+        "{}",
+        run.stderr
+    );
+    let opened = stats["connections"]["total"].as_i64().unwrap();
+    // 8 tag lists at once, then 16 manifest reads at once: without
+    // connections opened ahead, about 16 would be opened.
+    assert!(opened >= 24, "only {opened} connections opened: {stats}");
+    assert!(
+        opened <= 40,
+        "requests opened their own beside those: {stats}"
+    );
+}

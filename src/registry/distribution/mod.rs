@@ -16,20 +16,20 @@ mod listing;
 mod manifests;
 mod transport;
 mod upload;
+mod warm;
 
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use ureq::Agent;
-
 pub use endpoint::{DEFAULT_PAGE_SIZE, Endpoint, EndpointError, Scheme};
-pub use transport::{build_agent, decode_error_envelope};
+pub use transport::{Client, build_client, decode_error_envelope};
 
 use self::auth::{Challenge, TokenCache};
 use self::cache::ManifestCache;
 use self::credentials::{CredentialError, Found};
+use super::adaptive::INITIAL_FAR;
 use super::limits::Limits;
 use super::{
     BlobReader, Counters, ManifestHead, MountOutcome, Registry, RegistryError, Result,
@@ -41,7 +41,7 @@ use crate::manifest::{Descriptor, Manifest};
 /// A registry spoken to over the Distribution API.
 pub struct DistributionRegistry {
     endpoint: Endpoint,
-    agent: Agent,
+    client: Client,
     credentials: OnceLock<std::result::Result<Option<Found>, CredentialError>>,
     /// `None` until `/v2/` was pinged; then what it asked for (`None` inside: no auth).
     challenge: Mutex<Option<Option<Challenge>>>,
@@ -72,10 +72,10 @@ pub struct DistributionRegistry {
 type ProbedReferrers = (String, Digest, Vec<Descriptor>);
 
 impl DistributionRegistry {
-    /// A client for `endpoint`, sharing connections through `agent`.
-    pub fn new(endpoint: Endpoint, agent: Agent) -> Self {
+    /// A client for `endpoint`, sharing connections through `client`.
+    pub fn new(endpoint: Endpoint, client: Client) -> Self {
         DistributionRegistry {
-            agent,
+            client,
             credentials: OnceLock::new(),
             challenge: Mutex::new(None),
             tokens: TokenCache::default(),
@@ -122,10 +122,19 @@ impl DistributionRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The registry is far: more at once from the start, of both kinds.
+    /// The registry is far: more at once from the start, of both kinds,
+    /// and connections for them opened now (while the catalog is listed)
+    /// rather than each by its first request.
     fn far(&self) {
         self.limits.far();
         self.streams.far();
+        // As many as it takes requests at once to start with, the ping's
+        // among them.
+        let count = self.limits.limit().min(INITIAL_FAR).saturating_sub(1);
+        let config = self.client.agent.config();
+        self.client
+            .warm
+            .open(config, self.endpoint.base_url(), count);
     }
 
     /// A 429: nobody sends for `pause`, and fewer streams at once after.

@@ -5,12 +5,15 @@
 //! [`RetryPolicy`]: crate::registry::retry::RetryPolicy
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::http::{self, Method, Response};
+use ureq::unversioned::resolver::DefaultResolver;
 use ureq::{Agent, SendBody};
 
 use super::auth::Scopes;
+use super::warm::{Warm, WarmConnector};
 use super::{DistributionRegistry, Endpoint, EndpointError};
 use crate::registry::retry::{self, Decision};
 use crate::registry::{RegistryError, Result};
@@ -160,7 +163,8 @@ impl DistributionRegistry {
         if !matches!(request.method(), &Method::GET | &Method::HEAD) {
             self.counters.write();
         }
-        self.agent
+        self.client
+            .agent
             .run(request)
             .map_err(|e| self.transport_error(&method, url_for_errors, e))
     }
@@ -361,11 +365,19 @@ pub fn decode_error_envelope(text: &str) -> (Vec<String>, String) {
     (Vec::new(), excerpt)
 }
 
-/// Builds the shared HTTP agent for registries with the same TLS settings.
-pub fn build_agent(
+/// The HTTP agent shared by registries with the same TLS settings, and the
+/// connections opened ahead for it.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub(super) agent: Agent,
+    pub(super) warm: Arc<Warm>,
+}
+
+/// Builds the shared HTTP client for registries with the same TLS settings.
+pub fn build_client(
     endpoint: &Endpoint,
     connections: usize,
-) -> std::result::Result<Agent, EndpointError> {
+) -> std::result::Result<Client, EndpointError> {
     let tls = endpoint.tls_config()?;
     let connections = connections.max(1);
     let config = Agent::config_builder()
@@ -384,7 +396,13 @@ pub fn build_agent(
         .timeout_per_write(Some(endpoint.timeout))
         .tls_config(tls)
         .build();
-    Ok(Agent::new_with_config(config))
+    let warm = Arc::<Warm>::default();
+    let agent = Agent::with_parts(
+        config,
+        WarmConnector(warm.clone()),
+        DefaultResolver::default(),
+    );
+    Ok(Client { agent, warm })
 }
 
 #[cfg(test)]
