@@ -442,3 +442,47 @@ fn a_target_registry_restarted_mid_run_is_waited_for() {
     let rerun = apply(&rules(&restarted), &[]);
     assert_eq!(rerun["summary"]["promoted"], 0, "{rerun:#}");
 }
+
+/// A target that never answers is given up once, after one request's
+/// retries, not once per request: with one thread, six repositories'
+/// target listings would each wait through every retry in turn.
+#[test]
+fn an_unreachable_target_is_given_up_once_not_once_per_request() {
+    let staging = TestRegistry::start();
+    let client = seed::client(&staging);
+    for index in 0..6 {
+        let repository = format!("gone/app-{index}");
+        let image = seed::small_image(&format!("{repository}:1.0.0"), Format::Oci);
+        seed::push(client.as_ref(), &repository, "1.0.0", &image);
+    }
+    // A loopback port nobody listens on: every connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port");
+    let config = config_at(
+        &[
+            ("staging", staging.host()),
+            ("prod", &format!("http://{closed}")),
+        ],
+        "[[promotion]]\nname = \"gone\"\nfrom = \"staging\"\nto = \"prod\"\n\
+         repositories = [\"gone/*\"]\n",
+    );
+    // Four retries from 200 ms: one request's retries take 1.5 to 4.5 s.
+    let started = std::time::Instant::now();
+    let run = Hoist::new()
+        .config(&config)
+        .env("HOIST_RETRY_BASE_MS", "200")
+        .args(["--jobs", "1", "plan"])
+        .run()
+        .code(1);
+    let took = started.elapsed();
+    for index in 0..6 {
+        let listing = format!("listing tags of prod/gone/app-{index}");
+        assert!(run.stderr.contains(&listing), "{}", run.stderr);
+    }
+    assert!(run.stderr.contains("refused"), "{}", run.stderr);
+    assert!(
+        took < Duration::from_secs(9),
+        "took {took:?}: the retries were waited through more than once"
+    );
+}

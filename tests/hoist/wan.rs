@@ -184,11 +184,19 @@ fn a_far_registry_has_its_connections_opened_while_the_catalog_is_listed() {
         run.stderr
     );
     let opened = stats["connections"]["total"].as_i64().unwrap();
-    // 8 tag lists at once, then 16 manifest reads at once: without
-    // connections opened ahead, about 16 would be opened.
+    let used = stats["used"]["total"].as_i64().unwrap();
+    // 8 tag lists at once, then 16 manifest reads: without connections
+    // opened ahead, about 16 are opened, each by the request that needs
+    // it. With them, 32 are opened (the ping's and 31 more), and the
+    // requests use those instead of opening more: were they not used,
+    // their own would come on top.
     assert!(opened >= 24, "only {opened} connections opened: {stats}");
     assert!(
         opened <= 40,
         "requests opened their own beside those: {stats}"
+    );
+    assert!(
+        used >= 8,
+        "the connections opened ahead carried no request: {stats}"
     );
 }

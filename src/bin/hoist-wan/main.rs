@@ -113,6 +113,9 @@ struct Wan {
     /// Connections whose client has sent since the registry last answered:
     /// requests (and TLS handshake turns) awaiting an answer.
     waiting: Gauge,
+    /// Connections whose client sent anything (its `total`): over plain
+    /// HTTP, the connections that carried a request.
+    used: Gauge,
     /// Queue length per connection and direction, in chunks.
     queue: usize,
 }
@@ -138,6 +141,8 @@ struct Pair {
     accepted: Instant,
     /// The client sent since the registry last answered.
     waiting: AtomicBool,
+    /// The client sent anything.
+    used: AtomicBool,
     /// Directions finished (0, 1, 2).
     done: AtomicU8,
 }
@@ -179,6 +184,7 @@ fn main() -> ExitCode {
         down: Link::new(args.rate),
         open: Gauge::default(),
         waiting: Gauge::default(),
+        used: Gauge::default(),
         queue,
     });
     let stop = Arc::new(AtomicBool::new(false));
@@ -217,7 +223,11 @@ fn write_stats(wan: &Wan, args: &Args) {
     let Some(path) = &args.stats else { return };
     let text = link::stats_json(
         &[("up", &wan.up), ("down", &wan.down)],
-        &[("connections", &wan.open), ("waiting", &wan.waiting)],
+        &[
+            ("connections", &wan.open),
+            ("waiting", &wan.waiting),
+            ("used", &wan.used),
+        ],
         args.rtt,
         args.rate,
     );
@@ -242,6 +252,7 @@ fn serve(wan: &Arc<Wan>, client: TcpStream, upstream: &str) -> io::Result<()> {
         registry,
         accepted,
         waiting: AtomicBool::new(false),
+        used: AtomicBool::new(false),
         done: AtomicU8::new(0),
     });
     for way in [Way::Up, Way::Down] {
@@ -279,6 +290,9 @@ fn read_side(wan: &Wan, pair: &Pair, way: Way, queue: SyncSender<Chunk>) {
         }
         if way == Way::Up && !pair.waiting.swap(true, Ordering::Relaxed) {
             wan.waiting.add(1);
+        }
+        if way == Way::Up && !pair.used.swap(true, Ordering::Relaxed) {
+            wan.used.add(1);
         }
         let sent = link.book(now, n);
         let chunk = Chunk {

@@ -235,6 +235,14 @@ impl DistributionRegistry {
         }
     }
 
+    /// Whether `/v2/` has not answered yet.
+    pub(super) fn never_answered(&self) -> bool {
+        self.challenge
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+
     /// Pings `/v2/` unless it was pinged already.
     pub(super) fn ping(&self) -> Result<()> {
         self.challenge().map(drop)
@@ -247,6 +255,16 @@ impl DistributionRegistry {
             return Ok(challenge.clone());
         }
         let url = self.url("/v2/");
+        // A registry that never answered, through every retry of a request,
+        // is not pinged again this run: each thread waiting for this lock
+        // (and each request after) would wait through the retries again.
+        if let Some(message) = self.unreachable.get() {
+            return Err(RegistryError::Transport {
+                method: "GET".into(),
+                url,
+                message: message.clone(),
+            });
+        }
         // A 429 or 5xx on the first request must not fail the run: retried
         // here, while other threads wait for the answer. A request that got
         // no answer is retried by `send`, which called this, so it is not

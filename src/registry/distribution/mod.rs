@@ -45,6 +45,8 @@ pub struct DistributionRegistry {
     credentials: OnceLock<std::result::Result<Option<Found>, CredentialError>>,
     /// `None` until `/v2/` was pinged; then what it asked for (`None` inside: no auth).
     challenge: Mutex<Option<Option<Challenge>>>,
+    /// Why `/v2/` got no answer through every retry, once that happened.
+    unreachable: OnceLock<String>,
     tokens: TokenCache,
     /// Held while fetching a token, so parallel threads do not all fetch the same one.
     token_fetch: Mutex<()>,
@@ -78,6 +80,7 @@ impl DistributionRegistry {
             client,
             credentials: OnceLock::new(),
             challenge: Mutex::new(None),
+            unreachable: OnceLock::new(),
             tokens: TokenCache::default(),
             token_fetch: Mutex::new(()),
             uploads: upload::UploadRules::default(),
@@ -128,9 +131,11 @@ impl DistributionRegistry {
     fn far(&self) {
         self.limits.far();
         self.streams.far();
-        // As many as it takes requests at once to start with, the ping's
-        // among them.
-        let count = self.limits.limit().min(INITIAL_FAR).saturating_sub(1);
+        // As many as it takes requests at once to start with (no more than
+        // the agent keeps), the ping's among them.
+        let count = (self.limits.limit().min(INITIAL_FAR))
+            .min(self.client.connections)
+            .saturating_sub(1);
         let config = self.client.agent.config();
         self.client
             .warm

@@ -54,10 +54,12 @@ impl DistributionRegistry {
     ) -> Result<Response<ureq::Body>> {
         let policy = self.endpoint.retry;
         let replayable = body.replayable();
-        policy.run_throttled(
+        let result = policy.run_throttled(
             |_| self.send_authorized(method.clone(), url, scopes, headers, &mut body),
             |result, attempt| match result {
                 _ if !replayable => Decision::Stop,
+                // Another request found the registry unreachable meanwhile.
+                Err(_) if self.unreachable.get().is_some() => Decision::Stop,
                 Ok(response) => {
                     policy.decide_status(response.status().as_u16(), retry_after(response), attempt)
                 }
@@ -73,7 +75,15 @@ impl DistributionRegistry {
                 }
             },
             |pause| self.cool_down(pause),
-        )
+        );
+        // No answer through every retry, from a registry that never
+        // answered its ping: unreachable for the rest of the run.
+        if let Err(RegistryError::Transport { message, .. }) = &result
+            && self.never_answered()
+        {
+            let _ = self.unreachable.set(message.clone());
+        }
+        result
     }
 
     /// Sends an authorised request once; a 401 renews the token (or learns
@@ -371,6 +381,8 @@ pub fn decode_error_envelope(text: &str) -> (Vec<String>, String) {
 pub struct Client {
     pub(super) agent: Agent,
     pub(super) warm: Arc<Warm>,
+    /// Idle connections the agent keeps per host.
+    pub(super) connections: usize,
 }
 
 /// Builds the shared HTTP client for registries with the same TLS settings.
@@ -402,7 +414,11 @@ pub fn build_client(
         WarmConnector(warm.clone()),
         DefaultResolver::default(),
     );
-    Ok(Client { agent, warm })
+    Ok(Client {
+        agent,
+        warm,
+        connections,
+    })
 }
 
 #[cfg(test)]

@@ -19,11 +19,15 @@ use ureq::unversioned::transport::{
 };
 
 /// An opened connection older than this is closed rather than handed out:
-/// a registry or a load balancer may have dropped it meanwhile.
-const FRESH: Duration = Duration::from_secs(5);
+/// a registry or a load balancer may have dropped it meanwhile. (A TLS
+/// connection cannot be asked whether it is still open: a server may send
+/// its session tickets after the handshake, and ureq's check takes any
+/// unread byte for a closed connection.)
+const FRESH: Duration = Duration::from_secs(3);
 
 /// How long a request waits for a connection being opened for it before
 /// it opens its own (which would take longer, unless that one is stuck).
+/// Once a request waited that long, none waits for that host again.
 const WAIT: Duration = Duration::from_secs(1);
 
 /// Opened connections waiting for a request, by scheme and authority.
@@ -43,11 +47,21 @@ struct Host {
     ready: Vec<(Instant, Box<dyn Transport>)>,
     opening: usize,
     waiting: usize,
+    /// A request waited [`WAIT`] in vain: an opening is stuck.
+    stalled: bool,
+}
+
+impl Host {
+    /// Closes the connections that waited too long for a request.
+    fn drop_stale(&mut self) {
+        self.ready.retain(|(opened, _)| opened.elapsed() < FRESH);
+    }
 }
 
 impl Warm {
-    /// Opens `count` connections to the host of `base_url` in the
-    /// background, for the agent configured by `config`. Nothing is opened
+    /// Opens connections to the host of `base_url` in the background, for
+    /// the agent configured by `config`, until `count` are open or being
+    /// opened (two registries on one host share them). Nothing is opened
     /// through a proxy: the proxy decides how it reaches the registry.
     pub fn open(self: &Arc<Self>, config: &Config, base_url: &str, count: usize) {
         if config.proxy().is_some() {
@@ -57,9 +71,16 @@ impl Warm {
             return;
         };
         let host = key(&uri);
-        for _ in 0..count {
+        let missing = {
+            let mut hosts = self.hosts();
+            let entry = hosts.entry(host.clone()).or_default();
+            entry.drop_stale();
+            let missing = count.saturating_sub(entry.opening + entry.ready.len());
+            entry.opening += missing;
+            missing
+        };
+        for _ in 0..missing {
             let (warm, config, uri) = (Arc::clone(self), config.clone(), uri.clone());
-            self.hosts().entry(host.clone()).or_default().opening += 1;
             // A connection that cannot be opened is no error: the request
             // that needs it opens its own and reports what goes wrong.
             let spawned = std::thread::Builder::new()
@@ -69,8 +90,7 @@ impl Warm {
                     warm.opened(key(&uri), opened);
                 });
             if spawned.is_err() {
-                self.opened(host, None);
-                return;
+                self.opened(host.clone(), None);
             }
         }
     }
@@ -120,14 +140,16 @@ impl Warm {
         let mut hosts = self.hosts();
         let host = hosts.entry(key).or_default();
         host.opening = host.opening.saturating_sub(1);
+        host.drop_stale();
         host.ready.extend(transport.map(|t| (Instant::now(), t)));
         self.changed.notify_all();
     }
 
-    /// An opened connection to `uri`'s host that is still fresh and open.
-    /// When none is ready but one is being opened that no other request
-    /// waits for, waits for it: it was started before this request, so it
-    /// is ready sooner than a new one would be.
+    /// An opened connection to `uri`'s host that is still fresh. When none
+    /// is ready but one is being opened that no other request waits for,
+    /// waits for it: it was started before this request, so it is ready
+    /// sooner than a new one would be. A request that comes along does not
+    /// take a connection a waiting request was woken for.
     fn take(&self, uri: &ureq::http::Uri) -> Option<Box<dyn Transport>> {
         let key = key(uri);
         let deadline = Instant::now() + WAIT;
@@ -135,20 +157,30 @@ impl Warm {
         let mut waited = false;
         loop {
             let host = hosts.get_mut(&key)?;
-            if std::mem::take(&mut waited) {
+            host.drop_stale();
+            let others = if std::mem::take(&mut waited) {
                 host.waiting -= 1;
-            }
-            while let Some((opened, mut transport)) = host.ready.pop() {
-                if opened.elapsed() < FRESH && transport.is_open() {
+                0
+            } else {
+                host.waiting
+            };
+            if host.ready.len() > others {
+                let (_, mut transport) = host.ready.pop()?;
+                // A plain connection can say whether the server closed it.
+                if transport.is_tls() || transport.is_open() {
                     return Some(transport);
                 }
+                continue;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if host.opening <= host.waiting || left.is_zero() {
+            if Instant::now() >= deadline {
+                host.stalled = true;
+            }
+            if host.stalled || host.opening <= host.waiting {
                 return None;
             }
             host.waiting += 1;
             waited = true;
+            let left = deadline.saturating_duration_since(Instant::now());
             hosts = self
                 .changed
                 .wait_timeout(hosts, left)
@@ -171,7 +203,11 @@ impl Connector<()> for WarmConnector {
         details: &ConnectionDetails,
         chained: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        if let Some(transport) = self.0.take(details.uri) {
+        // A request with its own settings gets its own connection, as
+        // ureq's pool does.
+        if !details.request_level
+            && let Some(transport) = self.0.take(details.uri)
+        {
             return Ok(Some(transport));
         }
         self.0.connector.connect(details, chained)
@@ -185,4 +221,82 @@ fn key(uri: &ureq::http::Uri) -> String {
         uri.scheme_str().unwrap_or_default(),
         uri.authority().map(|a| a.as_str()).unwrap_or_default()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::thread;
+
+    use ureq::unversioned::transport::{Buffers, LazyBuffers};
+
+    use super::*;
+
+    /// A connection that is open and never used.
+    #[derive(Debug)]
+    struct Idle(LazyBuffers);
+
+    impl Transport for Idle {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.0
+        }
+        fn transmit_output(&mut self, _: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+            Ok(())
+        }
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
+            Ok(false)
+        }
+        fn is_open(&mut self) -> bool {
+            true
+        }
+    }
+
+    fn idle() -> Box<dyn Transport> {
+        Box::new(Idle(LazyBuffers::new(1024, 1024)))
+    }
+
+    fn uri() -> ureq::http::Uri {
+        "http://registry.test:5000/v2/".parse().expect("a URI")
+    }
+
+    #[test]
+    fn a_request_waits_for_a_connection_being_opened_but_never_for_a_stuck_one() {
+        let warm = Arc::new(Warm::default());
+        let host = key(&uri());
+        // Nothing being opened: no wait.
+        assert!(warm.take(&uri()).is_none());
+
+        warm.hosts().entry(host.clone()).or_default().opening = 1;
+        let opener = {
+            let (warm, host) = (warm.clone(), host.clone());
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(50));
+                warm.opened(host, Some(idle()));
+            })
+        };
+        let asked = Instant::now();
+        assert!(warm.take(&uri()).is_some(), "the one being opened");
+        assert!(asked.elapsed() >= Duration::from_millis(40));
+        assert!(asked.elapsed() < WAIT);
+        opener.join().expect("the opener");
+
+        // One that never opens is waited for once, then never again.
+        warm.hosts().entry(host.clone()).or_default().opening = 1;
+        let asked = Instant::now();
+        assert!(warm.take(&uri()).is_none());
+        assert!(asked.elapsed() >= WAIT);
+        let asked = Instant::now();
+        assert!(warm.take(&uri()).is_none());
+        assert!(asked.elapsed() < Duration::from_millis(100));
+
+        // A connection opened too long ago is not handed out.
+        let long_ago = Instant::now() - FRESH - Duration::from_millis(1);
+        let mut hosts = warm.hosts();
+        hosts
+            .entry(host)
+            .or_default()
+            .ready
+            .push((long_ago, idle()));
+        drop(hosts);
+        assert!(warm.take(&uri()).is_none());
+    }
 }
