@@ -137,6 +137,7 @@ pub(super) fn plan_command(
     let plan = make_plan(stores, loaded, rules, &scope)?;
     let options = plan::MarkdownOptions {
         verbose: args.verbose,
+        max_chars: args.max_chars,
     };
     let mut markdown = plan::render_markdown(&plan, options);
     match &reviewed {

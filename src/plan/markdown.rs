@@ -9,24 +9,107 @@ use super::table::{by_target_repository, rules_remark, work_line};
 use super::{Action, Plan, PlanEntry, SkippedTag, Summary, Transfer};
 use crate::report::count;
 
-/// What the markdown lists: unchanged entries too, or only their count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The most characters a GitHub pull request comment takes.
+pub const COMMENT_LIMIT: usize = 65_536;
+
+/// Room kept for the closing note when sections are left out.
+const NOTE_ROOM: usize = 600;
+
+/// What the markdown lists: unchanged entries too, or only their count;
+/// and how long it may get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MarkdownOptions {
     /// List unchanged entries in the repository sections (`--verbose`).
     pub verbose: bool,
+    /// The page stays under this many characters (`--max-chars`): what
+    /// does not fit is counted, not listed.
+    pub max_chars: usize,
 }
 
-/// Renders the plan as GitHub- and GitLab-flavoured markdown.
+impl Default for MarkdownOptions {
+    fn default() -> Self {
+        MarkdownOptions {
+            verbose: false,
+            max_chars: COMMENT_LIMIT,
+        }
+    }
+}
+
+/// Renders the plan as GitHub- and GitLab-flavoured markdown, within
+/// `options.max_chars` (counted in bytes, which are never fewer): the
+/// summary, rule problems and as many blocked entries as fit come first;
+/// then repository sections in order while they fit; the rest is counted
+/// in a closing note.
 pub fn render_markdown(plan: &Plan, options: MarkdownOptions) -> String {
+    let budget = options.max_chars.saturating_sub(NOTE_ROOM);
     let mut out = String::from("### hoist plan\n\n");
     render_summary(&mut out, plan);
     render_rule_problems(&mut out, plan);
-    render_blocked(&mut out, &plan.entries);
+    render_blocked(&mut out, &plan.entries, budget);
+    let mut left_out: Vec<&PlanEntry> = Vec::new();
+    let mut sections_left_out = 0;
     for (heading, entries) in by_target_repository(&plan.entries) {
-        render_repository(&mut out, &heading, &entries, options);
+        let mut section = String::new();
+        render_repository(&mut section, &heading, &entries, options);
+        if sections_left_out == 0 && out.len() + section.len() <= budget {
+            out.push_str(&section);
+        } else {
+            sections_left_out += 1;
+            left_out.extend(entries);
+        }
     }
-    render_skipped(&mut out, &plan.skipped);
+    let mut skipped = String::new();
+    render_skipped(&mut skipped, &plan.skipped);
+    let skipped_left_out = if sections_left_out == 0 && out.len() + skipped.len() <= budget {
+        out.push_str(&skipped);
+        0
+    } else {
+        plan.skipped.len()
+    };
+    render_left_out(
+        &mut out,
+        &left_out,
+        sections_left_out,
+        skipped_left_out,
+        options,
+    );
     out
+}
+
+/// The closing note: what did not fit, counted.
+fn render_left_out(
+    out: &mut String,
+    entries: &[&PlanEntry],
+    sections: usize,
+    skipped: usize,
+    options: MarkdownOptions,
+) {
+    let mut parts = Vec::new();
+    if sections > 0 {
+        let summary = super::summarize(entries.iter().copied(), 0);
+        parts.push(format!(
+            "{} ({})",
+            count(
+                sections,
+                "more target repository",
+                "more target repositories"
+            ),
+            section_counts(&summary)
+        ));
+    }
+    if skipped > 0 {
+        parts.push(count(skipped, "skipped source tag", "skipped source tags"));
+    }
+    if parts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "**Not listed: {}**, to keep this page under {} characters (`--max-chars`). \
+         `hoist plan` lists every entry, and the plan file (`--out`) holds them all.\n",
+        parts.join(" and "),
+        options.max_chars
+    );
 }
 
 /// The counts by action in bold, then the expected work.
@@ -71,8 +154,9 @@ fn render_rule_problems(out: &mut String, plan: &Plan) {
     out.push('\n');
 }
 
-/// Every blocked entry with its reason, outside any collapsed section.
-fn render_blocked(out: &mut String, entries: &[PlanEntry]) {
+/// Every blocked entry with its reason, outside any collapsed section, as
+/// long as `out` stays within `budget`; the rest counted.
+fn render_blocked(out: &mut String, entries: &[PlanEntry], budget: usize) {
     let blocked: Vec<(&PlanEntry, &str)> = entries
         .iter()
         .filter_map(|e| e.action.blocked_reason().map(|reason| (e, reason)))
@@ -83,19 +167,28 @@ fn render_blocked(out: &mut String, entries: &[PlanEntry]) {
     let _ = writeln!(out, "#### Blocked ({})\n", blocked.len());
     let _ = writeln!(out, "| Target | Source | Digest | Reason |");
     let _ = writeln!(out, "| --- | --- | --- | --- |");
-    for (entry, reason) in blocked {
+    let total = blocked.len();
+    for (listed, (entry, reason)) in blocked.into_iter().enumerate() {
         let target = format!(
             "{}/{}:{}",
             entry.target.registry, entry.target.repository, entry.target.tag
         );
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
+        let row = format!(
+            "| {} | {} | {} | {} |\n",
             code(&target),
             code(&entry.source.to_string()),
             code(&entry.source.digest.short()),
             escape_text(reason)
         );
+        if out.len() + row.len() > budget {
+            let _ = writeln!(
+                out,
+                "\n{} not listed here.",
+                count(total - listed, "more blocked entry", "more blocked entries")
+            );
+            break;
+        }
+        out.push_str(&row);
     }
     out.push('\n');
 }

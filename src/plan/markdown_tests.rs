@@ -59,7 +59,13 @@ fn markdown_snapshot() {
 fn verbose_lists_unchanged_tags() {
     let plan = every_kind();
     let quiet = render_markdown(&plan, MarkdownOptions::default());
-    let verbose = render_markdown(&plan, MarkdownOptions { verbose: true });
+    let verbose = render_markdown(
+        &plan,
+        MarkdownOptions {
+            verbose: true,
+            ..MarkdownOptions::default()
+        },
+    );
     assert!(quiet.contains("1 unchanged tag not listed"));
     assert!(!quiet.contains("| unchanged | `1.0.0` |"));
     assert!(verbose.contains("| unchanged | `1.0.0` |"));
@@ -93,7 +99,11 @@ fn two_thousand_entries_stay_collapsed_and_count_unchanged() {
     let rule = "[[promotion]]\nname = \"all\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"**\"]\n";
     let plan = plan(&rules(rule), &inventory);
     assert_eq!(plan.entries.len(), 2000);
-    let markdown = render_markdown(&plan, MarkdownOptions::default());
+    let unlimited = MarkdownOptions {
+        max_chars: usize::MAX,
+        ..MarkdownOptions::default()
+    };
+    let markdown = render_markdown(&plan, unlimited);
     assert!(
         markdown
             .starts_with("### hoist plan\n\n**Plan: 1000 to create, 0 to update, 1000 unchanged")
@@ -114,4 +124,76 @@ fn two_thousand_entries_stay_collapsed_and_count_unchanged() {
     ));
     // A reviewer's page, not a dump: well under GitHub's 1 MiB job summary.
     assert!(markdown.len() < 200_000, "{}", markdown.len());
+}
+
+/// A plan too long for a pull request comment keeps the summary and as
+/// many repositories as fit, and counts the rest.
+#[test]
+fn a_long_plan_stays_under_the_comment_limit_and_counts_what_it_leaves_out() {
+    let tags: Vec<String> = (0..100).map(|i| format!("1.{i}.0")).collect();
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    let mut inventory = staging("r00", &tags);
+    for r in 1..40 {
+        add_source(&mut inventory, &format!("r{r:02}"), &tags);
+    }
+    let rule = "[[promotion]]\nname = \"all\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"**\"]\n";
+    let plan = plan(&rules(rule), &inventory);
+    assert_eq!(plan.entries.len(), 4000);
+    let markdown = render_markdown(&plan, MarkdownOptions::default());
+    assert!(
+        markdown.chars().count() <= COMMENT_LIMIT,
+        "{}",
+        markdown.len()
+    );
+    assert!(markdown.starts_with("### hoist plan\n\n**Plan: 4000 to create"));
+    let listed = markdown.matches("<details>").count();
+    assert!(listed > 0 && listed < 40, "{listed} sections listed");
+    let rows = markdown.matches("| ➕ create |").count();
+    assert_eq!(rows, listed * 100, "whole sections only");
+    let note = format!(
+        "**Not listed: {} more target repositories ({} to create)**, to keep this page under 65536 characters",
+        40 - listed,
+        4000 - rows
+    );
+    assert!(
+        markdown.contains(&note),
+        "{}",
+        &markdown[markdown.len() - 400..]
+    );
+    // The sections are in order: the first ones are listed.
+    assert!(markdown.contains("<code>prod/r00</code>"));
+    assert!(!markdown.contains("<code>prod/r39</code>"));
+
+    // A higher limit lists more; one that fits everything adds no note.
+    let roomy = MarkdownOptions {
+        max_chars: 1_000_000,
+        ..MarkdownOptions::default()
+    };
+    let markdown = render_markdown(&plan, roomy);
+    assert_eq!(markdown.matches("<details>").count(), 40);
+    assert!(!markdown.contains("Not listed"));
+}
+
+/// Blocked entries come before every section, and are counted too when
+/// even they do not fit.
+#[test]
+fn blocked_entries_that_do_not_fit_are_counted() {
+    let plan = every_kind();
+    let blocked = plan
+        .entries
+        .iter()
+        .filter(|e| e.action.blocked_reason().is_some())
+        .count();
+    assert!(blocked > 0);
+    let tiny = MarkdownOptions {
+        max_chars: 700,
+        ..MarkdownOptions::default()
+    };
+    let markdown = render_markdown(&plan, tiny);
+    let counted = count(blocked, "more blocked entry", "more blocked entries");
+    assert!(
+        markdown.contains(&format!("{counted} not listed here.")),
+        "{markdown}"
+    );
+    assert!(markdown.contains("**Not listed: "), "{markdown}");
 }

@@ -31,7 +31,9 @@ pub use inventory::{
     CatalogListing, FilterKey, GateKey, ImageContents, Inventory, RepoKey, TagKey, filter_key,
     repo_key, tag_key,
 };
-pub use markdown::{MarkdownOptions, code, escape_html, escape_text, render_markdown};
+pub use markdown::{
+    COMMENT_LIMIT, MarkdownOptions, code, escape_html, escape_text, render_markdown,
+};
 pub use rule_problem::{RuleProblem, RuleProblemKind, Severity, rule_problems};
 pub use scope::{Scope, Shard, ShardError, shard_of};
 pub use table::render_table;
