@@ -507,20 +507,25 @@ to = "prod"
         self.side_by_side("warm", source, expected, 'repositories = ["fleet/**"]', repos, "fleet",
                           target=warm)
 
-    def corpus_same(self):
+    def seeded_same(self, name, repos):
+        """A stopped registry seeded with `repos` staging/app repositories
+        (storage copied for each run), the tags a staging/* -> prod/*
+        promotion must leave in it, and the source repositories."""
         s = self.args.scale
-        log("same-registry: seeding")
-        seeded = self.seeded("same-seed")
-        self.seed(seeded, "staging/app", s["fleet_repos"], s["fleet_tags"], 4, 2, s["layer"])
+        seeded = self.seeded(name)
+        self.seed(seeded, "staging/app", repos, s["fleet_tags"], 4, 2, s["layer"])
         before = seeded.snapshot()
         seeded.stop()
         self.registries.remove(seeded)
         expected = dict(before)
         expected.update({k.replace("staging/", "prod/", 1): v for k, v in before.items()})
-        repos = sorted({key.split(":")[0] for key in before})
-        log(f"same-registry: {len(before)} tags, staging/* -> prod/* in one registry")
-        self.side_by_side("same-registry", None, expected,
-                          'repositories = ["staging/**"]\ntarget = "prod/{name}"', repos, "prod",
+        return seeded, expected, sorted({key.split(":")[0] for key in before})
+
+    def corpus_same(self):
+        log("same-registry: seeding")
+        seeded, expected, repos = self.seeded_same("same-seed", self.args.scale["fleet_repos"])
+        log(f"same-registry: {len(expected) // 2} tags, staging/* -> prod/* in one registry")
+        self.side_by_side("same-registry", None, expected, wan.SAME_RULE, repos, "prod",
                           target=lambda: self.copy_storage(seeded, "same"))
 
     def corpus_wan(self):

@@ -18,6 +18,10 @@ import sys
 from pathlib import Path
 
 MIB = 1024 * 1024
+
+# A promotion of staging/* to prod/* within one registry (here and in
+# bench.py's loopback same-registry corpus).
+SAME_RULE = 'repositories = ["staging/**"]\ntarget = "prod/{name}"'
 ACCEPT = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -136,18 +140,10 @@ def run_corpus(bench):
     side_by_side(bench, names["warm"], source, expected, rule, repos, "wan",
                  lambda: bench.copy_storage(source, "wan-warm-target"))
 
-    seeded = bench.seeded("wan-same-seed")
-    bench.seed(seeded, "staging/app", s["wan_repos"], s["fleet_tags"], 4, 2, s["layer"])
-    before = seeded.snapshot()
-    seeded.stop()
-    bench.registries.remove(seeded)
-    same_expected = dict(before)
-    same_expected.update({k.replace("staging/", "prod/", 1): v for k, v in before.items()})
-    log(f"{names['same-registry']}: {len(before)} tags, staging/* -> prod/* in one registry")
+    seeded, same_expected, same_repos = bench.seeded_same("wan-same-seed", s["wan_repos"])
+    log(f"{names['same-registry']}: {len(same_expected) // 2} tags, staging/* -> prod/* in one registry")
     bench.wan_info[names["same-registry"]] = dict(kind="requests", chain="same-registry")
-    side_by_side(bench, names["same-registry"], None, same_expected,
-                 'repositories = ["staging/**"]\ntarget = "prod/{name}"',
-                 sorted({k.split(":")[0] for k in before}), "prod",
+    side_by_side(bench, names["same-registry"], None, same_expected, SAME_RULE, same_repos, "prod",
                  lambda: bench.copy_storage(seeded, "wan-same"))
 
     # Their own table: moved out of the loopback corpora's.

@@ -80,15 +80,23 @@ fn cells_escape_pipes_and_markdown() {
     assert_eq!(escape_html("<a & b>"), "&lt;a &amp; b&gt;");
 }
 
+/// The staging repositories `names`, each with the versions 1.0.0 to
+/// 1.99.0; and those versions.
+fn hundred_versions_each(names: &[String]) -> (crate::plan::Inventory, Vec<String>) {
+    let tags: Vec<String> = (0..100).map(|i| format!("1.{i}.0")).collect();
+    let borrowed: Vec<&str> = tags.iter().map(String::as_str).collect();
+    let mut inventory = staging(&names[0], &borrowed);
+    for name in &names[1..] {
+        add_source(&mut inventory, name, &borrowed);
+    }
+    (inventory, tags)
+}
+
 /// 20 repositories of 100 versions, half of them already in the target.
 #[test]
 fn two_thousand_entries_stay_collapsed_and_count_unchanged() {
-    let tags: Vec<String> = (0..100).map(|i| format!("1.{i}.0")).collect();
-    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-    let mut inventory = staging("r0", &tags);
-    for r in 1..20 {
-        add_source(&mut inventory, &format!("r{r}"), &tags);
-    }
+    let (mut inventory, tags) =
+        hundred_versions_each(&(0..20).map(|r| format!("r{r}")).collect::<Vec<_>>());
     for r in 0..20 {
         let repository = format!("r{r}");
         for tag in &tags[..50] {
@@ -130,12 +138,8 @@ fn two_thousand_entries_stay_collapsed_and_count_unchanged() {
 /// many repositories as fit, and counts the rest.
 #[test]
 fn a_long_plan_stays_under_the_comment_limit_and_counts_what_it_leaves_out() {
-    let tags: Vec<String> = (0..100).map(|i| format!("1.{i}.0")).collect();
-    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-    let mut inventory = staging("r00", &tags);
-    for r in 1..40 {
-        add_source(&mut inventory, &format!("r{r:02}"), &tags);
-    }
+    let (inventory, _) =
+        hundred_versions_each(&(0..40).map(|r| format!("r{r:02}")).collect::<Vec<_>>());
     let rule = "[[promotion]]\nname = \"all\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"**\"]\n";
     let plan = plan(&rules(rule), &inventory);
     assert_eq!(plan.entries.len(), 4000);
