@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::TestRegistry;
+use crate::support::openssl_tls::OpensslTls;
 use crate::support::seed;
 use crate::support::wan::WanProxy;
 
@@ -198,5 +199,60 @@ fn a_far_registry_has_its_connections_opened_while_the_catalog_is_listed() {
     assert!(
         used >= 8,
         "the connections opened ahead carried no request: {stats}"
+    );
+}
+
+/// Behind a TLS 1.3 server that sends its session tickets after the
+/// handshake (OpenSSL's way, as nginx or HAProxy in front of a registry
+/// do), the connections opened ahead are used too: a fresh TLS connection
+/// is not asked whether it is open, which the unread ticket would answer
+/// "no", throwing every one away and opening as many again.
+#[test]
+fn connections_opened_ahead_are_used_behind_an_openssl_tls_terminator() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    for index in 0..8 {
+        let repository = format!("ahead/app-{index}");
+        for tag in ["1.0.0", "1.1.0"] {
+            let image = seed::small_image(&format!("{repository}:{tag}"), seed::Format::Oci);
+            seed::push(client.as_ref(), &repository, tag, &image);
+        }
+    }
+    let port = staging
+        .host()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok());
+    let tls = OpensslTls::start(port.expect("the registry's port"));
+    let proxy = WanProxy::start(tls.host(), 40, 1000);
+    let config = format!(
+        "[registries.staging]\nurl = \"https://{}\"\nca_file = \"{}\"\n\n\
+         [registries.prod]\nurl = \"{}\"\n\n\
+         [[promotion]]\nname = \"ahead\"\nfrom = \"staging\"\nto = \"prod\"\n\
+         repositories = [\"ahead/*\"]\n",
+        proxy.host(),
+        tls.ca_file.display(),
+        prod.host()
+    );
+    // A catalog of 4 pages: the first wave comes after the tickets did.
+    let run = crate::support::Hoist::new()
+        .config(&config)
+        .env("HOIST_PAGE_SIZE", "2")
+        .args(["plan"])
+        .run()
+        .success();
+    let stats = proxy.stop();
+    assert!(
+        run.stderr.contains("planned 16 target tags"),
+        "{}",
+        run.stderr
+    );
+    let opened = stats["connections"]["total"].as_i64().unwrap();
+    // The ping's and 31 opened ahead; were those thrown away, the requests
+    // would open about 16 more of their own.
+    assert!(opened >= 24, "only {opened} connections opened: {stats}");
+    assert!(
+        opened <= 40,
+        "the connections opened ahead were not used: {stats}"
     );
 }

@@ -7,6 +7,7 @@ pub mod certs;
 pub mod cosign;
 pub mod fault_proxy;
 pub mod hoist;
+pub mod openssl_tls;
 pub mod paging;
 pub mod personality;
 pub mod personality_writes;
