@@ -49,14 +49,17 @@ pub fn render_markdown(plan: &Plan, options: MarkdownOptions) -> String {
     let mut left_out: Vec<&PlanEntry> = Vec::new();
     let mut sections_left_out = 0;
     for (heading, entries) in by_target_repository(&plan.entries) {
-        let mut section = String::new();
-        render_repository(&mut section, &heading, &entries, options);
-        if sections_left_out == 0 && out.len() + section.len() <= budget {
-            out.push_str(&section);
-        } else {
-            sections_left_out += 1;
-            left_out.extend(entries);
+        // Once one section did not fit, the rest are only counted.
+        if sections_left_out == 0 {
+            let mut section = String::new();
+            render_repository(&mut section, &heading, &entries, options);
+            if out.len() + section.len() <= budget {
+                out.push_str(&section);
+                continue;
+            }
         }
+        sections_left_out += 1;
+        left_out.extend(entries);
     }
     let mut skipped = String::new();
     render_skipped(&mut skipped, &plan.skipped);

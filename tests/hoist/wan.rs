@@ -152,14 +152,9 @@ fn a_far_registry_gets_more_reads_at_once_from_the_start() {
     assert!(peak <= 64, "the cheap requests' ceiling holds: {stats}");
 }
 
-/// A far registry's connections are opened while its catalog is listed,
-/// as many as it takes requests at once to start with (32), so the first
-/// wave of tag lists does not wait for handshakes; the requests then use
-/// those instead of opening more.
-#[test]
-fn a_far_registry_has_its_connections_opened_while_the_catalog_is_listed() {
-    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
-    let client = seed::client(&staging);
+/// 8 repositories `ahead/app-N` of two tags each in `staging`.
+fn seed_sixteen_tags(staging: &TestRegistry) {
+    let client = seed::client(staging);
     for index in 0..8 {
         let repository = format!("ahead/app-{index}");
         for tag in ["1.0.0", "1.1.0"] {
@@ -167,14 +162,16 @@ fn a_far_registry_has_its_connections_opened_while_the_catalog_is_listed() {
             seed::push(client.as_ref(), &repository, tag, &image);
         }
     }
-    let proxy = WanProxy::start(staging.host(), 40, 1000);
-    let config = crate::apply::config_at(
-        &[("staging", proxy.host()), ("prod", prod.host())],
-        "[[promotion]]\nname = \"ahead\"\nfrom = \"staging\"\nto = \"prod\"\n\
-         repositories = [\"ahead/*\"]\n",
-    );
+}
+
+/// `hoist plan` of the 16 tags through `proxy`, with `env`; the proxy's
+/// counters, after checking that the connections opened ahead were all
+/// the plan opened: 32 (the ping's and 31 more); were they not used, the
+/// requests would open about 16 more of their own.
+fn plan_sixteen_tags(proxy: WanProxy, config: &str, env: &[(&str, &str)]) -> serde_json::Value {
     let run = crate::support::Hoist::new()
-        .config(&config)
+        .config(config)
+        .envs(env)
         .args(["plan"])
         .run()
         .success();
@@ -185,17 +182,32 @@ fn a_far_registry_has_its_connections_opened_while_the_catalog_is_listed() {
         run.stderr
     );
     let opened = stats["connections"]["total"].as_i64().unwrap();
-    let used = stats["used"]["total"].as_i64().unwrap();
-    // 8 tag lists at once, then 16 manifest reads: without connections
-    // opened ahead, about 16 are opened, each by the request that needs
-    // it. With them, 32 are opened (the ping's and 31 more), and the
-    // requests use those instead of opening more: were they not used,
-    // their own would come on top.
     assert!(opened >= 24, "only {opened} connections opened: {stats}");
     assert!(
         opened <= 40,
-        "requests opened their own beside those: {stats}"
+        "requests opened their own beside those opened ahead: {stats}"
     );
+    stats
+}
+
+/// A far registry's connections are opened while its catalog is listed,
+/// as many as it takes requests at once to start with (32), so the first
+/// wave of tag lists does not wait for handshakes; the requests then use
+/// those instead of opening more.
+#[test]
+fn a_far_registry_has_its_connections_opened_while_the_catalog_is_listed() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    seed_sixteen_tags(&staging);
+    let proxy = WanProxy::start(staging.host(), 40, 1000);
+    let config = crate::apply::config_at(
+        &[("staging", proxy.host()), ("prod", prod.host())],
+        "[[promotion]]\nname = \"ahead\"\nfrom = \"staging\"\nto = \"prod\"\n\
+         repositories = [\"ahead/*\"]\n",
+    );
+    // 8 tag lists at once, then 16 manifest reads: without connections
+    // opened ahead, about 16 are opened, each by the request that needs it.
+    let stats = plan_sixteen_tags(proxy, &config, &[]);
+    let used = stats["used"]["total"].as_i64().unwrap();
     assert!(
         used >= 8,
         "the connections opened ahead carried no request: {stats}"
@@ -210,14 +222,7 @@ fn a_far_registry_has_its_connections_opened_while_the_catalog_is_listed() {
 #[test]
 fn connections_opened_ahead_are_used_behind_an_openssl_tls_terminator() {
     let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
-    let client = seed::client(&staging);
-    for index in 0..8 {
-        let repository = format!("ahead/app-{index}");
-        for tag in ["1.0.0", "1.1.0"] {
-            let image = seed::small_image(&format!("{repository}:{tag}"), seed::Format::Oci);
-            seed::push(client.as_ref(), &repository, tag, &image);
-        }
-    }
+    seed_sixteen_tags(&staging);
     let port = staging
         .host()
         .rsplit(':')
@@ -235,24 +240,5 @@ fn connections_opened_ahead_are_used_behind_an_openssl_tls_terminator() {
         prod.host()
     );
     // A catalog of 4 pages: the first wave comes after the tickets did.
-    let run = crate::support::Hoist::new()
-        .config(&config)
-        .env("HOIST_PAGE_SIZE", "2")
-        .args(["plan"])
-        .run()
-        .success();
-    let stats = proxy.stop();
-    assert!(
-        run.stderr.contains("planned 16 target tags"),
-        "{}",
-        run.stderr
-    );
-    let opened = stats["connections"]["total"].as_i64().unwrap();
-    // The ping's and 31 opened ahead; were those thrown away, the requests
-    // would open about 16 more of their own.
-    assert!(opened >= 24, "only {opened} connections opened: {stats}");
-    assert!(
-        opened <= 40,
-        "the connections opened ahead were not used: {stats}"
-    );
+    plan_sixteen_tags(proxy, &config, &[("HOIST_PAGE_SIZE", "2")]);
 }
