@@ -50,6 +50,22 @@ struct Mount<'a> {
     guess: bool,
 }
 
+/// A blob in its first target repository, and the repositories still to get it.
+pub(super) struct Landed<'j> {
+    /// The repository that holds it now.
+    pub into: &'j str,
+    /// The job's repositories after it, each to get it by a mount (or a
+    /// copy where the registry does not mount).
+    pub rest: Vec<&'j str>,
+}
+
+fn blob_error(job: &BlobJob, error: RegistryError) -> ExecError {
+    ExecError::Blob {
+        digest: job.digest.clone(),
+        source: Box::new(error),
+    }
+}
+
 /// What a target repository holds of a blob.
 enum Probe {
     Present,
@@ -58,35 +74,84 @@ enum Probe {
 }
 
 impl Executor<'_> {
-    /// Makes one blob present in every target repository that needs it. A
-    /// repository the registry does not have (and will not create) is
-    /// remembered and skipped: only its images fail, the others get the
-    /// blob (and mounts of it) as usual.
+    /// Makes one blob present in every target repository that needs it,
+    /// one repository after another (a referrer's blob, a repair).
     pub(super) fn blob(&self, job: &BlobJob) -> Result<(), ExecError> {
+        let Some(landed) = self.land(job)? else {
+            return Ok(());
+        };
+        for repository in landed.rest {
+            self.spread(job, repository, landed.into)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the blob present in the first of the job's repositories that
+    /// can take it: there already, mounted, or copied. A repository the
+    /// registry does not have (and will not create) is remembered and
+    /// skipped: only its images fail. `None` when every repository is
+    /// missing. A failure here fails every image of the job: nothing of the
+    /// blob is in the target.
+    pub(super) fn land<'j>(&self, job: &'j BlobJob) -> Result<Option<Landed<'j>>, ExecError> {
         let target = self.store(&job.target_registry)?;
         let source = self.store(&job.source.registry)?;
         let registry = &job.target_registry;
-        let mut landed: Option<&str> = None;
-        for repository in &job.repositories {
+        let mut repositories = job.repositories.keys();
+        for repository in repositories.by_ref() {
             if self.missing.known(registry, repository).is_some() {
                 continue;
             }
-            match self.blob_into(job, source.as_ref(), target.as_ref(), repository, landed) {
+            match self.blob_into(job, source.as_ref(), target.as_ref(), repository, None) {
                 Ok(()) => {
-                    landed.get_or_insert(repository);
+                    return Ok(Some(Landed {
+                        into: repository,
+                        rest: repositories.map(String::as_str).collect(),
+                    }));
                 }
                 Err(e) if e.names_missing_repository() => {
                     self.missing.found(registry, repository, &e);
                 }
-                Err(e) => {
-                    return Err(ExecError::Blob {
-                        digest: job.digest.clone(),
-                        source: Box::new(e),
-                    });
-                }
+                Err(e) => return Err(blob_error(job, e)),
             }
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// Makes the blob, landed in `landed`, present in one more repository:
+    /// mounted from there, or copied where the registry does not mount. A
+    /// missing repository is remembered (its images fail, by name) and is
+    /// no error of the blob's.
+    pub(super) fn spread(
+        &self,
+        job: &BlobJob,
+        repository: &str,
+        landed: &str,
+    ) -> Result<(), ExecError> {
+        let registry = &job.target_registry;
+        if self.missing.known(registry, repository).is_some() {
+            return Ok(());
+        }
+        let target = self.store(registry)?;
+        let source = self.store(&job.source.registry)?;
+        match self.blob_into(
+            job,
+            source.as_ref(),
+            target.as_ref(),
+            repository,
+            Some(landed),
+        ) {
+            Ok(()) => Ok(()),
+            Err(e) if e.names_missing_repository() => {
+                self.missing.found(registry, repository, &e);
+                Ok(())
+            }
+            Err(e) => Err(blob_error(job, e)),
+        }
+    }
+
+    /// Whether the store named `registry` has shown that it mounts.
+    pub(super) fn mounts(&self, registry: &str) -> bool {
+        self.mounting(registry).works()
     }
 
     /// Makes the blob present in one repository: there already, mounted

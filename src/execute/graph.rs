@@ -34,10 +34,10 @@ pub struct BlobJob {
     pub size: u64,
     /// Where it is read from.
     pub source: BlobSource,
-    /// Target repositories needing it; it lands in the first, the others mount it.
-    pub repositories: BTreeSet<String>,
-    /// Images (indexes into the run's images) waiting for it.
-    pub images: Vec<usize>,
+    /// Target repositories needing it, each with the images (indexes into
+    /// the run's images) waiting for it there; it lands in the first, the
+    /// others mount it.
+    pub repositories: BTreeMap<String, Vec<usize>>,
     /// A repository of the target, outside this job, that may hold the blob
     /// already: one the plan shows holds an image of the same rule from an
     /// earlier run. The upload opens with a mount from it; a wrong guess
@@ -59,10 +59,14 @@ impl BlobJob {
             digest: blob.digest.clone(),
             size: blob.size,
             source,
-            repositories: BTreeSet::from([repository.to_string()]),
-            images: Vec::new(),
+            repositories: BTreeMap::from([(repository.to_string(), Vec::new())]),
             mount_hint: None,
         }
+    }
+
+    /// The images waiting for it, in every repository.
+    pub fn images(&self) -> impl Iterator<Item = usize> + '_ {
+        self.repositories.values().flatten().copied()
     }
 }
 
@@ -90,8 +94,7 @@ pub fn blob_jobs(
             let job = jobs
                 .entry((store, &blob.digest))
                 .or_insert_with(|| BlobJob {
-                    images: Vec::new(),
-                    repositories: BTreeSet::new(),
+                    repositories: BTreeMap::new(),
                     ..BlobJob::single(&image.key.registry, blob, source.clone(), "")
                 });
             if same_store(&source.registry, &image.key.registry)
@@ -99,8 +102,10 @@ pub fn blob_jobs(
             {
                 job.source = source.clone();
             }
-            job.repositories.insert(image.key.repository.clone());
-            job.images.push(i);
+            job.repositories
+                .entry(image.key.repository.clone())
+                .or_default()
+                .push(i);
         }
     }
     let mut jobs: Vec<BlobJob> = jobs.into_values().collect();
@@ -129,14 +134,13 @@ pub fn hint_mounts(plan: &Plan, images: &[ImageToWrite], jobs: &mut [BlobJob]) {
     }
     for job in jobs.iter_mut() {
         let rules = job
-            .images
-            .iter()
-            .flat_map(|&i| &images[i].entries)
+            .images()
+            .flat_map(|i| &images[i].entries)
             .flat_map(|&e| &plan.entries[e].rules);
         let hint = rules
             .filter_map(|rule| held.get(&(job.target_registry.as_str(), rule.as_str())))
             .flatten()
-            .find(|repository| !job.repositories.contains(**repository));
+            .find(|repository| !job.repositories.contains_key(**repository));
         job.mount_hint = hint.map(|r| r.to_string());
     }
 }

@@ -111,16 +111,16 @@ fn a_blob_crosses_once_per_target_store_and_shared_blobs_go_first() {
     assert_eq!(jobs.len(), 4);
     assert_eq!(jobs[0].digest, digest(10));
     assert_eq!(
-        jobs[0].repositories.iter().collect::<Vec<_>>(),
+        jobs[0].repositories.keys().collect::<Vec<_>>(),
         ["api", "db", "web"],
         "the most shared blob is first"
     );
-    assert_eq!(jobs[0].images.len(), 3);
+    assert_eq!(jobs[0].images().count(), 3);
     let eu_jobs: Vec<_> = jobs.iter().filter(|j| j.target_registry == "eu").collect();
     assert_eq!(eu_jobs.len(), 1);
     assert_eq!(eu_jobs[0].size, 5);
     // Every image waits for exactly its own blobs.
-    let waits = |i: usize| jobs.iter().filter(|j| j.images.contains(&i)).count();
+    let waits = |i: usize| jobs.iter().filter(|j| j.images().any(|w| w == i)).count();
     let expected: Vec<usize> = names
         .iter()
         .map(|n| tree_of(n).map_or(0, |t| t.blobs.len()))
@@ -153,7 +153,7 @@ fn images_with_nothing_to_copy_get_no_jobs_and_same_store_sources_are_preferred(
         }
     );
     assert_eq!(
-        jobs[0].repositories.iter().collect::<Vec<_>>(),
+        jobs[0].repositories.keys().collect::<Vec<_>>(),
         ["stable/api", "stable/web"]
     );
 }

@@ -127,7 +127,7 @@ pub fn run(
     let mut jobs = graph::blob_jobs(&images, &trees, &store_ids);
     graph::hint_mounts(plan, &images, &mut jobs);
     for job in &jobs {
-        for &i in &job.images {
+        for i in job.images() {
             states[i].pending.fetch_add(1, Ordering::Relaxed);
         }
     }

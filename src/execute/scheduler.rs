@@ -82,23 +82,86 @@ impl<'a> Executor<'a> {
                 }
             }
             for job in jobs {
-                scope.spawn(move |scope| {
-                    // After SIGINT or SIGTERM no new transfer starts.
-                    let result = match super::stop::requested() {
-                        Some(_) => Err(Arc::new(super::stop::not_started())),
-                        None => self.blob(job).map_err(Arc::new),
-                    };
-                    for &i in &job.images {
-                        if let Err(e) = &result {
-                            self.states[i].fail(e.clone());
-                        }
-                        if self.states[i].pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-                            scope.spawn(move |scope| self.finish_image(scope, i));
-                        }
-                    }
-                });
+                scope.spawn(move |scope| self.run_job(scope, job));
             }
         });
+    }
+
+    /// Lands a blob in its first target repository, then spreads it to the
+    /// others side by side (mounts, one round trip each): an image waits
+    /// for its own repository's copy, not for every repository that shares
+    /// the layer. The first spread runs before the others while the
+    /// registry has not shown that it mounts, so the others know whether
+    /// to ask it first.
+    fn run_job<'s>(&'s self, scope: &rayon::Scope<'s>, job: &'s BlobJob) {
+        // After SIGINT or SIGTERM no new transfer starts.
+        let landed = match super::stop::requested() {
+            Some(_) => Err(super::stop::not_started()),
+            None => self.land(job),
+        };
+        let landed = match landed {
+            Ok(Some(landed)) => landed,
+            Ok(None) => return self.blob_done(scope, job, &all(job), None),
+            Err(e) => return self.blob_done(scope, job, &all(job), Some(e)),
+        };
+        // The repositories before the rest: the one it landed in, and any
+        // found missing on the way.
+        let mut done = all(job);
+        done.truncate(done.len() - landed.rest.len());
+        let mut rest = landed.rest.into_iter();
+        if !self.mounts(&job.target_registry)
+            && let Some(first) = rest.next()
+        {
+            let result = self.spread_unless_stopped(job, first, landed.into);
+            match result {
+                Ok(()) => done.push(first),
+                Err(e) => self.blob_done(scope, job, &[first], Some(e)),
+            }
+        }
+        self.blob_done(scope, job, &done, None);
+        for repository in rest {
+            scope.spawn(move |scope| {
+                let result = self.spread_unless_stopped(job, repository, landed.into);
+                self.blob_done(scope, job, &[repository], result.err());
+            });
+        }
+    }
+
+    fn spread_unless_stopped(
+        &self,
+        job: &BlobJob,
+        repository: &str,
+        landed: &str,
+    ) -> Result<(), ExecError> {
+        match super::stop::requested() {
+            Some(_) => Err(super::stop::not_started()),
+            None => self.spread(job, repository, landed),
+        }
+    }
+
+    /// The job's blob is settled in `repositories`: their images have one
+    /// blob less to wait for (failed, with `error`); an image with none
+    /// left is finished.
+    fn blob_done<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        job: &BlobJob,
+        repositories: &[&str],
+        error: Option<ExecError>,
+    ) {
+        let error = error.map(Arc::new);
+        let images = repositories
+            .iter()
+            .filter_map(|repository| job.repositories.get(*repository))
+            .flatten();
+        for &i in images {
+            if let Some(e) = &error {
+                self.states[i].fail(e.clone());
+            }
+            if self.states[i].pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                scope.spawn(move |scope| self.finish_image(scope, i));
+            }
+        }
     }
 
     /// All of an image's blobs are in (or failed): write its manifests and tags.
@@ -244,4 +307,9 @@ impl<'a> Executor<'a> {
             self.statuses.set(e, status);
         }
     }
+}
+
+/// Every repository of the job.
+fn all(job: &BlobJob) -> Vec<&str> {
+    job.repositories.keys().map(String::as_str).collect()
 }
