@@ -318,15 +318,32 @@ class Bench:
         self.results = {}  # corpus -> list of Measured
         self.notes = {}  # corpus -> extra lines
         self.bin = BIN
+        self.memory = None
 
     def close(self):
         for registry in self.registries:
             registry.stop()
         if not self.args.keep:
             shutil.rmtree(self.work, ignore_errors=True)
+        if self.memory:
+            shutil.rmtree(self.memory, ignore_errors=True)
 
-    def registry(self, name, storage=None):
+    def storage_root(self, memory):
+        """Where a new registry's storage goes: the work directory, or with
+        `memory` a directory in memory (tmpfs: /dev/shm) when the machine
+        has one."""
+        if not memory:
+            return self.work
+        if self.memory is None:
+            shm = Path("/dev/shm")
+            writable = shm.is_dir() and os.access(shm, os.W_OK)
+            self.memory = Path(tempfile.mkdtemp(prefix="hoist-bench-", dir=shm)) if writable else self.work
+        return self.memory
+
+    def registry(self, name, storage=None, memory=False):
         self.counter += 1
+        if storage is None and memory:
+            storage = self.storage_root(True) / f"storage-{self.counter:03}"
         registry = Registry(self.work, f"{self.counter:03}-{name}", self.tls, storage)
         self.registries.append(registry)
         return registry
@@ -335,7 +352,7 @@ class Bench:
         registry.stop()
         self.registries.remove(registry)
         shutil.rmtree(registry.dir, ignore_errors=True)
-        if registry.storage.name.startswith("copy-"):
+        if registry.storage.name.startswith(("copy-", "storage-")):
             shutil.rmtree(registry.storage, ignore_errors=True)
 
     def seeded(self, name):
@@ -363,9 +380,10 @@ class Bench:
             marker.write_text("seeded by bench.py; content is deterministic\n")
         log(f"  seeded {count} x {len(tags)} under {prefix} in {time.monotonic() - start:.1f}s")
 
-    def copy_storage(self, registry, name):
-        """A fresh registry over a copy of `registry`'s storage."""
-        target = self.work / f"copy-{self.counter + 1:03}"
+    def copy_storage(self, registry, name, memory=False):
+        """A fresh registry over a copy of `registry`'s storage (with
+        `memory`, in memory: see `storage_root`)."""
+        target = self.storage_root(memory) / f"copy-{self.counter + 1:03}"
         shutil.copytree(registry.storage, target)
         return self.registry(name, storage=target)
 
@@ -790,6 +808,10 @@ def main():
                         help="wan corpus: round trip each registry's proxy adds (ms)")
     parser.add_argument("--wan-mbit", type=float, default=400,
                         help="wan corpus: link rate per registry and direction (Mbit/s)")
+    parser.add_argument("--wan-storage", choices=["memory", "disk"], default="memory",
+                        help="wan corpus: where the target registries keep their blobs; in memory "
+                        "(tmpfs) their file-system work, on a real link another machine's, costs "
+                        "this machine's CPU less")
     parser.add_argument("--cache", type=Path,
                         help="keep seeded source storages here and reuse them (seeding is deterministic)")
     args = parser.parse_args()

@@ -122,6 +122,9 @@ def run_corpus(bench):
     a, s = bench.args, bench.args.scale
     bench.wan_info = getattr(bench, "wan_info", {})
     setting = f"{a.wan_rtt_ms:g} ms, {a.wan_mbit:g} Mbit/s"
+    # The source's storage is the seeded one (read only: the page cache
+    # serves it); the targets' in memory unless --wan-storage disk.
+    memory = a.wan_storage == "memory"
     source = bench.seeded("wan-staging")
     bench.seed(source, "wan/app", s["wan_repos"], s["fleet_tags"], 4, 2, s["layer"])
     expected = source.snapshot()
@@ -133,18 +136,18 @@ def run_corpus(bench):
     log(f"{names['cold']}: {len(expected)} tags, {blobs} blobs, {moved / MIB:.1f} MiB to move")
     bench.wan_info[names["cold"]] = dict(kind="data", bytes=moved)
     side_by_side(bench, names["cold"], source, expected, rule, repos, "wan",
-                 lambda: bench.registry("wan-target"))
+                 lambda: bench.registry("wan-target", memory=memory))
 
     log(f"{names['warm']}: target already complete")
     bench.wan_info[names["warm"]] = dict(kind="requests", chain="warm")
     side_by_side(bench, names["warm"], source, expected, rule, repos, "wan",
-                 lambda: bench.copy_storage(source, "wan-warm-target"))
+                 lambda: bench.copy_storage(source, "wan-warm-target", memory=memory))
 
     seeded, same_expected, same_repos = bench.seeded_same("wan-same-seed", s["wan_repos"])
     log(f"{names['same-registry']}: {len(same_expected) // 2} tags, staging/* -> prod/* in one registry")
     bench.wan_info[names["same-registry"]] = dict(kind="requests", chain="same-registry")
     side_by_side(bench, names["same-registry"], None, same_expected, SAME_RULE, same_repos, "prod",
-                 lambda: bench.copy_storage(seeded, "wan-same"))
+                 lambda: bench.copy_storage(seeded, "wan-same", memory=memory))
 
     # Their own table: moved out of the loopback corpora's.
     bench.wan_results = getattr(bench, "wan_results", {})
@@ -251,6 +254,9 @@ HEADER = ["corpus", "tool", "median s", "floor s", "x floor", "hoist/skopeo", "p
 def summary(bench):
     """Rows, floor notes and verdicts of the WAN corpora."""
     rows, notes, verdicts = [], [], []
+    if getattr(bench, "wan_results", None):
+        where = {"memory": "in memory (tmpfs)", "disk": "on disk"}[bench.args.wan_storage]
+        notes.append(f"- The target registries' storage: {where} (`--wan-storage`).")
     for corpus, results in getattr(bench, "wan_results", {}).items():
         by_tool = {}
         for r in results:
