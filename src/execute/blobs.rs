@@ -17,6 +17,8 @@ use crate::registry::{MountOutcome, Registry, RegistryError, UploadSession};
 const MAX_UPLOAD_ADAPTATIONS: u32 = 6;
 
 /// What a target registry has shown of cross-repository mounts this run.
+/// Jobs run side by side, so it changes only by the steps below: a refusal
+/// stays, and a failed self-mount probe undoes only a success.
 #[derive(Debug, Default)]
 pub(super) struct Mounting(AtomicU8);
 
@@ -24,6 +26,10 @@ impl Mounting {
     const UNKNOWN: u8 = 0;
     const WORKS: u8 = 1;
     const REFUSED: u8 = 2;
+    /// It answered a mount from a repository holding the blob with an
+    /// upload session, without mounting: it is still asked (the mount
+    /// opens the upload all the same), but nothing is waited for to learn.
+    const IGNORES: u8 = 3;
 
     /// It mounted a blob (and has not refused a self-mount probe since).
     fn works(&self) -> bool {
@@ -35,8 +41,33 @@ impl Mounting {
         self.0.load(Ordering::Relaxed) == Self::REFUSED
     }
 
-    fn set(&self, state: u8) {
-        self.0.store(state, Ordering::Relaxed);
+    /// It has shown nothing yet.
+    fn unknown(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == Self::UNKNOWN
+    }
+
+    fn step(&self, from: u8, to: u8) {
+        let _ = self
+            .0
+            .compare_exchange(from, to, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn mounted(&self) {
+        self.step(Self::UNKNOWN, Self::WORKS);
+        self.step(Self::IGNORES, Self::WORKS);
+    }
+
+    fn refuse(&self) {
+        self.0.store(Self::REFUSED, Ordering::Relaxed);
+    }
+
+    fn ignored(&self) {
+        self.step(Self::UNKNOWN, Self::IGNORES);
+    }
+
+    /// A self-mount probe was refused: ask the plain way again.
+    fn probe_refused(&self) {
+        self.step(Self::WORKS, Self::UNKNOWN);
     }
 }
 
@@ -50,13 +81,61 @@ struct Mount<'a> {
     guess: bool,
 }
 
-/// A blob in its first target repository, and the repositories still to get it.
-pub(super) struct Landed<'j> {
-    /// The repository that holds it now.
-    pub into: &'j str,
-    /// The job's repositories after it, each to get it by a mount (or a
-    /// copy where the registry does not mount).
-    pub rest: Vec<&'j str>,
+/// A blob job's first step: the repositories it passed over, and where
+/// the blob landed.
+pub(super) struct Landing<'j> {
+    /// Repositories passed over on the way: missing (remembered: their
+    /// images fail by name when written) or refusing the blob, with why.
+    pub passed: Vec<(&'j str, Option<ExecError>)>,
+    /// `None` when every repository was passed over.
+    pub outcome: Option<Landed<'j>>,
+}
+
+/// Where a blob job's blob went once past the repositories passed over.
+pub(super) enum Landed<'j> {
+    /// In `into` now; `rest` (the job's repositories after it) still to
+    /// get it, by a mount or, where the registry does not mount, a copy.
+    In { into: &'j str, rest: Vec<&'j str> },
+    /// A failure no other repository of the job would escape (the source,
+    /// a registry that does not answer), and the repositories it fails:
+    /// the one it happened at and those not tried yet.
+    Failed {
+        error: ExecError,
+        repositories: Vec<&'j str>,
+    },
+}
+
+/// Why a landed blob is not in one more repository.
+pub(super) enum Missed {
+    /// That repository refused it: the others may not.
+    Here(ExecError),
+    /// Nothing the job has left would fare better.
+    Everywhere(ExecError),
+}
+
+/// Whether `error` is the target refusing the blob for `repository` alone:
+/// a 4xx other than 429 on one of that repository's own URLs (denied, over
+/// quota, a policy), or credentials refused by a target that is not also
+/// the source. A registry that does not answer, a 5xx, the source or a
+/// digest mismatch would fail every repository alike.
+fn refused_here(error: &RegistryError, target: &str, source: &str, repository: &str) -> bool {
+    match error {
+        RegistryError::Status { url, status, .. } => {
+            let own = format!("{}/v2/{repository}/", target.trim_end_matches('/'));
+            (400..500).contains(status) && *status != 429 && url.starts_with(&own)
+        }
+        RegistryError::Auth { registry, .. } | RegistryError::LoginRefused { registry, .. } => {
+            target != source && host_of(target) == Some(registry.as_str())
+        }
+        RegistryError::UploadAdapted(inner) => refused_here(inner, target, source, repository),
+        _ => false,
+    }
+}
+
+/// The `host[:port]` of a registry's base URL.
+fn host_of(base_url: &str) -> Option<&str> {
+    let (_, rest) = base_url.split_once("://")?;
+    rest.split('/').next()
 }
 
 fn blob_error(job: &BlobJob, error: RegistryError) -> ExecError {
@@ -75,46 +154,86 @@ enum Probe {
 
 impl Executor<'_> {
     /// Makes one blob present in every target repository that needs it,
-    /// one repository after another (a referrer's blob, a repair).
+    /// one repository after another (a referrer's blob): the first error.
     pub(super) fn blob(&self, job: &BlobJob) -> Result<(), ExecError> {
-        let Some(landed) = self.land(job)? else {
-            return Ok(());
-        };
-        for repository in landed.rest {
-            self.spread(job, repository, landed.into)?;
+        let landing = self.land(job);
+        if let Some(error) = landing.passed.into_iter().find_map(|(_, error)| error) {
+            return Err(error);
         }
-        Ok(())
+        match landing.outcome {
+            None => Ok(()),
+            Some(Landed::Failed { error, .. }) => Err(error),
+            Some(Landed::In { into, rest }) => rest.into_iter().try_for_each(|repository| {
+                self.spread(job, repository, into)
+                    .map_err(|(Missed::Here(e) | Missed::Everywhere(e))| e)
+            }),
+        }
     }
 
     /// Makes the blob present in the first of the job's repositories that
-    /// can take it: there already, mounted, or copied. A repository the
+    /// takes it: there already, mounted, or copied. A repository the
     /// registry does not have (and will not create) is remembered and
-    /// skipped: only its images fail. `None` when every repository is
-    /// missing. A failure here fails every image of the job: nothing of the
-    /// blob is in the target.
-    pub(super) fn land<'j>(&self, job: &'j BlobJob) -> Result<Option<Landed<'j>>, ExecError> {
-        let target = self.store(&job.target_registry)?;
-        let source = self.store(&job.source.registry)?;
+    /// passed over, and so is one that refuses the blob ([`refused_here`]):
+    /// only their images fail.
+    pub(super) fn land<'j>(&self, job: &'j BlobJob) -> Landing<'j> {
         let registry = &job.target_registry;
-        let mut repositories = job.repositories.keys();
-        for repository in repositories.by_ref() {
+        let mut passed = Vec::new();
+        let mut repositories = job.repositories.keys().map(String::as_str).peekable();
+        let stores = self
+            .store(registry)
+            .and_then(|target| Ok((target, self.store(&job.source.registry)?)));
+        let (target, source) = match stores {
+            Ok(stores) => stores,
+            Err(error) => {
+                let repositories = repositories.collect();
+                let failed = Landed::Failed {
+                    error,
+                    repositories,
+                };
+                return Landing {
+                    passed,
+                    outcome: Some(failed),
+                };
+            }
+        };
+        while let Some(repository) = repositories.next() {
             if self.missing.known(registry, repository).is_some() {
+                passed.push((repository, None));
                 continue;
             }
             match self.blob_into(job, source.as_ref(), target.as_ref(), repository, None) {
                 Ok(()) => {
-                    return Ok(Some(Landed {
+                    let rest = repositories.collect();
+                    let outcome = Some(Landed::In {
                         into: repository,
-                        rest: repositories.map(String::as_str).collect(),
-                    }));
+                        rest,
+                    });
+                    return Landing { passed, outcome };
                 }
                 Err(e) if e.names_missing_repository() => {
                     self.missing.found(registry, repository, &e);
+                    passed.push((repository, None));
                 }
-                Err(e) => return Err(blob_error(job, e)),
+                Err(e) if refused_here(&e, &target.store_id(), &source.store_id(), repository) => {
+                    passed.push((repository, Some(blob_error(job, e))));
+                }
+                Err(e) => {
+                    let repositories = std::iter::once(repository).chain(repositories).collect();
+                    let failed = Landed::Failed {
+                        error: blob_error(job, e),
+                        repositories,
+                    };
+                    return Landing {
+                        passed,
+                        outcome: Some(failed),
+                    };
+                }
             }
         }
-        Ok(None)
+        Landing {
+            passed,
+            outcome: None,
+        }
     }
 
     /// Makes the blob, landed in `landed`, present in one more repository:
@@ -126,13 +245,15 @@ impl Executor<'_> {
         job: &BlobJob,
         repository: &str,
         landed: &str,
-    ) -> Result<(), ExecError> {
+    ) -> Result<(), Missed> {
         let registry = &job.target_registry;
         if self.missing.known(registry, repository).is_some() {
             return Ok(());
         }
-        let target = self.store(registry)?;
-        let source = self.store(&job.source.registry)?;
+        let target = self.store(registry).map_err(Missed::Everywhere)?;
+        let source = self
+            .store(&job.source.registry)
+            .map_err(Missed::Everywhere)?;
         match self.blob_into(
             job,
             source.as_ref(),
@@ -145,13 +266,18 @@ impl Executor<'_> {
                 self.missing.found(registry, repository, &e);
                 Ok(())
             }
-            Err(e) => Err(blob_error(job, e)),
+            Err(e) if refused_here(&e, &target.store_id(), &source.store_id(), repository) => {
+                Err(Missed::Here(blob_error(job, e)))
+            }
+            Err(e) => Err(Missed::Everywhere(blob_error(job, e))),
         }
     }
 
-    /// Whether the store named `registry` has shown that it mounts.
-    pub(super) fn mounts(&self, registry: &str) -> bool {
-        self.mounting(registry).works()
+    /// Whether the store named `registry` has not shown yet whether it
+    /// mounts (it has mounted, refused, or ignored a mount of a blob the
+    /// other repository holds).
+    pub(super) fn mounting_unknown(&self, registry: &str) -> bool {
+        self.mounting(registry).unknown()
     }
 
     /// Makes the blob present in one repository: there already, mounted
@@ -224,11 +350,14 @@ impl Executor<'_> {
     ) -> Result<bool, RegistryError> {
         match target.blob_mount(mount.repository, mount.digest, mount.from) {
             Ok(MountOutcome::Mounted) => {
-                self.mounting(mount.registry).set(Mounting::WORKS);
+                self.mounting(mount.registry).mounted();
                 bump(&self.stats.blobs_mounted, 1);
                 Ok(true)
             }
             Ok(MountOutcome::NotMounted(started)) => {
+                if !mount.guess {
+                    self.mounting(mount.registry).ignored();
+                }
                 *session = started;
                 Ok(false)
             }
@@ -241,7 +370,7 @@ impl Executor<'_> {
                 | RegistryError::LoginRefused { .. },
             ) => {
                 if !mount.guess {
-                    self.mounting(mount.registry).set(Mounting::REFUSED);
+                    self.mounting(mount.registry).refuse();
                 }
                 Ok(false)
             }
@@ -274,7 +403,7 @@ impl Executor<'_> {
                 Ok(MountOutcome::NotMounted(session)) => return Ok(Probe::Absent(session)),
                 Err(e) if e.names_missing_repository() => return Err(e),
                 // Refused: ask the plain way, from now on.
-                Err(_) => self.mounting(registry).set(Mounting::UNKNOWN),
+                Err(_) => self.mounting(registry).probe_refused(),
             }
         }
         if target.blob_exists(repository, digest)? {
@@ -340,5 +469,77 @@ impl<R: std::io::Read> std::io::Read for ProgressReader<'_, R> {
         let n = self.inner.read(buf)?;
         self.progress.bytes(n as u64);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(url: &str, status: u16) -> RegistryError {
+        RegistryError::Status {
+            method: "POST".into(),
+            url: url.into(),
+            status,
+            codes: vec!["DENIED".into()],
+            message: String::new(),
+            retry_after: None,
+        }
+    }
+
+    const TARGET: &str = "https://prod.example:5000";
+    const SOURCE: &str = "https://staging.example";
+
+    #[test]
+    fn a_refusal_on_the_repositorys_own_urls_concerns_it_alone() {
+        let here = |e: &RegistryError| refused_here(e, TARGET, SOURCE, "apps/web");
+        let url = "https://prod.example:5000/v2/apps/web/blobs/uploads/?mount=sha256:1";
+        assert!(here(&status(url, 403)));
+        assert!(here(&status(url, 404)));
+        // Too many requests, a 5xx: the registry, not the repository.
+        assert!(!here(&status(url, 429)));
+        assert!(!here(&status(url, 503)));
+        // Another repository's URL, or the source's.
+        let other = "https://prod.example:5000/v2/apps/web-2/blobs/sha256:1";
+        assert!(!here(&status(other, 403)));
+        assert!(!here(&status(
+            "https://staging.example/v2/apps/web/blobs/sha256:1",
+            403
+        )));
+        assert!(!here(&RegistryError::Transport {
+            method: "PUT".into(),
+            url: url.into(),
+            message: "connection reset".into(),
+        }));
+        // Credentials the target refused, not the source's.
+        let refused = |registry: &str| RegistryError::LoginRefused {
+            registry: registry.into(),
+            origin: "the docker config".into(),
+        };
+        assert!(here(&refused("prod.example:5000")));
+        assert!(!here(&refused("staging.example")));
+        assert!(!refused_here(
+            &refused("prod.example:5000"),
+            TARGET,
+            TARGET,
+            "apps/web"
+        ));
+    }
+
+    #[test]
+    fn a_refusal_of_mounts_stays_and_a_failed_probe_undoes_only_a_success() {
+        let mounting = Mounting::default();
+        assert!(mounting.unknown());
+        mounting.ignored();
+        assert!(!mounting.unknown() && !mounting.works() && !mounting.refused());
+        mounting.mounted();
+        assert!(mounting.works());
+        mounting.probe_refused();
+        assert!(mounting.unknown());
+        mounting.refuse();
+        mounting.mounted();
+        mounting.probe_refused();
+        mounting.ignored();
+        assert!(mounting.refused());
     }
 }

@@ -133,12 +133,17 @@ pub fn hint_mounts(plan: &Plan, images: &[ImageToWrite], jobs: &mut [BlobJob]) {
         return;
     }
     for job in jobs.iter_mut() {
-        let rules = job
+        // Each rule once: a base layer's job has thousands of images of
+        // a few rules, and each rule's repositories are looked through once.
+        let rules: BTreeSet<&str> = job
             .images()
             .flat_map(|i| &images[i].entries)
-            .flat_map(|&e| &plan.entries[e].rules);
+            .flat_map(|&e| &plan.entries[e].rules)
+            .map(String::as_str)
+            .collect();
         let hint = rules
-            .filter_map(|rule| held.get(&(job.target_registry.as_str(), rule.as_str())))
+            .into_iter()
+            .filter_map(|rule| held.get(&(job.target_registry.as_str(), rule)))
             .flatten()
             .find(|repository| !job.repositories.contains_key(**repository));
         job.mount_hint = hint.map(|r| r.to_string());

@@ -12,10 +12,10 @@
 //! 3. one job per blob per target registry (`graph.rs`, pure): it crosses
 //!    the network once (or is mounted from the source repository when source
 //!    and target are one registry), then is mounted into every other
-//!    repository needing it (`blobs.rs`);
-//! 4. when an image's last blob is in, its child manifests are written by
-//!    digest, then its tags (the first tag's PUT stores the manifest itself;
-//!    `manifests.rs`), then its referrers (`referrers.rs`);
+//!    repository needing it, side by side (`blobs.rs`, `scheduler.rs`);
+//! 4. when an image's last blob is in its repository, its child manifests
+//!    are written by digest, then its tags (the first tag's PUT stores the
+//!    manifest itself; `manifests.rs`), then its referrers (`referrers.rs`);
 //! 5. when every image of a target repository is done, its floating and
 //!    attached tags are written, each only if its own image made it
 //!    (`scheduler.rs`); then the referrers of images the plan left as they

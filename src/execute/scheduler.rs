@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
+use super::blobs::{Landed, Missed};
 use super::error::ExecError;
 use super::graph::{BlobJob, RepositoryWaits};
 use super::progress::Progress;
@@ -90,53 +91,68 @@ impl<'a> Executor<'a> {
     /// Lands a blob in its first target repository, then spreads it to the
     /// others side by side (mounts, one round trip each): an image waits
     /// for its own repository's copy, not for every repository that shares
-    /// the layer. The first spread runs before the others while the
-    /// registry has not shown that it mounts, so the others know whether
-    /// to ask it first.
+    /// the layer. While the registry has not shown whether it mounts, the
+    /// first spread runs before the others, so they know whether to ask it
+    /// first. A repository that refuses the blob fails its own images; a
+    /// failure any repository would meet (the source, a registry that does
+    /// not answer) fails the spreads not started yet at once, rather than
+    /// each waiting through its retries.
     fn run_job<'s>(&'s self, scope: &rayon::Scope<'s>, job: &'s BlobJob) {
         // After SIGINT or SIGTERM no new transfer starts.
-        let landed = match super::stop::requested() {
-            Some(_) => Err(super::stop::not_started()),
-            None => self.land(job),
+        if super::stop::requested().is_some() {
+            let stopped = Arc::new(super::stop::not_started());
+            return self.blob_done(scope, job, &all(job), Some(stopped));
+        }
+        let landing = self.land(job);
+        for (repository, error) in landing.passed {
+            self.blob_done(scope, job, &[repository], error.map(Arc::new));
+        }
+        let (into, rest) = match landing.outcome {
+            None => return,
+            Some(Landed::Failed {
+                error,
+                repositories,
+            }) => return self.blob_done(scope, job, &repositories, Some(Arc::new(error))),
+            Some(Landed::In { into, rest }) => (into, rest),
         };
-        let landed = match landed {
-            Ok(Some(landed)) => landed,
-            Ok(None) => return self.blob_done(scope, job, &all(job), None),
-            Err(e) => return self.blob_done(scope, job, &all(job), Some(e)),
-        };
-        // The repositories before the rest: the one it landed in, and any
-        // found missing on the way.
-        let mut done = all(job);
-        done.truncate(done.len() - landed.rest.len());
-        let mut rest = landed.rest.into_iter();
-        if !self.mounts(&job.target_registry)
+        self.blob_done(scope, job, &[into], None);
+        let failed = Arc::new(OnceLock::new());
+        let mut rest = rest.into_iter();
+        if self.mounting_unknown(&job.target_registry)
             && let Some(first) = rest.next()
         {
-            let result = self.spread_unless_stopped(job, first, landed.into);
-            match result {
-                Ok(()) => done.push(first),
-                Err(e) => self.blob_done(scope, job, &[first], Some(e)),
-            }
+            self.spread_into(scope, job, first, into, &failed);
         }
-        self.blob_done(scope, job, &done, None);
         for repository in rest {
-            scope.spawn(move |scope| {
-                let result = self.spread_unless_stopped(job, repository, landed.into);
-                self.blob_done(scope, job, &[repository], result.err());
-            });
+            let failed = failed.clone();
+            scope.spawn(move |scope| self.spread_into(scope, job, repository, into, &failed));
         }
     }
 
-    fn spread_unless_stopped(
-        &self,
-        job: &BlobJob,
-        repository: &str,
-        landed: &str,
-    ) -> Result<(), ExecError> {
-        match super::stop::requested() {
-            Some(_) => Err(super::stop::not_started()),
-            None => self.spread(job, repository, landed),
-        }
+    /// One spread of a landed blob, unless the job met a failure every
+    /// repository would (`failed`) or a stop was asked for.
+    fn spread_into<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        job: &'s BlobJob,
+        repository: &'s str,
+        into: &str,
+        failed: &OnceLock<Arc<ExecError>>,
+    ) {
+        let error = if let Some(error) = failed.get() {
+            Some(error.clone())
+        } else if super::stop::requested().is_some() {
+            Some(Arc::new(super::stop::not_started()))
+        } else {
+            match self.spread(job, repository, into) {
+                Ok(()) => None,
+                Err(Missed::Here(error)) => Some(Arc::new(error)),
+                Err(Missed::Everywhere(error)) => {
+                    Some(failed.get_or_init(|| Arc::new(error)).clone())
+                }
+            }
+        };
+        self.blob_done(scope, job, &[repository], error);
     }
 
     /// The job's blob is settled in `repositories`: their images have one
@@ -147,9 +163,8 @@ impl<'a> Executor<'a> {
         scope: &rayon::Scope<'s>,
         job: &BlobJob,
         repositories: &[&str],
-        error: Option<ExecError>,
+        error: Option<Arc<ExecError>>,
     ) {
-        let error = error.map(Arc::new);
         let images = repositories
             .iter()
             .filter_map(|repository| job.repositories.get(*repository))

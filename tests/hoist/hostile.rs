@@ -655,3 +655,56 @@ fn bad_input_is_a_diagnostic_exit_2_and_contacts_nothing() {
         proxy.seen()
     );
 }
+
+/// A target repository that refuses a blob (403 DENIED on its blob
+/// requests: a quota, a repository policy) fails its own images only. The
+/// base layer all six share lands in the next repository when the first
+/// refuses it, and is mounted into the others; a refused mount fails that
+/// repository alone.
+#[test]
+fn a_repository_refusing_a_shared_layer_fails_only_its_own_images() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    for index in 0..6 {
+        let repository = format!("quota/app-{index}");
+        let spec = crate::apply::image_with_base(&repository, 2, 1, 3000);
+        seed::push(client.as_ref(), &repository, "1.0.0", &spec);
+    }
+    let proxy = FaultProxy::start(prod.host(), Schedule::none());
+    proxy.answer(|_, path| {
+        let denied = ["/v2/quota/app-0/blobs/", "/v2/quota/app-3/blobs/"];
+        denied.iter().any(|d| path.starts_with(d)).then(|| {
+            Reply::status(403)
+                .header("Content-Type", "application/json")
+                .body(r#"{"errors":[{"code":"DENIED","message":"storage quota exceeded"}]}"#)
+        })
+    });
+    let rules = config_at(
+        &[("staging", staging.host()), ("prod", &proxy.host())],
+        "[[promotion]]\nname = \"quota\"\nfrom = \"staging\"\nto = \"prod\"\n\
+         repositories = [\"quota/*\"]\n",
+    );
+    let (run, report) = apply_failing(&rules);
+    assert_eq!(report["summary"]["promoted"], 4, "{report:#}");
+    let failed = failures(&report);
+    assert_eq!(
+        failed.keys().collect::<Vec<_>>(),
+        ["quota/app-0", "quota/app-3"],
+        "{failed:#?}\n{}",
+        run.stderr
+    );
+    for error in failed.values() {
+        assert!(error.contains("403"), "{error}");
+    }
+    let promoted: Vec<String> = state(&prod).into_keys().collect();
+    assert_eq!(
+        promoted,
+        [
+            "quota/app-1:1.0.0",
+            "quota/app-2:1.0.0",
+            "quota/app-4:1.0.0",
+            "quota/app-5:1.0.0"
+        ]
+    );
+    assert_all_tags_complete(&prod);
+}
