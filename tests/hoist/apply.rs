@@ -82,6 +82,23 @@ pub(crate) fn image_with_base(label: &str, layers: usize, shared: usize, size: u
     ImageSpec::oci(label, seed::layers(label, layers, shared, size))
 }
 
+/// `count` repositories `{prefix}{N}` (N from 0, `width` digits) in
+/// `registry`, one tag `1.0.0` each, of `layers` layers of `size` bytes,
+/// the first `shared` the same in all (a base image).
+pub(crate) fn seed_sharing(
+    registry: &TestRegistry,
+    prefix: &str,
+    (count, width): (usize, usize),
+    (layers, shared, size): (usize, usize, u64),
+) {
+    let client = seed::client(registry);
+    for index in 0..count {
+        let repository = format!("{prefix}{index:0width$}");
+        let spec = image_with_base(&repository, layers, shared, size);
+        seed::push(client.as_ref(), &repository, "1.0.0", &spec);
+    }
+}
+
 #[test]
 fn cold_apply_copies_each_blob_once_per_target_and_mounts_the_rest() {
     let staging = TestRegistry::start();

@@ -664,12 +664,7 @@ fn bad_input_is_a_diagnostic_exit_2_and_contacts_nothing() {
 #[test]
 fn a_repository_refusing_a_shared_layer_fails_only_its_own_images() {
     let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
-    let client = seed::client(&staging);
-    for index in 0..6 {
-        let repository = format!("quota/app-{index}");
-        let spec = crate::apply::image_with_base(&repository, 2, 1, 3000);
-        seed::push(client.as_ref(), &repository, "1.0.0", &spec);
-    }
+    crate::apply::seed_sharing(&staging, "quota/app-", (6, 1), (2, 1, 3000));
     let proxy = FaultProxy::start(prod.host(), Schedule::none());
     proxy.answer(|_, path| {
         let denied = ["/v2/quota/app-0/blobs/", "/v2/quota/app-3/blobs/"];

@@ -2,9 +2,9 @@
 //! an earlier run are mounted into new repositories, not uploaded again,
 //! and planning reads a manifest it will copy with one GET.
 
-use crate::apply::{apply, config_at};
+use crate::apply::{apply, config_at, seed_sharing};
 use crate::support::fault_proxy::{FaultProxy, Schedule};
-use crate::support::seed::{self, Format, ImageSpec};
+use crate::support::seed::{self, Format};
 use crate::support::{Hoist, TestRegistry};
 
 /// Bytes of each layer; each image has two shared base layers and one of its own.
@@ -13,17 +13,7 @@ const LAYER: u64 = 64 * 1024;
 #[test]
 fn a_second_run_mounts_base_layers_from_repositories_of_the_first() {
     let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
-    let client = seed::client(&staging);
-    for i in 0..20 {
-        let label = format!("r{i:02}");
-        let spec = ImageSpec {
-            format: Format::Oci,
-            layers: seed::layers(&label, 3, 2, LAYER),
-            platforms: Vec::new(),
-            label: label.clone(),
-        };
-        seed::push(client.as_ref(), &format!("apps/{label}"), "1.0.0", &spec);
-    }
+    seed_sharing(&staging, "apps/r", (20, 2), (3, 2, LAYER));
     let config = |repositories: &str| {
         config_at(
             &[("staging", staging.host()), ("prod", prod.host())],

@@ -251,12 +251,7 @@ fn connections_opened_ahead_are_used_behind_an_openssl_tls_terminator() {
 #[test]
 fn a_shared_base_layer_is_mounted_into_many_repositories_at_once() {
     let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
-    let client = seed::client(&staging);
-    for index in 0..40 {
-        let repository = format!("base/app-{index:02}");
-        let spec = crate::apply::image_with_base(&repository, 2, 1, 2000);
-        seed::push(client.as_ref(), &repository, "1.0.0", &spec);
-    }
+    crate::apply::seed_sharing(&staging, "base/app-", (40, 2), (2, 1, 2000));
     let proxy = WanProxy::start(prod.host(), 100, 0);
     let config = crate::apply::config_at(
         &[("staging", staging.host()), ("prod", proxy.host())],
