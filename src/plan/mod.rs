@@ -14,6 +14,7 @@ mod scope;
 mod source_checks;
 mod table;
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use schemars::JsonSchema;
@@ -177,14 +178,19 @@ pub fn build(
     })
 }
 
-/// The candidates grouped by the target tag they claim.
+/// The candidates grouped by the target tag they claim. Most target tags
+/// have one claim: each group starts with room for one (a pushed-to empty
+/// `Vec` takes room for four, and on a wide plan the spare room was a
+/// third of planning's peak memory).
 fn claims_by_target(candidates: Vec<Candidate>) -> BTreeMap<TagKey, Vec<Candidate>> {
     let mut by_target: BTreeMap<TagKey, Vec<Candidate>> = BTreeMap::new();
     for candidate in candidates {
-        by_target
-            .entry(candidate.target_key())
-            .or_default()
-            .push(candidate);
+        match by_target.entry(candidate.target_key()) {
+            Entry::Vacant(group) => {
+                group.insert(vec![candidate]);
+            }
+            Entry::Occupied(group) => group.into_mut().push(candidate),
+        }
     }
     by_target
 }
