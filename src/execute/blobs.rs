@@ -113,6 +113,16 @@ pub(super) enum Missed {
     Everywhere(ExecError),
 }
 
+/// Where a blob stands in one repository after trying to put it there.
+enum Settled {
+    /// Present now.
+    There,
+    /// The repository does not exist (remembered: its images fail by name).
+    Missing,
+    /// The repository refused it ([`refused_here`]): its images fail.
+    Refused(ExecError),
+}
+
 /// Whether `error` is the target refusing the blob for `repository` alone:
 /// a 4xx other than 429 on one of that repository's own URLs (denied, over
 /// quota, a policy), or credentials refused by a target that is not also
@@ -178,7 +188,7 @@ impl Executor<'_> {
     pub(super) fn land<'j>(&self, job: &'j BlobJob) -> Landing<'j> {
         let registry = &job.target_registry;
         let mut passed = Vec::new();
-        let mut repositories = job.repositories.keys().map(String::as_str).peekable();
+        let mut repositories = job.repositories.keys().map(String::as_str);
         let stores = self
             .store(registry)
             .and_then(|target| Ok((target, self.store(&job.source.registry)?)));
@@ -201,8 +211,9 @@ impl Executor<'_> {
                 passed.push((repository, None));
                 continue;
             }
-            match self.blob_into(job, source.as_ref(), target.as_ref(), repository, None) {
-                Ok(()) => {
+            let result = self.blob_into(job, source.as_ref(), target.as_ref(), repository, None);
+            match self.settle(job, (target.as_ref(), source.as_ref()), repository, result) {
+                Ok(Settled::There) => {
                     let rest = repositories.collect();
                     let outcome = Some(Landed::In {
                         into: repository,
@@ -210,17 +221,12 @@ impl Executor<'_> {
                     });
                     return Landing { passed, outcome };
                 }
-                Err(e) if e.names_missing_repository() => {
-                    self.missing.found(registry, repository, &e);
-                    passed.push((repository, None));
-                }
-                Err(e) if refused_here(&e, &target.store_id(), &source.store_id(), repository) => {
-                    passed.push((repository, Some(blob_error(job, e))));
-                }
-                Err(e) => {
+                Ok(Settled::Missing) => passed.push((repository, None)),
+                Ok(Settled::Refused(error)) => passed.push((repository, Some(error))),
+                Err(error) => {
                     let repositories = std::iter::once(repository).chain(repositories).collect();
                     let failed = Landed::Failed {
-                        error: blob_error(job, e),
+                        error,
                         repositories,
                     };
                     return Landing {
@@ -254,22 +260,34 @@ impl Executor<'_> {
         let source = self
             .store(&job.source.registry)
             .map_err(Missed::Everywhere)?;
-        match self.blob_into(
-            job,
-            source.as_ref(),
-            target.as_ref(),
-            repository,
-            Some(landed),
-        ) {
-            Ok(()) => Ok(()),
+        let landed = Some(landed);
+        let result = self.blob_into(job, source.as_ref(), target.as_ref(), repository, landed);
+        match self.settle(job, (target.as_ref(), source.as_ref()), repository, result) {
+            Ok(Settled::There | Settled::Missing) => Ok(()),
+            Ok(Settled::Refused(error)) => Err(Missed::Here(error)),
+            Err(error) => Err(Missed::Everywhere(error)),
+        }
+    }
+
+    /// What `blob_into`'s `result` in `repository` means for the job; `Err`
+    /// is a failure every repository would meet.
+    fn settle(
+        &self,
+        job: &BlobJob,
+        (target, source): (&dyn Registry, &dyn Registry),
+        repository: &str,
+        result: Result<(), RegistryError>,
+    ) -> Result<Settled, ExecError> {
+        match result {
+            Ok(()) => Ok(Settled::There),
             Err(e) if e.names_missing_repository() => {
-                self.missing.found(registry, repository, &e);
-                Ok(())
+                self.missing.found(&job.target_registry, repository, &e);
+                Ok(Settled::Missing)
             }
             Err(e) if refused_here(&e, &target.store_id(), &source.store_id(), repository) => {
-                Err(Missed::Here(blob_error(job, e)))
+                Ok(Settled::Refused(blob_error(job, e)))
             }
-            Err(e) => Err(Missed::Everywhere(blob_error(job, e))),
+            Err(e) => Err(blob_error(job, e)),
         }
     }
 
