@@ -91,6 +91,21 @@ pub(super) struct Landing<'j> {
     pub outcome: Option<Landed<'j>>,
 }
 
+impl<'j> Landing<'j> {
+    /// A failure at `repositories` that no other repository would escape.
+    fn failed(
+        passed: Vec<(&'j str, Option<ExecError>)>,
+        error: ExecError,
+        repositories: Vec<&'j str>,
+    ) -> Landing<'j> {
+        let outcome = Some(Landed::Failed {
+            error,
+            repositories,
+        });
+        Landing { passed, outcome }
+    }
+}
+
 /// Where a blob job's blob went once past the repositories passed over.
 pub(super) enum Landed<'j> {
     /// In `into` now; `rest` (the job's repositories after it) still to
@@ -194,17 +209,7 @@ impl Executor<'_> {
             .and_then(|target| Ok((target, self.store(&job.source.registry)?)));
         let (target, source) = match stores {
             Ok(stores) => stores,
-            Err(error) => {
-                let repositories = repositories.collect();
-                let failed = Landed::Failed {
-                    error,
-                    repositories,
-                };
-                return Landing {
-                    passed,
-                    outcome: Some(failed),
-                };
-            }
+            Err(error) => return Landing::failed(passed, error, repositories.collect()),
         };
         while let Some(repository) = repositories.next() {
             if self.missing.known(registry, repository).is_some() {
@@ -224,15 +229,8 @@ impl Executor<'_> {
                 Ok(Settled::Missing) => passed.push((repository, None)),
                 Ok(Settled::Refused(error)) => passed.push((repository, Some(error))),
                 Err(error) => {
-                    let repositories = std::iter::once(repository).chain(repositories).collect();
-                    let failed = Landed::Failed {
-                        error,
-                        repositories,
-                    };
-                    return Landing {
-                        passed,
-                        outcome: Some(failed),
-                    };
+                    let failing = std::iter::once(repository).chain(repositories).collect();
+                    return Landing::failed(passed, error, failing);
                 }
             }
         }
