@@ -46,15 +46,17 @@ impl Mounting {
         self.0.load(Ordering::Relaxed) == Self::UNKNOWN
     }
 
-    fn step(&self, from: u8, to: u8) {
-        let _ = self
-            .0
-            .compare_exchange(from, to, Ordering::Relaxed, Ordering::Relaxed);
+    /// From `from` to `to`, if it is at `from`: whether it was.
+    fn step(&self, from: u8, to: u8) -> bool {
+        self.0
+            .compare_exchange(from, to, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 
     fn mounted(&self) {
-        self.step(Self::UNKNOWN, Self::WORKS);
-        self.step(Self::IGNORES, Self::WORKS);
+        if !self.step(Self::UNKNOWN, Self::WORKS) {
+            self.step(Self::IGNORES, Self::WORKS);
+        }
     }
 
     fn refuse(&self) {
@@ -65,9 +67,13 @@ impl Mounting {
         self.step(Self::UNKNOWN, Self::IGNORES);
     }
 
-    /// A self-mount probe was refused: ask the plain way again.
+    /// A self-mount probe was refused: ask the plain way again. Where it
+    /// had mounted, that undoes the success; where it had shown nothing
+    /// (a new repository's probe), it is taken to refuse mounts.
     fn probe_refused(&self) {
-        self.step(Self::WORKS, Self::UNKNOWN);
+        if !self.step(Self::WORKS, Self::UNKNOWN) {
+            self.step(Self::UNKNOWN, Self::REFUSED);
+        }
     }
 }
 
@@ -324,10 +330,13 @@ impl Executor<'_> {
         // On a store that mounts, a mount of a blob the repository already
         // has succeeds too, so it needs no HEAD first. Elsewhere a refused
         // mount would mean an upload of a blob already there: ask first. A
-        // guess may miss a blob the repository has: ask first too.
+        // guess may miss a blob the repository has: ask first too. A
+        // repository that held no tag when planned is taken to lack it: the
+        // mount (or the upload) is the first request.
+        let new = self.is_new(registry, repository);
         let mut session = None;
-        if from.is_none() || guess || !self.mounting(registry).works() {
-            match self.probe(registry, target, repository, &job.digest)? {
+        if from.is_none() || (!new && (guess || !self.mounting(registry).works())) {
+            match self.probe(registry, target, repository, &job.digest, new)? {
                 Probe::Present => {
                     bump(&self.stats.blobs_present, 1);
                     return Ok(());
@@ -394,6 +403,14 @@ impl Executor<'_> {
         }
     }
 
+    /// Whether `repository` of the store named `registry` held no tag when
+    /// the plan was made ([`crate::plan::Plan::new_repositories`]).
+    fn is_new(&self, registry: &str, repository: &str) -> bool {
+        self.new_repositories
+            .get(registry)
+            .is_some_and(|repositories| repositories.contains(repository))
+    }
+
     /// What the store named `registry` has shown of mounts this run.
     fn mounting(&self, registry: &str) -> &Mounting {
         static UNKNOWN: Mounting = Mounting(AtomicU8::new(Mounting::UNKNOWN));
@@ -404,22 +421,33 @@ impl Executor<'_> {
     /// already started. A store that has mounted a blob this run is asked
     /// with a mount from the repository itself, which answers both at once
     /// (mounted: present; otherwise an upload session for the copy): one
-    /// request instead of a HEAD and a POST. Other stores get the HEAD, so a
-    /// store that never mounts does not get a blob it holds sent twice.
+    /// request instead of a HEAD and a POST. So is a `new` repository (one
+    /// that held no tag when planned) on a store that has not refused a
+    /// mount: the blob is most likely absent, and the session is wanted.
+    /// Other stores get the HEAD, so a store that never mounts does not get
+    /// a blob it holds sent twice.
     fn probe(
         &self,
         registry: &str,
         target: &dyn Registry,
         repository: &str,
         digest: &Digest,
+        new: bool,
     ) -> Result<Probe, RegistryError> {
-        if self.mounting(registry).works() {
+        let mounting = self.mounting(registry);
+        if mounting.works() || (new && !mounting.refused()) {
             match target.blob_mount(repository, digest, repository) {
                 Ok(MountOutcome::Mounted) => return Ok(Probe::Present),
                 Ok(MountOutcome::NotMounted(session)) => return Ok(Probe::Absent(session)),
                 Err(e) if e.names_missing_repository() => return Err(e),
                 // Refused: ask the plain way, from now on.
-                Err(_) => self.mounting(registry).probe_refused(),
+                Err(
+                    RegistryError::Status { .. }
+                    | RegistryError::Auth { .. }
+                    | RegistryError::LoginRefused { .. },
+                ) => mounting.probe_refused(),
+                // No answer: the HEAD tells whether that was the registry.
+                Err(_) => {}
             }
         }
         if target.blob_exists(repository, digest)? {
@@ -552,6 +580,9 @@ mod tests {
         assert!(mounting.works());
         mounting.probe_refused();
         assert!(mounting.unknown());
+        mounting.probe_refused();
+        assert!(mounting.refused(), "a new repository's probe refused");
+        let mounting = Mounting::default();
         mounting.refuse();
         mounting.mounted();
         mounting.probe_refused();

@@ -2,7 +2,7 @@
 //! an image whose last blob is in gets its manifests and tags; a repository
 //! whose images are all done gets its floating and attached tags.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -63,6 +63,9 @@ pub struct Executor<'a> {
     pub(super) repository_pending: BTreeMap<RepositoryKey, AtomicUsize>,
     /// What each target registry has shown of mounts this run, by name.
     pub(super) mounting: BTreeMap<String, super::blobs::Mounting>,
+    /// The plan's new repositories ([`Plan::new_repositories`]), by target
+    /// registry: their blobs are taken to be absent.
+    pub(super) new_repositories: BTreeMap<&'a str, BTreeSet<&'a str>>,
     /// Target repositories found missing on registries that do not create
     /// them on push.
     pub(super) missing: super::missing::MissingRepositories,

@@ -362,6 +362,7 @@ impl super::Plan {
             entries,
             skipped: Vec::new(),
             rule_problems: Vec::new(),
+            new_repositories: Vec::new(),
             summary: super::Summary::default(),
             estimate: super::Estimate::default(),
         }

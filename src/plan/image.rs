@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use super::PlanEntry;
 use crate::digest::Digest;
 use crate::platform::Platform;
@@ -37,7 +40,9 @@ impl std::fmt::Display for ImageKey {
 }
 
 /// A repository of a registry, by the registry's configured name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub struct RepositoryKey {
     /// Registry name.
     pub registry: String,

@@ -113,6 +113,15 @@ pub struct Plan {
     /// still done. Absent from plans written before it existed.
     #[serde(default)]
     pub rule_problems: Vec<RuleProblem>,
+    /// Target repositories the plan writes that held no tag when it was
+    /// made (most often: new to the target). Their blobs are taken to be
+    /// absent: an upload there opens with a mount from the repository
+    /// itself, one request that finds a blob there after all (on a
+    /// registry that mounts) and starts the upload otherwise, where a HEAD
+    /// and then the upload would take two. Absent from plans written
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_repositories: Vec<RepositoryKey>,
     /// Counts by action.
     pub summary: Summary,
     /// Expected work.
@@ -167,15 +176,45 @@ pub fn build(
     entries.sort_by(|a, b| table_order(a).cmp(&table_order(b)));
     let summary = summarize(&entries, skipped.len());
     let estimate = estimate::estimate(&entries, inventory);
+    let new_repositories = new_repositories(&entries, inventory);
     Ok(Plan {
         format: PLAN_FORMAT,
         registries,
         entries,
         skipped,
         rule_problems: rule_problems(rules, inventory),
+        new_repositories,
         summary,
         estimate,
     })
+}
+
+/// The target repositories that `entries` write and that held no tag when
+/// their tags were listed.
+fn new_repositories(entries: &[PlanEntry], inventory: &Inventory) -> Vec<RepositoryKey> {
+    let written: BTreeSet<(&str, &str)> = entries
+        .iter()
+        .filter(|entry| entry.changes())
+        .map(|entry| {
+            (
+                entry.target.registry.as_str(),
+                entry.target.repository.as_str(),
+            )
+        })
+        .collect();
+    written
+        .into_iter()
+        .filter(|&(registry, repository)| {
+            inventory
+                .target_tags
+                .get(&(registry.to_string(), repository.to_string()))
+                .is_some_and(BTreeSet::is_empty)
+        })
+        .map(|(registry, repository)| RepositoryKey {
+            registry: registry.to_string(),
+            repository: repository.to_string(),
+        })
+        .collect()
 }
 
 /// The candidates grouped by the target tag they claim. Most target tags

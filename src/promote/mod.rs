@@ -230,6 +230,7 @@ impl SourceAndTarget<'_> {
             entries,
             skipped,
             rule_problems: Vec::new(),
+            new_repositories: Vec::new(),
         }
     }
 }

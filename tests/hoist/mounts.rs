@@ -43,6 +43,62 @@ fn a_second_run_mounts_base_layers_from_repositories_of_the_first() {
     );
 }
 
+/// A target repository that held no tag when planned is taken to lack
+/// every blob: each upload there opens with a mount from the repository
+/// itself (one POST, which a registry that mounts answers with the blob if
+/// it is there after all), never a HEAD first. A layer an interrupted run
+/// left in one of them is found by that mount and not sent again.
+#[test]
+fn uploads_into_new_repositories_open_with_a_mount_not_a_head() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    seed_sharing(&staging, "apps/r", (3, 1), (3, 1, LAYER));
+    // What an interrupted run left: apps/r0's own last layer, no tag.
+    let (source, target) = (seed::client(&staging), seed::client(&prod));
+    let manifest = source.manifest_get("apps/r0", "1.0.0").expect("manifest");
+    let left = manifest.view().unwrap().blobs.last().unwrap().clone();
+    let mut blob = source
+        .blob_get("apps/r0", &left.digest, left.size)
+        .expect("blob");
+    target
+        .blob_put("apps/r0", &left.digest, left.size, &mut blob, None)
+        .expect("left behind");
+    let proxy = FaultProxy::start(prod.host(), Schedule::none());
+    let config = config_at(
+        &[("staging", staging.host()), ("prod", &proxy.host())],
+        "[[promotion]]\nname = \"apps\"\nfrom = \"staging\"\nto = \"prod\"\n\
+         repositories = [\"apps/*\"]\n",
+    );
+    let plan = |config: &str| {
+        let run = Hoist::new()
+            .config(config)
+            .args(["plan", "--out", "plan.json"]);
+        run.run().success().json_file("plan.json")
+    };
+    let repositories = |plan: &serde_json::Value| plan["new_repositories"].clone();
+    let new: Vec<serde_json::Value> = (0..3)
+        .map(|i| serde_json::json!({"registry": "prod", "repository": format!("apps/r{i}")}))
+        .collect();
+    assert_eq!(repositories(&plan(&config)), serde_json::json!(new));
+
+    let summary = apply(&config, &[])["summary"].clone();
+    assert_eq!(summary["promoted"], 3, "{summary:#}");
+    // A base layer, then two layers and a config of each image's own: 10
+    // blobs. The base crosses once and is mounted twice; the layer left is
+    // found there.
+    assert_eq!(summary["blobs_present"], 1, "{summary:#}");
+    assert_eq!(summary["blobs_mounted"], 2, "{summary:#}");
+    assert_eq!(summary["blobs_copied"], 9, "{summary:#}");
+    let blob_heads = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "HEAD" && s.path.contains("/blobs/"))
+        .count();
+    assert_eq!(blob_heads, 0, "no blob HEAD into a new repository");
+    crate::apply::assert_all_tags_complete(&prod);
+    // Once written, they are new no more.
+    assert_eq!(repositories(&plan(&config)), serde_json::Value::Null);
+}
+
 /// A source tag whose target tag is absent is resolved with the GET its
 /// copy needs anyway, not a HEAD first (issue 17): planning into an empty
 /// target reads each manifest once and HEADs none; once the target has

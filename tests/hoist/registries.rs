@@ -389,6 +389,13 @@ fn blobs_a_lying_head_vouched_for_are_found_missing_and_uploaded() {
             }
         }
         assert!(lies.len() >= 4, "{lies:?}");
+        // Each target repository holds an older tag, so its blobs are asked
+        // for with a HEAD (a new repository's are taken to be absent).
+        let target = seed::client(&prod);
+        for name in pushed.keys() {
+            let older = seed::small_image(&format!("{name} 0.9"), Format::Oci);
+            seed::push(target.as_ref(), name, "0.9", &older);
+        }
         let proxy = FaultProxy::start(prod.host(), Schedule::none());
         lying_blob_head(&proxy, lies.clone(), refusal);
         let config = config_at(
