@@ -4,7 +4,7 @@
 #   bench/run.sh                      # every corpus, 3 runs per tool; writes bench/RESULTS.md
 #   bench/run.sh --quick --runs 1     # tiny corpora, debug build: checks the benchmark works (CI)
 #   bench/run.sh --corpus fleet --corpus warm
-#   bench/run.sh --corpus wan --runs 1 --wan-rtt-ms 80 --wan-mbit 200 [--wan-storage disk]
+#   bench/run.sh --corpus wan --runs 1 --hoist-runs 5 --wan-rtt-ms 80 --wan-mbit 200 [--wan-storage disk]
 #                                     # registries across a WAN (src/bin/hoist-wan)
 #
 # Installs docker-registry, skopeo, openssl, curl and GNU time when missing

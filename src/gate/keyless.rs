@@ -226,6 +226,50 @@ impl LogEntry {
         })
     }
 
+    /// A `hashedrekord` entry, as cosign logs it, of `signature` over
+    /// `payload` by the key of `certificate` (PEM): what [`Self::records`]
+    /// checks. Not signed by a log yet (`set` is empty): for fixtures.
+    pub fn hashedrekord(
+        payload: &[u8],
+        signature: &[u8],
+        certificate: &str,
+        (integrated_time, log_index, log_id): (i64, i64, String),
+    ) -> LogEntry {
+        let body = serde_json::json!({
+            "apiVersion": "0.0.1",
+            "kind": "hashedrekord",
+            "spec": {
+                "data": {"hash": {"algorithm": "sha256", "value": hex(&Sha256::digest(payload))}},
+                "signature": {
+                    "content": STANDARD.encode(signature),
+                    "publicKey": {"content": STANDARD.encode(certificate)},
+                },
+            },
+        });
+        LogEntry {
+            body: STANDARD.encode(body.to_string()),
+            integrated_time,
+            log_index,
+            log_id,
+            set: Vec::new(),
+        }
+    }
+
+    /// The `dev.sigstore.cosign/bundle` annotation carrying the entry:
+    /// what [`Self::from_bundle`] reads.
+    pub fn to_bundle(&self) -> String {
+        serde_json::json!({
+            "SignedEntryTimestamp": STANDARD.encode(&self.set),
+            "Payload": {
+                "body": self.body,
+                "integratedTime": self.integrated_time,
+                "logIndex": self.log_index,
+                "logID": self.log_id,
+            },
+        })
+        .to_string()
+    }
+
     /// What the log signed: the canonical JSON (sorted keys, no spaces) of
     /// the entry's body, time, log id and index.
     pub fn signed_bytes(&self) -> Vec<u8> {

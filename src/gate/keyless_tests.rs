@@ -64,45 +64,19 @@ fn sign(leaf: &str, payload: &[u8], time: i64) -> Signed {
         .as_ref()
         .to_vec();
     let certificate = fixture(&format!("keyless/{leaf}.pem"));
-    let body = serde_json::json!({
-        "apiVersion": "0.0.1",
-        "kind": "hashedrekord",
-        "spec": {
-            "data": {"hash": {"algorithm": "sha256", "value": hex(&Sha256::digest(payload))}},
-            "signature": {
-                "content": STANDARD.encode(&signature),
-                "publicKey": {"content": STANDARD.encode(&certificate)},
-            },
-        },
-    });
     let log_id = hex(&root("keyless/trusted_root.json").logs[0].id);
-    let mut entry = LogEntry {
-        body: STANDARD.encode(body.to_string()),
-        integrated_time: time,
-        log_index: 7,
-        log_id,
-        set: Vec::new(),
-    };
+    let mut entry = LogEntry::hashedrekord(payload, &signature, &certificate, (time, 7, log_id));
     entry.set = key_pair("log")
         .sign(&rng, &entry.signed_bytes())
         .unwrap()
         .as_ref()
         .to_vec();
-    let bundle = serde_json::json!({
-        "SignedEntryTimestamp": STANDARD.encode(&entry.set),
-        "Payload": {
-            "body": entry.body,
-            "integratedTime": entry.integrated_time,
-            "logIndex": entry.log_index,
-            "logID": entry.log_id,
-        },
-    });
     Signed {
         payload: payload.to_vec(),
         signature,
         certificate,
         chain: fixture("keyless/intermediate.pem") + &fixture("keyless/root.pem"),
-        bundle: bundle.to_string(),
+        bundle: entry.to_bundle(),
     }
 }
 

@@ -18,7 +18,6 @@ use hoist::registry::Registry;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 use super::artifacts::put_blob;
 
@@ -258,44 +257,24 @@ impl KeylessSigner {
     pub fn sign(&self, store: &dyn Registry, repository: &str, subject: &Digest, reference: &str) {
         let payload = simple_signing_payload(subject, reference, &[]);
         let signature = self.leaf.sign(&self.rng, &payload).expect("ECDSA");
-        let body = json!({
-            "apiVersion": "0.0.1",
-            "kind": "hashedrekord",
-            "spec": {
-                "data": {"hash": {"algorithm": "sha256", "value": hex(&Sha256::digest(&payload))}},
-                "signature": {
-                    "content": STANDARD.encode(signature.as_ref()),
-                    "publicKey": {"content": STANDARD.encode(&self.certificate)},
-                },
-            },
-        });
         let root = std::fs::read_to_string(Self::trusted_root()).expect("trusted root");
         let root = TrustedRoot::from_json("keyless", &root).expect("trusted root");
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock");
-        let mut entry = LogEntry {
-            body: STANDARD.encode(body.to_string()),
-            integrated_time: i64::try_from(now.as_secs()).expect("time"),
-            log_index: 1,
-            log_id: hex(&root.logs[0].id),
-            set: Vec::new(),
-        };
+        let logged = (
+            i64::try_from(now.as_secs()).expect("time"),
+            1,
+            hex(&root.logs[0].id),
+        );
+        let mut entry =
+            LogEntry::hashedrekord(&payload, signature.as_ref(), &self.certificate, logged);
         entry.set = self
             .log
             .sign(&self.rng, &entry.signed_bytes())
             .expect("ECDSA")
             .as_ref()
             .to_vec();
-        let bundle = json!({
-            "SignedEntryTimestamp": STANDARD.encode(&entry.set),
-            "Payload": {
-                "body": entry.body,
-                "integratedTime": entry.integrated_time,
-                "logIndex": entry.log_index,
-                "logID": entry.log_id,
-            },
-        });
         attach(
             store,
             repository,
@@ -305,7 +284,7 @@ impl KeylessSigner {
                 (SIGNATURE_ANNOTATION, STANDARD.encode(signature.as_ref())),
                 ("dev.sigstore.cosign/certificate", self.certificate.clone()),
                 ("dev.sigstore.cosign/chain", self.chain.clone()),
-                ("dev.sigstore.cosign/bundle", bundle.to_string()),
+                ("dev.sigstore.cosign/bundle", entry.to_bundle()),
             ],
         );
     }
