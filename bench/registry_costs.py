@@ -71,6 +71,15 @@ def main():
     cost("POST mount, present (201)",
          lambda i: registry.request("POST", f"/v2/a/b/blobs/uploads/?mount={digest}&from=a/b",
                                     conn, {"Content-Length": "0"}))
+    cost("POST upload into a new repository (202)",
+         lambda i: registry.request("POST", f"/v2/new{i}/x/blobs/uploads/", conn,
+                                    {"Content-Length": "0"}))
+    cost("POST mount from itself into a new repository, absent (202)",
+         lambda i: registry.request(
+             "POST", f"/v2/self{i}/x/blobs/uploads/?mount=sha256:{i + 1:064x}&from=self{i}/x",
+             conn, {"Content-Length": "0"}))
+    cost("HEAD blob in a new repository, absent (404)",
+         lambda i: registry.request("HEAD", f"/v2/head{i}/x/blobs/sha256:{i + 1:064x}", conn))
     cost("upload 1 KiB (POST + PUT)", upload(1024), 200)
     cost("upload 512 KiB (POST + PUT)", upload(512 * 1024), 100)
     cost("upload 4 MiB (POST + PUT)", upload(4 * 1024 * 1024), 30)
