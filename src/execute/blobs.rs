@@ -1,7 +1,7 @@
 //! Blob jobs: making one blob present in every target repository that needs
 //! it, with as few bytes moved as the registry allows (HEAD, mount, copy).
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use super::error::ExecError;
 use super::graph::BlobJob;
@@ -18,9 +18,13 @@ const MAX_UPLOAD_ADAPTATIONS: u32 = 6;
 
 /// What a target registry has shown of cross-repository mounts this run.
 /// Jobs run side by side, so it changes only by the steps below: a refusal
-/// stays, and a failed self-mount probe undoes only a success.
+/// stays, and a failed self-mount probe undoes only a success. Apart from
+/// it: whether the registry refused a self-mount probe of a new
+/// repository, which says nothing of cross-repository mounts (a registry
+/// may answer a mount of a blob it lacks with an error) but stops those
+/// probes.
 #[derive(Debug, Default)]
-pub(super) struct Mounting(AtomicU8);
+pub(super) struct Mounting(AtomicU8, AtomicBool);
 
 impl Mounting {
     const UNKNOWN: u8 = 0;
@@ -68,12 +72,18 @@ impl Mounting {
     }
 
     /// A self-mount probe was refused: ask the plain way again. Where it
-    /// had mounted, that undoes the success; where it had shown nothing
-    /// (a new repository's probe), it is taken to refuse mounts.
+    /// had mounted, that undoes the success; and no new repository's
+    /// blobs are probed by a self-mount again.
     fn probe_refused(&self) {
-        if !self.step(Self::WORKS, Self::UNKNOWN) {
-            self.step(Self::UNKNOWN, Self::REFUSED);
-        }
+        self.step(Self::WORKS, Self::UNKNOWN);
+        self.1.store(true, Ordering::Relaxed);
+    }
+
+    /// A new repository's blob may be probed by a self-mount: no such
+    /// probe was refused, and the registry has not shown that it refuses
+    /// or ignores mounts (a mount it ignores would not find a blob there).
+    fn probes_new(&self) -> bool {
+        !self.1.load(Ordering::Relaxed) && (self.unknown() || self.works())
     }
 }
 
@@ -413,7 +423,8 @@ impl Executor<'_> {
 
     /// What the store named `registry` has shown of mounts this run.
     fn mounting(&self, registry: &str) -> &Mounting {
-        static UNKNOWN: Mounting = Mounting(AtomicU8::new(Mounting::UNKNOWN));
+        static UNKNOWN: Mounting =
+            Mounting(AtomicU8::new(Mounting::UNKNOWN), AtomicBool::new(false));
         self.mounting.get(registry).unwrap_or(&UNKNOWN)
     }
 
@@ -422,10 +433,11 @@ impl Executor<'_> {
     /// with a mount from the repository itself, which answers both at once
     /// (mounted: present; otherwise an upload session for the copy): one
     /// request instead of a HEAD and a POST. So is a `new` repository (one
-    /// that held no tag when planned) on a store that has not refused a
-    /// mount: the blob is most likely absent, and the session is wanted.
-    /// Other stores get the HEAD, so a store that never mounts does not get
-    /// a blob it holds sent twice.
+    /// that held no tag when planned) on a store that has not refused,
+    /// ignored or failed such a probe: the blob is most likely absent, and
+    /// the session is wanted. Other stores get the HEAD, so a store that
+    /// never mounts does not get a blob it holds sent twice (in a new
+    /// repository, only once it has shown that it does not mount).
     fn probe(
         &self,
         registry: &str,
@@ -435,18 +447,20 @@ impl Executor<'_> {
         new: bool,
     ) -> Result<Probe, RegistryError> {
         let mounting = self.mounting(registry);
-        if mounting.works() || (new && !mounting.refused()) {
+        if mounting.works() || (new && mounting.probes_new()) {
             match target.blob_mount(repository, digest, repository) {
                 Ok(MountOutcome::Mounted) => return Ok(Probe::Present),
                 Ok(MountOutcome::NotMounted(session)) => return Ok(Probe::Absent(session)),
                 Err(e) if e.names_missing_repository() => return Err(e),
+                // No answer, or one to try again later (a 429, a 5xx): the
+                // HEAD tells whether that was the registry.
+                Err(e) if crate::registry::retry::is_transient(&e) => {}
                 // Refused: ask the plain way, from now on.
                 Err(
                     RegistryError::Status { .. }
                     | RegistryError::Auth { .. }
                     | RegistryError::LoginRefused { .. },
                 ) => mounting.probe_refused(),
-                // No answer: the HEAD tells whether that was the registry.
                 Err(_) => {}
             }
         }
@@ -578,11 +592,12 @@ mod tests {
         assert!(!mounting.unknown() && !mounting.works() && !mounting.refused());
         mounting.mounted();
         assert!(mounting.works());
+        assert!(mounting.probes_new());
         mounting.probe_refused();
         assert!(mounting.unknown());
+        assert!(!mounting.probes_new(), "a refused probe stops the probes");
         mounting.probe_refused();
-        assert!(mounting.refused(), "a new repository's probe refused");
-        let mounting = Mounting::default();
+        assert!(mounting.unknown(), "and says nothing of mounts");
         mounting.refuse();
         mounting.mounted();
         mounting.probe_refused();
