@@ -416,9 +416,7 @@ impl Executor<'_> {
     /// Whether `repository` of the store named `registry` held no tag when
     /// the plan was made ([`crate::plan::Plan::new_repositories`]).
     fn is_new(&self, registry: &str, repository: &str) -> bool {
-        self.new_repositories
-            .get(registry)
-            .is_some_and(|repositories| repositories.contains(repository))
+        self.new_repositories.contains(&(registry, repository))
     }
 
     /// What the store named `registry` has shown of mounts this run.
@@ -452,15 +450,14 @@ impl Executor<'_> {
                 Ok(MountOutcome::Mounted) => return Ok(Probe::Present),
                 Ok(MountOutcome::NotMounted(session)) => return Ok(Probe::Absent(session)),
                 Err(e) if e.names_missing_repository() => return Err(e),
-                // No answer, or one to try again later (a 429, a 5xx): the
-                // HEAD tells whether that was the registry.
-                Err(e) if crate::registry::retry::is_transient(&e) => {}
                 // Refused: ask the plain way, from now on.
                 Err(
-                    RegistryError::Status { .. }
+                    e @ (RegistryError::Status { .. }
                     | RegistryError::Auth { .. }
-                    | RegistryError::LoginRefused { .. },
-                ) => mounting.probe_refused(),
+                    | RegistryError::LoginRefused { .. }),
+                ) if !crate::registry::retry::is_transient(&e) => mounting.probe_refused(),
+                // No answer, one to try again later (a 429, a 5xx), or
+                // another failure: the HEAD tells whether that was the registry.
                 Err(_) => {}
             }
         }

@@ -40,7 +40,7 @@ mod status;
 pub mod stop;
 pub mod summary;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -153,7 +153,11 @@ pub fn run(
             .map(|name| (name.clone(), Default::default()))
             .collect(),
         missing: Default::default(),
-        new_repositories: new_repositories(plan),
+        new_repositories: plan
+            .new_repositories
+            .iter()
+            .map(|key| (key.registry.as_str(), key.repository.as_str()))
+            .collect(),
     };
     executor.run(&jobs);
     let kept = images_kept(&plan.entries, |i| {
@@ -161,18 +165,6 @@ pub fn run(
     });
     executor.referrers_of_kept(&kept);
     finish(plan, statuses.finish(), stores)
-}
-
-/// [`Plan::new_repositories`] by target registry.
-fn new_repositories(plan: &Plan) -> BTreeMap<&str, BTreeSet<&str>> {
-    let mut by_registry: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for key in &plan.new_repositories {
-        by_registry
-            .entry(key.registry.as_str())
-            .or_default()
-            .insert(key.repository.as_str());
-    }
-    by_registry
 }
 
 /// The manifest trees of the images to copy, each read once per source

@@ -63,9 +63,9 @@ pub struct Executor<'a> {
     pub(super) repository_pending: BTreeMap<RepositoryKey, AtomicUsize>,
     /// What each target registry has shown of mounts this run, by name.
     pub(super) mounting: BTreeMap<String, super::blobs::Mounting>,
-    /// The plan's new repositories ([`Plan::new_repositories`]), by target
-    /// registry: their blobs are taken to be absent.
-    pub(super) new_repositories: BTreeMap<&'a str, BTreeSet<&'a str>>,
+    /// The plan's new repositories ([`Plan::new_repositories`]), as
+    /// (registry, repository): their blobs are taken to be absent.
+    pub(super) new_repositories: BTreeSet<(&'a str, &'a str)>,
     /// Target repositories found missing on registries that do not create
     /// them on push.
     pub(super) missing: super::missing::MissingRepositories,
