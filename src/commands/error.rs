@@ -123,6 +123,13 @@ impl CommandError {
     /// The exit status: configuration and usage errors are 2, the rest 1.
     pub fn exit_status(&self) -> ExitStatus {
         match self {
+            // What the command line asks cannot be done, found once the
+            // registries were read (one registry under two names).
+            CommandError::Promote { cause, .. }
+                if matches!(**cause, PromoteError::Arguments(_)) =>
+            {
+                ExitStatus::Usage
+            }
             CommandError::Registry(_)
             | CommandError::Discovery(_)
             | CommandError::Promote { .. }

@@ -176,6 +176,37 @@ struct Selection<'a> {
     tag: SelectedTag,
 }
 
+/// The `(source, target)` registries of move rules that are one store
+/// under two names, with a location both reach. Only move rules pay for
+/// the name lookups.
+fn moves_within_one_store(
+    rules: &RuleSet,
+    handles: &Handles,
+) -> BTreeMap<(String, String), String> {
+    let pairs: BTreeSet<(&String, &String)> = rules
+        .rules
+        .iter()
+        .filter(|rule| rule.mode == crate::config::Mode::Move)
+        .flat_map(|rule| rule.to.iter().map(move |to| (&rule.from, to)))
+        .filter(|(from, to)| from != to)
+        .collect();
+    let names: BTreeSet<&String> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    let locations: BTreeMap<&String, Vec<String>> = names
+        .into_iter()
+        .map(|name| {
+            let found = handles.get(name).map(ReadOnly::locations);
+            (name, found.unwrap_or_default())
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for (from, to) in pairs {
+        if let Some(location) = crate::registry::one_store(&locations[from], &locations[to]) {
+            out.insert((from.clone(), to.clone()), location);
+        }
+    }
+    out
+}
+
 impl<'a> Discovery<'a> {
     /// An empty inventory that knows which registries share a store.
     fn new(rules: &'a RuleSet, handles: &'a Handles) -> Self {
@@ -184,6 +215,7 @@ impl<'a> Discovery<'a> {
                 .iter()
                 .map(|(name, h)| (name.clone(), h.store_id()))
                 .collect(),
+            one_store: moves_within_one_store(rules, handles),
             ..Inventory::default()
         };
         Discovery {

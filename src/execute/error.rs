@@ -96,6 +96,23 @@ pub enum ExecError {
     /// A floating or attached tag whose own image failed.
     #[error("its image failed")]
     ImageFailed,
+    /// `mode = "move"`: once the source tag was deleted, a copy it was moved
+    /// to was not there (the target was the source under another name: an
+    /// alias, a load balancer), so the deletion was undone.
+    #[error(
+        "the move was undone: once {source_tag} was deleted, its copy {copy} {found} \
+         (the target is the source under another name?); {restored}"
+    )]
+    MoveUndone {
+        /// `registry/repository:tag` of the deleted source tag.
+        source_tag: String,
+        /// `registry/repository:tag` of the copy that was not there.
+        copy: String,
+        /// What reading the copy found (`was gone`, `pointed at …`).
+        found: String,
+        /// How the source tag was put back, or where its manifest is kept.
+        restored: String,
+    },
     /// SIGINT or SIGTERM came before this work started.
     #[error("not started: hoist was stopped by {0}")]
     Stopped(&'static str),

@@ -218,8 +218,9 @@ fn read_source_tree(image: &ImageToWrite, stores: &StoreMap) -> Result<Tree, Exe
     )?)
 }
 
-/// The outcome: statuses, then moved source tags (none once stopped).
-fn finish(plan: &Plan, statuses: Vec<Status>, stores: &StoreMap) -> Outcome {
+/// The outcome: statuses, then moved source tags (none once stopped). A
+/// move undone because a copy went with its source fails its entries.
+fn finish(plan: &Plan, mut statuses: Vec<Status>, stores: &StoreMap) -> Outcome {
     let (moved, mut notes) = match stop::requested() {
         // Stopped: nothing more is changed, no source tag is deleted.
         Some(signal) => (
@@ -234,7 +235,11 @@ fn finish(plan: &Plan, statuses: Vec<Status>, stores: &StoreMap) -> Outcome {
                 }
             )],
         ),
-        None => moves::move_sources(plan, &statuses, stores),
+        None => {
+            let moves = moves::move_sources(plan, &statuses, stores);
+            moves.fail_undone(plan, &mut statuses);
+            (moves.moved, moves.notes)
+        }
     };
     notes.dedup();
     Outcome {

@@ -1,19 +1,42 @@
 //! `mode = "move"`: once every target of a source tag has it, the source
 //! tag is deleted, never before and never one another run still reads.
+//!
+//! Names do not prove that a target is not the source (one registry under
+//! two names, a DNS alias, a load balancer), so a deletion proves it
+//! instead: the source manifest is held before the delete, every copy is
+//! read again after it, and a copy that went with the source brings the
+//! source tag back from the held bytes and fails its entries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::StoreMap;
+use super::error::ExecError;
 use super::status::Status;
 use crate::digest::Digest;
+use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::plan::{Role, Transfer};
 use crate::registry::{Registry, RegistryError};
 
 /// A source tag of the plan: `(registry, repository, tag)`.
 type SourceTag = (String, String, String);
+
+/// A target tag a source tag was promoted to, and the digest it must hold.
+struct Copy {
+    registry: String,
+    repository: String,
+    tag: String,
+    digest: Digest,
+}
+
+impl Copy {
+    fn name(&self) -> String {
+        format!("{}/{}:{}", self.registry, self.repository, self.tag)
+    }
+}
 
 /// What the run did to a source tag's entries.
 struct SourceState {
@@ -22,20 +45,63 @@ struct SourceState {
     moved: bool,
     /// The image this tag's artifact is attached to (a signature's subject).
     subject: Option<Digest>,
+    /// Where its entries put it.
+    copies: Vec<Copy>,
+    /// Whether this run wrote any of them (false on a no-op re-run).
+    wrote: bool,
 }
 
 /// An image in a source repository: `(registry, repository, digest)`.
 type SourceImage = (String, String, Digest);
 
+/// What moving did: the source tags deleted, notes on those kept, and the
+/// source tags whose deletion was undone, with why (their entries fail).
+#[derive(Default)]
+pub struct Moved {
+    /// Deleted source tags, `registry/repository:tag`.
+    pub moved: Vec<String>,
+    /// Source tags kept, and why.
+    pub notes: Vec<String>,
+    /// Source tags put back because a copy went with them.
+    undone: BTreeMap<SourceTag, Arc<ExecError>>,
+}
+
+impl Moved {
+    /// Fails the entries of every source tag whose move was undone.
+    pub fn fail_undone(&self, plan: &Plan, statuses: &mut [Status]) {
+        for (entry, status) in plan.entries.iter().zip(statuses) {
+            let key = (
+                entry.source.registry.clone(),
+                entry.source.repository.clone(),
+                entry.source.tag.clone(),
+            );
+            if let Some(error) = self.undone.get(&key) {
+                *status = Status::Failed(error.clone());
+            }
+        }
+    }
+}
+
 /// Moved tags and notes on tags kept, as the report lists them.
 #[derive(Default)]
 struct Moves {
-    moved: Vec<String>,
-    notes: Vec<String>,
+    done: Moved,
     /// Images some moved tag was deleted from.
-    left: std::collections::BTreeSet<SourceImage>,
+    left: BTreeSet<SourceImage>,
     /// Images a moved tag of was kept.
-    kept: std::collections::BTreeSet<SourceImage>,
+    kept: BTreeSet<SourceImage>,
+}
+
+/// How deleting one source tag went.
+enum Deletion {
+    /// The tag is deleted: its copies are to be checked.
+    Deleted,
+    /// The tag was already gone.
+    Gone,
+    /// The registry cannot delete a tag alone: delete by digest.
+    NotAlone,
+    /// The tag stays (a note says why).
+    Kept,
 }
 
 /// `mode = "move"`: deletes each source tag whose every entry is done. A
@@ -43,11 +109,7 @@ struct Moves {
 /// only when no other tag of the source repository points at it. The
 /// signatures, attestations and SBOMs of a moved image move with it, once
 /// the image has left the source; when it stays, they stay too.
-pub fn move_sources(
-    plan: &Plan,
-    statuses: &[Status],
-    stores: &StoreMap,
-) -> (Vec<String>, Vec<String>) {
+pub fn move_sources(plan: &Plan, statuses: &[Status], stores: &StoreMap) -> Moved {
     let mut sources: BTreeMap<SourceTag, SourceState> = BTreeMap::new();
     for (entry, status) in plan.entries.iter().zip(statuses) {
         let key = (
@@ -60,11 +122,23 @@ pub fn move_sources(
             all_done: true,
             moved: false,
             subject: None,
+            copies: Vec::new(),
+            wrote: false,
         });
-        slot.all_done &= matches!(status, Status::Promoted | Status::Unchanged);
+        let done = matches!(status, Status::Promoted | Status::Unchanged);
+        slot.all_done &= done;
+        slot.wrote |= matches!(status, Status::Promoted);
         slot.moved |= entry.mode == Transfer::Move && !entry.role.is_floating();
         if let Role::Attached { subject } = &entry.role {
             slot.subject = Some(subject.clone());
+        }
+        if done {
+            slot.copies.push(Copy {
+                registry: entry.target.registry.clone(),
+                repository: entry.target.repository.clone(),
+                tag: entry.target.tag.clone(),
+                digest: entry.target_digest().clone(),
+            });
         }
     }
     let mut moves = Moves::default();
@@ -80,7 +154,7 @@ pub fn move_sources(
             let image = (registry.clone(), repository.clone(), subject);
             let stays = !moves.left.contains(&image) || moves.kept.contains(&image);
             if stays {
-                moves.notes.push(format!(
+                moves.done.notes.push(format!(
                     "kept {registry}/{repository}:{tag}: the image it is attached to ({}) stays in the source",
                     image.2.short()
                 ));
@@ -89,7 +163,7 @@ pub fn move_sources(
         })
         .collect();
     moves.delete_all(&attached, stores);
-    (moves.moved, moves.notes)
+    moves.done
 }
 
 impl Moves {
@@ -98,121 +172,296 @@ impl Moves {
     /// by digest where no other tag needs them.
     fn delete_all(&mut self, sources: &[(&SourceTag, &SourceState)], stores: &StoreMap) {
         // Tags a registry would not delete, by (registry, repository, digest).
-        let mut by_digest: BTreeMap<SourceImage, Vec<String>> = BTreeMap::new();
-        for (key, state) in sources {
+        let mut by_digest: BTreeMap<SourceImage, (Manifest, Vec<(&SourceTag, &SourceState)>)> =
+            BTreeMap::new();
+        for &(key, state) in sources {
             let (registry, repository, tag) = key;
             let image = (registry.clone(), repository.clone(), state.digest.clone());
+            let name = format!("{registry}/{repository}:{tag}");
             if !state.all_done {
-                self.notes.push(format!(
-                    "kept {registry}/{repository}:{tag}: not every target has it"
-                ));
+                self.done
+                    .notes
+                    .push(format!("kept {name}: not every target has it"));
                 self.kept.insert(image);
                 continue;
             }
             let Some(source) = stores.get(registry) else {
                 continue;
             };
-            let moved_before = self.moved.len();
+            if !state.wrote
+                && !source.deletes_tags_alone()
+                && self.shared_with_others(source.as_ref(), key, state, sources)
+            {
+                self.kept.insert(image);
+                continue;
+            }
+            // Held before anything is deleted: what puts the tag back.
+            let held = match source.manifest_get(repository, &state.digest.to_string()) {
+                Ok(held) => held,
+                Err(e) => {
+                    self.done.notes.push(format!(
+                        "kept {name}: its manifest could not be read to hold before deleting: {e}"
+                    ));
+                    self.kept.insert(image);
+                    continue;
+                }
+            };
             match self.delete_tag(source.as_ref(), key, &state.digest) {
-                Some(false) => by_digest.entry(image).or_default().push(tag.clone()),
-                _ if self.moved.len() > moved_before => {
+                Deletion::Deleted => {
+                    let tags = [(key, state)];
+                    if self.confirm(source.as_ref(), &tags, &held, stores) {
+                        self.done.moved.push(name);
+                        self.left.insert(image);
+                    } else {
+                        self.kept.insert(image);
+                    }
+                }
+                Deletion::Gone => {
+                    self.done.moved.push(name);
                     self.left.insert(image);
                 }
-                _ => {
+                Deletion::NotAlone => {
+                    let slot = by_digest.entry(image).or_insert_with(|| (held, Vec::new()));
+                    slot.1.push((key, state));
+                }
+                Deletion::Kept => {
                     self.kept.insert(image);
                 }
             }
         }
-        for (image, tags) in by_digest {
-            let (registry, repository, digest) = &image;
-            if let Some(source) = stores.get(registry) {
-                let names: Vec<String> = tags
-                    .iter()
-                    .map(|t| format!("{registry}/{repository}:{t}"))
-                    .collect();
-                let moved_before = self.moved.len();
-                self.delete_by_digest(source.as_ref(), repository, digest, &tags, names);
-                if self.moved.len() > moved_before {
-                    self.left.insert(image);
-                } else {
-                    self.kept.insert(image);
-                }
+        for (image, (held, tags)) in by_digest {
+            let Some(source) = stores.get(&image.0) else {
+                continue;
+            };
+            if self.delete_by_digest(source.as_ref(), &image, &tags, &held, stores) {
+                self.left.insert(image);
+            } else {
+                self.kept.insert(image);
+            }
+        }
+    }
+
+    /// A source tag this run wrote nothing for (a re-run) whose image other
+    /// tags of the repository share was kept before for that reason, or
+    /// will be: a registry that deletes by digest only cannot delete it
+    /// alone, so no `DELETE` is sent to find that out again, and a no-op
+    /// re-run writes nothing. Says so in a note.
+    fn shared_with_others(
+        &mut self,
+        source: &dyn Registry,
+        key: &SourceTag,
+        state: &SourceState,
+        sources: &[(&SourceTag, &SourceState)],
+    ) -> bool {
+        let (registry, repository, tag) = key;
+        let name = format!("{registry}/{repository}:{tag}");
+        // The tags moved with it do not count: they go together.
+        let together: Vec<String> = sources
+            .iter()
+            .filter(|((r, p, _), s)| {
+                r == registry && p == repository && s.digest == state.digest && s.all_done
+            })
+            .map(|((_, _, t), _)| t.clone())
+            .collect();
+        match other_tags_at(source, repository, &state.digest, &together) {
+            Ok(others) if others.is_empty() => false,
+            Ok(others) => {
+                let verb = if others.len() == 1 { "points" } else { "point" };
+                self.done.notes.push(format!(
+                    "kept {name}: {} also {verb} at its image ({}), so a registry that deletes by digest cannot delete it alone; delete the tag by hand where the registry deletes tags alone",
+                    others.join(", "),
+                    state.digest.short()
+                ));
+                true
+            }
+            Err(e) => {
+                self.done.notes.push(format!("kept {name}: {e}"));
+                true
             }
         }
     }
 
     /// Deletes one source tag once it is checked to hold `digest` still.
-    /// `Some(false)` when the registry cannot delete a tag alone.
-    fn delete_tag(
-        &mut self,
-        source: &dyn Registry,
-        key: &SourceTag,
-        digest: &Digest,
-    ) -> Option<bool> {
+    fn delete_tag(&mut self, source: &dyn Registry, key: &SourceTag, digest: &Digest) -> Deletion {
         let (registry, repository, tag) = key;
         let name = format!("{registry}/{repository}:{tag}");
         match source.manifest_head(repository, tag) {
             Ok(Some(head)) if head.digest == *digest => {}
-            Ok(None) => {
-                self.moved.push(name);
-                return None;
-            }
+            Ok(None) => return Deletion::Gone,
             Ok(Some(head)) => {
                 let now = head.digest.short();
-                self.notes
+                self.done
+                    .notes
                     .push(format!("kept {name}: it moved to {now} during the run"));
-                return None;
+                return Deletion::Kept;
             }
             Err(e) => {
-                self.notes.push(format!("kept {name}: {e}"));
-                return None;
+                self.done.notes.push(format!("kept {name}: {e}"));
+                return Deletion::Kept;
             }
         }
         match source.tag_delete(repository, tag) {
-            Ok(true) => self.moved.push(name),
-            Ok(false) => return Some(false),
-            Err(e) if e.is_not_found() => self.moved.push(name),
-            Err(e) => self
-                .notes
-                .push(format!("kept {name}: deleting it failed: {e}")),
+            Ok(true) => Deletion::Deleted,
+            Ok(false) => Deletion::NotAlone,
+            // A retried DELETE whose first attempt went through.
+            Err(e) if e.is_not_found() => Deletion::Deleted,
+            Err(e) => {
+                self.done
+                    .notes
+                    .push(format!("kept {name}: deleting it failed: {e}"));
+                Deletion::Kept
+            }
         }
-        Some(true)
     }
 
-    /// Deletes the manifest the tags `names` point at, when no other tag
-    /// of the repository does (directly or as an index child).
+    /// Deletes the manifest the source tags `tags` point at, when no other
+    /// tag of the repository does (directly or as an index child); whether
+    /// they are gone for good (their copies checked).
     fn delete_by_digest(
         &mut self,
         source: &dyn Registry,
-        repository: &str,
-        digest: &Digest,
-        tags: &[String],
-        names: Vec<String>,
-    ) {
+        image: &SourceImage,
+        tags: &[(&SourceTag, &SourceState)],
+        held: &Manifest,
+        stores: &StoreMap,
+    ) -> bool {
+        let (registry, repository, digest) = image;
+        let names: Vec<String> = tags
+            .iter()
+            .map(|((_, _, t), _)| format!("{registry}/{repository}:{t}"))
+            .collect();
         let shown = names.join(", ");
-        let others = match other_tags_at(source, repository, digest, tags) {
+        let own: Vec<String> = tags.iter().map(|((_, _, t), _)| t.clone()).collect();
+        let others = match other_tags_at(source, repository, digest, &own) {
             Ok(others) => others,
-            Err(e) => return self.notes.push(format!("kept {shown}: {e}")),
+            Err(e) => {
+                self.done.notes.push(format!("kept {shown}: {e}"));
+                return false;
+            }
         };
         if !others.is_empty() {
             let verb = if others.len() == 1 { "points" } else { "point" };
-            return self.notes.push(format!(
+            self.done.notes.push(format!(
                 "kept {shown}: the registry cannot delete a tag alone, and {} still {verb} at {}",
                 others.join(", "),
                 digest.short()
             ));
+            return false;
         }
         let deleted = match source.manifest_delete(repository, digest) {
             // A retried DELETE whose first attempt went through.
             Err(e) if e.is_not_found() => Ok(()),
             other => other.map_err(|e| e.to_string()),
         };
-        match deleted {
-            Ok(()) => self.moved.extend(names),
-            Err(e) => self.notes.push(format!(
+        if let Err(e) = deleted {
+            self.done.notes.push(format!(
                 "kept {shown}: deleting {} failed: {e}",
                 digest.short()
-            )),
+            ));
+            return false;
+        }
+        if !self.confirm(source, tags, held, stores) {
+            return false;
+        }
+        self.done.moved.extend(names);
+        true
+    }
+
+    /// After deleting the source tags `tags`: whether every copy they were
+    /// moved to is still there. When one is not, the target was the
+    /// source under another name: the tags are put back from `held` and
+    /// their entries fail with why.
+    fn confirm(
+        &mut self,
+        source: &dyn Registry,
+        tags: &[(&SourceTag, &SourceState)],
+        held: &Manifest,
+        stores: &StoreMap,
+    ) -> bool {
+        let copies: Vec<&Copy> = tags.iter().flat_map(|(_, s)| &s.copies).collect();
+        let missing: Vec<(&Copy, String)> = copies
+            .par_iter()
+            .filter_map(|copy| copy_missing(copy, stores).map(|found| (*copy, found)))
+            .collect();
+        let Some((copy, found)) = missing.first() else {
+            return true;
+        };
+        for &(key, _) in tags {
+            let (registry, repository, tag) = key;
+            let source_tag = format!("{registry}/{repository}:{tag}");
+            let restored = put_back(source, repository, tag, held);
+            self.done.undone.insert(
+                key.clone(),
+                Arc::new(ExecError::MoveUndone {
+                    source_tag,
+                    copy: copy.name(),
+                    found: found.clone(),
+                    restored,
+                }),
+            );
+        }
+        // A registry that deleted every tag of the manifest took copies in
+        // the same repository with it: they are put back too.
+        for (copy, _) in &missing {
+            if copy.digest == held.digest
+                && let Some(target) = stores.get(&copy.registry)
+                && let Err(e) = target.manifest_put(&copy.repository, &copy.tag, held)
+            {
+                self.done.notes.push(format!(
+                    "{} could not be put back after the undone move: {e}",
+                    copy.name()
+                ));
+            }
+        }
+        false
+    }
+}
+
+/// What reading `copy` again found when it is not there at its digest.
+fn copy_missing(copy: &Copy, stores: &StoreMap) -> Option<String> {
+    let Some(target) = stores.get(&copy.registry) else {
+        return Some(format!(
+            "could not be read (registry `{}` is not open)",
+            copy.registry
+        ));
+    };
+    match target.manifest_head(&copy.repository, &copy.tag) {
+        Ok(Some(head)) if head.digest == copy.digest => None,
+        Ok(Some(head)) => Some(format!(
+            "pointed at {} instead of {}",
+            head.digest.short(),
+            copy.digest.short()
+        )),
+        Ok(None) => Some("was gone".to_string()),
+        Err(e) => Some(format!("could not be read ({e})")),
+    }
+}
+
+/// Puts a deleted source tag back from the manifest held before the
+/// delete; says how it went. When the registry refuses, the bytes are
+/// saved to a file so nothing is lost (the blobs stay in the registry).
+fn put_back(source: &dyn Registry, repository: &str, tag: &str, held: &Manifest) -> String {
+    let short = held.digest.short();
+    match source.manifest_put(repository, tag, held) {
+        Ok(()) => format!("the source tag was put back at {short} from the manifest hoist held"),
+        Err(e) => {
+            let file = std::env::temp_dir().join(format!(
+                "hoist-{}-{tag}-{}.json",
+                repository.replace('/', "_"),
+                held.digest.hex()
+            ));
+            match std::fs::write(&file, &held.bytes) {
+                Ok(()) => format!(
+                    "putting the source tag back failed ({e}): its manifest ({}, media type {}) is saved at {}, and its blobs are still in the registry",
+                    short,
+                    held.media_type,
+                    file.display()
+                ),
+                Err(write) => format!(
+                    "putting the source tag back failed ({e}), and saving its manifest to {} failed too ({write})",
+                    file.display()
+                ),
+            }
         }
     }
 }

@@ -22,6 +22,9 @@ pub type FilterKey = (String, Digest, Vec<Platform>);
 pub struct Inventory {
     /// Registry name → store identity: equal identities share blobs (mounts).
     pub stores: BTreeMap<String, String>,
+    /// `(source, target)` registry names of a move that are one store
+    /// under two names → a location both reach (`127.0.0.1:5000/`).
+    pub one_store: BTreeMap<(String, String), String>,
     /// Source registry → repositories found (its catalog, or the names rules spell out).
     pub repositories: BTreeMap<String, Vec<String>>,
     /// What each catalog listed, for source registries some rule matches by glob.

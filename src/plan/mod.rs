@@ -172,6 +172,7 @@ pub fn build(
         return Err(conflicts);
     }
     block_floating_over_blocked_versions(&mut entries);
+    block_moves_onto_their_source(&mut entries, &inventory.one_store);
     narrow_to_shard(rules, shard, &mut entries, &mut skipped);
     entries.sort_by(|a, b| table_order(a).cmp(&table_order(b)));
     let summary = summarize(&entries, skipped.len());
@@ -324,6 +325,39 @@ fn block_floating_over_blocked_versions(entries: &mut [PlanEntry]) {
             let reason = format!("it would follow {}, which is blocked", entry.source.tag);
             entry.action = Action::blocked(reason);
         }
+    }
+}
+
+/// A move whose target tag is its own source tag (one registry under one
+/// name or two, the same repository and tag) would delete what it just
+/// found in place: it is blocked, and the source tag stays.
+pub fn block_moves_onto_their_source(
+    entries: &mut [PlanEntry],
+    one_store: &BTreeMap<(String, String), String>,
+) {
+    for entry in entries.iter_mut() {
+        let (source, target) = (&entry.source, &entry.target);
+        if entry.mode != Transfer::Move
+            || source.repository != target.repository
+            || source.tag != target.tag
+        {
+            continue;
+        }
+        let reason = if source.registry == target.registry {
+            "a move onto its own source: the target tag is the source tag, which the move would delete".to_string()
+        } else if let Some(location) =
+            one_store.get(&(source.registry.clone(), target.registry.clone()))
+        {
+            format!(
+                "a move onto its own source: `{}` and `{}` are one registry (both reach {}), so the target tag is the source tag, which the move would delete",
+                source.registry,
+                target.registry,
+                location.trim_end_matches('/')
+            )
+        } else {
+            continue;
+        };
+        entry.action = Action::blocked(reason);
     }
 }
 

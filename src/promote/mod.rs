@@ -132,6 +132,39 @@ pub(crate) struct Planned {
 }
 
 impl SourceAndTarget<'_> {
+    /// A move whose target tag is its source tag on one registry under two
+    /// names (`localhost:5000` and `127.0.0.1:5000`) would delete what it
+    /// writes; the names alone were compared before this.
+    fn refuse_moving_onto_itself(
+        &self,
+        source: &Reference,
+        destination: &Destination,
+        carry: &Carry<'_>,
+    ) -> Result<(), PromoteError> {
+        let target = &destination.target;
+        let Some(tag) = &source.tag else {
+            return Ok(());
+        };
+        if carry.mode != Transfer::Move
+            || target.repository != source.repository
+            || !destination.tags.iter().any(|(t, _)| t == tag)
+        {
+            return Ok(());
+        }
+        let Some(location) =
+            crate::registry::one_store(&self.source.locations(), &self.target.locations())
+        else {
+            return Ok(());
+        };
+        Err(PromoteError::Arguments(format!(
+            "the target is the source itself: `{}` and `{}` are one registry (both reach {}), so moving `{}:{tag}` would delete the tag it writes; write to another repository or tag, or copy instead of moving",
+            source.location,
+            target.location,
+            location.trim_end_matches('/'),
+            source.repository
+        )))
+    }
+
     /// The entries writing `source` to each of `destination`'s tags, and
     /// its attached artifacts (found among `source_tags`, the tags of its
     /// repository) when `carry.referrers`; `rule` names the command in the plan.
@@ -143,6 +176,7 @@ impl SourceAndTarget<'_> {
         source_tags: &[String],
         rule: &str,
     ) -> Result<Planned, PromoteError> {
+        self.refuse_moving_onto_itself(source, destination, carry)?;
         let reference = source.manifest_reference();
         let head = self
             .source

@@ -64,6 +64,15 @@ pub trait Registry: Send + Sync {
     /// so a blob can be mounted from one repository into another.
     fn store_id(&self) -> String;
 
+    /// Where the store really is, whatever it is called: the socket
+    /// addresses its host resolves to, with the API path (`127.0.0.1:5000`,
+    /// `[::1]:5000` for `localhost:5000`), or an OCI layout's canonical
+    /// directory. Two handles sharing any of these are one store, so a
+    /// move between them would delete what it wrote (see [`one_store`]).
+    fn locations(&self) -> Vec<String> {
+        vec![self.store_id()]
+    }
+
     /// Every repository in the store, following pagination to the end.
     fn catalog(&self) -> Result<Vec<String>>;
 
@@ -86,6 +95,13 @@ pub trait Registry: Send + Sync {
     /// Deletes one tag, leaving the manifest and its other tags. `Ok(false)`
     /// when the store cannot delete tags (Distribution before OCI 1.1).
     fn tag_delete(&self, repository: &str, tag: &str) -> Result<bool>;
+
+    /// Whether [`Registry::tag_delete`] is known to delete a tag alone
+    /// without asking (an OCI layout does); `false` when only a request
+    /// can tell (a registry answers 400 or 405 when it cannot).
+    fn deletes_tags_alone(&self) -> bool {
+        false
+    }
 
     /// Manifests whose `subject` is `digest` (OCI 1.1 referrers API);
     /// `None` when the store does not offer the API.
@@ -177,6 +193,13 @@ impl Counters {
     }
 }
 
+/// Where two stores are one, whatever their names: a location both
+/// reach (see [`Registry::locations`]); `None` when they are apart as far
+/// as name resolution can tell.
+pub fn one_store(a: &[String], b: &[String]) -> Option<String> {
+    a.iter().find(|location| b.contains(location)).cloned()
+}
+
 /// Whether a reference is a digest rather than a tag.
 pub fn is_digest_reference(reference: &str) -> bool {
     reference.contains(':')
@@ -196,6 +219,11 @@ impl ReadOnly {
     /// See [`Registry::store_id`].
     pub fn store_id(&self) -> String {
         self.0.store_id()
+    }
+
+    /// See [`Registry::locations`].
+    pub fn locations(&self) -> Vec<String> {
+        self.0.locations()
     }
 
     /// See [`Registry::catalog`].

@@ -441,6 +441,10 @@ impl Registry for OciLayoutStore {
         Ok(true)
     }
 
+    fn deletes_tags_alone(&self) -> bool {
+        true
+    }
+
     fn referrers(&self, _repository: &str, _digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
         // A layout has no referrers index; the tag convention carries them.
         Ok(None)

@@ -341,6 +341,14 @@ impl Registry for Recording {
         self.inner.store_id()
     }
 
+    fn locations(&self) -> Vec<String> {
+        self.inner.locations()
+    }
+
+    fn deletes_tags_alone(&self) -> bool {
+        self.inner.deletes_tags_alone()
+    }
+
     fn catalog(&self) -> Result<Vec<String>> {
         self.record(Call::Catalog, |r| r.catalog())
     }

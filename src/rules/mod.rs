@@ -316,6 +316,9 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
     else {
         return Err(problems);
     };
+    if let Some(problem) = move_onto_itself(p, &target, &tag, &path) {
+        return Err(vec![problem]);
+    }
     Ok(Rule {
         index,
         name: p.name.clone(),
@@ -336,6 +339,32 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
         referrers: p.referrers,
         mode: p.mode,
         gate,
+    })
+}
+
+/// A move rule whose target is its own source (one of `to` is `from`, the
+/// repository and the tag unchanged) would delete each tag it promotes.
+fn move_onto_itself(
+    p: &Promotion,
+    target: &Template,
+    tag: &Template,
+    path: &FieldPath,
+) -> Option<Problem> {
+    let same_repository = ["team/app", "app", "a/b/c"]
+        .iter()
+        .all(|probe| target.render_repository(probe) == *probe);
+    let same_tag = tag.is_source_tag() || p.keep_source_tag;
+    let onto_source = p.to.as_slice().iter().any(|to| *to == p.from);
+    (p.mode == crate::config::Mode::Move && onto_source && same_repository && same_tag).then(|| {
+        Problem::at(
+            path.key("mode"),
+            format!(
+                "rule `{}` moves tags onto themselves: `{}` is in both `from` and `to`, with the same repositories and tags, so each move would delete the tag it promotes",
+                p.name, p.from
+            ),
+        )
+        .label("a move onto its own source")
+        .help("promote to another registry, give a `target` or a `tag` that differs from the source, or use mode = \"copy\"")
     })
 }
 

@@ -137,6 +137,39 @@ impl Endpoint {
         &self.base_url
     }
 
+    /// The socket addresses the host resolves to, each with the API path,
+    /// and the base URL itself (kept when the name does not resolve).
+    pub fn locations(&self) -> Vec<String> {
+        use std::net::ToSocketAddrs;
+        let authority = self
+            .base_url
+            .split_once("://")
+            .map_or(self.base_url.as_str(), |(_, rest)| rest);
+        let (address, path) = authority
+            .split_once('/')
+            .map_or((authority, ""), |(address, path)| (address, path));
+        let has_port = match address.rsplit_once(':') {
+            Some((name, port)) => {
+                (!name.contains(':') || name.ends_with(']'))
+                    && port.bytes().all(|b| b.is_ascii_digit())
+            }
+            None => false,
+        };
+        let with_port = match (has_port, self.scheme) {
+            (true, _) => address.to_string(),
+            (false, Scheme::Http) => format!("{address}:80"),
+            (false, Scheme::Https) => format!("{address}:443"),
+        };
+        let mut locations: Vec<String> = with_port
+            .to_socket_addrs()
+            .map(|addrs| addrs.map(|a| format!("{a}/{path}")).collect())
+            .unwrap_or_default();
+        locations.sort();
+        locations.dedup();
+        locations.push(self.base_url.clone());
+        locations
+    }
+
     /// TLS settings: system roots plus `ca_file`; verification off only when `insecure`.
     pub fn tls_config(&self) -> Result<TlsConfig, EndpointError> {
         let builder = TlsConfig::builder().disable_verification(self.insecure);

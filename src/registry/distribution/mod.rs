@@ -188,6 +188,10 @@ impl Registry for DistributionRegistry {
         self.endpoint.base_url().to_string()
     }
 
+    fn locations(&self) -> Vec<String> {
+        self.endpoint.locations()
+    }
+
     fn catalog(&self) -> Result<Vec<String>> {
         self.in_slot(|| self.list_catalog())
     }
