@@ -19,6 +19,7 @@ mod listing;
 mod markdown;
 mod metrics;
 mod mounts;
+mod moves;
 mod oci_layout;
 mod personalities;
 mod plan;

@@ -126,3 +126,37 @@ mod tests {
         }
     }
 }
+
+/// Makes the registry behind `proxy` one that deletes by tag, and with the
+/// tag its manifest and every other tag of it in the repository (Harbor
+/// deletes the artifact): a `DELETE /v2/<name>/manifests/<tag>` is answered
+/// 202 once the test has deleted the manifest the tag points at, by digest.
+/// `agent` and `url` reach the registry itself.
+pub fn deletes_every_tag_of_a_digest(proxy: &FaultProxy, agent: ureq::Agent, url: String) {
+    proxy.answer(move |method, path| {
+        let (repository, reference) = path.strip_prefix("/v2/")?.split_once("/manifests/")?;
+        if method != "DELETE" || reference.contains(':') {
+            return None;
+        }
+        let manifest = format!("{url}/v2/{repository}/manifests/{reference}");
+        let head = agent
+            .head(&manifest)
+            .header(
+                "Accept",
+                "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+                 application/vnd.docker.distribution.manifest.list.v2+json, \
+                 application/vnd.docker.distribution.manifest.v2+json",
+            )
+            .call()
+            .expect("HEAD the tag");
+        let Some(digest) = head.headers().get("docker-content-digest") else {
+            return Some(Reply::status(404));
+        };
+        let digest = digest.to_str().expect("a digest").to_string();
+        let deleted = agent
+            .delete(&format!("{url}/v2/{repository}/manifests/{digest}"))
+            .call()
+            .expect("DELETE by digest");
+        Some(Reply::status(deleted.status().as_u16()))
+    });
+}
