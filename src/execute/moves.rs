@@ -92,6 +92,9 @@ struct Moves {
     kept: BTreeSet<SourceImage>,
 }
 
+/// A source tag to delete, with what the run did to it.
+type Moving<'a> = (&'a SourceTag, &'a SourceState);
+
 /// How deleting one source tag went.
 enum Deletion {
     /// The tag is deleted: its copies are to be checked.
@@ -170,10 +173,9 @@ impl Moves {
     /// Deletes the source tags `sources` whose every entry is done; a
     /// registry that cannot delete a tag alone gets their manifests deleted
     /// by digest where no other tag needs them.
-    fn delete_all(&mut self, sources: &[(&SourceTag, &SourceState)], stores: &StoreMap) {
+    fn delete_all(&mut self, sources: &[Moving<'_>], stores: &StoreMap) {
         // Tags a registry would not delete, by (registry, repository, digest).
-        let mut by_digest: BTreeMap<SourceImage, (Manifest, Vec<(&SourceTag, &SourceState)>)> =
-            BTreeMap::new();
+        let mut by_digest: BTreeMap<SourceImage, (Manifest, Vec<Moving<'_>>)> = BTreeMap::new();
         for &(key, state) in sources {
             let (registry, repository, tag) = key;
             let image = (registry.clone(), repository.clone(), state.digest.clone());
@@ -251,7 +253,7 @@ impl Moves {
         source: &dyn Registry,
         key: &SourceTag,
         state: &SourceState,
-        sources: &[(&SourceTag, &SourceState)],
+        sources: &[Moving<'_>],
     ) -> bool {
         let (registry, repository, tag) = key;
         let name = format!("{registry}/{repository}:{tag}");
@@ -321,7 +323,7 @@ impl Moves {
         &mut self,
         source: &dyn Registry,
         image: &SourceImage,
-        tags: &[(&SourceTag, &SourceState)],
+        tags: &[Moving<'_>],
         held: &Manifest,
         stores: &StoreMap,
     ) -> bool {
@@ -374,7 +376,7 @@ impl Moves {
     fn confirm(
         &mut self,
         source: &dyn Registry,
-        tags: &[(&SourceTag, &SourceState)],
+        tags: &[Moving<'_>],
         held: &Manifest,
         stores: &StoreMap,
     ) -> bool {

@@ -354,7 +354,7 @@ fn move_onto_itself(
         .iter()
         .all(|probe| target.render_repository(probe) == *probe);
     let same_tag = tag.is_source_tag() || p.keep_source_tag;
-    let onto_source = p.to.as_slice().iter().any(|to| *to == p.from);
+    let onto_source = p.to.as_slice().contains(&p.from);
     (p.mode == crate::config::Mode::Move && onto_source && same_repository && same_tag).then(|| {
         Problem::at(
             path.key("mode"),

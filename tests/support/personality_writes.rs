@@ -101,32 +101,6 @@ pub fn lying_blob_head(proxy: &FaultProxy, lies: BTreeMap<String, u64>, refusal:
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::repository_of;
-
-    /// The repository each `/v2/` path names, as the personalities read it.
-    #[test]
-    fn repository_of_reads_the_name_from_any_v2_path() {
-        let table = [
-            ("/v2/", None),
-            ("/v2/_catalog?n=100", None),
-            ("/v2/apps/web/tags/list?n=100", Some("apps/web")),
-            ("/v2/apps/web/manifests/1.0", Some("apps/web")),
-            ("/v2/a/b/c/blobs/sha256:00", Some("a/b/c")),
-            (
-                "/v2/apps/db/blobs/uploads/?mount=sha256:00&from=apps/web",
-                Some("apps/db"),
-            ),
-            ("/v2/apps/web/blobs/uploads/1f2e?_state=x", Some("apps/web")),
-            ("/v2/apps/web/referrers/sha256:00", Some("apps/web")),
-        ];
-        for (path, repository) in table {
-            assert_eq!(repository_of(path), repository, "{path}");
-        }
-    }
-}
-
 /// Makes the registry behind `proxy` one that deletes by tag, and with the
 /// tag its manifest and every other tag of it in the repository (Harbor
 /// deletes the artifact): a `DELETE /v2/<name>/manifests/<tag>` is answered
@@ -159,4 +133,30 @@ pub fn deletes_every_tag_of_a_digest(proxy: &FaultProxy, agent: ureq::Agent, url
             .expect("DELETE by digest");
         Some(Reply::status(deleted.status().as_u16()))
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repository_of;
+
+    /// The repository each `/v2/` path names, as the personalities read it.
+    #[test]
+    fn repository_of_reads_the_name_from_any_v2_path() {
+        let table = [
+            ("/v2/", None),
+            ("/v2/_catalog?n=100", None),
+            ("/v2/apps/web/tags/list?n=100", Some("apps/web")),
+            ("/v2/apps/web/manifests/1.0", Some("apps/web")),
+            ("/v2/a/b/c/blobs/sha256:00", Some("a/b/c")),
+            (
+                "/v2/apps/db/blobs/uploads/?mount=sha256:00&from=apps/web",
+                Some("apps/db"),
+            ),
+            ("/v2/apps/web/blobs/uploads/1f2e?_state=x", Some("apps/web")),
+            ("/v2/apps/web/referrers/sha256:00", Some("apps/web")),
+        ];
+        for (path, repository) in table {
+            assert_eq!(repository_of(path), repository, "{path}");
+        }
+    }
 }
