@@ -31,9 +31,18 @@ pub(super) enum Read {
     Get,
 }
 
-/// The tags of one target repository (none when it does not exist),
-/// listed by whichever source repository needs them first.
-type TargetListing = OnceLock<Result<BTreeSet<String>, ReadFailure>>;
+/// What listing a repository's tags gave.
+pub(super) enum TagList {
+    /// Its tags (none when the registry says the repository does not exist).
+    Listed(BTreeSet<String>),
+    /// The registry does not list them (what it answered): each tag that
+    /// matters is looked up on its own.
+    Unlisted(String),
+}
+
+/// The tags of one target repository, listed by whichever source
+/// repository needs them first.
+type TargetListing = OnceLock<Result<TagList, ReadFailure>>;
 
 /// What reading one source repository gave.
 struct RepositoryReads {
@@ -41,6 +50,9 @@ struct RepositoryReads {
     tags: Result<Option<Vec<String>>, ReadFailure>,
     heads: Listed<(TagKey, Read), Option<ManifestHead>>,
     probes: Listed<(TagKey, Read), Option<ManifestHead>>,
+    /// The registry does not list its tags (what it answered): only the
+    /// tags its rules name or pin were looked up.
+    unlisted: Option<String>,
 }
 
 /// What the reads of every source repository share: the target listings
@@ -92,6 +104,9 @@ impl Discovery<'_> {
             .map(|(key, rules, mapped)| shared.read_repository(key, &rules, &mapped))
             .collect();
         for reads in read {
+            if let Some(said) = reads.unlisted {
+                self.inventory.unlisted.insert(reads.key.clone(), said);
+            }
             match reads.tags {
                 Ok(tags) => {
                     self.inventory.source_tags.insert(reads.key, tags);
@@ -132,11 +147,14 @@ impl Discovery<'_> {
 
     /// A target repository's tags; one the target does not have yet holds
     /// none. A listing that failed is reported once and not tried again.
-    fn keep_target_listing(&mut self, key: RepoKey, listed: Result<BTreeSet<String>, ReadFailure>) {
+    fn keep_target_listing(&mut self, key: RepoKey, listed: Result<TagList, ReadFailure>) {
         self.tried.targets.insert(key.clone());
         match listed {
-            Ok(tags) => {
+            Ok(TagList::Listed(tags)) => {
                 self.inventory.target_tags.insert(key, tags);
+            }
+            Ok(TagList::Unlisted(said)) => {
+                self.inventory.unlisted.insert(key, said);
             }
             Err(failure) => self.failures.push(failure),
         }
@@ -186,7 +204,7 @@ impl Shared<'_> {
         mapped: &[RepoKey],
     ) -> RepositoryReads {
         let (tags, ()) = rayon::join(
-            || tags_of(self.handles, &key),
+            || source_tags(self.handles, &key, rules),
             || {
                 mapped.par_iter().for_each(|target| {
                     self.target_tags(target);
@@ -195,7 +213,7 @@ impl Shared<'_> {
         );
         let mut heads: BTreeMap<TagKey, Read> = BTreeMap::new();
         let mut probes: BTreeSet<TagKey> = BTreeSet::new();
-        if let Ok(Some(source_tags)) = &tags {
+        if let Ok((Some(source_tags), _)) = &tags {
             for rule in rules {
                 let selected_tags = rule.select_tags(source_tags);
                 if !selected_tags.is_empty() {
@@ -227,11 +245,16 @@ impl Shared<'_> {
         if rules.iter().any(|rule| rule.referrers) {
             self.ask_referrers_api(&heads);
         }
+        let (tags, unlisted) = match tags {
+            Ok((tags, unlisted)) => (Ok(tags), unlisted),
+            Err(failure) => (Err(failure), None),
+        };
         RepositoryReads {
             key,
             tags,
             heads,
             probes,
+            unlisted,
         }
     }
 
@@ -281,13 +304,18 @@ impl Shared<'_> {
         let mut absent = true;
         for to in &rule.to {
             let repo = plan::repo_key(to, &target);
-            let Some(Ok(present)) = self.targets.get(&repo).and_then(OnceLock::get) else {
+            let Some(Ok(listed)) = self.targets.get(&repo).and_then(OnceLock::get) else {
                 absent = false;
                 continue;
             };
             let kept = rule.keep_source_tag.then_some(&selected.tag);
             for tag in std::iter::once(&rendered).chain(kept) {
-                if present.contains(tag) {
+                // Unlisted: the tag may be there; only its own HEAD can say.
+                let present = match listed {
+                    TagList::Listed(present) => present.contains(tag),
+                    TagList::Unlisted(_) => true,
+                };
+                if present {
                     absent = false;
                     probes.insert(plan::tag_key(to, &target, tag));
                 }
@@ -297,16 +325,52 @@ impl Shared<'_> {
     }
 
     /// The tags of a target repository, listed on first use.
-    fn target_tags(&self, key: &RepoKey) -> Option<&Result<BTreeSet<String>, ReadFailure>> {
+    fn target_tags(&self, key: &RepoKey) -> Option<&Result<TagList, ReadFailure>> {
         let listing = self.targets.get(key)?;
         Some(listing.get_or_init(|| target_listing(self.handles, key)))
     }
 }
 
 /// The tags of a target repository; one the target does not have yet
-/// holds none.
-fn target_listing(handles: &Handles, key: &RepoKey) -> Result<BTreeSet<String>, ReadFailure> {
-    tags_of(handles, key).map(|tags| tags.unwrap_or_default().into_iter().collect())
+/// holds none, and one whose registry does not list tags is unlisted (an
+/// empty listing would let a present tag be overwritten as new).
+fn target_listing(handles: &Handles, key: &RepoKey) -> Result<TagList, ReadFailure> {
+    match tags_of(handles, key) {
+        Ok(tags) => Ok(TagList::Listed(
+            tags.unwrap_or_default().into_iter().collect(),
+        )),
+        Err(ReadFailure::Tags { source, .. }) if source.is_unlisted() => {
+            Ok(TagList::Unlisted(source.to_string()))
+        }
+        Err(failure) => Err(failure),
+    }
+}
+
+/// The tags of a source repository (`None`: it does not exist). Where the
+/// registry does not list them, the tags its rules name or pin stand in,
+/// each looked up on its own, with what the registry answered: rules that
+/// select by glob cannot be planned there, and say so.
+fn source_tags(
+    handles: &Handles,
+    key: &RepoKey,
+    rules: &[&Rule],
+) -> Result<(Option<Vec<String>>, Option<String>), ReadFailure> {
+    match tags_of(handles, key) {
+        Ok(tags) => Ok((tags, None)),
+        Err(ReadFailure::Tags { source, .. }) if source.is_unlisted() => {
+            let named: BTreeSet<String> = rules
+                .iter()
+                .flat_map(|rule| {
+                    rule.tags
+                        .named()
+                        .into_iter()
+                        .chain(rule.pins.keys().cloned())
+                })
+                .collect();
+            Ok((Some(named.into_iter().collect()), Some(source.to_string())))
+        }
+        Err(failure) => Err(failure),
+    }
 }
 
 /// The target repositories `rules` map source `repository` to (those with

@@ -543,6 +543,11 @@ pub fn target_probes(expansion: &Expansion, inventory: &Inventory) -> BTreeSet<T
             candidate.target_registry.clone(),
             candidate.target_repository.clone(),
         );
+        if inventory.unlisted.contains_key(&repo) {
+            // No listing: the tag's own HEAD says whether it is there.
+            probes.insert(candidate.target_key());
+            continue;
+        }
         let Some(present) = inventory.target_tags.get(&repo) else {
             continue;
         };

@@ -38,6 +38,10 @@ pub struct Inventory {
     pub contents: BTreeMap<(String, Digest), ImageContents>,
     /// Tags present in each target repository (empty when it does not exist).
     pub target_tags: BTreeMap<RepoKey, BTreeSet<String>>,
+    /// Repositories (source or target) whose registry does not list their
+    /// tags → what it answered. A source one holds only the tags its rules
+    /// name or pin; a target one has each planned tag looked up.
+    pub unlisted: BTreeMap<RepoKey, String>,
     /// Digest each probed target tag holds.
     pub target_heads: BTreeMap<TagKey, Digest>,
     /// Platform-filtered indexes → the new index's digest, or why there is none.

@@ -49,13 +49,19 @@ pub enum RuleProblemKind {
     EmptyCatalog,
     /// Its catalog lists repositories, none of which the globs match: a warning.
     NoMatch,
+    /// A repository it matches has no tag list (the registry does not
+    /// serve one), and the rule selects tags by glob: only the tags it
+    /// names or pins could be looked up. An error.
+    NoTagList,
 }
 
 impl RuleProblemKind {
     /// How much it matters.
     pub fn severity(self) -> Severity {
         match self {
-            RuleProblemKind::NoCatalog | RuleProblemKind::EmptyCatalog => Severity::Error,
+            RuleProblemKind::NoCatalog
+            | RuleProblemKind::EmptyCatalog
+            | RuleProblemKind::NoTagList => Severity::Error,
             RuleProblemKind::NoMatch => Severity::Warning,
         }
     }
@@ -92,12 +98,32 @@ impl fmt::Display for RuleProblem {
 /// The problem of each rule matching by glob that matched nothing, in the
 /// order of the file.
 pub fn rule_problems(rules: &RuleSet, inventory: &Inventory) -> Vec<RuleProblem> {
-    rules
+    let mut problems: Vec<RuleProblem> = rules
         .rules
         .iter()
         .filter(|rule| rule.repositories.needs_listing())
         .filter_map(|rule| problem_of(rule, inventory))
-        .collect()
+        .collect();
+    for rule in rules.rules.iter().filter(|rule| rule.tags.needs_listing()) {
+        for repository in matched_repositories(rule, inventory) {
+            let key = (rule.from.clone(), repository.clone());
+            if let Some(said) = inventory.unlisted.get(&key) {
+                problems.push(RuleProblem {
+                    rule: rule.name.clone(),
+                    registry: rule.from.clone(),
+                    kind: RuleProblemKind::NoTagList,
+                    severity: Severity::Error,
+                    message: format!(
+                        "rule `{}`: {said}, so tags {:?} cannot be matched in `{repository}` of registry `{}`: only the tags the rule names or pins were looked up; name them in `tags`, e.g. [\"1.2.3\"], or `pin` them",
+                        rule.name,
+                        rule.tags.written(),
+                        rule.from
+                    ),
+                });
+            }
+        }
+    }
+    problems
 }
 
 /// What is wrong with one rule matching by glob, if anything.

@@ -87,6 +87,19 @@ pub enum RegistryError {
     /// worth sending again at once.
     #[error(transparent)]
     UploadAdapted(Box<RegistryError>),
+    /// A repository whose tag list is not served: `tags/list` answered 404
+    /// without saying the repository is unknown (no `NAME_UNKNOWN`), as a
+    /// registry or proxy without the endpoint does. Its tags can only be
+    /// looked up one by one; it is not an empty repository.
+    #[error("{registry} does not list the tags of `{repository}` ({said})")]
+    TagsUnlisted {
+        /// Registry host.
+        registry: String,
+        /// The repository.
+        repository: String,
+        /// What the registry answered.
+        said: String,
+    },
     /// Something that is not there: manifest, tag, blob or repository.
     #[error("{what} not found")]
     NotFound {
@@ -96,6 +109,12 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Whether a tag listing failed for want of the endpoint, not of the
+    /// repository: see [`RegistryError::TagsUnlisted`].
+    pub fn is_unlisted(&self) -> bool {
+        matches!(self, RegistryError::TagsUnlisted { .. })
+    }
+
     /// Whether the error means "does not exist".
     pub fn is_not_found(&self) -> bool {
         match self {

@@ -182,6 +182,7 @@ pub fn is_transient(error: &RegistryError) -> bool {
         | RegistryError::Protocol { .. }
         | RegistryError::Manifest { .. }
         | RegistryError::Verification(_)
+        | RegistryError::TagsUnlisted { .. }
         | RegistryError::NotFound { .. } => false,
     }
 }

@@ -28,4 +28,5 @@ mod referrers;
 mod registries;
 mod schema;
 mod signatures;
+mod unlisted;
 mod wan;

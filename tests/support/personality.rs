@@ -92,3 +92,21 @@ pub fn with_empty_catalog(proxy: &FaultProxy) {
         })
     });
 }
+
+// ---------------------------------------------------------------------------
+// No tag list: manifests are served, `/v2/<name>/tags/list` is not
+// ---------------------------------------------------------------------------
+
+/// Makes `proxy` a registry that serves manifests but has no tag-list
+/// endpoint: every `GET /v2/<name>/tags/list` answers 404 with an empty
+/// body, where Distribution's 404 for a missing repository carries
+/// `NAME_UNKNOWN`. Everything else reaches the registry.
+pub fn without_tag_list(proxy: &FaultProxy) {
+    proxy.answer(|method, path| {
+        let listing = path
+            .split('?')
+            .next()
+            .is_some_and(|p| p.starts_with("/v2/") && p.ends_with("/tags/list"));
+        (method == "GET" && listing).then(|| Reply::status(404))
+    });
+}

@@ -8,7 +8,7 @@ use ureq::http::Method;
 use super::DistributionRegistry;
 use super::auth::Scopes;
 use super::link;
-use super::transport::{Body, discard, header_in};
+use super::transport::{Body, header_in};
 use crate::registry::{RegistryError, Result};
 
 /// Pages followed for one listing, as a last guard against a registry that never ends.
@@ -23,23 +23,41 @@ impl DistributionRegistry {
     pub(super) fn list_catalog(&self) -> Result<Vec<String>> {
         let path = format!("/v2/_catalog?n={}", self.endpoint.page_size);
         self.list_pages(&path, "repositories", &Scopes::catalog())
-            .map_err(|error| match error {
-                RegistryError::NotFound { what } => RegistryError::Status {
-                    method: "GET".to_string(),
-                    url: what,
-                    status: 404,
-                    codes: Vec::new(),
-                    message: String::new(),
-                    retry_after: None,
-                },
-                other => other,
-            })
     }
 
-    /// Every tag of `repository`.
+    /// Every tag of `repository`. A repository is absent only when the
+    /// registry says so (404 with `NAME_UNKNOWN`, or Harbor's `NOT_FOUND`);
+    /// any other 404 (an empty body, a router's "404 page not found") is a
+    /// registry that does not list tags, not an empty repository.
     pub(super) fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
         let path = format!("/v2/{repository}/tags/list?n={}", self.endpoint.page_size);
         self.list_pages(&path, "tags", &Scopes::repository(repository, "pull"))
+            .map_err(|error| match error {
+                RegistryError::Status {
+                    status: 404, codes, ..
+                } if codes
+                    .iter()
+                    .any(|c| c == "NAME_UNKNOWN" || c == "NOT_FOUND") =>
+                {
+                    RegistryError::NotFound {
+                        what: format!("repository `{repository}` on {}", self.endpoint.host),
+                    }
+                }
+                RegistryError::Status {
+                    status: 404,
+                    url,
+                    codes,
+                    ..
+                } => RegistryError::TagsUnlisted {
+                    registry: self.endpoint.host.clone(),
+                    repository: repository.to_string(),
+                    said: match codes.is_empty() {
+                        true => format!("GET {url}: HTTP 404 without NAME_UNKNOWN"),
+                        false => format!("GET {url}: HTTP 404 {}", codes.join(", ")),
+                    },
+                },
+                other => other,
+            })
     }
 
     /// Lists a paginated collection (`_catalog` or `tags/list`), following `Link` headers.
@@ -60,10 +78,10 @@ impl DistributionRegistry {
                     Body::Empty,
                 )?;
                 if response.status().as_u16() == 404 {
-                    discard(response);
-                    return Err(RegistryError::NotFound {
-                        what: url.to_string(),
-                    });
+                    // Kept whole: whether the registry named an error code
+                    // (`NAME_UNKNOWN`) tells an absent repository from a
+                    // missing endpoint.
+                    return Err(self.status_error("GET", &url, response));
                 }
                 self.expect_status("GET", &url, response, &[200])
             })?;
