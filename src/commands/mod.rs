@@ -118,10 +118,13 @@ fn dispatch(cli: &Cli, observed: &mut Observed) -> Result<ExitStatus, CommandErr
         });
         return Ok(ExitStatus::Success);
     }
-    let needs_file = matches!(
-        cli.command,
-        Command::Plan(_) | Command::Verify(_) | Command::Check
-    );
+    // `apply` plans from the file too: without one (a CronJob whose
+    // config volume did not mount) it would plan nothing and succeed.
+    let needs_file = match &cli.command {
+        Command::Plan(_) | Command::Verify(_) | Command::Check => true,
+        Command::Apply(args) => args.plan.is_none(),
+        _ => false,
+    };
     let mut loaded = load_config(cli.config.as_deref(), needs_file)?;
     let (rules, problems) = RuleSet::compile(&loaded.config);
     loaded.validate(problems)?;

@@ -132,6 +132,26 @@ pub(crate) struct Planned {
 }
 
 impl SourceAndTarget<'_> {
+    /// `REG/app:2.1.0@sha256:…` where the tag points at another image (or
+    /// is not there): the tag says one image, the digest another, and the
+    /// plan would claim the source tag is at the digest. Refused as a rule's
+    /// `pin` blocks it, both digests named.
+    fn refuse_tag_at_another_digest(&self, source: &Reference) -> Result<(), PromoteError> {
+        let (Some(tag), Some(digest)) = (&source.tag, &source.digest) else {
+            return Ok(());
+        };
+        let at = self.source.manifest_head(&source.repository, tag)?;
+        let now = match at {
+            Some(head) if head.digest == *digest => return Ok(()),
+            Some(head) => format!("is at {}", head.digest),
+            None => "is not in the source".to_string(),
+        };
+        Err(PromoteError::Arguments(format!(
+            "`{}:{tag}` {now}, not at {digest} as the reference says: the tag names one image and the digest another; promote the tag alone, or the digest alone (`{}/{}@{digest}`) with the target tag given by TARGET or --tag",
+            source.repository, source.location, source.repository
+        )))
+    }
+
     /// A move whose target tag is its source tag on one registry under two
     /// names (`localhost:5000` and `127.0.0.1:5000`) would delete what it
     /// writes; the names alone were compared before this.
@@ -182,6 +202,7 @@ impl SourceAndTarget<'_> {
             .source
             .manifest_head(&source.repository, &reference)?
             .ok_or_else(|| PromoteError::SourceMissing(source.to_string()))?;
+        self.refuse_tag_at_another_digest(source)?;
         let mut target_digest = None;
         if !carry.platforms.is_empty() {
             let written = crate::filter::filter_image(

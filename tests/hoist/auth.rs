@@ -309,6 +309,55 @@ fn podman_and_skopeo_logins_in_auth_json() {
     assert_eq!(target.read_tags("app2"), Vec::<String>::new());
 }
 
+/// `podman login` as root without `XDG_RUNTIME_DIR` writes
+/// `/run/containers/0/auth.json`; logins may also live under
+/// `$XDG_CONFIG_HOME/containers/auth.json` (containers-auth.json(5)). The
+/// second is read; both are named when nothing is found.
+#[test]
+fn auth_json_under_xdg_config_home_and_run_containers_uid() {
+    let (source, _) = source_with_image();
+    let target = TestRegistry::builder().htpasswd(USER, PASSWORD).start();
+    let cfg = config(&source, target.host(), "");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let files = tempfile::tempdir().unwrap();
+    let xdg = files.path().join("xdg");
+    std::fs::create_dir_all(xdg.join("containers")).unwrap();
+    std::fs::write(
+        xdg.join("containers/auth.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, target.host()),
+    )
+    .unwrap();
+    Hoist::new()
+        .config(&cfg)
+        .env("XDG_CONFIG_HOME", &xdg)
+        .args(["promote", "src/app:1.0.0", "dst/app"])
+        .run()
+        .success();
+    assert_holds_the_source_image(&source, &target, "app");
+
+    let empty = files.path().join("empty");
+    let uid = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid()
+    });
+    let run = Hoist::new()
+        .config(&cfg)
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("XDG_CONFIG_HOME", &empty)
+        .args(["promote", "src/app:1.0.0", "dst/app2"])
+        .run()
+        .code(1);
+    let runtime = position_of(
+        &run.stderr,
+        &format!("/run/containers/{}/auth.json", uid.unwrap()),
+    );
+    let config_home = position_of(
+        &run.stderr,
+        &format!("{}/containers/auth.json", empty.display()),
+    );
+    assert!(runtime < config_home, "{}", run.stderr);
+}
+
 #[test]
 fn docker_credential_helper() {
     let (source, digest) = source_with_image();

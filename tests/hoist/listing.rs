@@ -51,7 +51,10 @@ fn unknown_repository_is_a_clear_error() {
     let message = run.stderr.trim_end();
     assert_eq!(
         message,
-        format!("error: repository `no/such` on {} not found", registry.host())
+        format!(
+            "error: repository `no/such` on {} not found",
+            registry.host()
+        )
     );
 }
 

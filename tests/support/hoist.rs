@@ -42,7 +42,10 @@ impl Hoist {
             // Nor podman's, skopeo's or buildah's logins.
             .env("HOME", dir.path())
             .env_remove("REGISTRY_AUTH_FILE")
-            .env_remove("XDG_RUNTIME_DIR")
+            // A runtime directory of its own: unset, the containers tools'
+            // logins would be read from the machine's /run/containers/$UID.
+            .env("XDG_RUNTIME_DIR", dir.path().join("run"))
+            .env_remove("XDG_CONFIG_HOME")
             .env("HOIST_PROGRESS", "never")
             .env_remove("HOIST_CONFIG")
             .env_remove("HOIST_JOBS")

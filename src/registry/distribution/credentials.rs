@@ -186,8 +186,10 @@ fn env_var(name: &str) -> Result<String, CredentialError> {
 /// The login files, in the order they are read: docker's `config.json`
 /// (`$DOCKER_CONFIG`, else `~/.docker`), then the containers tools'
 /// `auth.json`: `$REGISTRY_AUTH_FILE` when set, else
-/// `$XDG_RUNTIME_DIR/containers/auth.json` and
-/// `~/.config/containers/auth.json` (containers-auth.json(5)).
+/// `$XDG_RUNTIME_DIR/containers/auth.json` (`/run/containers/$UID/auth.json`
+/// when `XDG_RUNTIME_DIR` is unset: `podman login` as root) and
+/// `$XDG_CONFIG_HOME/containers/auth.json` (`~/.config` when unset), as
+/// containers-auth.json(5) lists them.
 fn login_files() -> Vec<PathBuf> {
     let var = |name: &str| {
         std::env::var_os(name)
@@ -203,11 +205,29 @@ fn login_files() -> Vec<PathBuf> {
     match var("REGISTRY_AUTH_FILE") {
         Some(file) => files.push(file),
         None => {
-            files.extend(var("XDG_RUNTIME_DIR").map(|d| d.join("containers").join("auth.json")));
-            files.extend(home.map(|h| h.join(".config").join("containers").join("auth.json")));
+            let runtime = var("XDG_RUNTIME_DIR")
+                .map(|d| d.join("containers"))
+                .or_else(|| user_id().map(|uid| PathBuf::from(format!("/run/containers/{uid}"))));
+            files.extend(runtime.map(|d| d.join("auth.json")));
+            let config = var("XDG_CONFIG_HOME").or_else(|| home.map(|h| h.join(".config")));
+            files.extend(config.map(|d| d.join("containers").join("auth.json")));
         }
     }
     files
+}
+
+/// This process's user id, as the owner of `/proc/self` (Linux; `None`
+/// elsewhere), for `/run/containers/$UID`.
+fn user_id() -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 /// The keys docker uses for a host in `auths` and `credHelpers`.
