@@ -140,7 +140,11 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
         return;
     };
     let mut resolved = Vec::new();
-    for selected in rule.select_tags(tags) {
+    let selection = rule.select_tags(tags);
+    for (tag, reason) in rule.left_out(tags, &selection) {
+        expansion.skip(&tag, reason);
+    }
+    for selected in selection {
         if let Some(tag) = expansion.resolve(selected, inventory) {
             expansion.claim_target_tags(&tag);
             resolved.push(tag);

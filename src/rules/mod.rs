@@ -424,6 +424,40 @@ impl Rule {
         selected
     }
 
+    /// The tags the globs match that the rule's other settings leave out
+    /// (`selected` being what [`Rule::select_tags`] kept), each with why:
+    /// nothing a rule's globs match is skipped silently.
+    pub fn left_out(&self, tags: &[String], selected: &[SelectedTag]) -> Vec<(String, String)> {
+        let ranks_versions = self.semver.is_some() || self.latest.is_some();
+        let kept: std::collections::BTreeSet<&str> =
+            selected.iter().map(|s| s.tag.as_str()).collect();
+        tags.iter()
+            .filter(|tag| !is_attached_tag(tag) && self.tags.matches(tag))
+            .filter(|tag| !kept.contains(tag.as_str()))
+            .map(|tag| {
+                let reason = match (tag_version(tag), &self.semver) {
+                    (Some(v), _) if !v.pre.is_empty() && !self.prerelease => {
+                        "a prerelease, and the rule has prerelease = false".to_string()
+                    }
+                    (Some(v), Some(req)) if !req.matches(&v, self.prerelease) => {
+                        format!("outside semver = \"{req}\"")
+                    }
+                    (None, _) if ranks_versions => {
+                        "not a version, and the rule selects versions (`semver` or `latest`)"
+                            .to_string()
+                    }
+                    _ => match self.latest {
+                        Some(n) => {
+                            format!("older than the {n} highest versions `latest = {n}` keeps")
+                        }
+                        None => "left out by the rule".to_string(),
+                    },
+                };
+                (tag.clone(), reason)
+            })
+            .collect()
+    }
+
     /// The target repository for a source repository.
     pub fn target_repository(&self, source: &str) -> String {
         self.target.render_repository(source)

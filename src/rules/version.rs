@@ -46,6 +46,12 @@ pub struct Requirement {
     req: VersionReq,
 }
 
+impl std::fmt::Display for Requirement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.req.fmt(f)
+    }
+}
+
 impl Requirement {
     /// Parses a requirement such as `>=1.0.0, <3` or `^v1.4`.
     pub fn parse(text: &str) -> Result<Requirement, semver::Error> {

@@ -22,7 +22,32 @@ impl DistributionRegistry {
     /// stays the status it is, for [`RegistryError::catalog_refusal`].
     pub(super) fn list_catalog(&self) -> Result<Vec<String>> {
         let path = format!("/v2/_catalog?n={}", self.endpoint.page_size);
-        self.list_pages(&path, "repositories", &Scopes::catalog())
+        match self.list_pages(&path, "repositories", &Scopes::catalog()) {
+            Err(RegistryError::LoginRefused { registry, origin }) => {
+                Err(self.catalog_login_refused(registry, origin))
+            }
+            other => other,
+        }
+    }
+
+    /// A catalog that refused the login sent: some registries offer their
+    /// catalog to no one (a 401 even to good credentials), so the login is
+    /// tried on `/v2/` itself. Refused there too, the credentials are wrong,
+    /// and that is what is said, as every other request says it; accepted,
+    /// the catalog alone is refused.
+    fn catalog_login_refused(&self, registry: String, origin: String) -> RegistryError {
+        let url = self.url("/v2/");
+        match self.send(Method::GET, &url, &Scopes::none(), &[], Body::Empty) {
+            Err(RegistryError::LoginRefused { registry, origin }) => RegistryError::Auth {
+                registry,
+                message: format!("the registry refused the credentials from {origin}"),
+            },
+            Ok(response) => {
+                super::transport::discard(response);
+                RegistryError::LoginRefused { registry, origin }
+            }
+            Err(_) => RegistryError::LoginRefused { registry, origin },
+        }
     }
 
     /// Every tag of `repository`. A repository is absent only when the
