@@ -423,6 +423,12 @@ pub struct VerifyArgs {
     /// Also write the run's metrics (Prometheus text format) to this file.
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
+    /// Repair what verifying finds incomplete: copy the missing blobs and
+    /// child manifests of each target image from its source again, put its
+    /// manifests and tags again, then verify again. Missing or misplaced
+    /// tags are left to `apply`.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// How `hoist plan` prints the plan.

@@ -1,7 +1,7 @@
 //! `hoist verify`: every target tag in scope points at a complete image at
 //! the digest the rules give it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
@@ -13,6 +13,21 @@ use crate::tree::{TreeError, read_tree};
 
 /// Problems found, one line each, in plan order.
 pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
+    check(plan, stores).lines
+}
+
+/// What verifying found: the problem lines, and the images whose tags are
+/// where the rules put them but which lack a manifest or blob below
+/// (what `verify --repair` copies again).
+pub struct Checked {
+    /// One line per problem, in plan order.
+    pub lines: Vec<String>,
+    /// Target images at the right digest, incomplete below.
+    pub incomplete: BTreeSet<ImageKey>,
+}
+
+/// Like [`verify`], keeping which images are incomplete.
+pub fn check(plan: &Plan, stores: &StoreMap) -> Checked {
     // Each (target registry, repository, digest) is walked once.
     let mut images: BTreeMap<ImageKey, Vec<&PlanEntry>> = BTreeMap::new();
     let mut problems: Vec<(usize, String)> = Vec::new();
@@ -76,10 +91,49 @@ pub fn verify(plan: &Plan, stores: &StoreMap) -> Vec<String> {
         })
         .collect();
     let mut lines: Vec<String> = problems.into_iter().map(|(_, p)| p).collect();
-    for (_, found) in walked {
+    let mut incomplete = BTreeSet::new();
+    for (key, found) in walked {
+        if !found.is_empty() {
+            incomplete.insert(key);
+        }
         lines.extend(found);
     }
-    lines
+    Checked { lines, incomplete }
+}
+
+/// The plan that repairs `incomplete` images: their entries, each to be
+/// written again as if the target lacked it (every blob asked for and
+/// copied when missing, every manifest put again), copied, never moved.
+pub fn repair_plan(plan: &Plan, incomplete: &BTreeSet<ImageKey>) -> Plan {
+    let entries: Vec<PlanEntry> = plan
+        .entries
+        .iter()
+        // A floating tag kept at a newer version stays there.
+        .filter(|entry| !matches!(entry.action, Action::Unchanged { kept_at: Some(_) }))
+        .filter(|entry| {
+            entry.target.current_digest.as_ref().is_some_and(|current| {
+                incomplete.contains(&ImageKey {
+                    digest: current.clone(),
+                    ..entry.image_key()
+                })
+            })
+        })
+        .cloned()
+        .map(|mut entry| {
+            entry.action = Action::Update;
+            entry.target.current_digest = None;
+            entry.mode = crate::plan::Transfer::Copy;
+            entry
+        })
+        .collect();
+    Plan {
+        new_repositories: Vec::new(),
+        skipped: Vec::new(),
+        rule_problems: Vec::new(),
+        summary: crate::plan::summarize(&entries, 0),
+        entries,
+        ..plan.clone()
+    }
 }
 
 /// What is missing or wrong below one manifest in the target: its tree is

@@ -193,6 +193,49 @@ fn print_diff(
     Ok(())
 }
 
+/// `verify --repair`: the incomplete images written again from their
+/// sources, as `apply` writes a new one (each blob asked for, copied when
+/// missing; child manifests, the manifest and its tags put again).
+fn repair(
+    plan: &crate::plan::Plan,
+    checked: &crate::verify::Checked,
+    handles: &crate::registry::StoreMap,
+) {
+    report::print_lines(&checked.lines);
+    let repairing = crate::verify::repair_plan(plan, &checked.incomplete);
+    report::log(&format!(
+        "repairing {} ({}) from their sources",
+        report::count(
+            checked.incomplete.len(),
+            "incomplete image",
+            "incomplete images"
+        ),
+        report::count(repairing.entries.len(), "tag", "tags"),
+    ));
+    let stats = crate::execute::CopyStats::default();
+    let progress = crate::execute::Progress::new(crate::execute::ProgressMode::Never, 0, 0);
+    let outcome = crate::execute::run(
+        &repairing,
+        handles,
+        &stats,
+        &progress,
+        crate::execute::Options::default(),
+    );
+    for (entry, status) in repairing.entries.iter().zip(&outcome.statuses) {
+        let name = format!(
+            "{}/{}:{}",
+            entry.target.registry, entry.target.repository, entry.target.tag
+        );
+        match status {
+            crate::execute::Status::Failed(e) | crate::execute::Status::Refused(e) => {
+                report::log(&format!("repair of {name} failed: {e}"));
+            }
+            _ => report::log(&format!("repaired {name}")),
+        }
+    }
+    report::log("verifying again");
+}
+
 pub(super) fn verify_command(
     stores: &Stores,
     loaded: &LoadedConfig,
@@ -203,7 +246,12 @@ pub(super) fn verify_command(
     let scope = scope_of(&args.scope)?;
     let plan = make_plan(stores, loaded, rules.clone(), &scope)?;
     let handles = open_plan_stores(stores, loaded, &plan)?;
-    let mut problems = crate::verify::verify(&plan, &handles);
+    let mut checked = crate::verify::check(&plan, &handles);
+    if args.repair && !checked.incomplete.is_empty() {
+        repair(&plan, &checked, &handles);
+        checked = crate::verify::check(&plan, &handles);
+    }
+    let mut problems = checked.lines;
     problems.extend(crate::signed::verify_targets(&plan, &rules, &handles));
     observed.verified = Some(crate::metrics::Verified {
         tags: plan.entries.len(),

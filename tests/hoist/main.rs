@@ -18,6 +18,7 @@ mod image;
 mod listing;
 mod markdown;
 mod metrics;
+mod missteps;
 mod mounts;
 mod moves;
 mod oci_layout;
