@@ -209,7 +209,10 @@ impl Moves {
                 }
             };
             match self.delete_tag(source.as_ref(), key, &state.digest) {
-                Deletion::Deleted => {
+                // Gone already: taken by the deletion of another tag (a
+                // registry deleting every tag of the image), so its copies
+                // are checked all the same.
+                Deletion::Deleted | Deletion::Gone => {
                     let tags = [(key, state)];
                     if self.confirm(source.as_ref(), &tags, &held, stores) {
                         self.done.moved.push(name);
@@ -217,10 +220,6 @@ impl Moves {
                     } else {
                         self.kept.insert(image);
                     }
-                }
-                Deletion::Gone => {
-                    self.done.moved.push(name);
-                    self.left.insert(image);
                 }
                 Deletion::NotAlone => {
                     let slot = by_digest.entry(image).or_insert_with(|| (held, Vec::new()));
