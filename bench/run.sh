@@ -22,19 +22,22 @@ if ((${#need[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# Where cargo builds (CARGO_TARGET_DIR, as cargo reads it).
+target="${CARGO_TARGET_DIR:-target}"
 quick_only=0
 for arg in "$@"; do [ "$arg" = --quick ] && quick_only=1; done
 if [ "$quick_only" = 1 ]; then
   # A smoke run checks the benchmark, not speed: the debug build the tests
   # already made will do.
   cargo build --locked --quiet --bins
-  export HOIST_BENCH_BIN_DIR=target/debug
+  export HOIST_BENCH_BIN_DIR="$target/debug"
 else
   cargo build --release --locked --quiet --bins
+  export HOIST_BENCH_BIN_DIR="$target/release"
 fi
 # Seeded source registries are kept under target/ and reused: seeding is
 # deterministic, and every run checks its target against the source anyway.
-args=(--cache target/bench-cache "$@")
+args=(--cache "$target/bench-cache" "$@")
 quick=0 partial=0 only_wan=1 previous=""
 for arg in "$@"; do
   case $arg in

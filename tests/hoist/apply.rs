@@ -24,6 +24,16 @@ pub(crate) fn config_at(registries: &[(&str, &str)], rules: &str) -> String {
     text
 }
 
+/// Runs `apply` with a report, asserts its exit status, and returns the report.
+pub(crate) fn apply_exiting(config: &str, code: i32) -> serde_json::Value {
+    Hoist::new()
+        .config(config)
+        .args(["apply", "--report", "report.json"])
+        .run()
+        .code(code)
+        .json_file("report.json")
+}
+
 /// Runs `apply` with a report and returns it.
 pub(crate) fn apply(config: &str, extra: &[&str]) -> serde_json::Value {
     Hoist::new()

@@ -3,15 +3,13 @@
 //! under a glob rule, a prerelease left out, many mistakes in one file,
 //! `--progress always` in a CI log, and an image broken under its tag.
 
-use crate::apply::config;
-use crate::support::seed::{self, Format};
+use crate::apply::{apply_exiting, config};
+use crate::support::seed;
 use crate::support::{Hoist, TestRegistry};
 
 /// Pushes a small image to `repository:tag`; its manifest.
 fn push(registry: &TestRegistry, repository: &str, tag: &str) -> hoist::manifest::Manifest {
-    let client = seed::client(registry);
-    let image = seed::small_image(&format!("{repository}-{tag}"), Format::Oci);
-    seed::push(client.as_ref(), repository, tag, &image)
+    seed::push_small(registry, repository, tag, &format!("{repository}-{tag}"))
 }
 
 const RULE: &str = "[[promotion]]\nname = \"apps\"\nfrom = \"staging\"\nto = \"prod\"\nrepositories = [\"apps/*\"]\n";
@@ -233,12 +231,7 @@ fn verify_repair_mends_an_image_broken_under_its_tag() {
     let run = Hoist::new().config(&cfg).args(["verify"]).run().code(1);
     assert!(run.stdout.contains("is missing"), "{}", run.stdout);
     // `apply` sees the tag at the right digest and leaves it.
-    let report = Hoist::new()
-        .config(&cfg)
-        .args(["apply", "--report", "report.json"])
-        .run()
-        .success()
-        .json_file("report.json");
+    let report = apply_exiting(&cfg, 0);
     assert_eq!(report["summary"]["unchanged"], 1, "{report:#}");
     let run = Hoist::new()
         .config(&cfg)

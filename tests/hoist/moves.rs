@@ -6,17 +6,16 @@
 //! Each asserts the registry's final state: the source image is still
 //! there wherever the move did not complete.
 
-use crate::apply::{config, config_at};
+use crate::apply::{apply_exiting, config, config_at};
 use crate::support::fault_proxy::{FaultProxy, Schedule};
 use crate::support::personality_writes::deletes_every_tag_of_a_digest;
-use crate::support::seed::{self, Format};
+use crate::support::seed;
 use crate::support::{Hoist, TestRegistry};
 
 /// Pushes a small image to `repository:tag`; its digest.
 fn push(registry: &TestRegistry, repository: &str, tag: &str) -> String {
-    let client = seed::client(registry);
-    let image = seed::small_image(&format!("{repository}-{tag}"), Format::Oci);
-    seed::push(client.as_ref(), repository, tag, &image)
+    let label = format!("{repository}-{tag}");
+    seed::push_small(registry, repository, tag, &label)
         .digest
         .to_string()
 }
@@ -68,12 +67,7 @@ fn a_rule_moving_between_two_names_of_one_registry_is_blocked() {
         registry.host()
     );
     assert!(plan.stdout.contains(&expected), "{}", plan.stdout);
-    let run = Hoist::new()
-        .config(&cfg)
-        .args(["apply", "--report", "report.json"])
-        .run()
-        .code(1);
-    let report = run.json_file("report.json");
+    let report = apply_exiting(&cfg, 1);
     assert_eq!(report["summary"]["blocked"], 1, "{report:#}");
     assert_eq!(report["moved"], serde_json::json!([]), "{report:#}");
     assert_eq!(report["summary"]["write_requests"], 0, "{report:#}");
@@ -93,23 +87,14 @@ fn a_rule_moving_onto_its_source_through_a_load_balancer_is_undone() {
         &[("s", registry.host()), ("t", &balancer.host())],
         &move_rule("s", "t", "selfmv/*", ""),
     );
-    let run = Hoist::new()
-        .config(&cfg)
-        .args(["apply", "--report", "report.json"])
-        .run()
-        .code(1);
-    let report = run.json_file("report.json");
+    let report = apply_exiting(&cfg, 1);
     assert_eq!(report["moved"], serde_json::json!([]), "{report:#}");
     let failure = report["failures"][0]["error"].as_str().unwrap_or_default();
     let expected = format!(
         "the move was undone: once s/selfmv/c:1.0.0 was deleted, its copy t/selfmv/c:1.0.0 was gone (the target is the source under another name?); the source tag was put back at {} from the manifest hoist held",
         &digest[..19]
     );
-    assert!(
-        failure.contains(&expected),
-        "{failure}\n{report:#}\n{}",
-        run.stderr
-    );
+    assert!(failure.contains(&expected), "{failure}\n{report:#}");
     assert_eq!(
         registry.read_manifest_digest("selfmv/c", "1.0.0"),
         Some(digest)
@@ -202,12 +187,7 @@ fn a_registry_deleting_every_tag_of_a_digest_takes_no_copy_with_it() {
         &[("s", &harbor.host()), ("t", registry.host())],
         &move_rule("s", "t", "selfmv/*", "tag = \"prod-{tag}\"\n"),
     );
-    let run = Hoist::new()
-        .config(&cfg)
-        .args(["apply", "--report", "report.json"])
-        .run()
-        .code(1);
-    let report = run.json_file("report.json");
+    let report = apply_exiting(&cfg, 1);
     let failure = report["failures"][0]["error"].as_str().unwrap_or_default();
     assert!(
         failure.contains("once s/selfmv/d:1.0 was deleted, its copy t/selfmv/d:prod-1.0 was gone"),
@@ -234,12 +214,7 @@ fn distribution_deleting_by_digest_keeps_a_tag_another_tag_shares() {
         &[("s", registry.host()), ("t", &balancer.host())],
         &move_rule("s", "t", "selfmv/*", "tag = \"prod-{tag}\"\n"),
     );
-    let report = Hoist::new()
-        .config(&cfg)
-        .args(["apply", "--report", "report.json"])
-        .run()
-        .success()
-        .json_file("report.json");
+    let report = apply_exiting(&cfg, 0);
     assert_eq!(report["moved"], serde_json::json!([]), "{report:#}");
     assert!(
         report["notes"][0]
@@ -272,12 +247,7 @@ fn a_no_op_rerun_of_a_move_sends_no_write() {
         &move_rule("staging", "prod", "mv/*", "tags = [\"*.*.*\"]\n"),
     );
     Hoist::new().config(&cfg).args(["apply"]).run().success();
-    let report = Hoist::new()
-        .config(&cfg)
-        .args(["apply", "--report", "report.json"])
-        .run()
-        .success()
-        .json_file("report.json");
+    let report = apply_exiting(&cfg, 0);
     assert_eq!(report["summary"]["unchanged"], 1, "{report:#}");
     assert_eq!(report["summary"]["write_requests"], 0, "{report:#}");
     assert!(

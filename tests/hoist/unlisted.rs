@@ -5,17 +5,15 @@
 //! nothing; `verify` passes; a source repository promotes the tags its rule
 //! names or pins, and a rule selecting by glob there fails by name.
 
-use crate::apply::config_at;
+use crate::apply::{apply_exiting, config_at};
 use crate::support::fault_proxy::{FaultProxy, Schedule};
 use crate::support::personality::without_tag_list;
-use crate::support::seed::{self, Format};
+use crate::support::seed;
 use crate::support::{Hoist, TestRegistry};
 
 /// Pushes a small image to `repository:tag`; its digest.
 fn push(registry: &TestRegistry, repository: &str, tag: &str, label: &str) -> String {
-    let client = seed::client(registry);
-    let image = seed::small_image(label, Format::Oci);
-    seed::push(client.as_ref(), repository, tag, &image)
+    seed::push_small(registry, repository, tag, label)
         .digest
         .to_string()
 }
@@ -42,12 +40,7 @@ fn a_target_without_a_tag_list_keeps_a_planted_tag_and_reruns_write_nothing() {
         "{}",
         plan.stdout
     );
-    let report = Hoist::new()
-        .config(&cfg)
-        .args(["apply", "--report", "report.json"])
-        .run()
-        .code(1)
-        .json_file("report.json");
+    let report = apply_exiting(&cfg, 1);
     assert_eq!(report["summary"]["promoted"], 1, "{report:#}");
     assert_eq!(report["summary"]["blocked"], 1, "{report:#}");
     assert_eq!(
@@ -57,12 +50,7 @@ fn a_target_without_a_tag_list_keeps_a_planted_tag_and_reruns_write_nothing() {
     );
     assert_eq!(prod.read_manifest_digest("apps/x", "1.1.0"), Some(released));
     // A re-run finds 1.1.0 by its HEAD: nothing to write.
-    let report = Hoist::new()
-        .config(&cfg)
-        .args(["apply", "--report", "report.json"])
-        .run()
-        .code(1)
-        .json_file("report.json");
+    let report = apply_exiting(&cfg, 1);
     assert_eq!(report["summary"]["write_requests"], 0, "{report:#}");
     assert_eq!(report["summary"]["unchanged"], 1, "{report:#}");
     // The promoted tag verifies; a rule over it alone plans no change.

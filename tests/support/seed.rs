@@ -56,6 +56,17 @@ pub fn layers(label: &str, count: usize, shared: usize, size: u64) -> Vec<LayerS
         .collect()
 }
 
+/// Pushes a small OCI image labelled `label` to `repository:tag` of a
+/// test registry; its manifest.
+pub fn push_small(registry: &TestRegistry, repository: &str, tag: &str, label: &str) -> Manifest {
+    push(
+        client(registry).as_ref(),
+        repository,
+        tag,
+        &small_image(label, Format::Oci),
+    )
+}
+
 /// Pushes an image and returns its root manifest.
 pub fn push(store: &dyn Registry, repository: &str, tag: &str, spec: &ImageSpec) -> Manifest {
     synthetic::push_image(store, repository, tag, spec).expect("seed image")
