@@ -27,6 +27,18 @@ fn move_rule(from: &str, to: &str, repositories: &str, extra: &str) -> String {
     )
 }
 
+/// A move rule from `registry` to itself behind a second address (a load
+/// balancer's: names cannot tell), with extra lines; the proxy lives as
+/// long as the test keeps it.
+fn moving_through_a_balancer(registry: &TestRegistry, extra: &str) -> (FaultProxy, String) {
+    let balancer = FaultProxy::start(registry.host(), Schedule::none());
+    let cfg = config_at(
+        &[("s", registry.host()), ("t", &balancer.host())],
+        &move_rule("s", "t", "selfmv/*", extra),
+    );
+    (balancer, cfg)
+}
+
 #[test]
 fn check_refuses_a_move_rule_onto_its_own_source_and_apply_leaves_it() {
     let registry = TestRegistry::start();
@@ -81,12 +93,7 @@ fn a_rule_moving_between_two_names_of_one_registry_is_blocked() {
 fn a_rule_moving_onto_its_source_through_a_load_balancer_is_undone() {
     let registry = TestRegistry::start();
     let digest = push(&registry, "selfmv/c", "1.0.0");
-    // One registry behind a second address: names cannot tell.
-    let balancer = FaultProxy::start(registry.host(), Schedule::none());
-    let cfg = config_at(
-        &[("s", registry.host()), ("t", &balancer.host())],
-        &move_rule("s", "t", "selfmv/*", ""),
-    );
+    let (_balancer, cfg) = moving_through_a_balancer(&registry, "");
     let report = apply_exiting(&cfg, 1);
     assert_eq!(report["moved"], serde_json::json!([]), "{report:#}");
     let failure = report["failures"][0]["error"].as_str().unwrap_or_default();
@@ -209,11 +216,7 @@ fn distribution_deleting_by_digest_keeps_a_tag_another_tag_shares() {
     // it: a renamed copy in the source repository keeps the source.
     let registry = TestRegistry::start();
     let digest = push(&registry, "selfmv/e", "1.0.0");
-    let balancer = FaultProxy::start(registry.host(), Schedule::none());
-    let cfg = config_at(
-        &[("s", registry.host()), ("t", &balancer.host())],
-        &move_rule("s", "t", "selfmv/*", "tag = \"prod-{tag}\"\n"),
-    );
+    let (_balancer, cfg) = moving_through_a_balancer(&registry, "tag = \"prod-{tag}\"\n");
     let report = apply_exiting(&cfg, 0);
     assert_eq!(report["moved"], serde_json::json!([]), "{report:#}");
     assert!(
