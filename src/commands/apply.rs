@@ -6,22 +6,24 @@ use std::time::Instant;
 use crate::cli::{ApplyArgs, PromoteArgs};
 use crate::config::LoadedConfig;
 use crate::execute::{self, ApplyReport, CopyStats, Progress, ProgressMode, StoreMap};
-use crate::plan::{self, Plan, Scope, Shard};
+use crate::plan::{self, Plan, Shard};
 use crate::registry::ReadOnly;
 use crate::registry::retry::RetryPolicy;
 use crate::registry::stores::Stores;
 use crate::report;
 use crate::rules::RuleSet;
 
+use super::error::CommandError;
+use super::files::{open_plan_stores, read_plan, write_json};
 use super::planning::{log_rule_problems, make_plan, scope_of};
-use super::{CommandError, ExitStatus, PlanFileProblem, open_plan_stores, write_json};
+use super::status::{ExitStatus, Observed};
 
 pub(super) fn apply(
     stores: &Stores,
     loaded: &LoadedConfig,
     rules: RuleSet,
     args: &ApplyArgs,
-    observed: &mut super::Observed,
+    observed: &mut Observed,
 ) -> Result<ExitStatus, CommandError> {
     let started = Instant::now();
     let scope = scope_of(&args.scope)?;
@@ -141,36 +143,6 @@ pub(super) fn run_promotion(
     }
     .execute()?;
     Ok(status)
-}
-
-/// Reads a reviewed plan, narrowed to the scope.
-pub(super) fn read_plan(path: &Path, scope: &Scope) -> Result<Plan, CommandError> {
-    let shown = || path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|reason| PlanFileProblem::Read {
-        path: shown(),
-        reason,
-    })?;
-    let parse = |reason| PlanFileProblem::Parse {
-        path: shown(),
-        reason,
-    };
-    // The format first: a plan of another version is named as such, not
-    // as a plan with fields missing.
-    #[derive(serde::Deserialize)]
-    struct Versioned {
-        format: u32,
-    }
-    let Versioned { format } = serde_json::from_str(&text).map_err(parse)?;
-    if format != plan::PLAN_FORMAT {
-        return Err(PlanFileProblem::Format {
-            path: shown(),
-            found: format,
-        }
-        .into());
-    }
-    let mut plan: Plan = serde_json::from_str(&text).map_err(parse)?;
-    scope.narrow(&mut plan.entries);
-    Ok(plan)
 }
 
 pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandError> {

@@ -12,7 +12,8 @@ use crate::registry::stores::Stores;
 use crate::report;
 
 use super::apply::run_promotion;
-use super::{CommandError, ExitStatus};
+use super::error::CommandError;
+use super::status::ExitStatus;
 
 pub(super) fn docker_promote(
     stores: &Stores,

@@ -11,7 +11,9 @@ use crate::report;
 use crate::rules::UnknownRule;
 use crate::settings::SettingsError;
 
-use super::{DEFAULT_CONFIG, ExitStatus};
+use crate::config::DEFAULT_CONFIG;
+
+use super::status::ExitStatus;
 
 /// Why a command could not do its job.
 #[derive(Debug, thiserror::Error)]

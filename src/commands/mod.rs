@@ -3,54 +3,26 @@
 mod apply;
 mod docker_promote;
 mod error;
+mod files;
 mod planning;
-
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-
-use serde::Serialize;
+mod status;
 
 use crate::cli::{Cli, Command, SchemaDocument};
 use crate::config::LoadedConfig;
-use crate::execute::StoreMap;
-use crate::plan::Plan;
-use crate::reference::{self, Location};
-use crate::registry::spec::RegistrySpec;
+use crate::reference;
 use crate::registry::stores::Stores;
 use crate::report;
 use crate::rules::RuleSet;
 use crate::settings;
+use std::path::{Path, PathBuf};
 
 use self::apply::{apply, promote};
 use self::planning::{plan_command, verify_command};
 
 pub use error::{CommandError, PlanFileProblem};
+pub use status::{ExitStatus, Observed};
 
-/// The default configuration file, used when present.
-const DEFAULT_CONFIG: &str = "promotions.toml";
-
-/// How a run ended, as the process exit status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// Done, or nothing to do.
-    Success = 0,
-    /// Some promotion failed or was refused.
-    Failure = 1,
-    /// Bad usage or configuration.
-    Usage = 2,
-    /// `plan --detailed-exitcode`: changes are pending.
-    Changes = 3,
-    /// Stopped by SIGINT (128 + 2) after finishing what was in flight.
-    Interrupted = 130,
-    /// Stopped by SIGTERM (128 + 15) after finishing what was in flight.
-    Terminated = 143,
-}
-
-impl From<ExitStatus> for ExitCode {
-    fn from(status: ExitStatus) -> Self {
-        ExitCode::from(status as u8)
-    }
-}
+use crate::config::DEFAULT_CONFIG;
 
 /// Runs a parsed command line; an error is printed and becomes the exit status
 /// (1 under `plan --detailed-exitcode`, as it promises).
@@ -87,25 +59,6 @@ pub fn run(cli: Cli) -> ExitStatus {
             }
         }
         None => status,
-    }
-}
-
-/// What `apply` and `verify` found, as far as they got: their metrics.
-#[derive(Default)]
-pub struct Observed {
-    /// `apply`'s report, once it ran.
-    pub report: Option<crate::execute::ApplyReport>,
-    /// `verify`'s findings, once it checked.
-    pub verified: Option<crate::metrics::Verified>,
-}
-
-impl ExitStatus {
-    /// This status, or a failure when it said success.
-    fn max_failure(self) -> ExitStatus {
-        match self {
-            ExitStatus::Success | ExitStatus::Changes => ExitStatus::Failure,
-            other => other,
-        }
     }
 }
 
@@ -186,48 +139,4 @@ fn ls(stores: &Stores, target: &str) -> Result<ExitStatus, CommandError> {
     };
     report::print_lines(&lines);
     Ok(ExitStatus::Success)
-}
-
-fn to_json(value: &impl Serialize) -> Result<String, CommandError> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|e| CommandError::Write {
-        path: "stdout".to_string(),
-        source: std::io::Error::other(e),
-    })?;
-    text.push('\n');
-    Ok(text)
-}
-
-fn write_json(path: &Path, value: &impl Serialize) -> Result<(), CommandError> {
-    std::fs::write(path, to_json(value)?).map_err(|source| CommandError::Write {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
-/// Opens every registry a plan names: through the configuration when it
-/// has that name (credentials, limits), else by the address in the plan.
-fn open_plan_stores(
-    stores: &Stores,
-    loaded: &LoadedConfig,
-    plan: &Plan,
-) -> Result<StoreMap, CommandError> {
-    let mut handles = StoreMap::new();
-    for (name, url) in &plan.registries {
-        let location = match loaded.config.registries.get(name) {
-            Some(configured) if configured.url == *url => Location::Named(name.clone()),
-            Some(configured) => {
-                return Err(CommandError::PlanRegistry {
-                    name: name.clone(),
-                    planned: url.clone(),
-                    configured: configured.url.clone(),
-                });
-            }
-            None => match RegistrySpec::parse(url) {
-                Ok(RegistrySpec::OciLayout(dir)) => Location::OciLayout(dir),
-                _ => Location::Host(url.clone()),
-            },
-        };
-        handles.insert(name.clone(), stores.open(&location)?);
-    }
-    Ok(handles)
 }

@@ -15,8 +15,9 @@ use crate::report;
 use crate::rules::RuleSet;
 use crate::settings;
 
-use super::apply::read_plan;
-use super::{CommandError, ExitStatus, open_plan_stores, to_json, write_json};
+use super::error::CommandError;
+use super::files::{open_plan_stores, read_plan, to_json, write_json};
+use super::status::{ExitStatus, Observed};
 
 /// The scope a command's flags ask for: `--rule` names, and the shard from
 /// `--shard` or, with `--shard-from-env`, from an Indexed Job's environment.
@@ -241,7 +242,7 @@ pub(super) fn verify_command(
     loaded: &LoadedConfig,
     rules: RuleSet,
     args: &VerifyArgs,
-    observed: &mut super::Observed,
+    observed: &mut Observed,
 ) -> Result<ExitStatus, CommandError> {
     let scope = scope_of(&args.scope)?;
     let plan = make_plan(stores, loaded, rules.clone(), &scope)?;

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use super::model::{Config, Promotion, RegistryConfig, Settings};
 use super::problem::{FieldPath, Part, Problem, did_you_mean};
-use super::{Config, Promotion, RegistryConfig, Settings};
 use crate::registry::distribution::credentials::CredentialSource;
 use crate::registry::spec::RegistrySpec;
 

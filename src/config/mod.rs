@@ -12,35 +12,14 @@ use crate::registry::spec::RegistrySpec;
 
 pub use load::is_broken;
 pub use model::{
-    Mode, OneOrMany, Overwrite, Promotion, RegistryConfig, RequireSignature, Settings,
+    Config, Mode, OneOrMany, Overwrite, Promotion, RegistryConfig, RequireSignature, Settings,
+    json_schema,
 };
 pub use problem::{FieldPath, Label, Located, Part, Problem, did_you_mean, nearest};
 pub use source::{ConfigSource, Diagnostics};
 
-/// The whole configuration file.
-#[derive(
-    Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
-)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Run settings.
-    #[serde(default)]
-    pub settings: Settings,
-    /// Registries by name.
-    #[serde(default)]
-    pub registries: std::collections::BTreeMap<String, RegistryConfig>,
-    /// Promotion rules, in file order.
-    #[serde(default, rename = "promotion")]
-    pub promotions: Vec<Promotion>,
-}
-
-/// The JSON Schema of `promotions.toml`, as checked in under `schemas/`.
-pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(Config);
-    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
-    text.push('\n');
-    text
-}
+/// The configuration file read when none is named, if present.
+pub const DEFAULT_CONFIG: &str = "promotions.toml";
 
 /// A configuration file that could not be loaded, or that has problems.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

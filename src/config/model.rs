@@ -6,6 +6,31 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The whole configuration file.
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Run settings.
+    #[serde(default)]
+    pub settings: Settings,
+    /// Registries by name.
+    #[serde(default)]
+    pub registries: std::collections::BTreeMap<String, RegistryConfig>,
+    /// Promotion rules, in file order.
+    #[serde(default, rename = "promotion")]
+    pub promotions: Vec<Promotion>,
+}
+
+/// The JSON Schema of `promotions.toml`, as checked in under `schemas/`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Config);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 /// `[settings]`: how a run behaves.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
