@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use hoist::config::LoadedConfig;
 use hoist::digest::{Digest, VerifyingReader};
+use hoist::discover::{self, ImageContents, Inventory};
 use hoist::manifest::OCI_MANIFEST;
-use hoist::plan::{self, ImageContents, Inventory, Plan};
+use hoist::plan::{self, Plan};
 use hoist::registry::ManifestHead;
 use hoist::rules::RuleSet;
 #[path = "../src/bin/hoist-seed/seed.rs"]
@@ -66,7 +67,7 @@ fn inventory(warm: bool) -> Inventory {
         for tag in &tags {
             let digest = Digest::sha256_of(format!("{repository}:{tag}").as_bytes());
             inventory.source_heads.insert(
-                plan::tag_key("staging", &repository, tag),
+                discover::tag_key("staging", &repository, tag),
                 ManifestHead {
                     digest: digest.clone(),
                     media_type: OCI_MANIFEST.into(),
@@ -90,7 +91,7 @@ fn inventory(warm: bool) -> Inventory {
                 target.insert(tag.clone());
                 inventory
                     .target_heads
-                    .insert(plan::tag_key("prod", &repository, tag), digest);
+                    .insert(discover::tag_key("prod", &repository, tag), digest);
             }
         }
         if warm {
@@ -107,15 +108,15 @@ fn inventory(warm: bool) -> Inventory {
                 target.insert(floating.clone());
                 inventory
                     .target_heads
-                    .insert(plan::tag_key("prod", &repository, &floating), digest);
+                    .insert(discover::tag_key("prod", &repository, &floating), digest);
             }
         }
         inventory
             .source_tags
-            .insert(plan::repo_key("staging", &repository), Some(tags));
+            .insert(discover::repo_key("staging", &repository), Some(tags));
         inventory
             .target_tags
-            .insert(plan::repo_key("prod", &repository), target);
+            .insert(discover::repo_key("prod", &repository), target);
         repositories.push(repository);
     }
     inventory

@@ -11,7 +11,7 @@ use hoist::digest::Digest;
 use hoist::manifest::{self, Manifest};
 use hoist::platform::Platform;
 use hoist::reference::{self, Reference};
-use hoist::registry::distribution::{auth, link};
+use hoist::registry::distribution::{link, tokens};
 use hoist::rules::RuleSet;
 
 /// A target's check of one input.
@@ -49,10 +49,10 @@ pub fn www_authenticate(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Some(challenge) = auth::parse_challenge(text) else {
+    let Some(challenge) = tokens::parse_challenge(text) else {
         return;
     };
-    let auth::Challenge::Bearer {
+    let tokens::Challenge::Bearer {
         realm,
         service,
         scope,
@@ -68,7 +68,7 @@ pub fn www_authenticate(data: &[u8]) {
         }
     }
     assert_eq!(
-        auth::parse_challenge(&again).as_ref(),
+        tokens::parse_challenge(&again).as_ref(),
         Some(&challenge),
         "`{text}` written as `{again}`"
     );

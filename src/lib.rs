@@ -1,7 +1,7 @@
 //! hoist promotes container images between OCI registries.
 //!
 //! Data flows one way: `config` → `rules` → `discover` → `plan` → `execute` →
-//! `report`. Only `discover` and `execute` talk to stores, through the
+//! `commands`; `scripts/layers` holds the order. Only `discover` and `execute` talk to stores, through the
 //! [`registry::Registry`] trait (the Distribution API over HTTP, or OCI
 //! layouts on disk).
 #![deny(clippy::print_stdout)]
@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod digest;
 pub mod discover;
+pub mod entry;
 pub mod execute;
 pub mod filter;
 pub mod gate;

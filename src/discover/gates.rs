@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use super::inventory::GateKey;
 use super::{Discovery, ReadFailure, handle, read_par, selections};
 use crate::gate::check;
-use crate::plan::GateKey;
 use crate::rules::Rule;
 
 /// Where to read one image's signatures, and the rule whose gate it faces.

@@ -16,8 +16,9 @@ use std::sync::{Mutex, OnceLock};
 
 use rayon::prelude::*;
 
-use super::{Discovery, Handles, Listed, ReadFailure, Side, handle, read_par, tags_of};
-use crate::plan::{self, RepoKey, TagKey};
+use super::expand::matched_repositories;
+use super::inventory::{RepoKey, TagKey, repo_key, tag_key};
+use super::reads::{Discovery, Handles, Listed, ReadFailure, Side, handle, read_par, tags_of};
 use crate::reference::validate_repository;
 use crate::registry::ManifestHead;
 use crate::rules::{Rule, SelectedTag, Values};
@@ -76,8 +77,8 @@ impl Discovery<'_> {
     pub(super) fn read_repositories(&mut self) {
         let mut units: BTreeMap<RepoKey, Vec<&Rule>> = BTreeMap::new();
         for rule in &self.rules.rules {
-            for repository in plan::matched_repositories(rule, &self.inventory) {
-                let rules = units.entry(plan::repo_key(&rule.from, repository));
+            for repository in matched_repositories(rule, &self.inventory) {
+                let rules = units.entry(repo_key(&rule.from, repository));
                 rules.or_default().push(rule);
             }
         }
@@ -219,12 +220,12 @@ impl Shared<'_> {
                 if !selected_tags.is_empty() {
                     let target = rule.target_repository(&key.1);
                     let mut needed = self.needed.lock().unwrap_or_else(|p| p.into_inner());
-                    needed.extend(rule.to.iter().map(|to| plan::repo_key(to, &target)));
+                    needed.extend(rule.to.iter().map(|to| repo_key(to, &target)));
                 }
                 for selected in selected_tags {
                     let read = self.plan_reads(rule, &key.1, &selected, &mut probes);
                     // Any rule that finds a target tag present makes it a HEAD.
-                    let slot = heads.entry(plan::tag_key(&rule.from, &key.1, &selected.tag));
+                    let slot = heads.entry(tag_key(&rule.from, &key.1, &selected.tag));
                     let slot = slot.or_insert(read);
                     *slot = (*slot).min(read);
                 }
@@ -303,7 +304,7 @@ impl Shared<'_> {
         let target = rule.target_repository(repository);
         let mut absent = true;
         for to in &rule.to {
-            let repo = plan::repo_key(to, &target);
+            let repo = repo_key(to, &target);
             let Some(Ok(listed)) = self.targets.get(&repo).and_then(OnceLock::get) else {
                 absent = false;
                 continue;
@@ -317,7 +318,7 @@ impl Shared<'_> {
                 };
                 if present {
                     absent = false;
-                    probes.insert(plan::tag_key(to, &target, tag));
+                    probes.insert(tag_key(to, &target, tag));
                 }
             }
         }
@@ -382,7 +383,7 @@ fn mapped_targets(rules: &[&Rule], repository: &str) -> Vec<RepoKey> {
         if validate_repository(&target, &target).is_err() {
             continue;
         }
-        mapped.extend(rule.to.iter().map(|to| plan::repo_key(to, &target)));
+        mapped.extend(rule.to.iter().map(|to| repo_key(to, &target)));
     }
     mapped
 }

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{Handles, IndexToFilter, Listed, ReadFailure, handle, read_par};
+use super::inventory::{FilterKey, ImageContents};
+use super::reads::{Handles, IndexToFilter, Listed, ReadFailure, handle, read_par};
 use crate::digest::Digest;
 use crate::manifest::FilterError;
-use crate::plan::{FilterKey, ImageContents};
 use crate::registry::ReadOnly;
 use crate::tree::{TreeError, read_tree};
 

@@ -4,125 +4,14 @@
 //! once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use rayon::prelude::*;
 
+use self::reads::{Discovery, IndexToFilter, Listed, Tried, handle, read_par};
+pub use self::reads::{DiscoveryError, Handles, ReadFailure, Side};
 use crate::digest::Digest;
-use crate::plan::{self, CatalogListing, Expansion, FilterKey, Inventory, RepoKey, TagKey};
-use crate::registry::{ManifestHead, ReadOnly, RegistryError};
+use crate::registry::{ManifestHead, ReadOnly};
 use crate::rules::{Rule, RuleSet, SelectedTag};
-
-/// Every read that failed while discovering.
-#[derive(Debug)]
-pub struct DiscoveryError {
-    /// One per failure, in the order of their text.
-    pub failures: Vec<ReadFailure>,
-}
-
-impl fmt::Display for DiscoveryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "discovery failed ({} errors)", self.failures.len())?;
-        for failure in self.failures.iter().take(20) {
-            write!(f, "\n  {failure}")?;
-        }
-        if self.failures.len() > 20 {
-            write!(f, "\n  ... and {} more", self.failures.len() - 20)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for DiscoveryError {}
-
-/// One read discovery could not make: what it was reading, and why.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadFailure {
-    /// A rule names a registry no handle was opened for.
-    #[error("registry `{0}` is not open")]
-    NotOpen(String),
-    /// A source registry's catalog could not be listed, for a reason other
-    /// than the registry not offering one (a 5xx after retries, no answer).
-    #[error("listing the catalog of `{registry}`: {source}")]
-    Catalog {
-        /// The source registry.
-        registry: String,
-        /// Why.
-        source: Box<RegistryError>,
-    },
-    /// A source or target repository's tags could not be listed.
-    #[error("listing tags of {registry}/{repository}: {source}")]
-    Tags {
-        /// The registry.
-        registry: String,
-        /// The repository.
-        repository: String,
-        /// Why.
-        source: Box<RegistryError>,
-    },
-    /// A source or target tag could not be resolved to a digest.
-    #[error("reading {side} tag {registry}/{repository}:{tag}: {source}")]
-    Head {
-        /// Which side of the promotion the tag is on.
-        side: Side,
-        /// The registry.
-        registry: String,
-        /// The repository.
-        repository: String,
-        /// The tag.
-        tag: String,
-        /// Why.
-        source: Box<RegistryError>,
-    },
-    /// The signatures of an image a rule gates could not be read.
-    #[error("checking the signatures of {registry}/{repository}@{digest}: {source}")]
-    Gate {
-        /// The source registry.
-        registry: String,
-        /// A repository holding the image.
-        repository: String,
-        /// The image.
-        digest: Digest,
-        /// Why.
-        source: Box<RegistryError>,
-    },
-    /// An index whose platforms a rule filters could not be read.
-    #[error("{source}")]
-    Index {
-        /// The source registry.
-        registry: String,
-        /// A repository holding the index.
-        repository: String,
-        /// The index.
-        digest: Digest,
-        /// Why.
-        source: Box<RegistryError>,
-    },
-}
-
-/// Which side of a promotion a read is on, as failures name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// Where images come from.
-    Source,
-    /// Where they are promoted to.
-    Target,
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Side::Source => "source",
-            Side::Target => "target",
-        })
-    }
-}
-
-/// Results of parallel reads by key.
-type Listed<K, T> = Vec<(K, Result<T, ReadFailure>)>;
-
-/// Read-only handles to the registries the rules name, by name.
-pub type Handles = BTreeMap<String, ReadOnly>;
 
 /// Sees everything the plan needs; runs on the current rayon pool.
 pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, DiscoveryError> {
@@ -135,36 +24,11 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
     discovery.resolve_attached_heads();
     discovery.check_gates();
     discovery.filter_platforms();
-    let expansion = plan::expand(rules, &discovery.inventory);
+    let expansion = expand(rules, &discovery.inventory);
     discovery.list_target_tags(&expansion);
     discovery.probe_targets(&expansion);
     discovery.read_contents(&expansion);
     discovery.finish()
-}
-
-/// A discovery under way: the inventory so far and the reads that failed.
-/// Each step reads what the steps before it make visible.
-struct Discovery<'a> {
-    rules: &'a RuleSet,
-    handles: &'a Handles,
-    inventory: Inventory,
-    failures: Vec<ReadFailure>,
-    tried: Tried,
-}
-
-/// Target reads made so far, failed ones included: none is made twice.
-#[derive(Default)]
-struct Tried {
-    /// Target repositories whose tags were listed.
-    targets: BTreeSet<RepoKey>,
-    /// Target tags whose heads were read.
-    probes: BTreeSet<TagKey>,
-}
-
-/// Where to read an index a rule filters, and the platforms to keep.
-struct IndexToFilter {
-    repository: String,
-    platforms: Vec<crate::platform::Platform>,
 }
 
 /// A tag a rule selects in a source repository that exists, with that
@@ -268,12 +132,8 @@ impl<'a> Discovery<'a> {
             let Some(head) = self.selected_head(&selection) else {
                 continue;
             };
-            for name in plan::attached_tag_names(&head.digest, selection.tags) {
-                attached.insert(plan::tag_key(
-                    &selection.rule.from,
-                    selection.repository,
-                    name,
-                ));
+            for name in attached_tag_names(&head.digest, selection.tags) {
+                attached.insert(tag_key(&selection.rule.from, selection.repository, name));
             }
         }
         attached.retain(|key| !self.inventory.source_heads.contains_key(key));
@@ -288,7 +148,7 @@ impl<'a> Discovery<'a> {
         for selection in selections(filtering, &self.inventory) {
             let Some(key) = self
                 .selected_head(&selection)
-                .and_then(|head| plan::filter_key(selection.rule, head))
+                .and_then(|head| filter_key(selection.rule, head))
             else {
                 continue;
             };
@@ -309,7 +169,7 @@ impl<'a> Discovery<'a> {
         let repos: BTreeSet<RepoKey> = expansion
             .candidates
             .iter()
-            .map(|c| plan::repo_key(&c.target_registry, &c.target_repository))
+            .map(|c| repo_key(&c.target_registry, &c.target_repository))
             .collect();
         self.list_target_repositories(repos);
     }
@@ -317,7 +177,7 @@ impl<'a> Discovery<'a> {
     /// Step 4b: the digests of the target tags the plan compares with, of
     /// those step 3 did not read.
     fn probe_targets(&mut self, expansion: &Expansion) {
-        let probes = plan::target_probes(expansion, &self.inventory);
+        let probes = target_probes(expansion, &self.inventory);
         self.probe_target_tags(probes);
     }
 
@@ -359,7 +219,7 @@ impl<'a> Discovery<'a> {
 
     /// What a selected tag points at, once step 3 has read it.
     fn selected_head(&self, selection: &Selection<'_>) -> Option<&ManifestHead> {
-        let key = plan::tag_key(
+        let key = tag_key(
             &selection.rule.from,
             selection.repository,
             &selection.tag.tag,
@@ -430,10 +290,10 @@ fn selections<'r>(
     inventory: &'r Inventory,
 ) -> impl Iterator<Item = Selection<'r>> {
     rules.flat_map(move |rule| {
-        plan::matched_repositories(rule, inventory)
+        matched_repositories(rule, inventory)
             .into_iter()
             .filter_map(move |repository| {
-                let key = plan::repo_key(&rule.from, repository);
+                let key = repo_key(&rule.from, repository);
                 let Some(Some(tags)) = inventory.source_tags.get(&key) else {
                     return None;
                 };
@@ -491,45 +351,6 @@ struct ImageToRead {
     platforms: Vec<crate::platform::Platform>,
 }
 
-/// The handle of a registry a rule names.
-fn handle<'h>(handles: &'h Handles, name: &str) -> Result<&'h ReadOnly, ReadFailure> {
-    handles
-        .get(name)
-        .ok_or_else(|| ReadFailure::NotOpen(name.to_string()))
-}
-
-/// Reads every key in parallel on the current rayon pool, keeping each
-/// result with its key.
-fn read_par<K, T>(
-    keys: impl IntoParallelIterator<Item = K>,
-    read: impl Fn(&K) -> Result<T, ReadFailure> + Sync + Send,
-) -> Listed<K, T>
-where
-    K: Send,
-    T: Send,
-{
-    keys.into_par_iter()
-        .map(|key| {
-            let result = read(&key);
-            (key, result)
-        })
-        .collect()
-}
-
-/// Tags of one repository; `None` when the registry does not have it.
-fn tags_of(handles: &Handles, key: &RepoKey) -> Result<Option<Vec<String>>, ReadFailure> {
-    let (registry, repository) = key;
-    match handle(handles, registry)?.tags(repository) {
-        Ok(tags) => Ok(Some(tags)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(source) => Err(ReadFailure::Tags {
-            registry: registry.clone(),
-            repository: repository.clone(),
-            source: Box::new(source),
-        }),
-    }
-}
-
 /// Opens the target registries (each registry's first request pings it)
 /// while the sources' catalogs are listed, so the first reads there do not
 /// wait for it.
@@ -548,14 +369,25 @@ fn prepare_targets(rules: &RuleSet, handles: &Handles) {
     });
 }
 
+mod expand;
 mod gates;
 mod heads;
 mod images;
+mod inventory;
+mod reads;
+mod source_checks;
 
 use heads::Read;
 
+pub use expand::{
+    Candidate, Expansion, Series, attached_tag_names, expand, matched_repositories, target_probes,
+};
 use images::filter_indexes;
 pub use images::image_contents;
+pub use inventory::{
+    CatalogListing, FilterKey, GateKey, ImageContents, Inventory, RepoKey, TagKey, filter_key,
+    repo_key, tag_key,
+};
 
 #[cfg(test)]
 mod tests;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use super::*;
 use crate::config::Config;
 use crate::manifest::Manifest;
-use crate::registry::Registry;
 use crate::registry::oci_layout::OciLayoutStore;
 use crate::registry::recording::{Call, Recording};
+use crate::registry::{Registry, RegistryError};
 use crate::seed::{ImageSpec, LayerSpec, push_image};
 
 /// `staging` and `prod` OCI-layout stores under one temporary directory.
@@ -76,11 +76,11 @@ fn rule(name: &str, repositories: &str, extra: &str) -> String {
 }
 
 fn key(registry: &str, repository: &str) -> RepoKey {
-    plan::repo_key(registry, repository)
+    repo_key(registry, repository)
 }
 
 fn tag(registry: &str, repository: &str, tag: &str) -> TagKey {
-    plan::tag_key(registry, repository, tag)
+    tag_key(registry, repository, tag)
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! Blob jobs: making one blob present in every target repository that needs
 //! it, with as few bytes moved as the registry allows (HEAD, mount, copy).
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-
 use super::error::ExecError;
 use super::graph::BlobJob;
+use super::landing::{Landed, Landing, Missed};
+use super::mounting::Mounting;
 use super::progress::Progress;
 use super::scheduler::Executor;
 use super::stats::bump;
@@ -16,77 +16,6 @@ use crate::registry::{MountOutcome, Registry, RegistryError, UploadSession};
 /// registry (monolithic to chunked, then halving chunks after each 413).
 const MAX_UPLOAD_ADAPTATIONS: u32 = 6;
 
-/// What a target registry has shown of cross-repository mounts this run.
-/// Jobs run side by side, so it changes only by the steps below: a refusal
-/// stays, and a failed self-mount probe undoes only a success. Apart from
-/// it: whether the registry refused a self-mount probe of a new
-/// repository, which says nothing of cross-repository mounts (a registry
-/// may answer a mount of a blob it lacks with an error) but stops those
-/// probes.
-#[derive(Debug, Default)]
-pub(super) struct Mounting(AtomicU8, AtomicBool);
-
-impl Mounting {
-    const UNKNOWN: u8 = 0;
-    const WORKS: u8 = 1;
-    const REFUSED: u8 = 2;
-    /// It answered a mount from a repository holding the blob with an
-    /// upload session, without mounting: it is still asked (the mount
-    /// opens the upload all the same), but nothing is waited for to learn.
-    const IGNORES: u8 = 3;
-
-    /// It mounted a blob (and has not refused a self-mount probe since).
-    fn works(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == Self::WORKS
-    }
-
-    /// It refused a mount: it is not asked to mount again.
-    fn refused(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == Self::REFUSED
-    }
-
-    /// It has shown nothing yet.
-    fn unknown(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == Self::UNKNOWN
-    }
-
-    /// From `from` to `to`, if it is at `from`: whether it was.
-    fn step(&self, from: u8, to: u8) -> bool {
-        self.0
-            .compare_exchange(from, to, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    fn mounted(&self) {
-        if !self.step(Self::UNKNOWN, Self::WORKS) {
-            self.step(Self::IGNORES, Self::WORKS);
-        }
-    }
-
-    fn refuse(&self) {
-        self.0.store(Self::REFUSED, Ordering::Relaxed);
-    }
-
-    fn ignored(&self) {
-        self.step(Self::UNKNOWN, Self::IGNORES);
-    }
-
-    /// A self-mount probe was refused: ask the plain way again. Where it
-    /// had mounted, that undoes the success; and no new repository's
-    /// blobs are probed by a self-mount again.
-    fn probe_refused(&self) {
-        self.step(Self::WORKS, Self::UNKNOWN);
-        self.1.store(true, Ordering::Relaxed);
-    }
-
-    /// A new repository's blob may be probed by a self-mount: no such
-    /// probe was refused, and the registry has not shown that it refuses
-    /// or ignores mounts (a mount it ignores would not find a blob there).
-    fn probes_new(&self) -> bool {
-        !self.1.load(Ordering::Relaxed) && (self.unknown() || self.works())
-    }
-}
-
 /// One mount to try: of `digest` into `repository` of the store named
 /// `registry`, from `from`; a `guess` when `from` may well lack the blob.
 struct Mount<'a> {
@@ -95,53 +24,6 @@ struct Mount<'a> {
     digest: &'a Digest,
     from: &'a str,
     guess: bool,
-}
-
-/// A blob job's first step: the repositories it passed over, and where
-/// the blob landed.
-pub(super) struct Landing<'j> {
-    /// Repositories passed over on the way: missing (remembered: their
-    /// images fail by name when written) or refusing the blob, with why.
-    pub passed: Vec<(&'j str, Option<ExecError>)>,
-    /// `None` when every repository was passed over.
-    pub outcome: Option<Landed<'j>>,
-}
-
-impl<'j> Landing<'j> {
-    /// A failure at `repositories` that no other repository would escape.
-    fn failed(
-        passed: Vec<(&'j str, Option<ExecError>)>,
-        error: ExecError,
-        repositories: Vec<&'j str>,
-    ) -> Landing<'j> {
-        let outcome = Some(Landed::Failed {
-            error,
-            repositories,
-        });
-        Landing { passed, outcome }
-    }
-}
-
-/// Where a blob job's blob went once past the repositories passed over.
-pub(super) enum Landed<'j> {
-    /// In `into` now; `rest` (the job's repositories after it) still to
-    /// get it, by a mount or, where the registry does not mount, a copy.
-    In { into: &'j str, rest: Vec<&'j str> },
-    /// A failure no other repository of the job would escape (the source,
-    /// a registry that does not answer), and the repositories it fails:
-    /// the one it happened at and those not tried yet.
-    Failed {
-        error: ExecError,
-        repositories: Vec<&'j str>,
-    },
-}
-
-/// Why a landed blob is not in one more repository.
-pub(super) enum Missed {
-    /// That repository refused it: the others may not.
-    Here(ExecError),
-    /// Nothing the job has left would fare better.
-    Everywhere(ExecError),
 }
 
 /// Where a blob stands in one repository after trying to put it there.
@@ -421,8 +303,7 @@ impl Executor<'_> {
 
     /// What the store named `registry` has shown of mounts this run.
     fn mounting(&self, registry: &str) -> &Mounting {
-        static UNKNOWN: Mounting =
-            Mounting(AtomicU8::new(Mounting::UNKNOWN), AtomicBool::new(false));
+        static UNKNOWN: Mounting = Mounting::new();
         self.mounting.get(registry).unwrap_or(&UNKNOWN)
     }
 
@@ -579,26 +460,5 @@ mod tests {
             TARGET,
             "apps/web"
         ));
-    }
-
-    #[test]
-    fn a_refusal_of_mounts_stays_and_a_failed_probe_undoes_only_a_success() {
-        let mounting = Mounting::default();
-        assert!(mounting.unknown());
-        mounting.ignored();
-        assert!(!mounting.unknown() && !mounting.works() && !mounting.refused());
-        mounting.mounted();
-        assert!(mounting.works());
-        assert!(mounting.probes_new());
-        mounting.probe_refused();
-        assert!(mounting.unknown());
-        assert!(!mounting.probes_new(), "a refused probe stops the probes");
-        mounting.probe_refused();
-        assert!(mounting.unknown(), "and says nothing of mounts");
-        mounting.refuse();
-        mounting.mounted();
-        mounting.probe_refused();
-        mounting.ignored();
-        assert!(mounting.refused());
     }
 }

@@ -28,9 +28,12 @@
 mod blobs;
 mod error;
 pub mod graph;
+mod landing;
 mod manifests;
 mod missing;
+mod mounting;
 mod moves;
+mod options;
 mod preconditions;
 pub mod progress;
 mod referrers;
@@ -57,28 +60,11 @@ use self::status::Statuses;
 use crate::digest::Digest;
 use crate::plan::Transfer;
 use crate::plan::{ImageToWrite, Plan, images_kept, images_to_write};
-use crate::registry::Registry;
-use crate::registry::retry::RetryPolicy;
 use crate::tree::{Tree, read_tree};
 
 pub use crate::registry::StoreMap;
-
-/// How to run.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Options {
-    /// Re-check every entry against the registries first (`apply --plan`):
-    /// refuse those whose source or target moved since planning.
-    pub check_preconditions: bool,
-    /// Retries of a whole blob transfer (streams cannot be replayed request by request).
-    pub retry: RetryPolicy,
-}
-
-/// The open store named `name`.
-fn lookup<'a>(stores: &'a StoreMap, name: &str) -> Result<&'a Arc<dyn Registry>, ExecError> {
-    stores
-        .get(name)
-        .ok_or_else(|| ExecError::StoreNotOpen(name.to_string()))
-}
+pub use options::Options;
+use options::lookup;
 
 /// Runs the plan.
 pub fn run(

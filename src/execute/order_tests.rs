@@ -9,6 +9,7 @@ use crate::digest::Digest;
 use crate::manifest::Manifest;
 use crate::plan::PlanEntry;
 use crate::plan::Role;
+use crate::registry::Registry;
 use crate::registry::oci_layout::OciLayoutStore;
 use crate::registry::recording::{Call, CallLog, Recording};
 use crate::seed::{ImageSpec, LayerSpec, push_image};

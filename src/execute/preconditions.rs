@@ -8,10 +8,11 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::error::ExecError;
+use super::options::lookup;
 use super::status::{Status, Statuses};
-use super::{StoreMap, lookup};
 use crate::digest::Digest;
 use crate::plan::{ImageKey, ImageToWrite, Plan, PlanEntry};
+use crate::registry::StoreMap;
 
 /// What re-checking a reviewed entry found.
 enum Check {

@@ -8,15 +8,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
-use super::blobs::{Landed, Missed};
 use super::error::ExecError;
 use super::graph::{BlobJob, RepositoryWaits};
+use super::landing::{Landed, Missed};
+use super::mounting::Mounting;
+use super::options::{Options, lookup};
 use super::progress::Progress;
 use super::stats::CopyStats;
 use super::status::{Status, Statuses};
-use super::{Options, StoreMap, lookup};
 use crate::plan::{ImageToWrite, Plan, PlanEntry, RepositoryKey};
 use crate::registry::Registry;
+use crate::registry::StoreMap;
 use crate::tree::Tree;
 
 /// Progress of one image through the graph.
@@ -62,7 +64,7 @@ pub struct Executor<'a> {
     /// Images left per target repository before its late tags may be written.
     pub(super) repository_pending: BTreeMap<RepositoryKey, AtomicUsize>,
     /// What each target registry has shown of mounts this run, by name.
-    pub(super) mounting: BTreeMap<String, super::blobs::Mounting>,
+    pub(super) mounting: BTreeMap<String, Mounting>,
     /// The plan's new repositories ([`Plan::new_repositories`]), as
     /// (registry, repository): their blobs are taken to be absent.
     pub(super) new_repositories: BTreeSet<(&'a str, &'a str)>,

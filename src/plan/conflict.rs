@@ -3,10 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use super::expand::Candidate;
-use super::inventory::TagKey;
 use crate::config::{FieldPath, Part, Problem};
 use crate::digest::Digest;
+use crate::discover::{Candidate, TagKey};
 
 /// Rules that want one target tag at different digests: nothing is applied.
 #[derive(Clone, Debug, PartialEq, Eq)]

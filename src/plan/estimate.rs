@@ -4,9 +4,32 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::image::{ImageToWrite, images_to_write};
-use super::inventory::Inventory;
-use super::{Estimate, PlanEntry};
 use crate::digest::Digest;
+use crate::discover::Inventory;
+use crate::entry::PlanEntry;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The work applying the plan is expected to do, counting each blob once per
+/// target registry; blobs already in a target are not known here, so byte
+/// and copy counts are upper bounds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Estimate {
+    /// Images (manifest digests per target repository) to write.
+    pub images: usize,
+    /// Manifests to write, children of indexes included.
+    pub manifests: usize,
+    /// Distinct blobs per target registry, summed over target registries.
+    pub unique_blobs: usize,
+    /// Blobs that cross the network (at most once per target registry).
+    pub blobs_to_copy: usize,
+    /// Their bytes.
+    pub bytes_to_copy: u64,
+    /// Blobs mounted from another repository of the same store instead of copied.
+    pub blobs_to_mount: usize,
+    /// False when some source manifest could not be read, so the figures are partial.
+    pub complete: bool,
+}
 
 /// Estimates the work of the entries that change something.
 pub fn estimate(entries: &[PlanEntry], inventory: &Inventory) -> Estimate {

@@ -3,7 +3,7 @@
 
 use super::super::test_inventory::{add_source, plan, rules, staging, target_has};
 use super::*;
-use crate::plan::CatalogListing;
+use crate::discover::CatalogListing;
 use crate::registry::CatalogRefusal;
 
 /// Creates, an update, an unchanged tag, blocked entries, skipped tags and
@@ -82,7 +82,7 @@ fn cells_escape_pipes_and_markdown() {
 
 /// The staging repositories `names`, each with the versions 1.0.0 to
 /// 1.99.0; and those versions.
-fn hundred_versions_each(names: &[String]) -> (crate::plan::Inventory, Vec<String>) {
+fn hundred_versions_each(names: &[String]) -> (crate::discover::Inventory, Vec<String>) {
     let tags: Vec<String> = (0..100).map(|i| format!("1.{i}.0")).collect();
     let borrowed: Vec<&str> = tags.iter().map(String::as_str).collect();
     let mut inventory = staging(&names[0], &borrowed);

@@ -3,15 +3,11 @@
 
 mod conflict;
 mod diff;
-mod entry;
 mod estimate;
-mod expand;
 mod image;
-mod inventory;
 mod markdown;
 mod rule_problem;
 mod scope;
-mod source_checks;
 mod table;
 
 use std::collections::btree_map::Entry;
@@ -20,18 +16,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::entry::{
+    Action, GateVerdict, PlanEntry, Role, SkippedTag, SourceImage, TargetTag, Transfer,
+};
 pub use conflict::{Claim, Conflict};
 pub use diff::{MovedEntry, PlanDiff, diff, render_diff_markdown, render_diff_table};
-pub use entry::{Action, GateVerdict, PlanEntry, Role, SourceImage, TargetTag, Transfer};
-pub use estimate::estimate;
-pub use expand::{
-    Candidate, Expansion, attached_tag_names, expand, matched_repositories, target_probes,
-};
+pub use estimate::{Estimate, estimate};
 pub use image::{ImageKey, ImageSource, ImageToWrite, RepositoryKey, images_kept, images_to_write};
-pub use inventory::{
-    CatalogListing, FilterKey, GateKey, ImageContents, Inventory, RepoKey, TagKey, filter_key,
-    repo_key, tag_key,
-};
 pub use markdown::{
     COMMENT_LIMIT, MarkdownOptions, code, escape_html, escape_text, render_markdown,
 };
@@ -41,25 +32,11 @@ pub use table::render_table;
 
 use crate::config::{Mode, Overwrite};
 use crate::digest::Digest;
+use crate::discover::{Candidate, Expansion, Inventory, TagKey, expand};
 use crate::rules::{RuleSet, tag_version};
 
 /// The version of the plan format written by `--out`.
 pub const PLAN_FORMAT: u32 = 2;
-
-/// A source tag a rule selected but cannot promote, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct SkippedTag {
-    /// The rule.
-    pub rule: String,
-    /// Source registry name.
-    pub registry: String,
-    /// Source repository.
-    pub repository: String,
-    /// Source tag (empty when the whole repository is skipped).
-    pub tag: String,
-    /// Why.
-    pub reason: String,
-}
 
 /// Counts of entries by action.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -74,27 +51,6 @@ pub struct Summary {
     pub blocked: usize,
     /// Source tags skipped.
     pub skipped: usize,
-}
-
-/// The work applying the plan is expected to do, counting each blob once per
-/// target registry; blobs already in a target are not known here, so byte
-/// and copy counts are upper bounds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct Estimate {
-    /// Images (manifest digests per target repository) to write.
-    pub images: usize,
-    /// Manifests to write, children of indexes included.
-    pub manifests: usize,
-    /// Distinct blobs per target registry, summed over target registries.
-    pub unique_blobs: usize,
-    /// Blobs that cross the network (at most once per target registry).
-    pub blobs_to_copy: usize,
-    /// Their bytes.
-    pub bytes_to_copy: u64,
-    /// Blobs mounted from another repository of the same store instead of copied.
-    pub blobs_to_mount: usize,
-    /// False when some source manifest could not be read, so the figures are partial.
-    pub complete: bool,
 }
 
 /// A plan: every target tag in scope, deduplicated, with the action applying takes.
@@ -532,6 +488,23 @@ fn target_ahead(
         })
         .find(|((_, _, tag), head)| newer(tag).is_some() && head.digest == *current)
         .map(|((_, _, tag), _)| tag.clone())
+}
+
+#[cfg(test)]
+impl Plan {
+    /// For unit tests: a plan of these entries, nothing skipped, no estimate.
+    pub fn of(entries: Vec<PlanEntry>) -> Plan {
+        Plan {
+            format: PLAN_FORMAT,
+            registries: std::collections::BTreeMap::new(),
+            entries,
+            skipped: Vec::new(),
+            rule_problems: Vec::new(),
+            new_repositories: Vec::new(),
+            summary: Summary::default(),
+            estimate: Estimate::default(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::expand::matched_repositories;
-use super::inventory::{CatalogListing, Inventory};
+use crate::discover::{CatalogListing, Inventory, matched_repositories};
 use crate::registry::CatalogRefusal;
 use crate::report::count;
 use crate::rules::{Rule, RuleSet};

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::config::LoadedConfig;
-use crate::plan::{build, render_table, repo_key};
+use crate::discover::repo_key;
+use crate::plan::{build, render_table};
 
 const REGISTRIES: &str = r#"
 [registries.hub]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::config::LoadedConfig;
 use crate::digest::Digest;
+use crate::discover::{ImageContents, repo_key, tag_key};
 use crate::registry::ManifestHead;
 
 /// The registries every test configuration starts with.

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use super::test_inventory::{REGISTRIES, add_source, digest, plan, rules, staging, target_has};
 use super::*;
 use crate::config::LoadedConfig;
+use crate::discover::tag_key;
 
 /// `tag -> (action, source tag)` for one target repository.
 fn tags_of(plan: &Plan, registry: &str, repository: &str) -> Vec<(String, Action, String)> {

@@ -297,7 +297,7 @@ fn estimate(
     source_store: &ReadOnly,
     target_store: &ReadOnly,
 ) -> crate::plan::Estimate {
-    let mut inventory = crate::plan::Inventory::default();
+    let mut inventory = crate::discover::Inventory::default();
     for entry in entries {
         let (source, target) = (&entry.source, &entry.target);
         let stores = [
@@ -308,7 +308,7 @@ fn estimate(
             inventory.stores.insert(name.clone(), store.store_id());
         }
         if let Some(current) = &target.current_digest {
-            let key = crate::plan::tag_key(&target.registry, &target.repository, &target.tag);
+            let key = crate::discover::tag_key(&target.registry, &target.repository, &target.tag);
             inventory.target_heads.insert(key, current.clone());
         }
         let written = entry.target_digest();
@@ -397,7 +397,7 @@ fn attached_images(
     tags: &[String],
 ) -> Result<Vec<SourceImage>, PromoteError> {
     let mut attached = Vec::new();
-    for tag in crate::plan::attached_tag_names(&image.digest, tags) {
+    for tag in crate::discover::attached_tag_names(&image.digest, tags) {
         let Some(head) = source_store.manifest_head(&image.repository, tag)? else {
             continue;
         };

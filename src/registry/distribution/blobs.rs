@@ -5,9 +5,9 @@ use ureq::SendBody;
 use ureq::http::{self, Method, Response};
 
 use super::DistributionRegistry;
-use super::auth::Scopes;
+use super::http::{Body, header, redact_query};
 use super::link;
-use super::transport::{Body, header, redact_query};
+use super::tokens::Scopes;
 use crate::digest::{Digest, VerifyingReader};
 use crate::registry::{BlobReader, RegistryError, Result};
 

@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use ureq::http::Method;
 
 use super::DistributionRegistry;
-use super::auth::Scopes;
+use super::http::{Body, header_in};
 use super::link;
-use super::transport::{Body, header_in};
+use super::tokens::Scopes;
 use crate::registry::{RegistryError, Result};
 
 /// Pages followed for one listing, as a last guard against a registry that never ends.
@@ -43,7 +43,7 @@ impl DistributionRegistry {
                 message: format!("the registry refused the credentials from {origin}"),
             },
             Ok(response) => {
-                super::transport::discard(response);
+                super::http::discard(response);
                 RegistryError::LoginRefused { registry, origin }
             }
             Err(_) => RegistryError::LoginRefused { registry, origin },

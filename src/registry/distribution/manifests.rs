@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 use ureq::http::{self, Method, Response};
 
 use super::DistributionRegistry;
-use super::auth::Scopes;
+use super::http::{Body, header, header_in, read_json};
 use super::link;
-use super::transport::{Body, header, header_in, read_json};
+use super::tokens::Scopes;
 use crate::digest::{BlobMismatch, ContentKind, Digest, InvalidDigest};
 use crate::manifest::{ACCEPT_MANIFESTS, Descriptor, MAX_MANIFEST_BYTES, Manifest, OCI_INDEX};
 use crate::registry::{ManifestHead, Registry, RegistryError, Result, is_digest_reference};

@@ -11,11 +11,14 @@ mod blobs;
 mod cache;
 pub mod credentials;
 mod endpoint;
+mod http;
 pub mod link;
 mod listing;
 mod manifests;
+pub mod tokens;
 mod transport;
 mod upload;
+mod upload_rules;
 mod warm;
 
 use std::io::Read;
@@ -24,11 +27,11 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 pub use endpoint::{DEFAULT_PAGE_SIZE, Endpoint, EndpointError, Scheme};
-pub use transport::{Client, build_client, decode_error_envelope};
+pub use http::{Client, build_client, decode_error_envelope};
 
-use self::auth::{Challenge, TokenCache};
 use self::cache::ManifestCache;
 use self::credentials::{CredentialError, Found};
+use self::tokens::{Challenge, TokenCache};
 use super::adaptive::INITIAL_FAR;
 use super::limits::Limits;
 use super::{
@@ -51,7 +54,7 @@ pub struct DistributionRegistry {
     /// Held while fetching a token, so parallel threads do not all fetch the same one.
     token_fetch: Mutex<()>,
     /// What the registry said about uploads: the strategy for the rest of the run.
-    uploads: upload::UploadRules,
+    uploads: upload_rules::UploadRules,
     /// Set once the registry answered that it has no referrers API.
     no_referrers_api: AtomicBool,
     /// Set once it answered a referrers listing: it has the API.
@@ -83,7 +86,7 @@ impl DistributionRegistry {
             unreachable: OnceLock::new(),
             tokens: TokenCache::default(),
             token_fetch: Mutex::new(()),
-            uploads: upload::UploadRules::default(),
+            uploads: upload_rules::UploadRules::default(),
             no_referrers_api: AtomicBool::new(false),
             has_referrers_api: AtomicBool::new(false),
             referrers_probe: Mutex::new(None),

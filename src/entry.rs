@@ -10,6 +10,21 @@ use crate::config::Mode;
 use crate::digest::Digest;
 use crate::platform::Platform;
 
+/// A source tag a rule selected but cannot promote, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SkippedTag {
+    /// The rule.
+    pub rule: String,
+    /// Source registry name.
+    pub registry: String,
+    /// Source repository.
+    pub repository: String,
+    /// Source tag (empty when the whole repository is skipped).
+    pub tag: String,
+    /// Why.
+    pub reason: String,
+}
+
 /// What applying an entry will do; refusals and kept tags say why.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "action", rename_all = "lowercase")]
@@ -329,14 +344,14 @@ impl PlanEntry {
         PlanEntry {
             action: Action::Create,
             role: Role::Version,
-            source: super::SourceImage {
+            source: SourceImage {
                 registry: source.0.into(),
                 repository: source.1.into(),
                 tag: source.2.into(),
                 digest: digest.clone(),
                 media_type: crate::manifest::OCI_MANIFEST.into(),
             },
-            target: super::TargetTag {
+            target: TargetTag {
                 registry: target.0.into(),
                 repository: target.1.into(),
                 tag: target.2.into(),
@@ -348,23 +363,6 @@ impl PlanEntry {
             referrers: false,
             mode: Transfer::Copy,
             gate: None,
-        }
-    }
-}
-
-#[cfg(test)]
-impl super::Plan {
-    /// For unit tests: a plan of these entries, nothing skipped, no estimate.
-    pub fn of(entries: Vec<PlanEntry>) -> super::Plan {
-        super::Plan {
-            format: super::PLAN_FORMAT,
-            registries: std::collections::BTreeMap::new(),
-            entries,
-            skipped: Vec::new(),
-            rule_problems: Vec::new(),
-            new_repositories: Vec::new(),
-            summary: super::Summary::default(),
-            estimate: super::Estimate::default(),
         }
     }
 }

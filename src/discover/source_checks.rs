@@ -1,9 +1,9 @@
 //! What the inventory says about one source image under one rule: the
 //! verdict of its gate, and the digest its target tags get.
 
-use super::GateVerdict;
 use super::inventory::{Inventory, filter_key};
 use crate::digest::Digest;
+use crate::entry::GateVerdict;
 use crate::manifest::FilterError;
 use crate::registry::ManifestHead;
 use crate::rules::Rule;

@@ -7,9 +7,9 @@ use semver::Version;
 
 use super::inventory::{Inventory, TagKey, tag_key};
 use super::source_checks::{effective_digest, gate_verdict};
-use super::{GateVerdict, Role, SkippedTag, SourceImage};
 use crate::config::Mode;
 use crate::digest::Digest;
+use crate::entry::{GateVerdict, Role, SkippedTag, SourceImage};
 use crate::platform::Platform;
 use crate::reference::{validate_repository, validate_tag};
 use crate::registry::ManifestHead;
