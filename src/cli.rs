@@ -252,11 +252,16 @@ pub struct PromoteArgs {
     pub output: Output,
 }
 
+/// A flag's value that is not `KEY=VALUE`.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not KEY=VALUE")]
+pub struct NotKeyValue(String);
+
 /// `KEY=VALUE`, split at the first `=`.
-fn key_value(text: &str) -> Result<(String, String), String> {
+fn key_value(text: &str) -> Result<(String, String), NotKeyValue> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-        _ => Err(format!("`{text}` is not KEY=VALUE")),
+        _ => Err(NotKeyValue(text.to_string())),
     }
 }
 

@@ -61,15 +61,25 @@ pub fn log(message: &str) {
     }
 }
 
-/// Renders an error on stderr, one greppable line per cause.
+/// Renders an error on stderr, one greppable line per cause. A cause the
+/// lines so far already say (an error whose message ends in its cause's)
+/// is not said again.
 pub fn print_error(error: &dyn std::error::Error) {
+    log(&error_lines(error));
+}
+
+/// What [`print_error`] prints.
+pub fn error_lines(error: &dyn std::error::Error) -> String {
     let mut message = format!("error: {error}");
     let mut source = error.source();
     while let Some(cause) = source {
-        message.push_str(&format!("\n  caused by: {cause}"));
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(&format!("\n  caused by: {text}"));
+        }
         source = cause.source();
     }
-    log(&message);
+    message
 }
 
 /// A diagnostic in miette's graphical form, without colours, so it reads the
@@ -113,5 +123,30 @@ mod tests {
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(512 * 1024 * 1024), "512.0 MiB");
+    }
+
+    /// A cause is printed once: not again when the message already says
+    /// it, and on its own line when it does not.
+    #[test]
+    fn each_cause_is_said_once() {
+        #[derive(Debug, thiserror::Error)]
+        enum Outer {
+            #[error("cannot write out.json: {source}")]
+            Says { source: std::io::Error },
+            #[error("cannot write out.json")]
+            Leaves {
+                #[source]
+                source: std::io::Error,
+            },
+        }
+        let cause = || std::io::Error::other("disk full");
+        assert_eq!(
+            error_lines(&Outer::Says { source: cause() }),
+            "error: cannot write out.json: disk full"
+        );
+        assert_eq!(
+            error_lines(&Outer::Leaves { source: cause() }),
+            "error: cannot write out.json\n  caused by: disk full"
+        );
     }
 }

@@ -13,8 +13,38 @@ use crate::plan::{Action, GateVerdict, Plan, PlanEntry};
 use crate::registry::{ReadOnly, StoreMap};
 use crate::rules::RuleSet;
 
-/// One image judged by one rule's gate: (rule, registry, repository, digest).
-type Judged = (String, String, String, Digest);
+/// One image judged by one rule's gate.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Judged {
+    /// The rule whose gate judges it.
+    rule: String,
+    /// The registry holding it, by name.
+    registry: String,
+    /// A repository holding it.
+    repository: String,
+    /// The image.
+    digest: Digest,
+}
+
+/// Why an image does not pass its rule's gate (again).
+#[derive(Debug, thiserror::Error)]
+enum GateFailure {
+    /// The plan names a registry that was not opened.
+    #[error("registry `{0}` is not open")]
+    NotOpen(String),
+    /// The repository's tags, where signatures are found, could not be listed.
+    #[error("its tags could not be listed: {0}")]
+    Tags(std::sync::Arc<crate::registry::RegistryError>),
+    /// The rule no longer has a gate.
+    #[error("rule `{0}` has no require_signature in the configuration any more")]
+    NoGate(String),
+    /// The gate refused it, saying why.
+    #[error("{0}")]
+    Refused(String),
+    /// Its signatures could not be read.
+    #[error("its signatures could not be read: {0}")]
+    Unreadable(crate::registry::RegistryError),
+}
 
 /// `apply --plan`: each image the reviewed plan says a gate verified is
 /// checked again with the rule's gate as the configuration has it now. An
@@ -30,7 +60,7 @@ pub fn recheck_reviewed(plan: &mut Plan, rules: &RuleSet, stores: &StoreMap) {
             let reason = format!("checked again before writing, {reason}");
             entry.action = Action::blocked(format!("require_signature: {reason}"));
             entry.gate = Some(GateVerdict::Refused {
-                rule: key.0,
+                rule: key.rule,
                 reason,
             });
         }
@@ -45,12 +75,12 @@ fn verified_source(entry: &PlanEntry) -> Option<Judged> {
     };
     entry.changes().then(|| {
         let source = &entry.source;
-        (
-            rule.clone(),
-            source.registry.clone(),
-            source.repository.clone(),
-            source.digest.clone(),
-        )
+        Judged {
+            rule: rule.clone(),
+            registry: source.registry.clone(),
+            repository: source.repository.clone(),
+            digest: source.digest.clone(),
+        }
     })
 }
 
@@ -69,12 +99,12 @@ pub fn verify_targets(plan: &Plan, rules: &RuleSet, stores: &StoreMap) -> Vec<St
         if !verbatim || !entry.referrers || entry.target.current_digest.is_none() {
             continue;
         }
-        let key = (
-            rule.clone(),
-            entry.target.registry.clone(),
-            entry.target.repository.clone(),
-            entry.source.digest.clone(),
-        );
+        let key = Judged {
+            rule: rule.clone(),
+            registry: entry.target.registry.clone(),
+            repository: entry.target.repository.clone(),
+            digest: entry.source.digest.clone(),
+        };
         images.entry(key).or_default().push(entry);
     }
     let verdicts = judge(images.keys().cloned().collect(), rules, stores);
@@ -84,7 +114,12 @@ pub fn verify_targets(plan: &Plan, rules: &RuleSet, stores: &StoreMap) -> Vec<St
             let Err(reason) = verdicts.get(&key)? else {
                 return None;
             };
-            let (_, registry, repository, digest) = key;
+            let Judged {
+                registry,
+                repository,
+                digest,
+                ..
+            } = key;
             let tags: Vec<&str> = entries.iter().map(|e| e.target.tag.as_str()).collect();
             Some(format!(
                 "{registry}/{repository}:{} ({}): require_signature: {reason}",
@@ -101,21 +136,23 @@ fn judge(
     images: Vec<Judged>,
     rules: &RuleSet,
     stores: &StoreMap,
-) -> BTreeMap<Judged, Result<String, String>> {
+) -> BTreeMap<Judged, Result<String, GateFailure>> {
     let mut repositories: BTreeMap<(String, String), Vec<Judged>> = BTreeMap::new();
     for image in images {
-        let repository = (image.1.clone(), image.2.clone());
+        let repository = (image.registry.clone(), image.repository.clone());
         repositories.entry(repository).or_default().push(image);
     }
     repositories
         .into_par_iter()
         .flat_map_iter(|((registry, repository), images)| {
             let store = stores.get(&registry).map(|s| ReadOnly::new(s.clone()));
-            let tags = store.as_ref().map(|s| s.tags(&repository));
+            let tags = store
+                .as_ref()
+                .map(|s| s.tags(&repository).map_err(std::sync::Arc::new));
             images.into_iter().map(move |image| {
                 let verdict = match (&store, &tags) {
-                    (None, _) | (_, None) => Err(format!("registry `{registry}` is not open")),
-                    (Some(_), Some(Err(e))) => Err(format!("its tags could not be listed: {e}")),
+                    (None, _) | (_, None) => Err(GateFailure::NotOpen(registry.clone())),
+                    (Some(_), Some(Err(e))) => Err(GateFailure::Tags(e.clone())),
                     (Some(store), Some(Ok(tags))) => {
                         judge_one(store, &repository, &image, tags, rules)
                     }
@@ -133,21 +170,18 @@ fn judge_one(
     image: &Judged,
     tags: &[String],
     rules: &RuleSet,
-) -> Result<String, String> {
+) -> Result<String, GateFailure> {
     let gate: Option<&Gate> = rules
         .rules
         .iter()
-        .find(|r| r.name == image.0)
+        .find(|r| r.name == image.rule)
         .and_then(|r| r.gate.as_deref());
     let Some(gate) = gate else {
-        return Err(format!(
-            "rule `{}` has no require_signature in the configuration any more",
-            image.0
-        ));
+        return Err(GateFailure::NoGate(image.rule.clone()));
     };
-    match check(store, repository, &image.3, tags, gate) {
+    match check(store, repository, &image.digest, tags, gate) {
         Ok(Verdict::Verified { key }) => Ok(key),
-        Ok(Verdict::Refused(reason)) => Err(reason),
-        Err(e) => Err(format!("its signatures could not be read: {e}")),
+        Ok(Verdict::Refused(reason)) => Err(GateFailure::Refused(reason)),
+        Err(e) => Err(GateFailure::Unreadable(e)),
     }
 }

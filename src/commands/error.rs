@@ -136,7 +136,17 @@ impl CommandError {
             | CommandError::Discovery(_)
             | CommandError::Promote { .. }
             | CommandError::Write { .. } => ExitStatus::Failure,
-            _ => ExitStatus::Usage,
+            CommandError::Config(_)
+            | CommandError::NoConfigFile
+            | CommandError::Settings(_)
+            | CommandError::ThreadPool { .. }
+            | CommandError::UnknownRule(_)
+            | CommandError::Conflicts
+            | CommandError::PlanFile(_)
+            | CommandError::PlanRegistry { .. }
+            | CommandError::Reference(_)
+            | CommandError::Destination(_)
+            | CommandError::Open(_) => ExitStatus::Usage,
         }
     }
 

@@ -442,11 +442,11 @@ mod tests {
             "https://staging.example/v2/apps/web/blobs/sha256:1",
             403
         )));
-        assert!(!here(&RegistryError::Transport {
-            method: "PUT".into(),
-            url: url.into(),
-            message: "connection reset".into(),
-        }));
+        assert!(!here(&RegistryError::transport(
+            "PUT",
+            url,
+            std::io::Error::other("connection reset"),
+        )));
         // Credentials the target refused, not the source's.
         let refused = |registry: &str| RegistryError::LoginRefused {
             registry: registry.into(),

@@ -63,14 +63,17 @@ pub enum KeyError {
         "unsupported key algorithm {0} (hoist verifies ECDSA P-256 and P-384, Ed25519 and RSA)"
     )]
     Unsupported(String),
+    /// The key file could not be read.
+    #[error("{0}")]
+    Read(std::io::Error),
 }
 
 impl PublicKey {
     /// Reads the key file at `path` (named by it): what is wrong, if it
     /// cannot be read or is no key hoist verifies with.
-    pub fn read(path: &str) -> Result<PublicKey, String> {
-        let pem = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-        PublicKey::from_pem(path, &pem).map_err(|e| e.to_string())
+    pub fn read(path: &str) -> Result<PublicKey, KeyError> {
+        let pem = std::fs::read_to_string(path).map_err(KeyError::Read)?;
+        PublicKey::from_pem(path, &pem)
     }
 
     /// Reads a PEM `PUBLIC KEY` (cosign's `cosign.pub`, `openssl pkey -pubout`).

@@ -24,14 +24,15 @@ pub enum RegistryError {
         retry_after: Option<std::time::Duration>,
     },
     /// The request never got an answer (connection, TLS, timeout).
-    #[error("{method} {url}: {message}")]
+    #[error("{method} {url}: {cause}")]
     Transport {
         /// Request method.
         method: String,
         /// URL without credentials.
         url: String,
-        /// What went wrong.
-        message: String,
+        /// What went wrong: the socket's error, or the HTTP client's in one.
+        #[source]
+        cause: std::sync::Arc<std::io::Error>,
     },
     /// Credentials could not be found, or the registry refused them.
     #[error("authentication with {registry} failed: {message}")]
@@ -109,6 +110,15 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// A request to `url` that got no answer, for `cause`.
+    pub fn transport(method: &str, url: &str, cause: std::io::Error) -> RegistryError {
+        RegistryError::Transport {
+            method: method.into(),
+            url: url.into(),
+            cause: std::sync::Arc::new(cause),
+        }
+    }
+
     /// Whether a tag listing failed for want of the endpoint, not of the
     /// repository: see [`RegistryError::TagsUnlisted`].
     pub fn is_unlisted(&self) -> bool {
@@ -374,11 +384,11 @@ mod tests {
             (catalog_status(500, &[]), None),
             (catalog_status(503, &["UNSUPPORTED"]), None),
             (
-                RegistryError::Transport {
-                    method: "GET".into(),
-                    url: "https://registry.example/v2/_catalog".into(),
-                    message: "connection refused".into(),
-                },
+                RegistryError::transport(
+                    "GET",
+                    "https://registry.example/v2/_catalog",
+                    std::io::Error::other("connection refused"),
+                ),
                 None,
             ),
             (

@@ -192,27 +192,38 @@ mod tests {
 
     #[test]
     fn connection_cap_holds_across_threads_and_nests() {
+        use std::sync::mpsc::channel;
         let limits = Arc::new(Limits::new(Some(2), None));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let now = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let (limits, peak, now) = (limits.clone(), peak.clone(), now.clone());
-                std::thread::spawn(move || {
-                    let _outer = limits.permit();
-                    // A nested operation on the same registry does not deadlock.
-                    let _inner = limits.permit();
-                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(n, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(10));
-                    now.fetch_sub(1, Ordering::SeqCst);
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
+        let (got, permits) = channel();
+        // Each holder takes a permit, then one nested in it (which must not
+        // deadlock), and holds both until told to let go.
+        let holder = |name: &'static str| {
+            let (limits, got) = (limits.clone(), got.clone());
+            let (release, released) = channel::<()>();
+            let thread = std::thread::spawn(move || {
+                let _outer = limits.permit();
+                let _inner = limits.permit();
+                got.send(name).expect("sent");
+                let _ = released.recv();
+            });
+            (release, thread)
+        };
+        let (first, first_thread) = holder("first");
+        let (second, second_thread) = holder("second");
+        let mut holding = [permits.recv().unwrap(), permits.recv().unwrap()];
+        holding.sort();
+        assert_eq!(holding, ["first", "second"]);
+        let (third, third_thread) = holder("third");
+        assert!(
+            permits.recv_timeout(Duration::from_millis(200)).is_err(),
+            "a third connection while two are held"
+        );
+        drop(first);
+        assert_eq!(permits.recv_timeout(Duration::from_secs(5)), Ok("third"));
+        drop((second, third));
+        for thread in [first_thread, second_thread, third_thread] {
+            thread.join().unwrap();
         }
-        assert_eq!(peak.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -284,11 +284,11 @@ mod tests {
             cases.push((format!("stream {kind:?}"), io(kind)));
         }
         let others = [
-            RegistryError::Transport {
-                method: "GET".into(),
-                url: "https://registry.example/v2/".into(),
-                message: "connection refused".into(),
-            },
+            RegistryError::transport(
+                "GET",
+                "https://registry.example/v2/",
+                std::io::Error::other("connection refused"),
+            ),
             RegistryError::Verification(BlobMismatch {
                 kind: ContentKind::Blob,
                 digest: Digest::sha256_of(b"x"),

@@ -71,37 +71,72 @@ struct Args {
     stats: Option<PathBuf>,
 }
 
-fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
+/// A command line that does not say what to run.
+#[derive(Debug, thiserror::Error)]
+enum ArgsError {
+    /// A flag given last, without its value.
+    #[error("{0} needs a value")]
+    NeedsValue(String),
+    /// `--listen` that is no socket address.
+    #[error("--listen {text}: {reason}")]
+    Listen {
+        text: String,
+        reason: std::net::AddrParseError,
+    },
+    /// A number that is negative or no number.
+    #[error("{flag} {text}: not a non-negative number")]
+    NotNumber { flag: String, text: String },
+    /// A flag that is required, missing.
+    #[error("{0} is required\n{USAGE}")]
+    Required(&'static str),
+    /// A flag hoist-wan does not know.
+    #[error("unknown argument {0}\n{USAGE}")]
+    Unknown(String),
+    /// `--help`.
+    #[error("{USAGE}")]
+    Help,
+}
+
+fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, ArgsError> {
     let (mut listen, mut upstream, mut rtt_ms, mut mbit, mut stats) =
         (None, None, 0.0_f64, 0.0_f64, None);
     while let Some(flag) = argv.next() {
-        let mut value = || argv.next().ok_or_else(|| format!("{flag} needs a value"));
+        let mut value = || {
+            argv.next()
+                .ok_or_else(|| ArgsError::NeedsValue(flag.clone()))
+        };
         match flag.as_str() {
             "--listen" => {
                 let text = value()?;
-                listen = Some(text.parse().map_err(|e| format!("--listen {text}: {e}"))?);
+                listen = Some(
+                    text.parse()
+                        .map_err(|reason| ArgsError::Listen { text, reason })?,
+                );
             }
             "--upstream" => upstream = Some(value()?),
             "--rtt-ms" => rtt_ms = number(&flag, &value()?)?,
             "--mbit" => mbit = number(&flag, &value()?)?,
             "--stats" => stats = Some(PathBuf::from(value()?)),
-            "-h" | "--help" => return Err(USAGE.to_string()),
-            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+            "-h" | "--help" => return Err(ArgsError::Help),
+            other => return Err(ArgsError::Unknown(other.to_string())),
         }
     }
     Ok(Args {
-        listen: listen.ok_or_else(|| format!("--listen is required\n{USAGE}"))?,
-        upstream: upstream.ok_or_else(|| format!("--upstream is required\n{USAGE}"))?,
+        listen: listen.ok_or(ArgsError::Required("--listen"))?,
+        upstream: upstream.ok_or(ArgsError::Required("--upstream"))?,
         rtt: Duration::from_secs_f64(rtt_ms / 1000.0),
         rate: mbit * 1e6 / 8.0,
         stats,
     })
 }
 
-fn number(flag: &str, text: &str) -> Result<f64, String> {
+fn number(flag: &str, text: &str) -> Result<f64, ArgsError> {
     match text.parse::<f64>() {
         Ok(n) if n >= 0.0 && n.is_finite() => Ok(n),
-        _ => Err(format!("{flag} {text}: not a non-negative number")),
+        _ => Err(ArgsError::NotNumber {
+            flag: flag.to_string(),
+            text: text.to_string(),
+        }),
     }
 }
 
@@ -346,7 +381,7 @@ fn write_side(wan: &Wan, pair: &Pair, way: Way, queue: Receiver<Chunk>) {
 mod tests {
     use super::*;
 
-    fn args(text: &str) -> Result<Args, String> {
+    fn args(text: &str) -> Result<Args, ArgsError> {
         parse_args(text.split_whitespace().map(String::from))
     }
 

@@ -53,11 +53,11 @@ impl DistributionRegistry {
         // A registry that never answered, through every retry of a request,
         // is not pinged again this run: each thread waiting for this lock
         // (and each request after) would wait through the retries again.
-        if let Some(message) = self.unreachable.get() {
+        if let Some(cause) = self.unreachable.get() {
             return Err(RegistryError::Transport {
                 method: "GET".into(),
                 url,
-                message: message.clone(),
+                cause: cause.clone(),
             });
         }
         // A 429 or 5xx on the first request must not fail the run: retried

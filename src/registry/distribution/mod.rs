@@ -49,7 +49,7 @@ pub struct DistributionRegistry {
     /// `None` until `/v2/` was pinged; then what it asked for (`None` inside: no auth).
     challenge: Mutex<Option<Option<Challenge>>>,
     /// Why `/v2/` got no answer through every retry, once that happened.
-    unreachable: OnceLock<String>,
+    unreachable: OnceLock<std::sync::Arc<std::io::Error>>,
     tokens: TokenCache,
     /// Held while fetching a token, so parallel threads do not all fetch the same one.
     token_fetch: Mutex<()>,

@@ -53,10 +53,10 @@ impl DistributionRegistry {
         );
         // No answer through every retry, from a registry that never
         // answered its ping: unreachable for the rest of the run.
-        if let Err(RegistryError::Transport { message, .. }) = &result
+        if let Err(RegistryError::Transport { cause, .. }) = &result
             && self.never_answered()
         {
-            let _ = self.unreachable.set(message.clone());
+            let _ = self.unreachable.set(cause.clone());
         }
         result
     }
@@ -160,19 +160,11 @@ impl DistributionRegistry {
         if let ureq::Error::Io(io) = err {
             return match RegistryError::from_stream(url, io) {
                 verification @ RegistryError::Verification(_) => verification,
-                RegistryError::Io { source, .. } => RegistryError::Transport {
-                    method: method.into(),
-                    url: url.into(),
-                    message: source.to_string(),
-                },
+                RegistryError::Io { source, .. } => RegistryError::transport(method, url, source),
                 other => other,
             };
         }
-        RegistryError::Transport {
-            method: method.into(),
-            url: url.into(),
-            message: err.to_string(),
-        }
+        RegistryError::transport(method, url, std::io::Error::other(err))
     }
 
     /// An unexpected answer as an error, with the registry's own codes and message.

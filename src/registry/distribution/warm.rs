@@ -265,19 +265,20 @@ mod tests {
         // Nothing being opened: no wait.
         assert!(warm.take(&uri()).is_none());
 
+        // One being opened: the request waits for it, and gets it once opened.
         warm.hosts().entry(host.clone()).or_default().opening = 1;
-        let opener = {
-            let (warm, host) = (warm.clone(), host.clone());
-            thread::spawn(move || {
-                thread::sleep(Duration::from_millis(50));
-                warm.opened(host, Some(idle()));
-            })
+        let (taken, took) = std::sync::mpsc::channel();
+        let taker = {
+            let warm = warm.clone();
+            thread::spawn(move || taken.send(warm.take(&uri()).is_some()))
         };
-        let asked = Instant::now();
-        assert!(warm.take(&uri()).is_some(), "the one being opened");
-        assert!(asked.elapsed() >= Duration::from_millis(40));
-        assert!(asked.elapsed() < WAIT);
-        opener.join().expect("the opener");
+        assert!(
+            took.recv_timeout(WAIT / 4).is_err(),
+            "a request returned before the connection being opened was"
+        );
+        warm.opened(host.clone(), Some(idle()));
+        assert_eq!(took.recv_timeout(WAIT), Ok(true), "the one being opened");
+        taker.join().expect("the taker").expect("sent");
 
         // One that never opens is waited for once, then never again.
         warm.hosts().entry(host.clone()).or_default().opening = 1;
