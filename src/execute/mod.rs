@@ -81,31 +81,9 @@ pub fn run(
     let images = images_to_write(&plan.entries, |i| statuses.get(i).is_none());
     let states: Vec<ImageState> = images.iter().map(|_| ImageState::default()).collect();
     let present = preconditions::present_images(plan, &images, stores, options.check_preconditions);
-    let to_copy: Vec<bool> = present
-        .into_iter()
-        .zip(&states)
-        .map(|(present, state)| match present {
-            Ok(present) => !present,
-            Err(e) => {
-                state.fail(Arc::new(e));
-                false
-            }
-        })
-        .collect();
+    let to_copy = copies_needed(present, &states);
     let read = read_trees(&images, &to_copy, stores);
-    let trees: Vec<Option<&Tree>> = read
-        .of_image
-        .iter()
-        .zip(&states)
-        .map(|(tree, state)| match tree.map(|t| &read.trees[t]) {
-            None => None,
-            Some(Ok(tree)) => Some(tree),
-            Some(Err(e)) => {
-                state.fail(e.clone());
-                None
-            }
-        })
-        .collect();
+    let trees = trees_of_images(&read, &states);
     let store_ids: graph::StoreIds = stores
         .iter()
         .map(|(name, store)| (name.clone(), store.store_id()))
@@ -151,6 +129,39 @@ pub fn run(
     });
     executor.referrers_of_kept(&kept);
     finish(plan, statuses.finish(), stores)
+}
+
+/// Which images must be copied: those not complete in their target
+/// already. An image whose presence could not be checked fails.
+fn copies_needed(present: Vec<Result<bool, ExecError>>, states: &[ImageState]) -> Vec<bool> {
+    present
+        .into_iter()
+        .zip(states)
+        .map(|(present, state)| match present {
+            Ok(present) => !present,
+            Err(e) => {
+                state.fail(Arc::new(e));
+                false
+            }
+        })
+        .collect()
+}
+
+/// Each image's source tree, when it copies one; an image whose tree
+/// could not be read fails.
+fn trees_of_images<'t>(read: &'t SourceTrees, states: &[ImageState]) -> Vec<Option<&'t Tree>> {
+    read.of_image
+        .iter()
+        .zip(states)
+        .map(|(tree, state)| match tree.map(|t| &read.trees[t]) {
+            None => None,
+            Some(Ok(tree)) => Some(tree),
+            Some(Err(e)) => {
+                state.fail(e.clone());
+                None
+            }
+        })
+        .collect()
 }
 
 /// The manifest trees of the images to copy, each read once per source

@@ -220,21 +220,7 @@ impl SourceAndTarget<'_> {
             digest: head.digest.clone(),
             media_type: head.media_type.clone(),
         };
-        let verdict = match &carry.gate {
-            Some(gate) => {
-                let listed;
-                let tags = if carry.referrers {
-                    source_tags
-                } else {
-                    listed = self.source.tags(&image.repository)?;
-                    &listed
-                };
-                let verdict =
-                    crate::gate::check(self.source, &image.repository, &image.digest, tags, gate)?;
-                Some(GateVerdict::of(rule, &verdict))
-            }
-            None => None,
-        };
+        let verdict = self.verdict(&image, carry, source_tags, rule)?;
         let refused = verdict.as_ref().is_some_and(|v| v.refusal().is_some());
         let writer = EntryWriter {
             destination,
@@ -268,6 +254,30 @@ impl SourceAndTarget<'_> {
             }
         }
         Ok(planned)
+    }
+
+    /// The verdict of `--require-signature` on `image`, if asked for; the
+    /// repository's tags are listed for it unless `source_tags` has them.
+    fn verdict(
+        &self,
+        image: &SourceImage,
+        carry: &Carry<'_>,
+        source_tags: &[String],
+        rule: &str,
+    ) -> Result<Option<GateVerdict>, PromoteError> {
+        let Some(gate) = &carry.gate else {
+            return Ok(None);
+        };
+        let listed;
+        let tags = if carry.referrers {
+            source_tags
+        } else {
+            listed = self.source.tags(&image.repository)?;
+            &listed
+        };
+        let verdict =
+            crate::gate::check(self.source, &image.repository, &image.digest, tags, gate)?;
+        Ok(Some(GateVerdict::of(rule, &verdict)))
     }
 
     /// The plan of `planned`, from the registry named `source` to the one

@@ -2,6 +2,7 @@
 //! floating tags, validated once so discovery and planning never meet a bad
 //! pattern.
 
+mod fields;
 mod gate;
 mod pattern;
 mod template;
@@ -15,6 +16,7 @@ pub use pattern::PatternSet;
 pub use template::{Template, TemplateError, Values, Variable};
 pub use version::{Requirement, lenient_version, tag_version};
 
+use self::fields::Fields;
 use crate::config::{
     Config, FieldPath, Mode, Overwrite, Part, Problem, Promotion, did_you_mean, is_broken,
 };
@@ -172,151 +174,45 @@ pub struct UnknownRule {
 }
 
 fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule, Vec<Problem>> {
-    let path = FieldPath::promotion(index);
-    let mut problems = Vec::new();
-    if p.name.trim().is_empty() || p.name.contains(char::is_whitespace) {
-        problems.push(
-            Problem::at(path.key("name"), "a rule name must be a non-empty word")
-                .help("use letters, digits, `-` and `_`, e.g. `apps-nightly`"),
-        );
-    }
-    let registry = |name: &str, at: FieldPath, problems: &mut Vec<Problem>| {
-        if !registries.contains(&name) {
-            problems.push(
-                Problem::at(at, format!("no registry named `{name}`"))
-                    .label("not a [registries.NAME]")
-                    .help(did_you_mean(name, registries, "registries")),
-            );
-        }
-    };
-    registry(&p.from, path.key("from"), &mut problems);
-    let to = p.to.as_slice().to_vec();
-    if to.is_empty() {
-        problems.push(Problem::at(path.key("to"), "`to` names no registry"));
-    }
-    for (i, name) in to.iter().enumerate() {
-        let at = match &p.to {
-            crate::config::OneOrMany::One(_) => path.key("to"),
-            crate::config::OneOrMany::Many(_) => path.key("to").index(i),
-        };
-        registry(name, at, &mut problems);
-    }
-    if p.repositories.is_empty() {
-        problems.push(
-            Problem::at(path.key("repositories"), "`repositories` is empty")
-                .help("list globs over the source catalog, e.g. [\"apps/**\"]"),
-        );
-    }
-    if p.tags.is_empty() {
-        problems.push(
-            Problem::at(path.key("tags"), "`tags` is empty")
-                .help("remove it to select every tag, or list globs such as [\"v*\"]"),
-        );
-    }
-    let repositories = PatternSet::compile(&p.repositories, &path.key("repositories"))
-        .map_err(|mut found| problems.append(&mut found))
-        .ok();
-    let tags = PatternSet::compile(&p.tags, &path.key("tags"))
-        .map_err(|mut found| problems.append(&mut found))
-        .ok();
-    let template =
-        |text: &str, at: FieldPath, allowed: &[Variable], problems: &mut Vec<Problem>| {
-            Template::parse(text, allowed)
-                .map_err(|e| {
-                    problems.push(
-                        Problem::at(at, e.message)
-                            .part(Part::Within(e.range))
-                            .help(e.help),
-                    )
-                })
-                .ok()
-        };
-    let target = template(
+    let mut fields = Fields::new(FieldPath::promotion(index), registries);
+    fields.name(&p.name);
+    fields.registry(&p.from, fields.path.key("from"));
+    let to = fields.targets(&p.to);
+    let repositories = fields.patterns(
+        &p.repositories,
+        "repositories",
+        "list globs over the source catalog, e.g. [\"apps/**\"]",
+    );
+    let tags = fields.patterns(
+        &p.tags,
+        "tags",
+        "remove it to select every tag, or list globs such as [\"v*\"]",
+    );
+    let target = fields.template(
         p.target.as_deref().unwrap_or("{path}"),
-        path.key("target"),
+        fields.path.key("target"),
         &REPOSITORY_VARIABLES,
-        &mut problems,
     );
-    let tag = template(
+    let tag = fields.template(
         p.tag.as_deref().unwrap_or("{tag}"),
-        path.key("tag"),
+        fields.path.key("tag"),
         &Variable::ALL,
-        &mut problems,
     );
-    let mut floating = Vec::new();
-    for (i, text) in p.floating.iter().enumerate() {
-        let at = path.key("floating").index(i);
-        if let Some(t) = template(text, at.clone(), &FLOATING_VARIABLES, &mut problems) {
-            if !t.is_constant() && !t.needs_version() {
-                problems.push(
-                    Problem::at(at, format!("floating tag `{text}` names no version part"))
-                        .help("a floating tag follows a series of versions: use {major}, {minor}, ... or a fixed name such as `latest`"),
-                );
-            } else {
-                floating.push(t);
-            }
-        }
-    }
-    let semver = p.semver.as_deref().and_then(|text| {
-        Requirement::parse(text)
-            .map_err(|e| {
-                problems.push(
-                    Problem::at(path.key("semver"), format!("bad semver requirement: {e}")).help(
-                        "write comparators separated by commas, e.g. \">=1.0.0, <3\" or \"^1.4\"",
-                    ),
-                )
-            })
-            .ok()
+    let floating = fields.floating(&p.floating, &FLOATING_VARIABLES);
+    let semver = fields.semver(p.semver.as_deref());
+    fields.latest(p.latest);
+    let pins = fields.pins(&p.pin);
+    let platforms = fields.platforms(&p.platforms);
+    let gate = p.require_signature.as_ref().and_then(|gate| {
+        let at = fields.path.key("require_signature");
+        gate::compile_gate(gate, &at, &mut fields.problems)
     });
-    if p.latest == Some(0) {
-        problems.push(
-            Problem::at(path.key("latest"), "`latest` must be at least 1")
-                .help("remove it to keep every selected version"),
-        );
-    }
-    let mut pins = BTreeMap::new();
-    for (tag, digest) in &p.pin {
-        match digest.parse::<Digest>() {
-            Ok(digest) => {
-                pins.insert(tag.clone(), digest);
-            }
-            Err(_) => problems.push(
-                Problem::at(
-                    path.key("pin").key(tag),
-                    format!("the pin of `{tag}` is not a digest"),
-                )
-                .help("pin a tag to a manifest digest: \"sha256:<64 hex digits>\""),
-            ),
-        }
-    }
-    let mut platforms = Vec::new();
-    for (i, platform) in p.platforms.iter().enumerate() {
-        match platform.parse::<Platform>() {
-            Ok(platform) => platforms.push(platform),
-            Err(_) => problems.push(
-                Problem::at(
-                    path.key("platforms").index(i),
-                    format!("`{platform}` is not a platform"),
-                )
-                .help(
-                    "write os/arch or os/arch/variant, e.g. \"linux/amd64\" or \"linux/arm64/v8\"",
-                ),
-            ),
-        }
-    }
-    let gate = p
-        .require_signature
-        .as_ref()
-        .and_then(|gate| gate::compile_gate(gate, &path.key("require_signature"), &mut problems));
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let (Some(repositories), Some(tags), Some(target), Some(tag)) =
-        (repositories, tags, target, tag)
+    let (Some(repositories), Some(tags), Some(target), Some(tag), true) =
+        (repositories, tags, target, tag, fields.problems.is_empty())
     else {
-        return Err(problems);
+        return Err(fields.problems);
     };
-    if let Some(problem) = move_onto_itself(p, &target, &tag, &path) {
+    if let Some(problem) = move_onto_itself(p, &target, &tag, &fields.path) {
         return Err(vec![problem]);
     }
     Ok(Rule {
@@ -484,145 +380,4 @@ pub fn is_attached_tag(tag: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rule(toml_rule: &str) -> Rule {
-        let text = format!(
-            "[registries.s]\nurl = \"oci-layout:s\"\n[registries.p]\nurl = \"oci-layout:p\"\n[[promotion]]\nname = \"r\"\nfrom = \"s\"\nto = \"p\"\nrepositories = [\"**\"]\n{toml_rule}"
-        );
-        let config: Config = toml::from_str(&text).unwrap();
-        let (rules, problems) = RuleSet::compile(&config);
-        assert!(problems.is_empty(), "{problems:?}");
-        rules.rules.into_iter().next().unwrap()
-    }
-
-    fn selected(rule: &Rule, tags: &[&str]) -> Vec<String> {
-        let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-        rule.select_tags(&tags).into_iter().map(|s| s.tag).collect()
-    }
-
-    const TAGS: [&str; 8] = [
-        "1.0.0",
-        "1.2.0",
-        "v1.2.3",
-        "1.10.0",
-        "2.0.0-rc.1",
-        "latest",
-        "main",
-        "sha-abc",
-    ];
-
-    #[test]
-    fn globs_select_tags_of_any_kind() {
-        let r = rule("tags = [\"*\", \"!sha-*\"]");
-        assert_eq!(
-            selected(&r, &TAGS),
-            ["1.0.0", "1.10.0", "1.2.0", "latest", "main", "v1.2.3"]
-        );
-    }
-
-    /// Signature, attestation, SBOM and referrers fallback tags are never
-    /// selected as ordinary tags, not even by `*` or a pin: they follow
-    /// their subject. Look-alikes are ordinary tags.
-    #[test]
-    fn attached_tags_are_never_selected() {
-        let hex = "ab".repeat(32);
-        let attached = [
-            format!("sha256-{hex}.sig"),
-            format!("sha256-{hex}.att"),
-            format!("sha256-{hex}.sbom"),
-            format!("sha256-{hex}"),
-            format!("sha512-{}", "0f".repeat(64)),
-            format!("sha512-{}", "0f".repeat(32)),
-        ];
-        let alike = [
-            format!("sha256-{}.sig", &hex[1..]),
-            format!("sha256-{}", hex.to_uppercase()),
-            format!("sha256-{hex}.sig2"),
-            format!("sha512-{}.sig", "0f".repeat(32)),
-            "sha-abc".to_string(),
-        ];
-        for tag in &attached {
-            assert!(is_attached_tag(tag), "{tag}");
-        }
-        for tag in &alike {
-            assert!(!is_attached_tag(tag), "{tag}");
-        }
-        let all: Vec<&str> = attached.iter().chain(&alike).map(String::as_str).collect();
-        let mut expected: Vec<&str> = alike.iter().map(String::as_str).collect();
-        expected.sort();
-        assert_eq!(selected(&rule("tags = [\"*\"]"), &all), expected);
-        let pinned = rule(&format!(
-            "tags = [\"none\"]\npin = {{ \"{}\" = \"sha256:{hex}\" }}",
-            attached[0]
-        ));
-        assert_eq!(selected(&pinned, &all), Vec::<&str>::new());
-    }
-
-    #[test]
-    fn prereleases_only_when_asked() {
-        let r = rule("prerelease = true\ntags = [\"*.*.*\"]");
-        assert_eq!(
-            selected(&r, &TAGS),
-            ["1.0.0", "1.10.0", "1.2.0", "2.0.0-rc.1", "v1.2.3"]
-        );
-    }
-
-    #[test]
-    fn semver_requirement_keeps_versions_only() {
-        let r = rule("semver = \">=1.2, <2\"");
-        assert_eq!(selected(&r, &TAGS), ["1.10.0", "1.2.0", "v1.2.3"]);
-    }
-
-    #[test]
-    fn latest_keeps_the_highest_n() {
-        let r = rule("latest = 2\nprerelease = true");
-        assert_eq!(selected(&r, &TAGS), ["1.10.0", "2.0.0-rc.1"]);
-        let r = rule("latest = 2");
-        assert_eq!(selected(&r, &TAGS), ["1.10.0", "v1.2.3"]);
-    }
-
-    #[test]
-    fn pinned_tags_are_always_selected() {
-        let pin = format!(
-            "tags = [\"1.*\"]\npin = {{ \"main\" = \"sha256:{}\" }}",
-            "a".repeat(64)
-        );
-        let r = rule(&pin);
-        assert_eq!(selected(&r, &TAGS), ["1.0.0", "1.10.0", "1.2.0", "main"]);
-    }
-
-    #[test]
-    fn only_narrows_by_name() {
-        let mut text = String::from("[registries.s]\nurl = \"x.io\"\n");
-        for name in ["apps", "tools", "base"] {
-            text.push_str(&format!(
-                "[[promotion]]\nname = \"{name}\"\nfrom = \"s\"\nto = \"s\"\nrepositories = [\"{name}/*\"]\n"
-            ));
-        }
-        let (rules, problems) = RuleSet::compile(&toml::from_str::<Config>(&text).unwrap());
-        assert!(problems.is_empty(), "{problems:?}");
-        let names =
-            |set: &RuleSet| -> Vec<String> { set.rules.iter().map(|r| r.name.clone()).collect() };
-
-        // Named out of order, kept in file order; the unnamed rule is dropped.
-        let narrowed = rules.clone().only(&["base".into(), "apps".into()]).unwrap();
-        assert_eq!(names(&narrowed), ["apps", "base"]);
-        assert_eq!(narrowed.get("tools").map(|r| &r.name), None);
-        assert_eq!(
-            narrowed.get("base").map(|r| r.index),
-            Some(2),
-            "a kept rule keeps its position in the file, for diagnostics"
-        );
-
-        // No names: every rule.
-        assert_eq!(
-            names(&rules.clone().only(&[]).unwrap()),
-            ["apps", "tools", "base"]
-        );
-
-        let err = rules.only(&["apps".into(), "aps".into()]).unwrap_err();
-        assert_eq!(err.to_string(), "no rule named `aps`: did you mean `apps`?");
-    }
-}
+mod tests;

@@ -102,6 +102,51 @@ pub struct TemplateError {
     pub help: String,
 }
 
+impl Variable {
+    /// `{a}, {b}`: the variables a template may use, for help texts.
+    fn names(allowed: &[Variable]) -> String {
+        allowed
+            .iter()
+            .map(|v| format!("{{{}}}", v.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The variable named `inner` (at `range` of the template), when it is
+    /// one of `allowed`; else what is wrong and the nearest name.
+    fn allowed(
+        inner: &str,
+        range: Range<usize>,
+        allowed: &[Variable],
+    ) -> Result<Variable, TemplateError> {
+        match Variable::from_name(inner) {
+            Some(variable) if allowed.contains(&variable) => Ok(variable),
+            Some(variable) => Err(TemplateError {
+                message: format!("`{{{}}}` cannot be used here", variable.name()),
+                range,
+                help: format!("this template can use {}", Variable::names(allowed)),
+            }),
+            None => {
+                let names: Vec<&str> = allowed.iter().map(|v| v.name()).collect();
+                let help = match crate::config::nearest(inner, names.iter().copied()) {
+                    Some(near) => {
+                        format!(
+                            "did you mean `{{{near}}}`? Known: {}",
+                            Variable::names(allowed)
+                        )
+                    }
+                    None => format!("known variables: {}", Variable::names(allowed)),
+                };
+                Err(TemplateError {
+                    message: format!("unknown template variable `{inner}`"),
+                    range,
+                    help,
+                })
+            }
+        }
+    }
+}
+
 /// The values a template is rendered with.
 #[derive(Clone, Copy, Debug)]
 pub struct Values<'a> {
@@ -120,13 +165,7 @@ impl Template {
         let mut literal = String::new();
         let mut rest = text;
         let mut offset = 0;
-        let allowed_names = || {
-            allowed
-                .iter()
-                .map(|v| format!("{{{}}}", v.name()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let allowed_names = || Variable::names(allowed);
         while let Some(open) = rest.find(['{', '}']) {
             if rest[open..].starts_with('}') {
                 return Err(TemplateError {
@@ -156,35 +195,11 @@ impl Template {
                 inner
             };
             let range = offset + open..offset + close + closer.len();
-            match Variable::from_name(inner) {
-                Some(variable) if allowed.contains(&variable) => {
-                    if !literal.is_empty() {
-                        pieces.push(Piece::Text(std::mem::take(&mut literal)));
-                    }
-                    pieces.push(Piece::Variable(variable));
-                }
-                Some(variable) => {
-                    return Err(TemplateError {
-                        message: format!("`{{{}}}` cannot be used here", variable.name()),
-                        range,
-                        help: format!("this template can use {}", allowed_names()),
-                    });
-                }
-                None => {
-                    let names: Vec<&str> = allowed.iter().map(|v| v.name()).collect();
-                    let help = match crate::config::nearest(inner, names.iter().copied()) {
-                        Some(near) => {
-                            format!("did you mean `{{{near}}}`? Known: {}", allowed_names())
-                        }
-                        None => format!("known variables: {}", allowed_names()),
-                    };
-                    return Err(TemplateError {
-                        message: format!("unknown template variable `{inner}`"),
-                        range,
-                        help,
-                    });
-                }
+            let variable = Variable::allowed(inner, range, allowed)?;
+            if !literal.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut literal)));
             }
+            pieces.push(Piece::Variable(variable));
             offset += close + closer.len();
             rest = &text[offset..];
         }

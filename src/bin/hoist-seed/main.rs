@@ -2,10 +2,12 @@
 //! store, for tests, benchmarks and the committed example store.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use hoist::config::LoadedConfig;
 use hoist::reference::parse_listing;
+use hoist::registry::Registry;
 use hoist::registry::stores::Stores;
 mod seed;
 
@@ -59,18 +61,34 @@ fn seed_of(text: &str) -> u64 {
     })
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    let mut repos = args.repos.clone();
-    repos.extend((0..args.count).map(|i| format!("{}-{i:03}", args.prefix)));
-    let config = match &args.config {
-        Some(path) => match LoadedConfig::load(path) {
-            Ok(config) => config,
-            Err(e) => {
-                eprintln!("hoist-seed: {e}");
-                return ExitCode::from(2);
-            }
+/// The image `repo:tag` gets: its own layers, after the shared ones.
+fn image_spec(args: &Args, repo: &str, tag: &str) -> ImageSpec {
+    let layers = (0..args.layers)
+        .map(|i| LayerSpec {
+            size: args.layer_size,
+            seed: if i < args.shared {
+                seed_of(&format!("shared-{i}"))
+            } else {
+                seed_of(&format!("{repo}:{tag}:{i}"))
+            },
+        })
+        .collect();
+    ImageSpec {
+        format: if args.docker {
+            Format::Docker
+        } else {
+            Format::Oci
         },
+        layers,
+        platforms: args.platforms.clone(),
+        label: format!("{repo}:{tag}"),
+    }
+}
+
+/// The store `--store` names, through the configuration when given.
+fn open_store(args: &Args) -> Result<Arc<dyn Registry>, Box<dyn std::error::Error>> {
+    let config = match &args.config {
+        Some(path) => LoadedConfig::load(path)?,
         None => LoadedConfig::default(),
     };
     let settings = hoist::registry::spec::StoreSettings {
@@ -78,10 +96,15 @@ fn main() -> ExitCode {
         ..hoist::settings::store_settings(&config.config.settings)
     };
     let stores = Stores::new(config.registries, settings);
-    let store = match parse_listing(&args.store, &|name| stores.is_registry_name(name))
-        .map_err(|e| e.to_string())
-        .and_then(|(location, _)| stores.open(&location).map_err(|e| e.to_string()))
-    {
+    let (location, _) = parse_listing(&args.store, &|name| stores.is_registry_name(name))?;
+    Ok(stores.open(&location)?)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut repos = args.repos.clone();
+    repos.extend((0..args.count).map(|i| format!("{}-{i:03}", args.prefix)));
+    let store = match open_store(&args) {
         Ok(store) => store,
         Err(e) => {
             eprintln!("hoist-seed: {e}");
@@ -106,27 +129,7 @@ fn main() -> ExitCode {
         use rayon::prelude::*;
         work.par_iter()
             .filter_map(|(repo, tag)| {
-                let layers = (0..args.layers)
-                    .map(|i| LayerSpec {
-                        size: args.layer_size,
-                        seed: if i < args.shared {
-                            seed_of(&format!("shared-{i}"))
-                        } else {
-                            seed_of(&format!("{repo}:{tag}:{i}"))
-                        },
-                    })
-                    .collect();
-                let spec = ImageSpec {
-                    format: if args.docker {
-                        Format::Docker
-                    } else {
-                        Format::Oci
-                    },
-                    layers,
-                    platforms: args.platforms.clone(),
-                    label: format!("{repo}:{tag}"),
-                };
-                match push_image(store.as_ref(), repo, tag, &spec) {
+                match push_image(store.as_ref(), repo, tag, &image_spec(&args, repo, tag)) {
                     Ok(manifest) => {
                         println!("{repo}:{tag} {}", manifest.digest);
                         None
