@@ -9,7 +9,7 @@ use ureq::http::{self, Response};
 
 use super::credentials::{Credentials, Found};
 use super::http::{MAX_ERROR_BODY, discard, header, read_json, retry_after};
-use super::tokens::{Challenge, Scopes, TokenResponse, parse_challenge};
+use super::tokens::{Challenge, Ping, Scopes, TokenResponse, parse_challenge};
 use super::{DistributionRegistry, Scheme, endpoint, link};
 use crate::registry::retry::Decision;
 use crate::registry::{RegistryError, Result};
@@ -32,10 +32,7 @@ impl DistributionRegistry {
 
     /// Whether `/v2/` has not answered yet.
     pub(super) fn never_answered(&self) -> bool {
-        self.challenge
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        *self.challenge.lock().unwrap_or_else(|p| p.into_inner()) == Ping::NotYet
     }
 
     /// Pings `/v2/` unless it was pinged already.
@@ -46,8 +43,10 @@ impl DistributionRegistry {
     /// What `/v2/` asks for, pinging it the first time.
     fn challenge(&self) -> Result<Option<Challenge>> {
         let mut known = self.challenge.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(challenge) = known.as_ref() {
-            return Ok(challenge.clone());
+        match &*known {
+            Ping::NotYet => {}
+            Ping::Anonymous => return Ok(None),
+            Ping::Asks(challenge) => return Ok(Some(challenge.clone())),
         }
         let url = self.url("/v2/");
         // A registry that never answered, through every retry of a request,
@@ -96,7 +95,7 @@ impl DistributionRegistry {
             })?),
             _ => None,
         };
-        *known = Some(challenge.clone());
+        *known = Ping::answered(challenge.clone());
         Ok(challenge)
     }
 
@@ -109,7 +108,7 @@ impl DistributionRegistry {
     ) -> Result<Response<ureq::Body>> {
         let basic = matches!(
             *self.challenge.lock().unwrap_or_else(|p| p.into_inner()),
-            Some(Some(Challenge::Basic))
+            Ping::Asks(Challenge::Basic)
         );
         match self.found_credentials()? {
             Some(found) if basic && matches!(found.credentials, Credentials::Basic { .. }) => {
@@ -165,9 +164,9 @@ impl DistributionRegistry {
             Challenge::Basic => None,
         };
         let mut known = self.challenge.lock().unwrap_or_else(|p| p.into_inner());
-        if matches!(*known, Some(None)) {
+        if *known == Ping::Anonymous {
             // Anonymous until now: learn the challenge from this answer.
-            *known = Some(parse_challenge(&header));
+            *known = Ping::answered(parse_challenge(&header));
         }
         Some(extra_scope)
     }

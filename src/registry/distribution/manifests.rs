@@ -2,7 +2,6 @@
 //! DELETE, and the referrers API. Caching is `cache.rs`'s business.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 
 use ureq::http::{self, Method, Response};
 
@@ -271,7 +270,7 @@ impl DistributionRegistry {
             // here): the caller falls back to the tag convention, and the
             // registry is not asked again.
             404 | 405 => {
-                self.no_referrers_api.store(true, Ordering::Relaxed);
+                self.referrers_api.found(super::Api::Absent);
                 return Ok(None);
             }
             // A 400 may be about this request only: this time without.

@@ -22,7 +22,7 @@ mod upload_rules;
 mod warm;
 
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -31,7 +31,7 @@ pub use http::{Client, build_client, decode_error_envelope};
 
 use self::cache::ManifestCache;
 use self::credentials::{CredentialError, Found};
-use self::tokens::{Challenge, TokenCache};
+use self::tokens::{Ping, TokenCache};
 use super::adaptive::INITIAL_FAR;
 use super::limits::Limits;
 use super::{
@@ -46,8 +46,8 @@ pub struct DistributionRegistry {
     endpoint: Endpoint,
     client: Client,
     credentials: OnceLock<std::result::Result<Option<Found>, CredentialError>>,
-    /// `None` until `/v2/` was pinged; then what it asked for (`None` inside: no auth).
-    challenge: Mutex<Option<Option<Challenge>>>,
+    /// What `/v2/` asked for, once it answered.
+    challenge: Mutex<Ping>,
     /// Why `/v2/` got no answer through every retry, once that happened.
     unreachable: OnceLock<std::sync::Arc<std::io::Error>>,
     tokens: TokenCache,
@@ -55,10 +55,8 @@ pub struct DistributionRegistry {
     token_fetch: Mutex<()>,
     /// What the registry said about uploads: the strategy for the rest of the run.
     uploads: upload_rules::UploadRules,
-    /// Set once the registry answered that it has no referrers API.
-    no_referrers_api: AtomicBool,
-    /// Set once it answered a referrers listing: it has the API.
-    has_referrers_api: AtomicBool,
+    /// Whether it has the referrers API, once it said.
+    referrers_api: ReferrersApi,
     /// Held by the one request that finds out whether the API is there;
     /// then the listing it got, until that image's referrers are asked for
     /// again (planning asks early, beside other reads; execution copies).
@@ -73,6 +71,44 @@ pub struct DistributionRegistry {
     counters: Counters,
 }
 
+/// What a registry has said of the OCI 1.1 referrers API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Api {
+    /// Nothing yet.
+    Unknown = 0,
+    /// It answered a referrers listing.
+    Present = 1,
+    /// It answered that there is none (404 or 405): not asked again.
+    Absent = 2,
+}
+
+/// An [`Api`] that threads share and set once.
+#[derive(Debug, Default)]
+struct ReferrersApi(std::sync::atomic::AtomicU8);
+
+impl ReferrersApi {
+    fn is(&self, api: Api) -> bool {
+        self.0.load(Ordering::Relaxed) == api as u8
+    }
+
+    /// The registry said: an answer that there is none stands over one
+    /// that listed (it is not asked again either way).
+    fn found(&self, api: Api) {
+        match api {
+            Api::Absent => self.0.store(api as u8, Ordering::Relaxed),
+            _ => {
+                let _ = self.0.compare_exchange(
+                    Api::Unknown as u8,
+                    api as u8,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    }
+}
+
 /// The referrers listing that found the API: repository, subject, referrers.
 type ProbedReferrers = (String, Digest, Vec<Descriptor>);
 
@@ -82,13 +118,12 @@ impl DistributionRegistry {
         DistributionRegistry {
             client,
             credentials: OnceLock::new(),
-            challenge: Mutex::new(None),
+            challenge: Mutex::new(Ping::NotYet),
             unreachable: OnceLock::new(),
             tokens: TokenCache::default(),
             token_fetch: Mutex::new(()),
             uploads: upload_rules::UploadRules::default(),
-            no_referrers_api: AtomicBool::new(false),
-            has_referrers_api: AtomicBool::new(false),
+            referrers_api: ReferrersApi::default(),
             referrers_probe: Mutex::new(None),
             manifests: ManifestCache::default(),
             limits: Limits::new(endpoint.max_connections, endpoint.requests_per_second),
@@ -232,10 +267,10 @@ impl Registry for DistributionRegistry {
 
     fn referrers(&self, repository: &str, digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
         // Known to have no referrers API: no slot needed to say so.
-        if self.no_referrers_api.load(Ordering::Relaxed) {
+        if self.referrers_api.is(Api::Absent) {
             return Ok(None);
         }
-        if self.has_referrers_api.load(Ordering::Relaxed) {
+        if self.referrers_api.is(Api::Present) {
             let mut probed = self.probed_referrers();
             if let Some((_, _, listed)) =
                 probed.take_if(|(repo, of, _)| repo == repository && of == digest)
@@ -248,17 +283,17 @@ impl Registry for DistributionRegistry {
         // Not known yet: one request finds out while the others wait, so a
         // registry without the API is asked once, not once per thread.
         let mut probe = self.probed_referrers();
-        if self.no_referrers_api.load(Ordering::Relaxed) {
+        if self.referrers_api.is(Api::Absent) {
             return Ok(None);
         }
-        if self.has_referrers_api.load(Ordering::Relaxed) {
+        if self.referrers_api.is(Api::Present) {
             // Found while this thread waited: list without holding the lock.
             drop(probe);
             return self.referrers(repository, digest);
         }
         let listed = self.in_slot(|| self.list_referrers(repository, digest));
         if let Ok(Some(found)) = &listed {
-            self.has_referrers_api.store(true, Ordering::Relaxed);
+            self.referrers_api.found(Api::Present);
             *probe = Some((repository.to_string(), digest.clone(), found.clone()));
         }
         listed

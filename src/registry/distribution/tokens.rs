@@ -5,6 +5,28 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// What `/v2/` has said of authentication so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Ping {
+    /// It has not answered yet.
+    #[default]
+    NotYet,
+    /// It answered without asking for anything: requests go anonymous.
+    Anonymous,
+    /// It asked for this.
+    Asks(Challenge),
+}
+
+impl Ping {
+    /// The state after an answer that asked for `challenge` (or nothing).
+    pub fn answered(challenge: Option<Challenge>) -> Ping {
+        match challenge {
+            Some(challenge) => Ping::Asks(challenge),
+            None => Ping::Anonymous,
+        }
+    }
+}
+
 /// What the registry asked for in its `WWW-Authenticate` header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Challenge {
