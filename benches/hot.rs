@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use hoist::config::LoadedConfig;
 use hoist::digest::{Digest, VerifyingReader};
-use hoist::discover::{self, ImageContents, Inventory};
+use hoist::discover::{ImageContents, Inventory};
+use hoist::keys::{RepositoryKey, TagKey};
 use hoist::manifest::OCI_MANIFEST;
 use hoist::plan::{self, Plan};
 use hoist::registry::ManifestHead;
@@ -67,7 +68,7 @@ fn inventory(warm: bool) -> Inventory {
         for tag in &tags {
             let digest = Digest::sha256_of(format!("{repository}:{tag}").as_bytes());
             inventory.source_heads.insert(
-                discover::tag_key("staging", &repository, tag),
+                TagKey::new("staging", &repository, tag),
                 ManifestHead {
                     digest: digest.clone(),
                     media_type: OCI_MANIFEST.into(),
@@ -91,7 +92,7 @@ fn inventory(warm: bool) -> Inventory {
                 target.insert(tag.clone());
                 inventory
                     .target_heads
-                    .insert(discover::tag_key("prod", &repository, tag), digest);
+                    .insert(TagKey::new("prod", &repository, tag), digest);
             }
         }
         if warm {
@@ -108,15 +109,15 @@ fn inventory(warm: bool) -> Inventory {
                 target.insert(floating.clone());
                 inventory
                     .target_heads
-                    .insert(discover::tag_key("prod", &repository, &floating), digest);
+                    .insert(TagKey::new("prod", &repository, &floating), digest);
             }
         }
         inventory
             .source_tags
-            .insert(discover::repo_key("staging", &repository), Some(tags));
+            .insert(RepositoryKey::new("staging", &repository), Some(tags));
         inventory
             .target_tags
-            .insert(discover::repo_key("prod", &repository), target);
+            .insert(RepositoryKey::new("prod", &repository), target);
         repositories.push(repository);
     }
     inventory

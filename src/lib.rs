@@ -16,6 +16,7 @@ pub mod entry;
 pub mod execute;
 pub mod filter;
 pub mod gate;
+pub mod keys;
 pub mod manifest;
 pub mod metrics;
 pub mod plan;

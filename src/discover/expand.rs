@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use semver::Version;
 
-use super::inventory::{Inventory, TagKey, tag_key};
+use super::inventory::{Inventory, RepositoryKey, TagKey};
 use super::source_checks::{effective_digest, gate_verdict};
 use crate::config::Mode;
 use crate::digest::Digest;
@@ -85,7 +85,7 @@ pub struct Candidate {
 impl Candidate {
     /// `(registry, repository, tag)` of the target.
     pub fn target_key(&self) -> TagKey {
-        tag_key(
+        TagKey::new(
             &self.target_registry,
             &self.target_repository,
             &self.target_tag,
@@ -263,7 +263,7 @@ impl<'a> RepositoryExpansion<'a> {
         };
         let tags = match inventory
             .source_tags
-            .get(&(rule.from.clone(), repository.to_string()))
+            .get(&RepositoryKey::new(&rule.from, repository))
         {
             Some(Some(tags)) => tags,
             Some(None) => {
@@ -291,7 +291,7 @@ impl<'a> RepositoryExpansion<'a> {
         selected: SelectedTag,
         inventory: &'i Inventory,
     ) -> Option<ResolvedTag<'i>> {
-        let key = tag_key(&self.rule.from, self.repository, &selected.tag);
+        let key = TagKey::new(&self.rule.from, self.repository, &selected.tag);
         let Some(head) = inventory.source_heads.get(&key) else {
             let reason = "the tag disappeared from the source while planning";
             self.skip(&selected.tag, reason.to_string());
@@ -406,7 +406,7 @@ impl<'a> RepositoryExpansion<'a> {
                 if !done.insert(tag) {
                     continue;
                 }
-                let key = tag_key(&self.rule.from, self.repository, tag);
+                let key = TagKey::new(&self.rule.from, self.repository, tag);
                 let Some(attached) = inventory.source_heads.get(&key) else {
                     continue;
                 };
@@ -543,10 +543,7 @@ pub fn attached_tag_names<'a>(
 pub fn target_probes(expansion: &Expansion, inventory: &Inventory) -> BTreeSet<TagKey> {
     let mut probes = BTreeSet::new();
     for candidate in &expansion.candidates {
-        let repo = (
-            candidate.target_registry.clone(),
-            candidate.target_repository.clone(),
-        );
+        let repo = RepositoryKey::new(&candidate.target_registry, &candidate.target_repository);
         if inventory.unlisted.contains_key(&repo) {
             // No listing: the tag's own HEAD says whether it is there.
             probes.insert(candidate.target_key());
@@ -564,7 +561,7 @@ pub fn target_probes(expansion: &Expansion, inventory: &Inventory) -> BTreeSet<T
                 if crate::rules::tag_version(tag)
                     .is_some_and(|v| v > *version && series.contains(&v))
                 {
-                    probes.insert((repo.0.clone(), repo.1.clone(), tag.clone()));
+                    probes.insert(repo.tag(tag));
                 }
             }
         }

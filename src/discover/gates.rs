@@ -25,11 +25,11 @@ impl Discovery<'_> {
             let Some(head) = self.selected_head(&selection) else {
                 continue;
             };
-            let key = (
-                selection.rule.name.clone(),
-                selection.rule.from.clone(),
-                head.digest.clone(),
-            );
+            let key = GateKey {
+                rule: selection.rule.name.clone(),
+                registry: selection.rule.from.clone(),
+                digest: head.digest.clone(),
+            };
             to_check.entry(key).or_insert(ToCheck {
                 rule: selection.rule,
                 repository: selection.repository,
@@ -37,25 +37,33 @@ impl Discovery<'_> {
             });
         }
         let handles = self.handles;
-        let checked = read_par(to_check, |((_, registry, digest), image)| {
-            let Some(gate) = image.rule.gate.as_deref() else {
-                return Ok(None);
-            };
-            check(
-                handle(handles, registry)?,
-                image.repository,
-                digest,
-                image.tags,
-                gate,
-            )
-            .map(Some)
-            .map_err(|source| ReadFailure::Gate {
-                registry: registry.clone(),
-                repository: image.repository.to_string(),
-                digest: digest.clone(),
-                source: Box::new(source),
-            })
-        });
+        let checked = read_par(
+            to_check,
+            |(
+                GateKey {
+                    registry, digest, ..
+                },
+                image,
+            )| {
+                let Some(gate) = image.rule.gate.as_deref() else {
+                    return Ok(None);
+                };
+                check(
+                    handle(handles, registry)?,
+                    image.repository,
+                    digest,
+                    image.tags,
+                    gate,
+                )
+                .map(Some)
+                .map_err(|source| ReadFailure::Gate {
+                    registry: registry.clone(),
+                    repository: image.repository.to_string(),
+                    digest: digest.clone(),
+                    source: Box::new(source),
+                })
+            },
+        );
         let checked: Vec<(GateKey, _)> = checked
             .into_iter()
             .map(|(key, verdict)| (key.0, verdict))

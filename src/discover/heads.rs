@@ -17,7 +17,7 @@ use std::sync::{Mutex, OnceLock};
 use rayon::prelude::*;
 
 use super::expand::matched_repositories;
-use super::inventory::{RepoKey, TagKey, repo_key, tag_key};
+use super::inventory::{RepositoryKey, TagKey};
 use super::reads::{Discovery, Handles, Listed, ReadFailure, Side, handle, read_par, tags_of};
 use crate::reference::validate_repository;
 use crate::registry::ManifestHead;
@@ -47,7 +47,7 @@ type TargetListing = OnceLock<Result<TagList, ReadFailure>>;
 
 /// What reading one source repository gave.
 struct RepositoryReads {
-    key: RepoKey,
+    key: RepositoryKey,
     tags: Result<Option<Vec<String>>, ReadFailure>,
     heads: Listed<(TagKey, Read), Option<ManifestHead>>,
     probes: Listed<(TagKey, Read), Option<ManifestHead>>,
@@ -62,8 +62,8 @@ struct RepositoryReads {
 /// whose referrers API was asked about.
 struct Shared<'a> {
     handles: &'a Handles,
-    targets: BTreeMap<RepoKey, TargetListing>,
-    needed: Mutex<BTreeSet<RepoKey>>,
+    targets: BTreeMap<RepositoryKey, TargetListing>,
+    needed: Mutex<BTreeSet<RepositoryKey>>,
     claimed: Mutex<BTreeSet<TagKey>>,
     referrers_asked: Mutex<BTreeSet<String>>,
 }
@@ -75,17 +75,17 @@ impl Discovery<'_> {
     /// rule selecting it), and the digests of the target tags those would
     /// overwrite.
     pub(super) fn read_repositories(&mut self) {
-        let mut units: BTreeMap<RepoKey, Vec<&Rule>> = BTreeMap::new();
+        let mut units: BTreeMap<RepositoryKey, Vec<&Rule>> = BTreeMap::new();
         for rule in &self.rules.rules {
             for repository in matched_repositories(rule, &self.inventory) {
-                let rules = units.entry(repo_key(&rule.from, repository));
+                let rules = units.entry(RepositoryKey::new(&rule.from, repository));
                 rules.or_default().push(rule);
             }
         }
-        let units: Vec<(RepoKey, Vec<&Rule>, Vec<RepoKey>)> = units
+        let units: Vec<(RepositoryKey, Vec<&Rule>, Vec<RepositoryKey>)> = units
             .into_iter()
             .map(|(key, rules)| {
-                let mapped = mapped_targets(&rules, &key.1);
+                let mapped = mapped_targets(&rules, &key.repository);
                 (key, rules, mapped)
             })
             .collect();
@@ -138,7 +138,7 @@ impl Discovery<'_> {
     }
 
     /// Lists the tags of the target repositories not listed yet.
-    pub(super) fn list_target_repositories(&mut self, mut repos: BTreeSet<RepoKey>) {
+    pub(super) fn list_target_repositories(&mut self, mut repos: BTreeSet<RepositoryKey>) {
         repos.retain(|key| !self.tried.targets.contains(key));
         let handles = self.handles;
         for (key, tags) in read_par(repos, |key| target_listing(handles, key)) {
@@ -148,7 +148,7 @@ impl Discovery<'_> {
 
     /// A target repository's tags; one the target does not have yet holds
     /// none. A listing that failed is reported once and not tried again.
-    fn keep_target_listing(&mut self, key: RepoKey, listed: Result<TagList, ReadFailure>) {
+    fn keep_target_listing(&mut self, key: RepositoryKey, listed: Result<TagList, ReadFailure>) {
         self.tried.targets.insert(key.clone());
         match listed {
             Ok(TagList::Listed(tags)) => {
@@ -200,9 +200,9 @@ impl Shared<'_> {
     /// overwrite read together.
     fn read_repository(
         &self,
-        key: RepoKey,
+        key: RepositoryKey,
         rules: &[&Rule],
-        mapped: &[RepoKey],
+        mapped: &[RepositoryKey],
     ) -> RepositoryReads {
         let (tags, ()) = rayon::join(
             || source_tags(self.handles, &key, rules),
@@ -218,14 +218,14 @@ impl Shared<'_> {
             for rule in rules {
                 let selected_tags = rule.select_tags(source_tags);
                 if !selected_tags.is_empty() {
-                    let target = rule.target_repository(&key.1);
+                    let target = rule.target_repository(&key.repository);
                     let mut needed = self.needed.lock().unwrap_or_else(|p| p.into_inner());
-                    needed.extend(rule.to.iter().map(|to| repo_key(to, &target)));
+                    needed.extend(rule.to.iter().map(|to| RepositoryKey::new(to, &target)));
                 }
                 for selected in selected_tags {
-                    let read = self.plan_reads(rule, &key.1, &selected, &mut probes);
+                    let read = self.plan_reads(rule, &key.repository, &selected, &mut probes);
                     // Any rule that finds a target tag present makes it a HEAD.
-                    let slot = heads.entry(tag_key(&rule.from, &key.1, &selected.tag));
+                    let slot = heads.entry(TagKey::new(&rule.from, &key.repository, &selected.tag));
                     let slot = slot.or_insert(read);
                     *slot = (*slot).min(read);
                 }
@@ -266,7 +266,17 @@ impl Shared<'_> {
     /// handle) before execution starts, instead of costing a round trip of
     /// its own after planning. What it answers is for execution to use.
     fn ask_referrers_api(&self, heads: &Listed<(TagKey, Read), Option<ManifestHead>>) {
-        let Some((((registry, repository, _), _), head)) = heads
+        let Some((
+            (
+                TagKey {
+                    registry,
+                    repository,
+                    ..
+                },
+                _,
+            ),
+            head,
+        )) = heads
             .iter()
             .find_map(|(key, head)| Some((key, head.as_ref().ok()?.as_ref()?)))
         else {
@@ -304,7 +314,7 @@ impl Shared<'_> {
         let target = rule.target_repository(repository);
         let mut absent = true;
         for to in &rule.to {
-            let repo = repo_key(to, &target);
+            let repo = RepositoryKey::new(to, &target);
             let Some(Ok(listed)) = self.targets.get(&repo).and_then(OnceLock::get) else {
                 absent = false;
                 continue;
@@ -318,7 +328,7 @@ impl Shared<'_> {
                 };
                 if present {
                     absent = false;
-                    probes.insert(tag_key(to, &target, tag));
+                    probes.insert(TagKey::new(to, &target, tag));
                 }
             }
         }
@@ -326,7 +336,7 @@ impl Shared<'_> {
     }
 
     /// The tags of a target repository, listed on first use.
-    fn target_tags(&self, key: &RepoKey) -> Option<&Result<TagList, ReadFailure>> {
+    fn target_tags(&self, key: &RepositoryKey) -> Option<&Result<TagList, ReadFailure>> {
         let listing = self.targets.get(key)?;
         Some(listing.get_or_init(|| target_listing(self.handles, key)))
     }
@@ -335,7 +345,7 @@ impl Shared<'_> {
 /// The tags of a target repository; one the target does not have yet
 /// holds none, and one whose registry does not list tags is unlisted (an
 /// empty listing would let a present tag be overwritten as new).
-fn target_listing(handles: &Handles, key: &RepoKey) -> Result<TagList, ReadFailure> {
+fn target_listing(handles: &Handles, key: &RepositoryKey) -> Result<TagList, ReadFailure> {
     match tags_of(handles, key) {
         Ok(tags) => Ok(TagList::Listed(
             tags.unwrap_or_default().into_iter().collect(),
@@ -353,7 +363,7 @@ fn target_listing(handles: &Handles, key: &RepoKey) -> Result<TagList, ReadFailu
 /// select by glob cannot be planned there, and say so.
 fn source_tags(
     handles: &Handles,
-    key: &RepoKey,
+    key: &RepositoryKey,
     rules: &[&Rule],
 ) -> Result<(Option<Vec<String>>, Option<String>), ReadFailure> {
     match tags_of(handles, key) {
@@ -376,14 +386,14 @@ fn source_tags(
 
 /// The target repositories `rules` map source `repository` to (those with
 /// a valid name).
-fn mapped_targets(rules: &[&Rule], repository: &str) -> Vec<RepoKey> {
+fn mapped_targets(rules: &[&Rule], repository: &str) -> Vec<RepositoryKey> {
     let mut mapped = Vec::new();
     for rule in rules {
         let target = rule.target_repository(repository);
         if validate_repository(&target, &target).is_err() {
             continue;
         }
-        mapped.extend(rule.to.iter().map(|to| repo_key(to, &target)));
+        mapped.extend(rule.to.iter().map(|to| RepositoryKey::new(to, &target)));
     }
     mapped
 }
@@ -394,29 +404,39 @@ pub(super) fn read_heads(
     keys: Vec<(TagKey, Read)>,
     side: Side,
 ) -> Listed<(TagKey, Read), Option<ManifestHead>> {
-    read_par(keys, |((registry, repository, tag), read)| {
-        let store = handle(handles, registry)?;
-        let head = match read {
-            Read::Head => store.manifest_head(repository, tag),
-            Read::Get => match store.manifest_get(repository, tag) {
-                Ok(manifest) => Ok(Some(ManifestHead {
-                    size: manifest.bytes.len() as u64,
-                    digest: manifest.digest,
-                    media_type: manifest.media_type,
-                })),
-                Err(e) if e.is_not_found() => Ok(None),
-                // A manifest the client refuses (too large, of an unknown
-                // type, not hashing to its digest) fails its image when it is
-                // copied, not the whole plan: its digest by HEAD, as before.
-                Err(_) => store.manifest_head(repository, tag),
+    read_par(
+        keys,
+        |(
+            TagKey {
+                registry,
+                repository,
+                tag,
             },
-        };
-        head.map_err(|source| ReadFailure::Head {
-            side,
-            registry: registry.clone(),
-            repository: repository.clone(),
-            tag: tag.clone(),
-            source: Box::new(source),
-        })
-    })
+            read,
+        )| {
+            let store = handle(handles, registry)?;
+            let head = match read {
+                Read::Head => store.manifest_head(repository, tag),
+                Read::Get => match store.manifest_get(repository, tag) {
+                    Ok(manifest) => Ok(Some(ManifestHead {
+                        size: manifest.bytes.len() as u64,
+                        digest: manifest.digest,
+                        media_type: manifest.media_type,
+                    })),
+                    Err(e) if e.is_not_found() => Ok(None),
+                    // A manifest the client refuses (too large, of an unknown
+                    // type, not hashing to its digest) fails its image when it is
+                    // copied, not the whole plan: its digest by HEAD, as before.
+                    Err(_) => store.manifest_head(repository, tag),
+                },
+            };
+            head.map_err(|source| ReadFailure::Head {
+                side,
+                registry: registry.clone(),
+                repository: repository.clone(),
+                tag: tag.clone(),
+                source: Box::new(source),
+            })
+        },
+    )
 }

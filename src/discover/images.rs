@@ -17,18 +17,30 @@ pub(super) fn filter_indexes(
     handles: &Handles,
     indexes: BTreeMap<FilterKey, IndexToFilter>,
 ) -> Listed<(FilterKey, IndexToFilter), Result<Digest, FilterError>> {
-    read_par(indexes, |((registry, digest, _), to_filter)| {
-        let store = handle(handles, registry)?;
-        let filtered =
-            crate::filter::filter_image(store, &to_filter.repository, digest, &to_filter.platforms)
-                .map_err(|source| ReadFailure::Index {
-                    registry: registry.clone(),
-                    repository: to_filter.repository.clone(),
-                    digest: digest.clone(),
-                    source: Box::new(source),
-                })?;
-        Ok(filtered)
-    })
+    read_par(
+        indexes,
+        |(
+            FilterKey {
+                registry, digest, ..
+            },
+            to_filter,
+        )| {
+            let store = handle(handles, registry)?;
+            let filtered = crate::filter::filter_image(
+                store,
+                &to_filter.repository,
+                digest,
+                &to_filter.platforms,
+            )
+            .map_err(|source| ReadFailure::Index {
+                registry: registry.clone(),
+                repository: to_filter.repository.clone(),
+                digest: digest.clone(),
+                source: Box::new(source),
+            })?;
+            Ok(filtered)
+        },
+    )
 }
 
 /// Child manifests and blobs of image `digest` in `repository`, each once:

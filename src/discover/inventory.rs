@@ -9,13 +9,18 @@ use crate::platform::Platform;
 use crate::registry::{CatalogRefusal, ManifestHead};
 use crate::rules::Rule;
 
-/// `(registry name, repository)`.
-pub type RepoKey = (String, String);
-/// `(registry name, repository, tag)`.
-pub type TagKey = (String, String, String);
-/// `(source registry, index digest, platforms kept)`: one platform-filtered
-/// index, however many repositories and rules share it.
-pub type FilterKey = (String, Digest, Vec<Platform>);
+pub use crate::keys::{RepositoryKey, TagKey};
+
+/// One platform-filtered index, however many repositories and rules share it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FilterKey {
+    /// The source registry.
+    pub registry: String,
+    /// The index.
+    pub digest: Digest,
+    /// The platforms kept.
+    pub platforms: Vec<Platform>,
+}
 
 /// A snapshot of the registries the rules touch.
 #[derive(Clone, Debug, Default)]
@@ -30,18 +35,18 @@ pub struct Inventory {
     /// What each catalog listed, for source registries some rule matches by glob.
     pub catalogs: BTreeMap<String, CatalogListing>,
     /// Tags of each source repository; `None` when the repository does not exist.
-    pub source_tags: BTreeMap<RepoKey, Option<Vec<String>>>,
+    pub source_tags: BTreeMap<RepositoryKey, Option<Vec<String>>>,
     /// What each selected source tag points at; absent when it vanished.
     pub source_heads: BTreeMap<TagKey, ManifestHead>,
     /// What each image to write references, by source registry and the
     /// digest the target gets (a filtered index's own), for the estimate.
     pub contents: BTreeMap<(String, Digest), ImageContents>,
     /// Tags present in each target repository (empty when it does not exist).
-    pub target_tags: BTreeMap<RepoKey, BTreeSet<String>>,
+    pub target_tags: BTreeMap<RepositoryKey, BTreeSet<String>>,
     /// Repositories (source or target) whose registry does not list their
     /// tags → what it answered. A source one holds only the tags its rules
     /// name or pin; a target one has each planned tag looked up.
-    pub unlisted: BTreeMap<RepoKey, String>,
+    pub unlisted: BTreeMap<RepositoryKey, String>,
     /// Digest each probed target tag holds.
     pub target_heads: BTreeMap<TagKey, Digest>,
     /// Platform-filtered indexes → the new index's digest, or why there is none.
@@ -50,9 +55,16 @@ pub struct Inventory {
     pub gates: BTreeMap<GateKey, crate::gate::Verdict>,
 }
 
-/// `(rule name, source registry, image digest)`: one image checked against
-/// one rule's `require_signature`.
-pub type GateKey = (String, String, Digest);
+/// One image checked against one rule's `require_signature`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GateKey {
+    /// The rule.
+    pub rule: String,
+    /// The source registry.
+    pub registry: String,
+    /// The image.
+    pub digest: Digest,
+}
 
 /// What listing a source registry's catalog gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,29 +107,13 @@ pub struct ImageContents {
     pub blobs: Vec<(Digest, u64)>,
 }
 
-/// A key from borrowed parts.
-pub fn tag_key(registry: &str, repository: &str, tag: &str) -> TagKey {
-    (
-        registry.to_string(),
-        repository.to_string(),
-        tag.to_string(),
-    )
-}
-
-/// A key from borrowed parts.
-pub fn repo_key(registry: &str, repository: &str) -> RepoKey {
-    (registry.to_string(), repository.to_string())
-}
-
 /// What `rule` writes for `head` when it keeps only some platforms (a
 /// filtered index, or a single-platform image checked against its config):
 /// discovery computes it, expansion reads it, so both name it the same way.
 pub fn filter_key(rule: &Rule, head: &ManifestHead) -> Option<FilterKey> {
-    (!rule.platforms.is_empty()).then(|| {
-        (
-            rule.from.clone(),
-            head.digest.clone(),
-            rule.platforms.clone(),
-        )
+    (!rule.platforms.is_empty()).then(|| FilterKey {
+        registry: rule.from.clone(),
+        digest: head.digest.clone(),
+        platforms: rule.platforms.clone(),
     })
 }

@@ -133,7 +133,11 @@ impl<'a> Discovery<'a> {
                 continue;
             };
             for name in attached_tag_names(&head.digest, selection.tags) {
-                attached.insert(tag_key(&selection.rule.from, selection.repository, name));
+                attached.insert(TagKey::new(
+                    &selection.rule.from,
+                    selection.repository,
+                    name,
+                ));
             }
         }
         attached.retain(|key| !self.inventory.source_heads.contains_key(key));
@@ -166,10 +170,10 @@ impl<'a> Discovery<'a> {
     /// Step 4: the tags of the target repositories step 2 did not list
     /// (those of attached tags, and of repositories planning added).
     fn list_target_tags(&mut self, expansion: &Expansion) {
-        let repos: BTreeSet<RepoKey> = expansion
+        let repos: BTreeSet<RepositoryKey> = expansion
             .candidates
             .iter()
-            .map(|c| repo_key(&c.target_registry, &c.target_repository))
+            .map(|c| RepositoryKey::new(&c.target_registry, &c.target_repository))
             .collect();
         self.list_target_repositories(repos);
     }
@@ -219,7 +223,7 @@ impl<'a> Discovery<'a> {
 
     /// What a selected tag points at, once step 3 has read it.
     fn selected_head(&self, selection: &Selection<'_>) -> Option<&ManifestHead> {
-        let key = tag_key(
+        let key = TagKey::new(
             &selection.rule.from,
             selection.repository,
             &selection.tag.tag,
@@ -293,7 +297,7 @@ fn selections<'r>(
         matched_repositories(rule, inventory)
             .into_iter()
             .filter_map(move |repository| {
-                let key = repo_key(&rule.from, repository);
+                let key = RepositoryKey::new(&rule.from, repository);
                 let Some(Some(tags)) = inventory.source_tags.get(&key) else {
                     return None;
                 };
@@ -385,8 +389,7 @@ pub use expand::{
 use images::filter_indexes;
 pub use images::image_contents;
 pub use inventory::{
-    CatalogListing, FilterKey, GateKey, ImageContents, Inventory, RepoKey, TagKey, filter_key,
-    repo_key, tag_key,
+    CatalogListing, FilterKey, GateKey, ImageContents, Inventory, RepositoryKey, TagKey, filter_key,
 };
 
 #[cfg(test)]

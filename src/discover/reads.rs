@@ -6,7 +6,7 @@ use std::fmt;
 
 use rayon::prelude::*;
 
-use super::inventory::{Inventory, RepoKey, TagKey};
+use super::inventory::{Inventory, RepositoryKey, TagKey};
 use crate::digest::Digest;
 use crate::registry::{ReadOnly, RegistryError};
 use crate::rules::RuleSet;
@@ -136,7 +136,7 @@ pub(super) struct Discovery<'a> {
 #[derive(Default)]
 pub(super) struct Tried {
     /// Target repositories whose tags were listed.
-    pub(super) targets: BTreeSet<RepoKey>,
+    pub(super) targets: BTreeSet<RepositoryKey>,
     /// Target tags whose heads were read.
     pub(super) probes: BTreeSet<TagKey>,
 }
@@ -175,9 +175,12 @@ where
 /// Tags of one repository; `None` when the registry does not have it.
 pub(super) fn tags_of(
     handles: &Handles,
-    key: &RepoKey,
+    key: &RepositoryKey,
 ) -> Result<Option<Vec<String>>, ReadFailure> {
-    let (registry, repository) = key;
+    let RepositoryKey {
+        registry,
+        repository,
+    } = key;
     match handle(handles, registry)?.tags(repository) {
         Ok(tags) => Ok(Some(tags)),
         Err(e) if e.is_not_found() => Ok(None),

@@ -1,7 +1,7 @@
 //! What the inventory says about one source image under one rule: the
 //! verdict of its gate, and the digest its target tags get.
 
-use super::inventory::{Inventory, filter_key};
+use super::inventory::{GateKey, Inventory, filter_key};
 use crate::digest::Digest;
 use crate::entry::GateVerdict;
 use crate::manifest::FilterError;
@@ -15,7 +15,11 @@ pub(super) fn gate_verdict(
     inventory: &Inventory,
 ) -> Option<GateVerdict> {
     rule.gate.as_ref()?;
-    let key = (rule.name.clone(), rule.from.clone(), head.digest.clone());
+    let key = GateKey {
+        rule: rule.name.clone(),
+        registry: rule.from.clone(),
+        digest: head.digest.clone(),
+    };
     Some(match inventory.gates.get(&key) {
         Some(verdict) => GateVerdict::of(&rule.name, verdict),
         None => GateVerdict::Refused {

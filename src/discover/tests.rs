@@ -75,12 +75,12 @@ fn rule(name: &str, repositories: &str, extra: &str) -> String {
     )
 }
 
-fn key(registry: &str, repository: &str) -> RepoKey {
-    repo_key(registry, repository)
+fn key(registry: &str, repository: &str) -> RepositoryKey {
+    RepositoryKey::new(registry, repository)
 }
 
 fn tag(registry: &str, repository: &str, tag: &str) -> TagKey {
-    tag_key(registry, repository, tag)
+    TagKey::new(registry, repository, tag)
 }
 
 #[test]

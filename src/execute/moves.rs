@@ -16,13 +16,14 @@ use super::StoreMap;
 use super::error::ExecError;
 use super::status::Status;
 use crate::digest::Digest;
+use crate::keys::{ImageKey, TagKey};
 use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::plan::{Role, Transfer};
 use crate::registry::{Registry, RegistryError};
 
-/// A source tag of the plan: `(registry, repository, tag)`.
-type SourceTag = (String, String, String);
+/// A source tag of the plan.
+type SourceTag = TagKey;
 
 /// A target tag a source tag was promoted to, and the digest it must hold.
 struct Copy {
@@ -51,8 +52,8 @@ struct SourceState {
     wrote: bool,
 }
 
-/// An image in a source repository: `(registry, repository, digest)`.
-type SourceImage = (String, String, Digest);
+/// An image in a source repository.
+type SourceImage = ImageKey;
 
 /// What moving did: the source tags deleted, notes on those kept, and the
 /// source tags whose deletion was undone, with why (their entries fail).
@@ -70,10 +71,10 @@ impl Moved {
     /// Fails the entries of every source tag whose move was undone.
     pub fn fail_undone(&self, plan: &Plan, statuses: &mut [Status]) {
         for (entry, status) in plan.entries.iter().zip(statuses) {
-            let key = (
-                entry.source.registry.clone(),
-                entry.source.repository.clone(),
-                entry.source.tag.clone(),
+            let key = TagKey::new(
+                &entry.source.registry,
+                &entry.source.repository,
+                &entry.source.tag,
             );
             if let Some(error) = self.undone.get(&key) {
                 *status = Status::Failed(error.clone());
@@ -115,10 +116,10 @@ enum Deletion {
 pub fn move_sources(plan: &Plan, statuses: &[Status], stores: &StoreMap) -> Moved {
     let mut sources: BTreeMap<SourceTag, SourceState> = BTreeMap::new();
     for (entry, status) in plan.entries.iter().zip(statuses) {
-        let key = (
-            entry.source.registry.clone(),
-            entry.source.repository.clone(),
-            entry.source.tag.clone(),
+        let key = TagKey::new(
+            &entry.source.registry,
+            &entry.source.repository,
+            &entry.source.tag,
         );
         let slot = sources.entry(key).or_insert(SourceState {
             digest: entry.source.digest.clone(),
@@ -152,14 +153,14 @@ pub fn move_sources(plan: &Plan, statuses: &[Status], stores: &StoreMap) -> Move
     moves.delete_all(&images, stores);
     let attached: Vec<_> = attached
         .into_iter()
-        .filter(|((registry, repository, tag), state)| {
+        .filter(|(TagKey { registry, repository, tag }, state)| {
             let subject = state.subject.clone().unwrap_or_else(|| state.digest.clone());
-            let image = (registry.clone(), repository.clone(), subject);
+            let image = ImageKey::new(registry, repository, &subject);
             let stays = !moves.left.contains(&image) || moves.kept.contains(&image);
             if stays {
                 moves.done.notes.push(format!(
                     "kept {registry}/{repository}:{tag}: the image it is attached to ({}) stays in the source",
-                    image.2.short()
+                    image.digest.short()
                 ));
             }
             !stays
@@ -177,8 +178,12 @@ impl Moves {
         // Tags a registry would not delete, by (registry, repository, digest).
         let mut by_digest: BTreeMap<SourceImage, (Manifest, Vec<Moving<'_>>)> = BTreeMap::new();
         for &(key, state) in sources {
-            let (registry, repository, tag) = key;
-            let image = (registry.clone(), repository.clone(), state.digest.clone());
+            let TagKey {
+                registry,
+                repository,
+                tag,
+            } = key;
+            let image = ImageKey::new(registry, repository, &state.digest.clone());
             let name = format!("{registry}/{repository}:{tag}");
             if !state.all_done {
                 self.done
@@ -231,7 +236,7 @@ impl Moves {
             }
         }
         for (image, (held, tags)) in by_digest {
-            let Some(source) = stores.get(&image.0) else {
+            let Some(source) = stores.get(&image.registry) else {
                 continue;
             };
             if self.delete_by_digest(source.as_ref(), &image, &tags, &held, stores) {
@@ -254,15 +259,21 @@ impl Moves {
         state: &SourceState,
         sources: &[Moving<'_>],
     ) -> bool {
-        let (registry, repository, tag) = key;
+        let TagKey {
+            registry,
+            repository,
+            tag,
+        } = key;
         let name = format!("{registry}/{repository}:{tag}");
         // The tags moved with it do not count: they go together.
         let together: Vec<String> = sources
             .iter()
-            .filter(|((r, p, _), s)| {
-                r == registry && p == repository && s.digest == state.digest && s.all_done
+            .filter(|(other, s)| {
+                other.repository_key() == key.repository_key()
+                    && s.digest == state.digest
+                    && s.all_done
             })
-            .map(|((_, _, t), _)| t.clone())
+            .map(|(key, _)| key.tag.clone())
             .collect();
         match other_tags_at(source, repository, &state.digest, &together) {
             Ok(others) if others.is_empty() => false,
@@ -284,7 +295,11 @@ impl Moves {
 
     /// Deletes one source tag once it is checked to hold `digest` still.
     fn delete_tag(&mut self, source: &dyn Registry, key: &SourceTag, digest: &Digest) -> Deletion {
-        let (registry, repository, tag) = key;
+        let TagKey {
+            registry,
+            repository,
+            tag,
+        } = key;
         let name = format!("{registry}/{repository}:{tag}");
         match source.manifest_head(repository, tag) {
             Ok(Some(head)) if head.digest == *digest => {}
@@ -326,13 +341,17 @@ impl Moves {
         held: &Manifest,
         stores: &StoreMap,
     ) -> bool {
-        let (registry, repository, digest) = image;
+        let ImageKey {
+            registry,
+            repository,
+            digest,
+        } = image;
         let names: Vec<String> = tags
             .iter()
-            .map(|((_, _, t), _)| format!("{registry}/{repository}:{t}"))
+            .map(|(key, _)| format!("{registry}/{repository}:{}", key.tag))
             .collect();
         let shown = names.join(", ");
-        let own: Vec<String> = tags.iter().map(|((_, _, t), _)| t.clone()).collect();
+        let own: Vec<String> = tags.iter().map(|(key, _)| key.tag.clone()).collect();
         let others = match other_tags_at(source, repository, digest, &own) {
             Ok(others) => others,
             Err(e) => {
@@ -388,7 +407,11 @@ impl Moves {
             return true;
         };
         for &(key, _) in tags {
-            let (registry, repository, tag) = key;
+            let TagKey {
+                registry,
+                repository,
+                tag,
+            } = key;
             let source_tag = format!("{registry}/{repository}:{tag}");
             let restored = put_back(source, repository, tag, held);
             self.done.undone.insert(

@@ -40,7 +40,7 @@ impl Conflict {
             return None;
         }
         Some(Conflict {
-            target: format!("{}/{}:{}", key.0, key.1, key.2),
+            target: key.to_string(),
             claims: claims
                 .iter()
                 .map(|c| Claim {

@@ -4,6 +4,7 @@
 use super::super::test_inventory::{plan, rules, staging, target_has};
 use super::*;
 use crate::discover::Inventory;
+use crate::keys::TagKey;
 
 const RULE: &str = r#"
 [[promotion]]
@@ -20,7 +21,7 @@ fn before_and_after() -> (Plan, Plan) {
     let rules = rules(RULE);
     let reviewed = staging("apps/web", &["1.0.0", "1.1.0", "1.2.0"]);
     let mut now: Inventory = staging("apps/web", &["1.1.0", "1.2.0", "1.3.0"]);
-    let rebuilt = crate::discover::tag_key("staging", "apps/web", "1.1.0");
+    let rebuilt = TagKey::new("staging", "apps/web", "1.1.0");
     if let Some(head) = now.source_heads.get_mut(&rebuilt) {
         head.digest = crate::digest::Digest::sha256_of(b"rebuilt 1.1.0");
     }

@@ -7,6 +7,7 @@ use super::image::{ImageToWrite, images_to_write};
 use crate::digest::Digest;
 use crate::discover::Inventory;
 use crate::entry::PlanEntry;
+use crate::keys::TagKey;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +42,16 @@ pub fn estimate(entries: &[PlanEntry], inventory: &Inventory) -> Estimate {
     let held: BTreeSet<(&str, &str, &Digest)> = inventory
         .target_heads
         .iter()
-        .map(|((registry, repository, _), digest)| (registry.as_str(), repository.as_str(), digest))
+        .map(
+            |(
+                TagKey {
+                    registry,
+                    repository,
+                    ..
+                },
+                digest,
+            )| (registry.as_str(), repository.as_str(), digest),
+        )
         .collect();
     // Per target registry: the images to write, as apply and progress count them.
     let mut images: BTreeMap<String, Vec<ImageToWrite>> = BTreeMap::new();

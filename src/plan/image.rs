@@ -4,51 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::PlanEntry;
 use crate::digest::Digest;
+use crate::keys::{ImageKey, RepositoryKey};
 use crate::platform::Platform;
-
-/// One image in one target repository: what a tag points at once written.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ImageKey {
-    /// Target registry name.
-    pub registry: String,
-    /// Target repository.
-    pub repository: String,
-    /// The digest the target gets (the source's, or a platform-filtered index's).
-    pub digest: Digest,
-}
-
-impl ImageKey {
-    /// The target repository the image lands in.
-    pub fn repository_key(&self) -> RepositoryKey {
-        RepositoryKey {
-            registry: self.registry.clone(),
-            repository: self.repository.clone(),
-        }
-    }
-}
-
-impl std::fmt::Display for ImageKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let short = self.digest.short();
-        write!(f, "{}/{}@{short}", self.registry, self.repository)
-    }
-}
-
-/// A repository of a registry, by the registry's configured name.
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-pub struct RepositoryKey {
-    /// Registry name.
-    pub registry: String,
-    /// Repository.
-    pub repository: String,
-}
 
 /// Where an image to write is read from.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -19,10 +19,11 @@ use serde::{Deserialize, Serialize};
 pub use crate::entry::{
     Action, GateVerdict, PlanEntry, Role, SkippedTag, SourceImage, TargetTag, Transfer,
 };
+pub use crate::keys::{ImageKey, RepositoryKey};
 pub use conflict::{Claim, Conflict};
 pub use diff::{MovedEntry, PlanDiff, diff, render_diff_markdown, render_diff_table};
 pub use estimate::{Estimate, estimate};
-pub use image::{ImageKey, ImageSource, ImageToWrite, RepositoryKey, images_kept, images_to_write};
+pub use image::{ImageSource, ImageToWrite, images_kept, images_to_write};
 pub use markdown::{
     COMMENT_LIMIT, MarkdownOptions, code, escape_html, escape_text, render_markdown,
 };
@@ -164,7 +165,7 @@ fn new_repositories(entries: &[PlanEntry], inventory: &Inventory) -> Vec<Reposit
         .filter(|&(registry, repository)| {
             inventory
                 .target_tags
-                .get(&(registry.to_string(), repository.to_string()))
+                .get(&RepositoryKey::new(registry, repository))
                 .is_some_and(BTreeSet::is_empty)
         })
         .map(|(registry, repository)| RepositoryKey {
@@ -356,9 +357,9 @@ fn decide(
         role,
         source: first.source.clone(),
         target: TargetTag {
-            registry: key.0.clone(),
-            repository: key.1.clone(),
-            tag: key.2.clone(),
+            registry: key.registry.clone(),
+            repository: key.repository.clone(),
+            tag: key.tag.clone(),
             current_digest: current,
             digest: (first.digest != first.source.digest).then(|| first.digest.clone()),
         },
@@ -461,14 +462,14 @@ fn target_ahead(
     // A newer version tag in the target at the current digest...
     let in_target = inventory
         .target_tags
-        .get(&(key.0.clone(), key.1.clone()))
+        .get(&key.repository_key())
         .into_iter()
         .flatten()
         .filter(|tag| newer(tag).is_some())
         .find(|tag| {
             inventory
                 .target_heads
-                .get(&(key.0.clone(), key.1.clone(), (*tag).clone()))
+                .get(&TagKey::new(&key.registry, &key.repository, tag))
                 .is_some_and(|d| d == current)
         });
     if let Some(tag) = in_target {
@@ -476,18 +477,15 @@ fn target_ahead(
     }
     // ...or a newer version of the source at it, for targets whose tags are
     // renamed by a `tag` template (`1.11.0-prod`).
-    let source = (
-        candidate.source.registry.clone(),
-        candidate.source.repository.clone(),
-    );
+    let source = RepositoryKey::new(&candidate.source.registry, &candidate.source.repository);
     inventory
         .source_heads
-        .range((source.0.clone(), source.1.clone(), String::new())..)
-        .take_while(|((registry, repository, _), _)| {
-            (registry, repository) == (&source.0, &source.1)
+        .range(source.tag("")..)
+        .take_while(|(key, _)| {
+            key.registry == source.registry && key.repository == source.repository
         })
-        .find(|((_, _, tag), head)| newer(tag).is_some() && head.digest == *current)
-        .map(|((_, _, tag), _)| tag.clone())
+        .find(|(key, head)| newer(&key.tag).is_some() && head.digest == *current)
+        .map(|(key, _)| key.tag.clone())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::discover::{CatalogListing, Inventory, matched_repositories};
+use crate::keys::RepositoryKey;
 use crate::registry::CatalogRefusal;
 use crate::report::count;
 use crate::rules::{Rule, RuleSet};
@@ -105,7 +106,7 @@ pub fn rule_problems(rules: &RuleSet, inventory: &Inventory) -> Vec<RuleProblem>
         .collect();
     for rule in rules.rules.iter().filter(|rule| rule.tags.needs_listing()) {
         for repository in matched_repositories(rule, inventory) {
-            let key = (rule.from.clone(), repository.clone());
+            let key = RepositoryKey::new(&rule.from, repository);
             if let Some(said) = inventory.unlisted.get(&key) {
                 problems.push(RuleProblem {
                     rule: rule.name.clone(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::config::LoadedConfig;
-use crate::discover::repo_key;
+use crate::keys::RepositoryKey;
 use crate::plan::{build, render_table};
 
 const REGISTRIES: &str = r#"
@@ -42,7 +42,7 @@ fn hub(catalog: CatalogListing, repositories: &[&str]) -> Inventory {
     for repository in repositories {
         inventory
             .source_tags
-            .insert(repo_key("hub", repository), Some(Vec::new()));
+            .insert(RepositoryKey::new("hub", repository), Some(Vec::new()));
     }
     inventory
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::config::LoadedConfig;
 use crate::digest::Digest;
-use crate::discover::{ImageContents, repo_key, tag_key};
+use crate::discover::ImageContents;
 use crate::registry::ManifestHead;
 
 /// The registries every test configuration starts with.
@@ -54,13 +54,13 @@ pub fn add_source(inventory: &mut Inventory, repository: &str, tags: &[&str]) {
         .or_default()
         .push(repository.into());
     inventory.source_tags.insert(
-        repo_key("staging", repository),
+        RepositoryKey::new("staging", repository),
         Some(tags.iter().map(|t| t.to_string()).collect()),
     );
     for tag in tags {
         let image = format!("{repository}:{tag}");
         inventory.source_heads.insert(
-            tag_key("staging", repository, tag),
+            TagKey::new("staging", repository, tag),
             ManifestHead {
                 digest: digest(&image),
                 media_type: crate::manifest::OCI_MANIFEST.into(),
@@ -90,12 +90,12 @@ pub fn target_has(
 ) {
     inventory
         .target_tags
-        .entry(repo_key(registry, repository))
+        .entry(RepositoryKey::new(registry, repository))
         .or_default()
         .insert(tag.to_string());
     inventory
         .target_heads
-        .insert(tag_key(registry, repository, tag), digest(image));
+        .insert(TagKey::new(registry, repository, tag), digest(image));
 }
 
 /// The plan of `rules` over `inventory`, which must not conflict.

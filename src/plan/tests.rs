@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::test_inventory::{REGISTRIES, add_source, digest, plan, rules, staging, target_has};
 use super::*;
 use crate::config::LoadedConfig;
-use crate::discover::tag_key;
+use crate::keys::TagKey;
 
 /// `tag -> (action, source tag)` for one target repository.
 fn tags_of(plan: &Plan, registry: &str, repository: &str) -> Vec<(String, Action, String)> {
@@ -501,10 +501,10 @@ fn an_attached_tag_resolving_to_its_subject_is_skipped_with_a_reason() {
     let stem = format!("sha256-{}", subject.hex());
     let signature = format!("{stem}.sig");
     let mut inventory = staging("apps/web", &["1.0.0", &stem, &signature]);
-    let subject_head = inventory.source_heads[&tag_key("staging", "apps/web", "1.0.0")].clone();
+    let subject_head = inventory.source_heads[&TagKey::new("staging", "apps/web", "1.0.0")].clone();
     inventory
         .source_heads
-        .insert(tag_key("staging", "apps/web", &stem), subject_head);
+        .insert(TagKey::new("staging", "apps/web", &stem), subject_head);
     let plan = plan(&rules, &inventory);
     let tags: Vec<String> = tags_of(&plan, "prod", "apps/web")
         .into_iter()

@@ -318,7 +318,7 @@ fn estimate(
             inventory.stores.insert(name.clone(), store.store_id());
         }
         if let Some(current) = &target.current_digest {
-            let key = crate::discover::tag_key(&target.registry, &target.repository, &target.tag);
+            let key = crate::keys::TagKey::new(&target.registry, &target.repository, &target.tag);
             inventory.target_heads.insert(key, current.clone());
         }
         let written = entry.target_digest();
