@@ -145,6 +145,17 @@ pub(super) fn run_promotion(
     Ok(status)
 }
 
+/// Read-only handles on the stores of a command line, by the names its
+/// plan gives them (one handle where source and target share a name).
+pub(super) fn read_only<'a>(
+    stores: impl IntoIterator<Item = (String, &'a std::sync::Arc<dyn crate::registry::Registry>)>,
+) -> crate::discover::Handles {
+    stores
+        .into_iter()
+        .map(|(name, store)| (name, ReadOnly::new(store.clone())))
+        .collect()
+}
+
 pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandError> {
     let started = Instant::now();
     let is_name = |name: &str| stores.is_registry_name(name);
@@ -162,11 +173,13 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
     let source_store = stores.open(&source.location)?;
     let target_store = stores.open(&destination.target.location)?;
     // Planning (all of `--dry-run`) sees read-only handles: it cannot write.
+    let handles = read_only([
+        (source.location.to_string(), &source_store),
+        (destination.target.location.to_string(), &target_store),
+    ]);
     let plan = crate::promote::plan(
         &source,
-        &ReadOnly::new(source_store.clone()),
         &destination,
-        &ReadOnly::new(target_store.clone()),
         &crate::promote::Carry {
             platforms: &args.platforms,
             referrers: !args.no_referrers,
@@ -177,6 +190,7 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
             },
             gate,
         },
+        &handles,
     )
     .map_err(|cause| CommandError::Promote {
         source_ref: source.to_string(),
@@ -204,9 +218,11 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
     let status = run_promotion(&plan, &handles, stores, &args.output, started)?;
     if status == ExitStatus::Success {
         // The result scripts want: where the image now is, by digest.
+        let main = destination.tags.first().map(|(tag, _)| tag);
         let digest = plan
             .entries
-            .first()
+            .iter()
+            .find(|e| Some(&e.target.tag) == main)
             .map(|e| e.target_digest().to_string())
             .unwrap_or_default();
         report::print_lines(&[format!("{}@{digest}", destination.target)]);

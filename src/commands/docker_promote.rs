@@ -7,11 +7,10 @@ use crate::cli::DockerPromoteArgs;
 use crate::execute::StoreMap;
 use crate::plan::{self, PlanEntry};
 use crate::reference::Reference;
-use crate::registry::ReadOnly;
 use crate::registry::stores::Stores;
 use crate::report;
 
-use super::apply::run_promotion;
+use super::apply::{read_only, run_promotion};
 use super::error::CommandError;
 use super::status::ExitStatus;
 
@@ -33,12 +32,12 @@ pub(super) fn docker_promote(
     let source_store = stores.open(&promotion.source.location)?;
     let target_store = stores.open(&promotion.target.location)?;
     // Planning (all of `--dry-run`) sees read-only handles: it cannot write.
+    let handles = read_only([
+        (promotion.source.location.to_string(), &source_store),
+        (promotion.target.location.to_string(), &target_store),
+    ]);
     let plan = promotion
-        .plan(
-            &ReadOnly::new(source_store.clone()),
-            &ReadOnly::new(target_store.clone()),
-            !args.no_referrers,
-        )
+        .plan(&handles, !args.no_referrers)
         .map_err(|cause| CommandError::Promote {
             source_ref: promotion.source.to_string(),
             target_ref: promotion.target.to_string(),

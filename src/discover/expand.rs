@@ -323,6 +323,9 @@ impl<'a> RepositoryExpansion<'a> {
     /// The target tags of a resolved tag: its `tag` template, and the source
     /// tag itself with `keep_source_tag`.
     fn claim_target_tags(&mut self, resolved: &ResolvedTag<'_>) {
+        if !self.rule.named_tags.is_empty() {
+            return self.claim_named_tags(resolved);
+        }
         let selected = &resolved.selected;
         let values = Values {
             tag: &selected.tag,
@@ -353,6 +356,32 @@ impl<'a> RepositoryExpansion<'a> {
                 pin_mismatch: resolved.pin_mismatch.clone(),
                 gate: resolved.gate.clone(),
                 ..self.candidate(&selected.tag, resolved.head, tag, &resolved.digest)
+            };
+            self.claim(candidate);
+        }
+    }
+
+    /// The tags a command line named for a resolved tag, each as given.
+    fn claim_named_tags(&mut self, resolved: &ResolvedTag<'_>) {
+        let selected = &resolved.selected;
+        for named in &self.rule.named_tags {
+            let role = match &named.floats {
+                Some(series) => Role::Floating {
+                    series: series.clone(),
+                },
+                None => Role::Version,
+            };
+            let candidate = Candidate {
+                role,
+                version: selected.version.clone(),
+                pin_mismatch: resolved.pin_mismatch.clone(),
+                gate: resolved.gate.clone(),
+                ..self.candidate(
+                    &selected.tag,
+                    resolved.head,
+                    named.tag.clone(),
+                    &resolved.digest,
+                )
             };
             self.claim(candidate);
         }

@@ -21,7 +21,7 @@ use super::inventory::{RepositoryKey, TagKey};
 use super::reads::{Discovery, Handles, Listed, ReadFailure, Side, handle, read_par, tags_of};
 use crate::reference::validate_repository;
 use crate::registry::ManifestHead;
-use crate::rules::{Rule, SelectedTag, Values};
+use crate::rules::{Rule, SelectedTag};
 
 /// How a source tag's head is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -304,13 +304,10 @@ impl Shared<'_> {
         selected: &SelectedTag,
         probes: &mut BTreeSet<TagKey>,
     ) -> Read {
-        let Some(rendered) = rule.tag.render(&Values {
-            tag: &selected.tag,
-            version: selected.version.as_ref(),
-            path: repository,
-        }) else {
+        let written = rule.written_as(selected, repository);
+        if written.is_empty() {
             return Read::Head;
-        };
+        }
         let target = rule.target_repository(repository);
         let mut absent = true;
         for to in &rule.to {
@@ -319,8 +316,7 @@ impl Shared<'_> {
                 absent = false;
                 continue;
             };
-            let kept = rule.keep_source_tag.then_some(&selected.tag);
-            for tag in std::iter::once(&rendered).chain(kept) {
+            for tag in &written {
                 // Unlisted: the tag may be there; only its own HEAD can say.
                 let present = match listed {
                     TagList::Listed(present) => present.contains(tag),
@@ -367,7 +363,7 @@ fn source_tags(
     rules: &[&Rule],
 ) -> Result<(Option<Vec<String>>, Option<String>), ReadFailure> {
     match tags_of(handles, key) {
-        Ok(tags) => Ok((tags, None)),
+        Ok(tags) => Ok((tags.map(|tags| with_digests_named(tags, rules)), None)),
         Err(ReadFailure::Tags { source, .. }) if source.is_unlisted() => {
             let named: BTreeSet<String> = rules
                 .iter()
@@ -382,6 +378,20 @@ fn source_tags(
         }
         Err(failure) => Err(failure),
     }
+}
+
+/// A repository's tags, and the digests its rules name among their tags
+/// (`hoist promote REPO@sha256:…`): no tag has a `:`, so such a name can
+/// only be an image by digest, looked up as a tag is.
+fn with_digests_named(mut tags: Vec<String>, rules: &[&Rule]) -> Vec<String> {
+    for rule in rules {
+        for name in rule.tags.named() {
+            if name.contains(':') && !tags.contains(&name) {
+                tags.push(name);
+            }
+        }
+    }
+    tags
 }
 
 /// The target repositories `rules` map source `repository` to (those with

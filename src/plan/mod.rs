@@ -406,8 +406,17 @@ fn decide_action(
 ) -> Action {
     let first = &claims[0];
     let digest = &first.digest;
-    if let Some(why) = claims.iter().find_map(|c| c.gate.as_ref()?.refusal()) {
-        return Action::blocked(format!("require_signature: {why}"));
+    if let Some((claim, why)) = claims
+        .iter()
+        .find_map(|c| Some((c, c.gate.as_ref()?.refusal()?)))
+    {
+        let origin = rules
+            .rules
+            .iter()
+            .find(|r| r.index == claim.rule_index)
+            .map(|r| r.origin)
+            .unwrap_or_default();
+        return Action::blocked(format!("{}: {why}", origin.gate_setting()));
     }
     if let Some(pin) = claims.iter().find_map(|c| c.pin_mismatch.as_ref()) {
         return Action::blocked(format!(

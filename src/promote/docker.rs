@@ -4,14 +4,12 @@
 //! planned as `hoist promote` plans one image, so the executor's mounts and
 //! `mode = "move"`'s safety apply unchanged.
 
-use std::collections::BTreeSet;
-
-use rayon::prelude::*;
-
-use super::{Carry, Destination, Planned, PromoteError, SourceAndTarget};
-use crate::plan::{Plan, Role, Transfer};
+use super::{Carry, PromoteError, command_rule, literal, planned, refuse_moving_onto_itself};
+use crate::discover::Handles;
+use crate::keys::RepositoryKey;
+use crate::plan::{Plan, Transfer};
 use crate::reference::{Location, Reference, parse_listing, validate_repository, validate_tag};
-use crate::registry::ReadOnly;
+use crate::rules::NamedTag;
 
 /// A docker promotion as the command line (or a JFrog REST body) asks it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -146,79 +144,51 @@ impl DockerPromotion {
         }
     }
 
-    /// Reads the source and target and builds the plan: one entry per tag
-    /// promoted (every tag but attached artifacts' when no `--source-tag`),
-    /// and one per artifact attached to those images when `referrers`.
-    pub fn plan(
-        &self,
-        source_store: &ReadOnly,
-        target_store: &ReadOnly,
-        referrers: bool,
-    ) -> Result<Plan, PromoteError> {
-        let repository = &self.source.repository;
-        // The tags are read for a whole repository, and to find the
-        // artifacts attached to the images promoted.
-        let source_tags = match self.source_tag.is_none() || referrers {
-            true => source_store.tags(repository)?,
-            false => Vec::new(),
-        };
-        let promoted: Vec<&String> = match &self.source_tag {
-            Some(tag) => vec![tag],
-            None => source_tags
-                .iter()
-                .filter(|t| !crate::rules::is_attached_tag(t))
-                .collect(),
-        };
-        if promoted.is_empty() {
-            return Err(PromoteError::NoTags(self.source.to_string()));
-        }
+    /// Plans the promotion through `handles` (read-only, by the names
+    /// source and target print as): one entry per tag promoted (every tag
+    /// but attached artifacts' when no `--source-tag`), and one per artifact
+    /// attached to those images when `referrers`.
+    pub fn plan(&self, handles: &Handles, referrers: bool) -> Result<Plan, PromoteError> {
         let carry = Carry {
             platforms: &[],
             referrers,
             mode: self.mode,
             gate: None,
         };
-        let stores = SourceAndTarget {
-            source: source_store,
-            target: target_store,
+        let mut rule = command_rule(&self.source, &self.target, &carry, RULE)?;
+        if let Some(tag) = &self.source_tag {
+            rule.tags = literal(tag, "tags")?;
+        }
+        if let Some(tag) = &self.target_tag {
+            rule.named_tags = vec![NamedTag {
+                tag: tag.clone(),
+                floats: None,
+            }];
+        }
+        let (plan, inventory) = planned(rule, handles)?;
+        let source = Reference {
+            tag: self.source_tag.clone(),
+            ..self.source.clone()
         };
-        // Each tag's source and target are read apart, on the run's pool.
-        let images: Vec<Result<Planned, PromoteError>> = promoted
-            .par_iter()
-            .map(|tag| {
+        let renamed = self.target_tag.is_some() && self.target_tag != self.source_tag;
+        refuse_moving_onto_itself(&source, &self.target, self.mode, !renamed, &inventory)?;
+        let registry = self.source.location.to_string();
+        let repository = RepositoryKey::new(&registry, &self.source.repository);
+        let listed = matches!(inventory.source_tags.get(&repository), Some(Some(_)));
+        match &self.source_tag {
+            Some(tag) if !inventory.source_heads.contains_key(&repository.tag(tag)) => {
                 let source = Reference {
-                    tag: Some((*tag).clone()),
+                    tag: Some(tag.clone()),
                     ..self.source.clone()
                 };
-                let target_tag = self.target_tag.clone().unwrap_or_else(|| (*tag).clone());
-                let destination = Destination {
-                    target: self.target.clone(),
-                    tags: vec![(target_tag, Role::Version)],
-                    notes: Vec::new(),
-                };
-                stores.entries(&source, &destination, &carry, &source_tags, RULE)
-            })
-            .collect();
-        let mut planned = Planned::default();
-        let mut written = BTreeSet::new();
-        for image in images {
-            let image = image?;
-            // An artifact attached to an image two tags share is written once.
-            planned.entries.extend(
-                image
-                    .entries
-                    .into_iter()
-                    .filter(|e| written.insert(e.target.tag.clone())),
-            );
-            planned.skipped.extend(image.skipped);
+                Err(PromoteError::SourceMissing(source.to_string()))
+            }
+            None if !listed => Err(PromoteError::SourceMissing(self.source.to_string())),
+            None if plan.entries.iter().all(|e| e.role.is_attached()) => {
+                Err(PromoteError::NoTags(self.source.to_string()))
+            }
+            _ => Ok(plan),
         }
-        // Tags first, then the artifacts attached to them, as `promote` orders one image.
-        planned.entries.sort_by_key(|e| e.role.is_attached());
-        Ok(stores.assemble(
-            planned,
-            &self.source.location.to_string(),
-            &self.target.location.to_string(),
-        ))
     }
 }
 

@@ -1,5 +1,7 @@
-//! `hoist promote`: one image, Stevedore's semantics, turned into a plan the
-//! executor runs like any other (so `--dry-run` shows the real plan).
+//! `hoist promote` and `hoist docker-promote`: a command line turned into a
+//! one-rule rule set, discovered and planned as `plan` plans the file's
+//! rules, so every rule feature works for them by construction. What stays
+//! here is Stevedore's and JFrog's naming (`destination.rs`, `docker.rs`).
 
 use std::collections::BTreeMap;
 
@@ -11,12 +13,13 @@ pub use destination::{
 };
 pub use docker::{DockerPromotion, DockerRequest};
 
-use crate::plan::{
-    Action, GateVerdict, PLAN_FORMAT, Plan, PlanEntry, Role, SourceImage, TargetTag, Transfer,
-};
+use crate::config::{FieldPath, Mode, Overwrite};
+use crate::discover::{Handles, Inventory};
+use crate::keys::TagKey;
+use crate::plan::{Plan, Role, Transfer};
 use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::registry::ReadOnly;
+use crate::rules::{NamedTag, Origin, PatternSet, Rule, RuleSet, Template};
 
 /// Why an image cannot be promoted as asked.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,12 @@ pub enum PromoteError {
     /// Reading the source or the target failed.
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    /// The source image cannot be promoted as asked (a platform it lacks).
+    #[error("{0}")]
+    Skipped(String),
+    /// Reading the source or the target failed while planning.
+    #[error(transparent)]
+    Discovery(#[from] crate::discover::DiscoveryError),
 }
 
 /// What `hoist promote` copies besides the tags: the image's platforms
@@ -87,359 +96,188 @@ pub fn gate_of(
     })))
 }
 
-/// Reads the source and target and builds the plan: one entry per tag, and
-/// one per artifact attached to the image when `carry.referrers`.
-/// Tags are overwritten (a promotion moves `latest`); the plan shows `~`.
+/// Plans promoting `source` to `destination`: the one-rule rule set of the
+/// command line, discovered through `handles` (read-only, by the names
+/// `source` and the target print as) and planned. Tags are overwritten (a
+/// promotion moves `latest`); the plan shows `~`.
 pub fn plan(
     source: &Reference,
-    source_store: &ReadOnly,
     destination: &Destination,
-    target_store: &ReadOnly,
     carry: &Carry<'_>,
+    handles: &Handles,
 ) -> Result<Plan, PromoteError> {
-    let source_tags = match carry.referrers {
-        true => source_store.tags(&source.repository)?,
-        false => Vec::new(),
-    };
-    let stores = SourceAndTarget {
-        source: source_store,
-        target: target_store,
-    };
-    let planned = stores.entries(source, destination, carry, &source_tags, "promote")?;
-    Ok(stores.assemble(
-        planned,
-        &source.location.to_string(),
-        &destination.target.location.to_string(),
-    ))
-}
-
-/// The two stores a promotion reads, through read-only handles.
-pub(crate) struct SourceAndTarget<'a> {
-    /// Where the images are.
-    pub source: &'a ReadOnly,
-    /// Where they go.
-    pub target: &'a ReadOnly,
-}
-
-/// The entries promoting one source image, and the attached artifacts
-/// that cannot go along (with why).
-#[derive(Default)]
-pub(crate) struct Planned {
-    /// One per target tag, then one per attached artifact.
-    pub entries: Vec<PlanEntry>,
-    /// Attached artifacts left behind.
-    pub skipped: Vec<crate::plan::SkippedTag>,
-}
-
-impl SourceAndTarget<'_> {
-    /// `REG/app:2.1.0@sha256:…` where the tag points at another image (or
-    /// is not there): the tag says one image, the digest another, and the
-    /// plan would claim the source tag is at the digest. Refused as a rule's
-    /// `pin` blocks it, both digests named.
-    fn refuse_tag_at_another_digest(&self, source: &Reference) -> Result<(), PromoteError> {
-        let (Some(tag), Some(digest)) = (&source.tag, &source.digest) else {
-            return Ok(());
-        };
-        let at = self.source.manifest_head(&source.repository, tag)?;
-        let now = match at {
-            Some(head) if head.digest == *digest => return Ok(()),
-            Some(head) => format!("is at {}", head.digest),
-            None => "is not in the source".to_string(),
-        };
-        Err(PromoteError::Arguments(format!(
-            "`{}:{tag}` {now}, not at {digest} as the reference says: the tag names one image and the digest another; promote the tag alone, or the digest alone (`{}/{}@{digest}`) with the target tag given by TARGET or --tag",
-            source.repository, source.location, source.repository
-        )))
-    }
-
-    /// A move whose target tag is its source tag on one registry under two
-    /// names (`localhost:5000` and `127.0.0.1:5000`) would delete what it
-    /// writes; the names alone were compared before this.
-    fn refuse_moving_onto_itself(
-        &self,
-        source: &Reference,
-        destination: &Destination,
-        carry: &Carry<'_>,
-    ) -> Result<(), PromoteError> {
-        let target = &destination.target;
-        let Some(tag) = &source.tag else {
-            return Ok(());
-        };
-        if carry.mode != Transfer::Move
-            || target.repository != source.repository
-            || !destination.tags.iter().any(|(t, _)| t == tag)
-        {
-            return Ok(());
-        }
-        let Some(location) =
-            crate::registry::one_store(&self.source.locations(), &self.target.locations())
-        else {
-            return Ok(());
-        };
-        Err(PromoteError::Arguments(format!(
-            "the target is the source itself: `{}` and `{}` are one registry (both reach {}), so moving `{}:{tag}` would delete the tag it writes; write to another repository or tag, or copy instead of moving",
-            source.location,
-            target.location,
-            location.trim_end_matches('/'),
-            source.repository
-        )))
-    }
-
-    /// The entries writing `source` to each of `destination`'s tags, and
-    /// its attached artifacts (found among `source_tags`, the tags of its
-    /// repository) when `carry.referrers`; `rule` names the command in the plan.
-    pub(crate) fn entries(
-        &self,
-        source: &Reference,
-        destination: &Destination,
-        carry: &Carry<'_>,
-        source_tags: &[String],
-        rule: &str,
-    ) -> Result<Planned, PromoteError> {
-        self.refuse_moving_onto_itself(source, destination, carry)?;
-        let reference = source.manifest_reference();
-        let head = self
-            .source
-            .manifest_head(&source.repository, &reference)?
-            .ok_or_else(|| PromoteError::SourceMissing(source.to_string()))?;
-        self.refuse_tag_at_another_digest(source)?;
-        let mut target_digest = None;
-        if !carry.platforms.is_empty() {
-            let written = crate::filter::filter_image(
-                self.source,
-                &source.repository,
-                &head.digest,
-                carry.platforms,
-            )??;
-            target_digest = (written != head.digest).then_some(written);
-        }
-        let image = SourceImage {
-            registry: source.location.to_string(),
-            repository: source.repository.clone(),
-            tag: source.tag.clone().unwrap_or_else(|| reference.clone()),
-            digest: head.digest.clone(),
-            media_type: head.media_type.clone(),
-        };
-        let verdict = self.verdict(&image, carry, source_tags, rule)?;
-        let refused = verdict.as_ref().is_some_and(|v| v.refusal().is_some());
-        let writer = EntryWriter {
-            destination,
-            target_store: self.target,
-            carry,
-            rule,
-            verdict,
-        };
-        let mut planned = Planned::default();
-        for (tag, role) in &destination.tags {
-            let entry = writer.entry(image.clone(), tag, role.clone(), target_digest.clone())?;
-            planned.entries.push(entry);
-        }
-        // A refused image is not written, so nothing is attached to it.
-        if carry.referrers && !refused {
-            for attached in attached_images(self.source, &image, source_tags)? {
-                match &target_digest {
-                    None => {
-                        let tag = attached.tag.clone();
-                        let role = Role::Attached {
-                            subject: image.digest.clone(),
-                        };
-                        planned
-                            .entries
-                            .push(writer.entry(attached, &tag, role, None)?);
-                    }
-                    Some(filtered) => planned
-                        .skipped
-                        .push(signature_left_behind(&attached, &image, filtered)),
-                }
-            }
-        }
-        Ok(planned)
-    }
-
-    /// The verdict of `--require-signature` on `image`, if asked for; the
-    /// repository's tags are listed for it unless `source_tags` has them.
-    fn verdict(
-        &self,
-        image: &SourceImage,
-        carry: &Carry<'_>,
-        source_tags: &[String],
-        rule: &str,
-    ) -> Result<Option<GateVerdict>, PromoteError> {
-        let Some(gate) = &carry.gate else {
-            return Ok(None);
-        };
-        let listed;
-        let tags = if carry.referrers {
-            source_tags
-        } else {
-            listed = self.source.tags(&image.repository)?;
-            &listed
-        };
-        let verdict =
-            crate::gate::check(self.source, &image.repository, &image.digest, tags, gate)?;
-        Ok(Some(GateVerdict::of(rule, &verdict)))
-    }
-
-    /// The plan of `planned`, from the registry named `source` to the one
-    /// named `target`: its summary and its estimate of the work.
-    pub(crate) fn assemble(&self, planned: Planned, source: &str, target: &str) -> Plan {
-        let Planned { entries, skipped } = planned;
-        Plan {
-            format: PLAN_FORMAT,
-            registries: BTreeMap::from([
-                (source.to_string(), source.to_string()),
-                (target.to_string(), target.to_string()),
-            ]),
-            summary: crate::plan::summarize(&entries, skipped.len()),
-            estimate: estimate(&entries, self.source, self.target),
-            entries,
-            skipped,
-            rule_problems: Vec::new(),
-            new_repositories: Vec::new(),
-        }
-    }
-}
-
-/// The work `entries` mean, as `plan` estimates it for rules: each image's
-/// tree read from the source (of a filtered index, the platforms kept).
-fn estimate(
-    entries: &[PlanEntry],
-    source_store: &ReadOnly,
-    target_store: &ReadOnly,
-) -> crate::plan::Estimate {
-    let mut inventory = crate::discover::Inventory::default();
-    for entry in entries {
-        let (source, target) = (&entry.source, &entry.target);
-        let stores = [
-            (&source.registry, source_store),
-            (&target.registry, target_store),
-        ];
-        for (name, store) in stores {
-            inventory.stores.insert(name.clone(), store.store_id());
-        }
-        if let Some(current) = &target.current_digest {
-            let key = crate::keys::TagKey::new(&target.registry, &target.repository, &target.tag);
-            inventory.target_heads.insert(key, current.clone());
-        }
-        let written = entry.target_digest();
-        let key = (source.registry.clone(), written.clone());
-        if !entry.changes() || inventory.contents.contains_key(&key) {
-            continue;
-        }
-        let contents = crate::discover::image_contents(
-            source_store,
-            &source.repository,
-            &source.digest,
-            &entry.platforms,
-            written,
-        );
-        if let Ok(contents) = contents {
-            inventory.contents.insert(key, contents);
-        }
-    }
-    crate::plan::estimate(entries, &inventory)
-}
-
-/// Makes the plan entries of one promotion, reading each target tag.
-struct EntryWriter<'a> {
-    destination: &'a Destination,
-    target_store: &'a ReadOnly,
-    carry: &'a Carry<'a>,
-    rule: &'a str,
-    /// The verdict of `--require-signature` on the source image.
-    verdict: Option<GateVerdict>,
-}
-
-impl EntryWriter<'_> {
-    /// The entry writing `image` (at `filtered`, a platform-filtered index's
-    /// digest, if any) to target tag `tag`: created, updated or unchanged.
-    fn entry(
-        &self,
-        image: SourceImage,
-        tag: &str,
-        role: Role,
-        filtered: Option<crate::digest::Digest>,
-    ) -> Result<PlanEntry, PromoteError> {
-        let repository = &self.destination.target.repository;
-        let current = self
-            .target_store
-            .manifest_head(repository, tag)?
-            .map(|h| h.digest);
-        let wanted = filtered.as_ref().unwrap_or(&image.digest);
-        let attached = role.is_attached();
-        let verdict = self.verdict.clone().filter(|_| !attached);
-        let action = match (&current, verdict.as_ref().and_then(|v| v.refusal())) {
-            (_, Some(reason)) => Action::blocked(format!("--require-signature: {reason}")),
-            (None, None) => Action::Create,
-            (Some(c), None) if c == wanted => Action::UNCHANGED,
-            (Some(_), None) => Action::Update,
-        };
-        Ok(PlanEntry {
-            action,
-            role,
-            source: image,
-            target: TargetTag {
-                registry: self.destination.target.location.to_string(),
-                repository: repository.clone(),
-                tag: tag.to_string(),
-                current_digest: current,
-                digest: filtered,
-            },
-            rules: vec![self.rule.to_string()],
-            platforms: if attached {
-                Vec::new()
-            } else {
-                self.carry.platforms.to_vec()
-            },
-            referrers: self.carry.referrers && !attached,
-            mode: self.carry.mode,
-            gate: verdict,
-        })
-    }
-}
-
-/// The signature, attestation and SBOM tags of `image` among `tags` (its
-/// repository's), each as the image it points at. A tag that resolves to the image itself
-/// (GitLab's answer to `sha256-<hex>`) is not one of them.
-fn attached_images(
-    source_store: &ReadOnly,
-    image: &SourceImage,
-    tags: &[String],
-) -> Result<Vec<SourceImage>, PromoteError> {
-    let mut attached = Vec::new();
-    for tag in crate::discover::attached_tag_names(&image.digest, tags) {
-        let Some(head) = source_store.manifest_head(&image.repository, tag)? else {
-            continue;
-        };
-        if head.digest == image.digest {
-            continue;
-        }
-        attached.push(SourceImage {
+    // A tag with a digest selects the tag, pinned to the digest.
+    let tag = source
+        .tag
+        .clone()
+        .unwrap_or_else(|| source.manifest_reference());
+    let mut rule = command_rule(source, &destination.target, carry, "promote")?;
+    rule.tags = literal(&tag, "tags")?;
+    rule.named_tags = destination
+        .tags
+        .iter()
+        .map(|(tag, role)| NamedTag {
             tag: tag.clone(),
-            digest: head.digest,
-            media_type: head.media_type,
-            ..image.clone()
-        });
+            floats: match role {
+                Role::Floating { series } => Some(series.clone()),
+                _ => None,
+            },
+        })
+        .collect();
+    if let (Some(tag), Some(digest)) = (&source.tag, &source.digest) {
+        rule.pins.insert(tag.clone(), digest.clone());
     }
-    Ok(attached)
+    let (plan, inventory) = planned(rule, handles)?;
+    let at = source_head(&inventory, source, &tag);
+    refuse_tag_at_another_digest(source, at)?;
+    if at.is_none() {
+        return Err(PromoteError::SourceMissing(source.to_string()));
+    }
+    if let Some(skipped) = plan.skipped.iter().find(|s| s.tag == tag) {
+        return Err(PromoteError::Skipped(skipped.reason.clone()));
+    }
+    let tag_written = source
+        .tag
+        .as_ref()
+        .is_some_and(|tag| destination.tags.iter().any(|(t, _)| t == tag));
+    refuse_moving_onto_itself(
+        source,
+        &destination.target,
+        carry.mode,
+        tag_written,
+        &inventory,
+    )?;
+    Ok(plan)
 }
 
-/// Why an artifact attached to an index is not carried when `--platform`
-/// filters that index: it names the index's digest, and the filtered index
-/// is another image.
-fn signature_left_behind(
-    attached: &SourceImage,
-    image: &SourceImage,
-    filtered: &crate::digest::Digest,
-) -> crate::plan::SkippedTag {
-    crate::plan::SkippedTag {
-        rule: "promote".to_string(),
-        registry: attached.registry.clone(),
-        repository: attached.repository.clone(),
-        tag: attached.tag.clone(),
-        reason: format!(
-            "attached to {}, which --platform filters into a new index {}: it does not apply to that image and is not carried (sign the filtered image)",
-            image.digest, filtered
-        ),
+/// The rule promoting repository `source` to repository `target` as
+/// `carry` says, every tag selected, named `name` in the plan.
+pub(crate) fn command_rule(
+    source: &Reference,
+    target: &Reference,
+    carry: &Carry<'_>,
+    name: &str,
+) -> Result<Rule, PromoteError> {
+    let template = |text: &str| {
+        Template::parse(text, &crate::rules::Variable::ALL)
+            .map_err(|e| PromoteError::Arguments(format!("`{text}`: {}", e.message)))
+    };
+    Ok(Rule {
+        index: 0,
+        name: name.to_string(),
+        from: source.location.to_string(),
+        to: vec![target.location.to_string()],
+        repositories: literal(&source.repository, "repositories")?,
+        target: template(&target.repository)?,
+        tags: literal("*", "tags")?,
+        semver: None,
+        prerelease: true,
+        latest: None,
+        pins: Default::default(),
+        tag: template("{tag}")?,
+        floating: Vec::new(),
+        keep_source_tag: false,
+        overwrite: Overwrite::Always,
+        platforms: carry.platforms.to_vec(),
+        referrers: carry.referrers,
+        mode: match carry.mode {
+            Transfer::Move => Mode::Move,
+            Transfer::Copy | Transfer::CopyNotMove => Mode::Copy,
+        },
+        gate: carry.gate.clone(),
+        named_tags: Vec::new(),
+        origin: Origin::CommandLine,
+    })
+}
+
+/// `text` as a pattern that matches itself: repository names, tags and
+/// digests hold no glob characters.
+pub(crate) fn literal(text: &str, field: &str) -> Result<PatternSet, PromoteError> {
+    PatternSet::compile(&[text.to_string()], &FieldPath::root(field)).map_err(|problems| {
+        let why: Vec<String> = problems.into_iter().map(|p| p.message).collect();
+        PromoteError::Arguments(format!("`{text}`: {}", why.join("; ")))
+    })
+}
+
+/// Discovers and plans one command-line rule, as `plan` does the file's.
+pub(crate) fn planned(rule: Rule, handles: &Handles) -> Result<(Plan, Inventory), PromoteError> {
+    let registries: BTreeMap<String, String> = std::iter::once(&rule.from)
+        .chain(&rule.to)
+        .map(|name| (name.clone(), name.clone()))
+        .collect();
+    let rules = RuleSet { rules: vec![rule] };
+    let inventory = crate::discover::discover(&rules, handles)?;
+    let plan = crate::plan::build(&rules, &inventory, registries, None).map_err(|conflicts| {
+        let targets: Vec<String> = conflicts.iter().map(|c| c.target.clone()).collect();
+        PromoteError::Arguments(format!(
+            "the tags asked for write {} twice, at different images",
+            targets.join(", ")
+        ))
+    })?;
+    Ok((plan, inventory))
+}
+
+/// What the source holds at `name` (a tag, or a digest), as discovered.
+fn source_head<'i>(
+    inventory: &'i Inventory,
+    source: &Reference,
+    name: &str,
+) -> Option<&'i crate::registry::ManifestHead> {
+    let key = TagKey::new(&source.location.to_string(), &source.repository, name);
+    inventory.source_heads.get(&key)
+}
+
+/// `REG/app:2.1.0@sha256:…` where the tag points at another image (or
+/// is not there): the tag says one image, the digest another, and the
+/// plan would claim the source tag is at the digest. Refused as a rule's
+/// `pin` blocks it, both digests named.
+fn refuse_tag_at_another_digest(
+    source: &Reference,
+    at: Option<&crate::registry::ManifestHead>,
+) -> Result<(), PromoteError> {
+    let (Some(tag), Some(digest)) = (&source.tag, &source.digest) else {
+        return Ok(());
+    };
+    let now = match at {
+        Some(head) if head.digest == *digest => return Ok(()),
+        Some(head) => format!("is at {}", head.digest),
+        None => "is not in the source".to_string(),
+    };
+    Err(PromoteError::Arguments(format!(
+        "`{}:{tag}` {now}, not at {digest} as the reference says: the tag names one image and the digest another; promote the tag alone, or the digest alone (`{}/{}@{digest}`) with the target tag given by TARGET or --tag",
+        source.repository, source.location, source.repository
+    )))
+}
+
+/// A move whose target tag is its source tag on one registry under two
+/// names (`localhost:5000` and `127.0.0.1:5000`) would delete what it
+/// writes (`tag_written`: a source tag is written under its own name);
+/// discovery found whether the two names are one store.
+pub(crate) fn refuse_moving_onto_itself(
+    source: &Reference,
+    target: &Reference,
+    mode: Transfer,
+    tag_written: bool,
+    inventory: &Inventory,
+) -> Result<(), PromoteError> {
+    if mode != Transfer::Move || target.repository != source.repository || !tag_written {
+        return Ok(());
     }
+    let names = (source.location.to_string(), target.location.to_string());
+    let Some(location) = inventory.one_store.get(&names) else {
+        return Ok(());
+    };
+    let what = match &source.tag {
+        Some(tag) => format!(
+            "`{}:{tag}` would delete the tag it writes",
+            source.repository
+        ),
+        None => format!("`{}` would delete the tags it writes", source.repository),
+    };
+    Err(PromoteError::Arguments(format!(
+        "the target is the source itself: `{}` and `{}` are one registry (both reach {}), so moving {what}; write to another repository or tag, or copy instead of moving",
+        source.location,
+        target.location,
+        location.trim_end_matches('/'),
+    )))
 }

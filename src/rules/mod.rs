@@ -78,6 +78,43 @@ pub struct Rule {
     pub mode: Mode,
     /// What an image must carry to be promoted (`require_signature`).
     pub gate: Option<std::sync::Arc<crate::gate::Gate>>,
+    /// The target tags a command line names for its source tag (`hoist
+    /// promote`): each written as given, in place of `tag`,
+    /// `keep_source_tag` and `floating`. Empty for a rule of the file.
+    pub named_tags: Vec<NamedTag>,
+    /// Where the rule was written, for messages that name its settings.
+    pub origin: Origin,
+}
+
+/// A target tag a command line names outright.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedTag {
+    /// The tag.
+    pub tag: String,
+    /// The series it floats over (its template, or the tag itself for an
+    /// extra tag), when it is written after the version tags as floating
+    /// tags are; `None`: a version tag.
+    pub floats: Option<String>,
+}
+
+/// Where a rule was written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// A `[[promotion]]` of the configuration file.
+    #[default]
+    File,
+    /// The command line of `hoist promote` or `hoist docker-promote`.
+    CommandLine,
+}
+
+impl Origin {
+    /// The name of the signature gate's setting where the rule was written.
+    pub fn gate_setting(self) -> &'static str {
+        match self {
+            Origin::File => "require_signature",
+            Origin::CommandLine => "--require-signature",
+        }
+    }
 }
 
 /// A source tag a rule selected.
@@ -235,6 +272,8 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
         referrers: p.referrers,
         mode: p.mode,
         gate,
+        named_tags: Vec::new(),
+        origin: Origin::File,
     })
 }
 
@@ -352,6 +391,28 @@ impl Rule {
                 (tag.clone(), reason)
             })
             .collect()
+    }
+
+    /// The tags a selected source tag is written as, floating tags aside:
+    /// the names a command line gave, or the `tag` template's (none when it
+    /// cannot render) and the source tag with `keep_source_tag`.
+    pub fn written_as(&self, selected: &SelectedTag, repository: &str) -> Vec<String> {
+        if !self.named_tags.is_empty() {
+            return self.named_tags.iter().map(|n| n.tag.clone()).collect();
+        }
+        let Some(rendered) = self.tag.render(&Values {
+            tag: &selected.tag,
+            version: selected.version.as_ref(),
+            path: repository,
+        }) else {
+            return Vec::new();
+        };
+        let kept = self.keep_source_tag && selected.tag != rendered;
+        let mut written = vec![rendered];
+        if kept {
+            written.push(selected.tag.clone());
+        }
+        written
     }
 
     /// The target repository for a source repository.
