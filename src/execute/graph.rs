@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::image_run::ImageRun;
 use crate::digest::Digest;
 use crate::manifest::Descriptor;
-use crate::plan::{ImageToWrite, Plan, RepositoryKey};
-use crate::tree::Tree;
+use crate::plan::{Plan, RepositoryKey};
 
 /// Store identities by registry name: equal identities share blobs, so a
 /// blob in one can be mounted into another repository of the same store.
@@ -75,14 +75,16 @@ impl BlobJob {
 /// most shared first (shared base layers gate the most images). A job reads
 /// from a repository of the target's own store when one of its images comes
 /// from there, so no bytes move.
-pub fn blob_jobs(
-    images: &[ImageToWrite],
-    trees: &[Option<&Tree>],
-    stores: &StoreIds,
-) -> Vec<BlobJob> {
+pub fn blob_jobs(images: &[ImageRun<'_>], stores: &StoreIds) -> Vec<BlobJob> {
     let same_store = |a: &str, b: &str| stores.get(a).is_some() && stores.get(a) == stores.get(b);
     let mut jobs: BTreeMap<(&str, &Digest), BlobJob> = BTreeMap::new();
-    for (i, (image, tree)) in images.iter().zip(trees).enumerate() {
+    for (
+        i,
+        ImageRun {
+            write: image, tree, ..
+        },
+    ) in images.iter().enumerate()
+    {
         let (Some(tree), Some(store)) = (tree, stores.get(&image.key.registry)) else {
             continue;
         };
@@ -117,7 +119,7 @@ pub fn blob_jobs(
 /// a target repository where an image of a rule of the job's images is
 /// already, as the plan's unchanged entries show (base layers are shared by
 /// a rule's images far more often than not).
-pub fn hint_mounts(plan: &Plan, images: &[ImageToWrite], jobs: &mut [BlobJob]) {
+pub fn hint_mounts(plan: &Plan, images: &[ImageRun<'_>], jobs: &mut [BlobJob]) {
     let mut held: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
     for entry in &plan.entries {
         if entry.is_late() || entry.changes() || entry.action.blocked_reason().is_some() {
@@ -137,7 +139,7 @@ pub fn hint_mounts(plan: &Plan, images: &[ImageToWrite], jobs: &mut [BlobJob]) {
         // a few rules, and each rule's repositories are looked through once.
         let rules: BTreeSet<&str> = job
             .images()
-            .flat_map(|i| &images[i].entries)
+            .flat_map(|i| &images[i].write.entries)
             .flat_map(|&e| &plan.entries[e].rules)
             .map(String::as_str)
             .collect();
@@ -164,9 +166,9 @@ pub struct RepositoryWaits {
 }
 
 /// The waits of a run writing `images`.
-pub fn repository_waits(plan: &Plan, images: &[ImageToWrite]) -> RepositoryWaits {
+pub fn repository_waits(plan: &Plan, images: &[ImageRun<'_>]) -> RepositoryWaits {
     let mut waits = RepositoryWaits::default();
-    for (i, image) in images.iter().enumerate() {
+    for (i, ImageRun { write: image, .. }) in images.iter().enumerate() {
         let repository = image.key.repository_key();
         *waits.images.entry(repository.clone()).or_default() += 1;
         for &e in &image.entries {

@@ -2,7 +2,17 @@
 //! which images wait for them, and what the late tags wait for.
 
 use super::*;
-use crate::plan::{Action, PlanEntry, Role, images_to_write};
+use crate::plan::{Action, ImageToWrite, PlanEntry, Role, images_to_write};
+use crate::tree::Tree;
+
+/// The run's images: each written, copying its tree.
+fn runs<'t>(images: &[ImageToWrite], trees: Vec<Option<&'t Tree>>) -> Vec<ImageRun<'t>> {
+    images
+        .iter()
+        .zip(trees)
+        .map(|(write, tree)| ImageRun::new(write.clone(), tree))
+        .collect()
+}
 
 fn digest(n: u8) -> Digest {
     format!("sha256:{}", format!("{n:02x}").repeat(32))
@@ -106,7 +116,7 @@ fn a_blob_crosses_once_per_target_store_and_shared_blobs_go_first() {
         ("eu", "https://eu"),
         ("staging", "https://staging"),
     ]);
-    let jobs = blob_jobs(&images, &trees, &ids);
+    let jobs = blob_jobs(&runs(&images, trees), &ids);
     // Blob 10 once for the us store (three repositories), once for eu; 11 and 12 once each.
     assert_eq!(jobs.len(), 4);
     assert_eq!(jobs[0].digest, digest(10));
@@ -142,7 +152,7 @@ fn images_with_nothing_to_copy_get_no_jobs_and_same_store_sources_are_preferred(
         .map(|i| (i.key.repository != "stable/db").then_some(&layer))
         .collect();
     let ids = stores(&[("prod", "https://prod"), ("other", "https://other")]);
-    let jobs = blob_jobs(&images, &trees, &ids);
+    let jobs = blob_jobs(&runs(&images, trees), &ids);
     assert_eq!(jobs.len(), 1);
     // Read from the target's own store: a mount, no bytes moved.
     assert_eq!(
@@ -178,7 +188,8 @@ fn late_tags_wait_for_their_repository_and_follow_their_version_or_subject() {
         signature,
     ]);
     let images = images_to_write(&plan.entries, |_| true);
-    let waits = repository_waits(&plan, &images);
+    let none = images.iter().map(|_| None).collect();
+    let waits = repository_waits(&plan, &runs(&images, none));
     let web = RepositoryKey {
         registry: "prod".into(),
         repository: "web".into(),

@@ -13,7 +13,7 @@ use crate::tree::Tree;
 impl Executor<'_> {
     /// Child manifests, then the root by digest unless a tag stores it.
     pub(super) fn write_image(&self, i: usize) -> Result<(), ExecError> {
-        let image = &self.images[i];
+        let image = &self.images[i].write;
         // Found missing by this image's blobs or another's: nothing to write.
         if let Some(missing) = self
             .missing
@@ -22,7 +22,7 @@ impl Executor<'_> {
             return Err(ExecError::RepositoryMissing(missing));
         }
         let target = self.store(&image.key.registry)?;
-        let Some(tree) = self.trees[i] else {
+        let Some(tree) = self.images[i].tree else {
             // Present in the target already.
             bump(&self.stats.manifests_present, 1);
             return Ok(());
@@ -82,16 +82,16 @@ impl Executor<'_> {
 
     /// Points one tag at its complete image.
     pub(super) fn write_tag(&self, entry: &PlanEntry, i: usize) -> Result<(), ExecError> {
-        let image = &self.images[i];
+        let image = &self.images[i].write;
         let target = self.store(&image.key.registry)?;
-        let manifest = match self.trees[i] {
+        let manifest = match self.images[i].tree {
             Some(tree) => tree.manifests.last().cloned().ok_or(ExecError::EmptyTree)?,
             // Present already: its bytes are the target's.
             None => target.manifest_get(&image.key.repository, &image.key.digest.to_string())?,
         };
         self.put_or_repair(
             &format!("writing tag {}", entry.target.tag),
-            self.trees[i].map(|tree| (image, tree)),
+            self.images[i].tree.map(|tree| (image, tree)),
             || target.manifest_put(&image.key.repository, &entry.target.tag, &manifest),
         )?;
         bump(&self.stats.tags_written, 1);

@@ -28,6 +28,7 @@
 mod blobs;
 mod error;
 pub mod graph;
+mod image_run;
 mod landing;
 mod manifests;
 mod missing;
@@ -55,7 +56,8 @@ pub use stats::{CopyStats, CopyStatsSnapshot};
 pub use status::{Outcome, Status};
 pub use summary::{ApplyReport, EntryStatus};
 
-use self::scheduler::{Executor, ImageState};
+use self::image_run::ImageRun;
+use self::scheduler::Executor;
 use self::status::Statuses;
 use crate::digest::Digest;
 use crate::plan::Transfer;
@@ -78,29 +80,35 @@ pub fn run(
     if options.check_preconditions {
         preconditions::check_reviewed(plan, stores, &statuses);
     }
-    let images = images_to_write(&plan.entries, |i| statuses.get(i).is_none());
-    let states: Vec<ImageState> = images.iter().map(|_| ImageState::default()).collect();
-    let present = preconditions::present_images(plan, &images, stores, options.check_preconditions);
-    let to_copy = copies_needed(present, &states);
-    let read = read_trees(&images, &to_copy, stores);
-    let trees = trees_of_images(&read, &states);
+    let writes = images_to_write(&plan.entries, |i| statuses.get(i).is_none());
+    let present = preconditions::present_images(plan, &writes, stores, options.check_preconditions);
+    let copies: Vec<Option<&ImageToWrite>> = writes
+        .iter()
+        .zip(&present)
+        .map(|(write, present)| matches!(present, Ok(false)).then_some(write))
+        .collect();
+    let read = read_trees(&copies, stores);
+    let images: Vec<ImageRun> = writes
+        .iter()
+        .zip(present)
+        .zip(&read.of_image)
+        .map(|((write, present), tree)| image_run(write, present, tree.map(|t| &read.trees[t])))
+        .collect();
     let store_ids: graph::StoreIds = stores
         .iter()
         .map(|(name, store)| (name.clone(), store.store_id()))
         .collect();
-    let mut jobs = graph::blob_jobs(&images, &trees, &store_ids);
+    let mut jobs = graph::blob_jobs(&images, &store_ids);
     graph::hint_mounts(plan, &images, &mut jobs);
     for job in &jobs {
         for i in job.images() {
-            states[i].pending.fetch_add(1, Ordering::Relaxed);
+            images[i].state.pending.fetch_add(1, Ordering::Relaxed);
         }
     }
     let waits = graph::repository_waits(plan, &images);
     let executor = Executor {
         plan,
         images: &images,
-        states: &states,
-        trees: &trees,
         stores,
         stats,
         progress,
@@ -131,37 +139,22 @@ pub fn run(
     finish(plan, statuses.finish(), stores)
 }
 
-/// Which images must be copied: those not complete in their target
-/// already. An image whose presence could not be checked fails.
-fn copies_needed(present: Vec<Result<bool, ExecError>>, states: &[ImageState]) -> Vec<bool> {
-    present
-        .into_iter()
-        .zip(states)
-        .map(|(present, state)| match present {
-            Ok(present) => !present,
-            Err(e) => {
-                state.fail(Arc::new(e));
-                false
-            }
-        })
-        .collect()
-}
-
-/// Each image's source tree, when it copies one; an image whose tree
-/// could not be read fails.
-fn trees_of_images<'t>(read: &'t SourceTrees, states: &[ImageState]) -> Vec<Option<&'t Tree>> {
-    read.of_image
-        .iter()
-        .zip(states)
-        .map(|(tree, state)| match tree.map(|t| &read.trees[t]) {
-            None => None,
-            Some(Ok(tree)) => Some(tree),
-            Some(Err(e)) => {
-                state.fail(e.clone());
-                None
-            }
-        })
-        .collect()
+/// An image of the run: copying `tree` when it is not complete in its
+/// target already. One whose presence could not be checked, or whose tree
+/// could not be read, has failed.
+fn image_run<'t>(
+    write: &ImageToWrite,
+    present: Result<bool, ExecError>,
+    tree: Option<&'t Result<Tree, Arc<ExecError>>>,
+) -> ImageRun<'t> {
+    let mut image = ImageRun::new(write.clone(), None);
+    match (present, tree) {
+        (Err(e), _) => image.state.fail(Arc::new(e)),
+        (Ok(_), Some(Err(e))) => image.state.fail(e.clone()),
+        (Ok(_), Some(Ok(tree))) => image.tree = Some(tree),
+        (Ok(_), None) => {}
+    }
+    image
 }
 
 /// The manifest trees of the images to copy, each read once per source
@@ -172,25 +165,23 @@ struct SourceTrees {
     of_image: Vec<Option<usize>>,
 }
 
-fn read_trees(images: &[ImageToWrite], to_copy: &[bool], stores: &StoreMap) -> SourceTrees {
+fn read_trees(copies: &[Option<&ImageToWrite>], stores: &StoreMap) -> SourceTrees {
     let mut keys: BTreeMap<(&str, &Digest, &[crate::platform::Platform]), usize> = BTreeMap::new();
     let mut first: Vec<&ImageToWrite> = Vec::new();
-    let of_image = images
+    let of_image = copies
         .iter()
-        .zip(to_copy)
-        .map(|(image, copy)| {
+        .map(|copy| {
+            let image = (*copy)?;
             let source = &image.source;
             let key = (
                 source.registry.as_str(),
                 &source.digest,
                 &source.platforms[..],
             );
-            copy.then(|| {
-                *keys.entry(key).or_insert_with(|| {
-                    first.push(image);
-                    first.len() - 1
-                })
-            })
+            Some(*keys.entry(key).or_insert_with(|| {
+                first.push(image);
+                first.len() - 1
+            }))
         })
         .collect();
     let trees = first

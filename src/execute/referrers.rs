@@ -52,7 +52,7 @@ impl Executor<'_> {
         kept.par_iter()
             .filter(|image| {
                 self.images
-                    .binary_search_by(|w| w.key.cmp(&image.key))
+                    .binary_search_by(|w| w.write.key.cmp(&image.key))
                     .is_err()
             })
             .for_each(|image| self.referrers_or_note(image));

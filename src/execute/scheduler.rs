@@ -3,58 +3,29 @@
 //! whose images are all done gets its floating and attached tags.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 
 use super::error::ExecError;
 use super::graph::{BlobJob, RepositoryWaits};
+use super::image_run::ImageRun;
 use super::landing::{Landed, Missed};
 use super::mounting::Mounting;
 use super::options::{Options, lookup};
 use super::progress::Progress;
 use super::stats::CopyStats;
 use super::status::{Status, Statuses};
-use crate::plan::{ImageToWrite, Plan, PlanEntry, RepositoryKey};
+use crate::plan::{Plan, PlanEntry, RepositoryKey};
 use crate::registry::Registry;
 use crate::registry::StoreMap;
-use crate::tree::Tree;
-
-/// Progress of one image through the graph.
-#[derive(Default)]
-pub struct ImageState {
-    /// Blob jobs still to finish.
-    pub pending: AtomicUsize,
-    failure: Mutex<Option<Arc<ExecError>>>,
-    done_ok: AtomicBool,
-}
-
-impl ImageState {
-    /// Records the image's first failure; later ones are consequences.
-    pub fn fail(&self, error: Arc<ExecError>) {
-        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
-        if failure.is_none() {
-            *failure = Some(error);
-        }
-    }
-
-    /// The image's failure, if it failed.
-    pub fn failure(&self) -> Option<Arc<ExecError>> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
 
 /// Everything the graph's jobs share.
 pub struct Executor<'a> {
     pub(super) plan: &'a Plan,
-    pub(super) images: &'a [ImageToWrite],
-    pub(super) states: &'a [ImageState],
-    /// Each image's manifest tree, when it is copied from the source.
-    pub(super) trees: &'a [Option<&'a Tree>],
+    /// The images, by the index jobs name them by.
+    pub(super) images: &'a [ImageRun<'a>],
     pub(super) stores: &'a StoreMap,
     pub(super) stats: &'a CopyStats,
     pub(super) progress: &'a Progress,
@@ -82,8 +53,8 @@ impl<'a> Executor<'a> {
     /// Runs every job to the end.
     pub fn run(&self, jobs: &[BlobJob]) {
         rayon::scope(|scope| {
-            for (i, state) in self.states.iter().enumerate() {
-                if state.pending.load(Ordering::Relaxed) == 0 {
+            for (i, image) in self.images.iter().enumerate() {
+                if image.state.pending.load(Ordering::Relaxed) == 0 {
                     scope.spawn(move |scope| self.finish_image(scope, i));
                 }
             }
@@ -176,9 +147,9 @@ impl<'a> Executor<'a> {
             .flatten();
         for &i in images {
             if let Some(e) = &error {
-                self.states[i].fail(e.clone());
+                self.images[i].state.fail(e.clone());
             }
-            if self.states[i].pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if self.images[i].state.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
                 scope.spawn(move |scope| self.finish_image(scope, i));
             }
         }
@@ -186,8 +157,8 @@ impl<'a> Executor<'a> {
 
     /// All of an image's blobs are in (or failed): write its manifests and tags.
     fn finish_image<'s>(&'s self, scope: &rayon::Scope<'s>, i: usize) {
-        let image = &self.images[i];
-        let state = &self.states[i];
+        let image = &self.images[i].write;
+        let state = &self.images[i].state;
         if state.failure().is_none()
             && let Err(e) = self.write_image(i)
         {
@@ -207,6 +178,7 @@ impl<'a> Executor<'a> {
                 // other images are in: named here too, so every line says
                 // which tags the image gets.
                 let late = self.images[i]
+                    .write
                     .entries
                     .iter()
                     .map(|&e| &self.plan.entries[e])
@@ -224,7 +196,7 @@ impl<'a> Executor<'a> {
         }
         // Referrers name the image as their subject: once it is stored
         // (present already, by digest, or by a tag), they follow.
-        let stored = self.trees[i].is_none() || !written.is_empty() || !self.tagged(image);
+        let stored = self.images[i].tree.is_none() || !written.is_empty() || !self.tagged(image);
         if failure.is_none() && stored {
             self.referrers_or_note(image);
         }
@@ -247,7 +219,7 @@ impl<'a> Executor<'a> {
     ) -> (Vec<String>, Option<Arc<ExecError>>) {
         let mut written = Vec::new();
         let mut tag_failure = None;
-        for &e in &self.images[i].entries {
+        for &e in &self.images[i].write.entries {
             let entry = &self.plan.entries[e];
             if entry.is_late() {
                 continue;
@@ -258,7 +230,7 @@ impl<'a> Executor<'a> {
             }
             match self.write_tag(entry, i) {
                 Ok(()) => {
-                    if written.is_empty() && self.trees[i].is_some() {
+                    if written.is_empty() && self.images[i].tree.is_some() {
                         // This tag's PUT stored the root manifest.
                         super::stats::bump(&self.stats.manifests_written, 1);
                     }
@@ -308,8 +280,9 @@ impl<'a> Executor<'a> {
             .par_iter()
             .map(|&(e, i)| {
                 let entry = &self.plan.entries[e];
-                if !self.states[i].done_ok.load(Ordering::Acquire) {
-                    let why = self.states[i]
+                if !self.images[i].state.done_ok.load(Ordering::Acquire) {
+                    let why = self.images[i]
+                        .state
                         .failure()
                         .unwrap_or_else(|| Arc::new(ExecError::ImageFailed));
                     return (e, Status::Failed(why));
