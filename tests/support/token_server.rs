@@ -282,20 +282,12 @@ impl Scope {
     }
 }
 
+/// Answers `GET /token`: checks the service and the credentials, then issues
+/// a signed token granting what the caller may have of the requested scopes.
 fn issue_token(state: &State, query: &str, authorization: Option<&str>) -> Reply {
     state.requests.fetch_add(1, Ordering::SeqCst);
     let params = parse_query(query);
-    // Scopes may come as repeated `scope` params or space-separated in one.
-    let requested: Vec<String> = params
-        .iter()
-        .filter(|(name, _)| name == "scope")
-        .flat_map(|(_, value)| value.split_whitespace().map(str::to_owned))
-        .collect();
-    state
-        .scopes_seen
-        .lock()
-        .expect("token server scope log poisoned")
-        .extend(requested.iter().cloned());
+    let requested = record_scopes(state, &params);
 
     if let Some((_, service)) = params.iter().find(|(name, _)| name == "service")
         && *service != state.service
@@ -307,10 +299,59 @@ fn issue_token(state: &State, query: &str, authorization: Option<&str>) -> Reply
         );
     }
 
-    let subject = match authorization.map(parse_basic_auth) {
-        None => None,
+    let subject = match authenticate(state, authorization) {
+        Ok(subject) => subject,
+        Err(reply) => return reply,
+    };
+    let access = match granted_access(&requested, subject.is_none()) {
+        Ok(access) => access,
+        Err(reply) => return reply,
+    };
+
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("system clock is after 1970")
+        .as_secs();
+    let token = sign_token(state, subject.as_deref().unwrap_or_default(), &access, now);
+    state
+        .issued
+        .lock()
+        .expect("token server token log poisoned")
+        .push(token.clone());
+    Reply::json(
+        200,
+        json!({
+            "token": token,
+            "access_token": token,
+            "expires_in": TOKEN_LIFETIME_SECS,
+            "issued_at": rfc3339(now),
+        }),
+    )
+}
+
+/// The scopes asked for, which are logged as seen.
+fn record_scopes(state: &State, params: &[(String, String)]) -> Vec<String> {
+    // Scopes may come as repeated `scope` params or space-separated in one.
+    let requested: Vec<String> = params
+        .iter()
+        .filter(|(name, _)| name == "scope")
+        .flat_map(|(_, value)| value.split_whitespace().map(str::to_owned))
+        .collect();
+    state
+        .scopes_seen
+        .lock()
+        .expect("token server scope log poisoned")
+        .extend(requested.iter().cloned());
+    requested
+}
+
+/// The user the `Authorization` header proves, `None` when anonymous; a 401
+/// for wrong credentials.
+fn authenticate(state: &State, authorization: Option<&str>) -> Result<Option<String>, Reply> {
+    match authorization.map(parse_basic_auth) {
+        None => Ok(None),
         Some(Some((user, password))) if user == state.user && password == state.password => {
-            Some(user)
+            Ok(Some(user))
         }
         Some(_) => {
             let mut reply = Reply::error(401, "UNAUTHORIZED", "wrong username or password");
@@ -318,16 +359,24 @@ fn issue_token(state: &State, query: &str, authorization: Option<&str>) -> Reply
                 "WWW-Authenticate",
                 "Basic realm=\"hoist-test-token\"".to_owned(),
             ));
-            return reply;
+            Err(reply)
         }
-    };
+    }
+}
 
+/// The token's `access` claim for the `requested` scopes: all of them, or
+/// only repository pulls when `anonymous`; a 400 for a malformed scope.
+fn granted_access(requested: &[String], anonymous: bool) -> Result<Vec<serde_json::Value>, Reply> {
     let mut access = Vec::new();
-    for text in &requested {
+    for text in requested {
         let Some(mut scope) = Scope::parse(text) else {
-            return Reply::error(400, "INVALID_REQUEST", &format!("malformed scope {text:?}"));
+            return Err(Reply::error(
+                400,
+                "INVALID_REQUEST",
+                &format!("malformed scope {text:?}"),
+            ));
         };
-        if subject.is_none() {
+        if anonymous {
             // Anonymous callers may only pull repositories.
             if scope.kind == "repository" {
                 scope.actions.retain(|a| a == "pull");
@@ -343,17 +392,18 @@ fn issue_token(state: &State, query: &str, authorization: Option<&str>) -> Reply
             }));
         }
     }
+    Ok(access)
+}
 
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("system clock is after 1970")
-        .as_secs();
+/// An RS256 JWT for `subject` with `access`, issued at `now` (Unix seconds)
+/// and carrying the signing certificate in `x5c`.
+fn sign_token(state: &State, subject: &str, access: &[serde_json::Value], now: u64) -> String {
     let mut jti = [0u8; 16];
     state.rng.fill(&mut jti).expect("system randomness");
     let header = json!({"typ": "JWT", "alg": "RS256", "x5c": [state.x5c]});
     let claims = json!({
         "iss": ISSUER,
-        "sub": subject.unwrap_or_default(),
+        "sub": subject,
         // A plain string: Distribution 2.8 does not accept an array here.
         "aud": state.service,
         "exp": now + TOKEN_LIFETIME_SECS,
@@ -377,21 +427,7 @@ fn issue_token(state: &State, query: &str, authorization: Option<&str>) -> Reply
             &mut signature,
         )
         .expect("sign the token");
-    let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&signature));
-    state
-        .issued
-        .lock()
-        .expect("token server token log poisoned")
-        .push(token.clone());
-    Reply::json(
-        200,
-        json!({
-            "token": token,
-            "access_token": token,
-            "expires_in": TOKEN_LIFETIME_SECS,
-            "issued_at": rfc3339(now),
-        }),
-    )
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&signature))
 }
 
 /// `Basic base64(user:password)` → `(user, password)`; `None` when malformed.
