@@ -194,7 +194,7 @@ fn main() {
         "plan table",
         &format!("{} entries", plan.entries.len()),
         budget,
-        || plan::render_table(&plan).len(),
+        || hoist::render::render_table(&plan).len(),
     );
 
     let digest = layer_digest(LayerSpec {

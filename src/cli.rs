@@ -383,7 +383,7 @@ pub struct PlanArgs {
     /// Markdown: keep the page under this many characters (a GitHub comment
     /// takes 65,536, a GitLab note 1,000,000); repositories that do not fit
     /// are counted, not listed.
-    #[arg(long, value_name = "N", default_value_t = crate::plan::COMMENT_LIMIT)]
+    #[arg(long, value_name = "N", default_value_t = crate::render::COMMENT_LIMIT)]
     pub max_chars: usize,
 }
 

@@ -25,6 +25,7 @@ pub mod promote;
 pub mod reference;
 pub mod referrers;
 pub mod registry;
+pub mod render;
 pub mod report;
 pub mod rules;
 pub mod settings;

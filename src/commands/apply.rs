@@ -10,6 +10,7 @@ use crate::plan::{self, Plan, Shard};
 use crate::registry::ReadOnly;
 use crate::registry::retry::RetryPolicy;
 use crate::registry::stores::Stores;
+use crate::render;
 use crate::report;
 use crate::rules::RuleSet;
 
@@ -39,8 +40,8 @@ pub(super) fn apply(
     if args.plan.is_some() {
         crate::signed::recheck_reviewed(&mut plan, &rules, &handles);
     }
-    report::print_raw(&plan::render_table(&plan));
-    let plan_summary = plan::render_markdown(&plan, plan::MarkdownOptions::default());
+    report::print_raw(&render::render_table(&plan));
+    let plan_summary = render::render_markdown(&plan, render::MarkdownOptions::default());
     if args.dry_run {
         report::append_step_summary(&plan_summary);
         return Ok(match plan.failed_rules() {
@@ -59,7 +60,10 @@ pub(super) fn apply(
         retry: stores.settings().retry,
     };
     let (status, outcome) = run.execute()?;
-    report::append_step_summary(&format!("{plan_summary}{}", outcome.render_markdown()));
+    report::append_step_summary(&format!(
+        "{plan_summary}{}",
+        render::summary_markdown(&outcome)
+    ));
     observed.report = Some(outcome);
     Ok(status)
 }
@@ -108,7 +112,7 @@ impl Run<'_> {
             self.started.elapsed().as_secs_f64(),
             self.shard,
         );
-        report::print_lines(&report.render());
+        report::print_lines(&render::summary_lines(&report));
         if let Some(path) = self.report {
             write_json(path, &report)?;
         }
@@ -197,7 +201,7 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
         target_ref: destination.target.to_string(),
         cause: Box::new(cause),
     })?;
-    report::print_raw(&plan::render_table(&plan));
+    report::print_raw(&render::render_table(&plan));
     if args.dry_run {
         // A refusal by --require-signature fails the dry run as it would the run.
         return Ok(

@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use crate::cli::DockerPromoteArgs;
 use crate::execute::StoreMap;
-use crate::plan::{self, PlanEntry};
+use crate::plan::PlanEntry;
 use crate::reference::Reference;
 use crate::registry::stores::Stores;
+use crate::render;
 use crate::report;
 
 use super::apply::{read_only, run_promotion};
@@ -43,7 +44,7 @@ pub(super) fn docker_promote(
             target_ref: promotion.target.to_string(),
             cause: Box::new(cause),
         })?;
-    report::print_raw(&plan::render_table(&plan));
+    report::print_raw(&render::render_table(&plan));
     if args.dry_run {
         return Ok(ExitStatus::Success);
     }

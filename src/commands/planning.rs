@@ -11,6 +11,7 @@ use crate::plan::{self, Plan, Scope};
 use crate::reference::Location;
 use crate::registry::ReadOnly;
 use crate::registry::stores::Stores;
+use crate::render;
 use crate::report;
 use crate::rules::RuleSet;
 use crate::settings;
@@ -136,16 +137,16 @@ pub(super) fn plan_command(
         None => None,
     };
     let plan = make_plan(stores, loaded, rules, &scope)?;
-    let options = plan::MarkdownOptions {
+    let options = render::MarkdownOptions {
         verbose: args.verbose,
         max_chars: args.max_chars,
     };
-    let mut markdown = plan::render_markdown(&plan, options);
+    let mut markdown = render::render_markdown(&plan, options);
     match &reviewed {
         None => print_plan(&plan, args.format, &markdown)?,
         Some((name, reviewed)) => {
             let diff = plan::diff(reviewed, &plan);
-            let diff_markdown = plan::render_diff_markdown(&diff, name);
+            let diff_markdown = render::render_diff_markdown(&diff, name);
             print_diff(&diff, name, args.format, &diff_markdown)?;
             markdown.push_str(&diff_markdown);
         }
@@ -172,7 +173,7 @@ pub(super) fn plan_command(
 /// The plan on stdout, in the format asked for.
 fn print_plan(plan: &Plan, format: PlanFormat, markdown: &str) -> Result<(), CommandError> {
     match format {
-        PlanFormat::Table => report::print_raw(&plan::render_table(plan)),
+        PlanFormat::Table => report::print_raw(&render::render_table(plan)),
         PlanFormat::Json => report::print_raw(&to_json(plan)?),
         PlanFormat::Markdown => report::print_raw(markdown),
     }
@@ -187,7 +188,7 @@ fn print_diff(
     markdown: &str,
 ) -> Result<(), CommandError> {
     match format {
-        PlanFormat::Table => report::print_raw(&plan::render_diff_table(diff, reviewed)),
+        PlanFormat::Table => report::print_raw(&render::render_diff_table(diff, reviewed)),
         PlanFormat::Json => report::print_raw(&to_json(diff)?),
         PlanFormat::Markdown => report::print_raw(markdown),
     }

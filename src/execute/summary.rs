@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use super::stats::CopyStatsSnapshot;
 use super::status::{Outcome, Status};
 use crate::plan::{Plan, PlanEntry, RuleProblem, Shard};
-use crate::report::{count, human_bytes};
 
 /// The version of the report format.
 pub const REPORT_FORMAT: u32 = 1;
@@ -185,126 +184,6 @@ impl ApplyReport {
             + self.summary.blocked
             + self.summary.failed_rules
             == 0
-    }
-
-    /// The closing lines: failures and refusals with their causes, then totals.
-    pub fn render(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        for failure in &self.failures {
-            let e = &failure.entry;
-            lines.push(format!(
-                "{} {}/{}:{} <- {}/{}:{}: {}",
-                if failure.status == EntryStatus::Refused {
-                    "refused"
-                } else {
-                    "failed"
-                },
-                e.target.registry,
-                e.target.repository,
-                e.target.tag,
-                e.source.registry,
-                e.source.repository,
-                e.source.tag,
-                failure.error.as_deref().unwrap_or("")
-            ));
-        }
-        for entry in self
-            .entries
-            .iter()
-            .filter(|e| e.status == EntryStatus::Blocked)
-        {
-            let e = &entry.entry;
-            lines.push(format!(
-                "blocked {}/{}:{}: {}",
-                e.target.registry,
-                e.target.repository,
-                e.target.tag,
-                e.action.blocked_reason().unwrap_or("")
-            ));
-        }
-        for problem in &self.rule_problems {
-            lines.push(match problem.is_error() {
-                true => format!("failed {}", problem.message),
-                false => problem.to_string(),
-            });
-        }
-        for moved in &self.moved {
-            lines.push(format!("moved: deleted the source tag {moved}"));
-        }
-        for note in &self.notes {
-            lines.push(format!("note: {note}"));
-        }
-        lines.push(self.summary_line());
-        lines
-    }
-
-    /// The run's outcome for a CI job summary (`GITHUB_STEP_SUMMARY`): the
-    /// totals, then each failed or refused entry with its cause.
-    pub fn render_markdown(&self) -> String {
-        use crate::plan::{code, escape_text};
-        let mut out = format!(
-            "### hoist apply\n\n**{}**\n\n",
-            escape_text(&self.summary_line())
-        );
-        if self.failures.is_empty() {
-            return out;
-        }
-        out.push_str("| Outcome | Target | Source | Error |\n| --- | --- | --- | --- |\n");
-        for failure in &self.failures {
-            let e = &failure.entry;
-            let target = format!(
-                "{}/{}:{}",
-                e.target.registry, e.target.repository, e.target.tag
-            );
-            out.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
-                match failure.status {
-                    EntryStatus::Refused => "refused",
-                    _ => "failed",
-                },
-                code(&target),
-                code(&e.source.to_string()),
-                escape_text(failure.error.as_deref().unwrap_or(""))
-            ));
-        }
-        out.push('\n');
-        out
-    }
-
-    /// The totals: tags promoted, unchanged, failed (and refused, blocked,
-    /// rules not planned, when any), blobs, requests and time.
-    fn summary_line(&self) -> String {
-        let s = &self.summary;
-        let some = |n: usize, what: String| match n {
-            0 => String::new(),
-            _ => format!(", {what}"),
-        };
-        format!(
-            "{} promoted, {} unchanged, {} failed{}{}{}; {} copied ({}), {} mounted, {} already present; {}{:.1}s",
-            count(s.promoted, "tag", "tags"),
-            s.unchanged,
-            s.failed,
-            some(s.refused, format!("{} refused", s.refused)),
-            some(s.blocked, format!("{} blocked", s.blocked)),
-            some(
-                s.failed_rules,
-                format!("{} not planned", count(s.failed_rules, "rule", "rules"))
-            ),
-            count(s.blobs_copied as usize, "blob", "blobs"),
-            human_bytes(s.bytes_copied),
-            s.blobs_mounted,
-            s.blobs_present,
-            if s.requests > 0 {
-                format!(
-                    "{} ({} writing) in ",
-                    count(s.requests as usize, "request", "requests"),
-                    s.write_requests
-                )
-            } else {
-                String::new()
-            },
-            s.duration_secs,
-        )
     }
 }
 

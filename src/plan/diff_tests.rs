@@ -5,6 +5,7 @@ use super::super::test_inventory::{plan, rules, staging, target_has};
 use super::*;
 use crate::discover::Inventory;
 use crate::keys::TagKey;
+use crate::render::{render_diff_markdown, render_diff_table};
 
 const RULE: &str = r#"
 [[promotion]]

@@ -5,10 +5,8 @@ mod conflict;
 mod diff;
 mod estimate;
 mod image;
-mod markdown;
 mod rule_problem;
 mod scope;
-mod table;
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,15 +19,11 @@ pub use crate::entry::{
 };
 pub use crate::keys::{ImageKey, RepositoryKey};
 pub use conflict::{Claim, Conflict};
-pub use diff::{MovedEntry, PlanDiff, diff, render_diff_markdown, render_diff_table};
+pub use diff::{MovedEntry, PlanDiff, diff};
 pub use estimate::{Estimate, estimate};
 pub use image::{ImageSource, ImageToWrite, images_kept, images_to_write};
-pub use markdown::{
-    COMMENT_LIMIT, MarkdownOptions, code, escape_html, escape_text, render_markdown,
-};
 pub use rule_problem::{RuleProblem, RuleProblemKind, Severity, rule_problems};
 pub use scope::{Scope, Shard, ShardError, shard_of};
-pub use table::render_table;
 
 use crate::config::{Mode, Overwrite};
 use crate::digest::Digest;
@@ -515,6 +509,6 @@ impl Plan {
 }
 
 #[cfg(test)]
-mod test_inventory;
+pub(crate) mod test_inventory;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::config::LoadedConfig;
 use crate::keys::RepositoryKey;
-use crate::plan::{build, render_table};
+use crate::plan::build;
+use crate::render::render_table;
 
 const REGISTRIES: &str = r#"
 [registries.hub]

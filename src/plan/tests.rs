@@ -6,6 +6,7 @@ use super::test_inventory::{REGISTRIES, add_source, digest, plan, rules, staging
 use super::*;
 use crate::config::LoadedConfig;
 use crate::keys::TagKey;
+use crate::render::render_table;
 
 /// `tag -> (action, source tag)` for one target repository.
 fn tags_of(plan: &Plan, registry: &str, repository: &str) -> Vec<(String, Action, String)> {

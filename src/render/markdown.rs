@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use super::table::{by_target_repository, rules_remark, work_line};
-use super::{Action, Plan, PlanEntry, SkippedTag, Summary, Transfer};
+use crate::plan::{Action, Plan, PlanEntry, SkippedTag, Summary, Transfer, summarize};
 use crate::report::count;
 
 /// The most characters a GitHub pull request comment takes.
@@ -89,7 +89,7 @@ fn render_left_out(
 ) {
     let mut parts = Vec::new();
     if sections > 0 {
-        let summary = super::summarize(entries.iter().copied(), 0);
+        let summary = summarize(entries.iter().copied(), 0);
         parts.push(format!(
             "{} ({})",
             count(
@@ -204,7 +204,7 @@ fn render_repository(
     entries: &[&PlanEntry],
     options: MarkdownOptions,
 ) {
-    let summary = super::summarize(entries.iter().copied(), 0);
+    let summary = summarize(entries.iter().copied(), 0);
     let _ = writeln!(
         out,
         "<details>\n<summary><code>{}</code>: {}</summary>\n",

@@ -1,9 +1,9 @@
 //! The markdown plan from hand-built inventories: every action kind, the
 //! escaping of cells, and a plan of 2,000 entries.
 
-use super::super::test_inventory::{add_source, plan, rules, staging, target_has};
 use super::*;
 use crate::discover::CatalogListing;
+use crate::plan::test_inventory::{add_source, plan, rules, staging, target_has};
 use crate::registry::CatalogRefusal;
 
 /// Creates, an update, an unchanged tag, blocked entries, skipped tags and

@@ -3,8 +3,7 @@
 
 use std::fmt::Write;
 
-use super::Transfer;
-use super::{Action, Plan, PlanEntry, SkippedTag};
+use crate::plan::{Action, Plan, PlanEntry, SkippedTag, Transfer};
 use crate::report::{count, human_bytes};
 
 /// Renders the plan table.

@@ -1,0 +1,16 @@
+//! Everything hoist shows people of a plan and of a run: the plan table,
+//! its markdown (for a pull request or a job summary), the difference from
+//! a reviewed plan, and the closing lines of `apply`. Planning and
+//! execution hand on data; only this module turns it into text.
+
+mod diff;
+mod markdown;
+mod summary;
+mod table;
+
+pub use diff::{render_diff_markdown, render_diff_table};
+pub use markdown::{
+    COMMENT_LIMIT, MarkdownOptions, code, escape_html, escape_text, render_markdown,
+};
+pub use summary::{summary_lines, summary_markdown};
+pub use table::render_table;
