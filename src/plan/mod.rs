@@ -404,12 +404,8 @@ fn decide_action(
         .iter()
         .find_map(|c| Some((c, c.gate.as_ref()?.refusal()?)))
     {
-        let origin = rules
-            .rules
-            .iter()
-            .find(|r| r.index == claim.rule_index)
-            .map(|r| r.origin)
-            .unwrap_or_default();
+        let origin = rules.at(claim.rule_index).map(|r| r.origin);
+        let origin = origin.unwrap_or_default();
         return Action::blocked(format!("{}: {why}", origin.gate_setting()));
     }
     if let Some(pin) = claims.iter().find_map(|c| c.pin_mismatch.as_ref()) {
@@ -435,9 +431,7 @@ fn decide_action(
     }
     let always = claims.iter().all(|c| {
         rules
-            .rules
-            .iter()
-            .find(|r| r.index == c.rule_index)
+            .at(c.rule_index)
             .is_some_and(|r| r.overwrite == Overwrite::Always)
     });
     if always || role.is_attached() {

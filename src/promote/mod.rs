@@ -45,12 +45,6 @@ pub enum PromoteError {
     /// artifacts attached to images).
     #[error("{0} has no tags to promote")]
     NoTags(String),
-    /// The `--platform` filter cannot be applied.
-    #[error("--platform: {0}")]
-    Platforms(#[from] crate::manifest::FilterError),
-    /// Reading the source or the target failed.
-    #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
     /// The source image cannot be promoted as asked (a platform it lacks).
     #[error("{0}")]
     Skipped(String),

@@ -194,6 +194,11 @@ impl RuleSet {
         })
     }
 
+    /// The rule at position `index` of the file.
+    pub fn at(&self, index: usize) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.index == index)
+    }
+
     /// The rule named `name`.
     pub fn get(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)
