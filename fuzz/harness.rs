@@ -205,7 +205,7 @@ pub fn config(data: &[u8]) {
     .map(String::from)
     .collect();
     for rule in &rules.rules {
-        let selected = rule.select_tags(&tags);
+        let selected = rule.selection.select_tags(&tags);
         let mut names: Vec<&str> = selected.iter().map(|s| s.tag.as_str()).collect();
         assert!(
             names.iter().all(|n| tags.iter().any(|t| t == n)),
@@ -215,7 +215,7 @@ pub fn config(data: &[u8]) {
         let count = names.len();
         names.dedup();
         assert_eq!(names.len(), count, "a tag selected twice");
-        let _ = rule.target_repository("apps/web");
-        let _ = rule.target_repository("a");
+        let _ = rule.naming.target_repository("apps/web");
+        let _ = rule.naming.target_repository("a");
     }
 }

@@ -6,9 +6,8 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Mode;
 use crate::digest::Digest;
-use crate::platform::Platform;
+pub use crate::rules::{Transfer, Travel};
 
 /// A source tag a rule selected but cannot promote, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -125,29 +124,6 @@ impl Role {
     }
 }
 
-/// What becomes of the source tag once every target holds the image.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Transfer {
-    /// It stays.
-    #[default]
-    Copy,
-    /// It is deleted.
-    Move,
-    /// The rule moves, but entries outside this run (another shard, another
-    /// rule) also read the source tag: this run copies and keeps it.
-    CopyNotMove,
-}
-
-impl From<Mode> for Transfer {
-    fn from(mode: Mode) -> Transfer {
-        match mode {
-            Mode::Copy => Transfer::Copy,
-            Mode::Move => Transfer::Move,
-        }
-    }
-}
-
 /// What a rule's `require_signature` found about the source image: shown
 /// in the plan so a reviewer sees what was verified, and checked again by
 /// `apply --plan`.
@@ -250,15 +226,10 @@ pub struct PlanEntry {
     pub target: TargetTag,
     /// Rules that produce this entry, in file order.
     pub rules: Vec<String>,
-    /// Platforms kept from a multi-platform index (empty: the index verbatim).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub platforms: Vec<Platform>,
-    /// Also copy the image's OCI 1.1 referrers where the source has the API.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub referrers: bool,
-    /// Whether the source tag is deleted once every target has it.
-    #[serde(default, skip_serializing_if = "is_copy")]
-    pub mode: Transfer,
+    /// What travels with the image: its platforms, its referrers, and
+    /// whether the source tag is deleted once every target has it.
+    #[serde(flatten)]
+    pub travel: Travel,
     /// The verdict of the rule's `require_signature` on the source image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateVerdict>,
@@ -310,7 +281,7 @@ impl PlanEntry {
             }
             _ => {}
         }
-        if self.mode == Transfer::CopyNotMove {
+        if self.travel.mode == Transfer::CopyNotMove {
             return Some(
                 "copied, not moved: entries outside this run also read the source tag".to_string(),
             );
@@ -322,14 +293,6 @@ impl PlanEntry {
             _ => None,
         }
     }
-}
-
-fn is_false(value: &bool) -> bool {
-    !*value
-}
-
-fn is_copy(mode: &Transfer) -> bool {
-    *mode == Transfer::Copy
 }
 
 #[cfg(test)]
@@ -359,9 +322,7 @@ impl PlanEntry {
                 digest: None,
             },
             rules: vec!["r".into()],
-            platforms: Vec::new(),
-            referrers: false,
-            mode: Transfer::Copy,
+            travel: Travel::default(),
             gate: None,
         }
     }

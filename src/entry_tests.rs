@@ -81,7 +81,7 @@ fn an_entry_reads_flat_with_its_role() {
     kept.action = Action::Unchanged {
         kept_at: Some("1.3.0".into()),
     };
-    kept.mode = Transfer::CopyNotMove;
+    kept.travel.mode = Transfer::CopyNotMove;
     let json = serde_json::to_value(&kept).unwrap();
     assert_eq!(json["action"], "unchanged");
     assert_eq!(json["kept_at"], "1.3.0");

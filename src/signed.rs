@@ -96,7 +96,7 @@ pub fn verify_targets(plan: &Plan, rules: &RuleSet, stores: &StoreMap) -> Vec<St
         // A filtered index is another image than the one signed, and a rule
         // that does not carry signatures leaves them in the source.
         let verbatim = entry.target.digest.is_none();
-        if !verbatim || !entry.referrers || entry.target.current_digest.is_none() {
+        if !verbatim || !entry.travel.referrers || entry.target.current_digest.is_none() {
             continue;
         }
         let key = Judged {

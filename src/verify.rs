@@ -122,7 +122,7 @@ pub fn repair_plan(plan: &Plan, incomplete: &BTreeSet<ImageKey>) -> Plan {
         .map(|mut entry| {
             entry.action = Action::Update;
             entry.target.current_digest = None;
-            entry.mode = crate::plan::Transfer::Copy;
+            entry.travel.mode = crate::plan::Transfer::Copy;
             entry
         })
         .collect();

@@ -185,12 +185,14 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
         &source,
         &destination,
         &crate::promote::Carry {
-            platforms: &args.platforms,
-            referrers: !args.no_referrers,
-            mode: if args.move_source {
-                crate::plan::Transfer::Move
-            } else {
-                crate::plan::Transfer::Copy
+            travel: crate::plan::Travel {
+                platforms: args.platforms.clone(),
+                referrers: !args.no_referrers,
+                mode: if args.move_source {
+                    crate::plan::Transfer::Move
+                } else {
+                    crate::plan::Transfer::Copy
+                },
             },
             gate,
         },

@@ -7,13 +7,13 @@ use semver::Version;
 
 use super::inventory::{Inventory, RepositoryKey, TagKey};
 use super::source_checks::{effective_digest, gate_verdict};
-use crate::config::Mode;
+
 use crate::digest::Digest;
 use crate::entry::{GateVerdict, Role, SkippedTag, SourceImage};
-use crate::platform::Platform;
+
 use crate::reference::{validate_repository, validate_tag};
 use crate::registry::ManifestHead;
-use crate::rules::{Rule, RuleSet, SelectedTag, Template, Values};
+use crate::rules::{Rule, RuleSet, SelectedTag, Template, Travel, Values};
 
 /// The versions a floating tag ranges over: those its template renders to
 /// the same tag.
@@ -74,12 +74,8 @@ pub struct Candidate {
     pub gate: Option<GateVerdict>,
     /// The digest the target tag will hold (the source's, or a filtered index).
     pub digest: Digest,
-    /// Platforms the rule keeps.
-    pub platforms: Vec<Platform>,
-    /// Copy OCI 1.1 referrers too.
-    pub referrers: bool,
-    /// Copy or move.
-    pub mode: Mode,
+    /// What travels with the image: the rule's platforms, referrers, mode.
+    pub travel: Travel,
 }
 
 impl Candidate {
@@ -140,8 +136,8 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
         return;
     };
     let mut resolved = Vec::new();
-    let selection = rule.select_tags(tags);
-    for (tag, reason) in rule.left_out(tags, &selection) {
+    let selection = rule.selection.select_tags(tags);
+    for (tag, reason) in rule.selection.left_out(tags, &selection) {
         expansion.skip(&tag, reason);
     }
     for selected in selection {
@@ -152,15 +148,15 @@ fn expand_repository(rule: &Rule, repository: &str, inventory: &Inventory, out: 
     }
     let carrying: Vec<&ManifestHead> = resolved
         .iter()
-        .filter(|tag| rule.referrers && tag.is_verbatim())
+        .filter(|tag| rule.travel.referrers && tag.is_verbatim())
         .map(|tag| tag.head)
         .collect();
     expansion.claim_attached_tags(tags, &carrying, inventory);
-    if rule.referrers {
+    if rule.travel.referrers {
         expansion.note_filtered_signatures(tags, &resolved);
     }
     let versions: Vec<&ResolvedTag> = resolved.iter().filter(|t| t.ranks()).collect();
-    for template in &rule.floating {
+    for template in &rule.naming.floating {
         let winners = series_winners(rule, repository, template, &versions);
         expansion.claim_floating_tags(template, winners);
     }
@@ -215,7 +211,7 @@ fn series_winners<'p, 'i>(
         let Some(version) = tag.selected.version.as_ref() else {
             continue;
         };
-        if !takes_floating(version, template, rule.prerelease) {
+        if !takes_floating(version, template, rule.selection.prerelease) {
             continue;
         }
         let Some(rendered) = template.render(&Values {
@@ -258,7 +254,7 @@ impl<'a> RepositoryExpansion<'a> {
         let mut expansion = RepositoryExpansion {
             rule,
             repository,
-            target_repository: rule.target_repository(repository),
+            target_repository: rule.naming.target_repository(repository),
             out,
         };
         let tags = match inventory
@@ -276,7 +272,7 @@ impl<'a> RepositoryExpansion<'a> {
         if let Err(e) = validate_repository(target, target) {
             let reason = format!(
                 "target template `{}` gives an invalid repository: {e}",
-                rule.target
+                rule.naming.target
             );
             expansion.skip("", reason);
             return None;
@@ -306,6 +302,7 @@ impl<'a> RepositoryExpansion<'a> {
         };
         let pin_mismatch = self
             .rule
+            .selection
             .pins
             .get(&selected.tag)
             .filter(|pin| **pin != head.digest)
@@ -323,34 +320,15 @@ impl<'a> RepositoryExpansion<'a> {
     /// The target tags of a resolved tag: its `tag` template, and the source
     /// tag itself with `keep_source_tag`.
     fn claim_target_tags(&mut self, resolved: &ResolvedTag<'_>) {
-        if !self.rule.named_tags.is_empty() {
+        if !self.rule.naming.named_tags.is_empty() {
             return self.claim_named_tags(resolved);
         }
         let selected = &resolved.selected;
-        let values = Values {
-            tag: &selected.tag,
-            version: selected.version.as_ref(),
-            path: self.repository,
-        };
-        let mut target_tags = Vec::new();
-        match self.rule.tag.render(&values) {
-            None => {
-                let reason = format!("tag template `{}` needs a semantic version", self.rule.tag);
-                self.skip(&selected.tag, reason);
-            }
-            Some(tag) if validate_tag(&tag, &tag).is_err() => {
-                let reason = format!(
-                    "tag template `{}` gives `{tag}`, which is not a valid tag",
-                    self.rule.tag
-                );
-                self.skip(&selected.tag, reason);
-            }
-            Some(tag) => target_tags.push(tag),
+        let written = self.rule.naming.version_tags(selected, self.repository);
+        if let Some(reason) = written.unwritable {
+            self.skip(&selected.tag, reason);
         }
-        if self.rule.keep_source_tag && !target_tags.contains(&selected.tag) {
-            target_tags.push(selected.tag.clone());
-        }
-        for tag in target_tags {
+        for tag in written.tags {
             let candidate = Candidate {
                 version: selected.version.clone(),
                 pin_mismatch: resolved.pin_mismatch.clone(),
@@ -364,7 +342,7 @@ impl<'a> RepositoryExpansion<'a> {
     /// The tags a command line named for a resolved tag, each as given.
     fn claim_named_tags(&mut self, resolved: &ResolvedTag<'_>) {
         let selected = &resolved.selected;
-        for named in &self.rule.named_tags {
+        for named in &self.rule.naming.named_tags {
             let role = match &named.floats {
                 Some(series) => Role::Floating {
                     series: series.clone(),
@@ -406,7 +384,7 @@ impl<'a> RepositoryExpansion<'a> {
                 template: template.clone(),
                 path: self.repository.to_string(),
                 rendered: rendered.clone(),
-                prerelease: self.rule.prerelease,
+                prerelease: self.rule.selection.prerelease,
             };
             let candidate = Candidate {
                 role: Role::Floating {
@@ -452,14 +430,16 @@ impl<'a> RepositoryExpansion<'a> {
                 }
                 let digest = attached.digest.clone();
                 let candidate = Candidate {
-                    platforms: Vec::new(),
-                    referrers: false,
                     role: Role::Attached {
                         subject: head.digest.clone(),
                     },
-                    // A moved image's artifacts move with it (once it has
-                    // left the source: see execute::moves).
-                    mode: self.rule.mode,
+                    // An attached artifact is copied whole, without its own
+                    // referrers; a moved image's artifacts move with it (once
+                    // it has left the source: see execute::moves).
+                    travel: Travel {
+                        mode: self.rule.travel.mode,
+                        ..Travel::default()
+                    },
                     ..self.candidate(tag, attached, tag.clone(), &digest)
                 };
                 self.claim(candidate);
@@ -517,9 +497,7 @@ impl<'a> RepositoryExpansion<'a> {
             pin_mismatch: None,
             gate: None,
             digest: digest.clone(),
-            platforms: self.rule.platforms.clone(),
-            referrers: self.rule.referrers,
-            mode: self.rule.mode,
+            travel: self.rule.travel.clone(),
         }
     }
 

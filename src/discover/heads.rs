@@ -216,9 +216,9 @@ impl Shared<'_> {
         let mut probes: BTreeSet<TagKey> = BTreeSet::new();
         if let Ok((Some(source_tags), _)) = &tags {
             for rule in rules {
-                let selected_tags = rule.select_tags(source_tags);
+                let selected_tags = rule.selection.select_tags(source_tags);
                 if !selected_tags.is_empty() {
-                    let target = rule.target_repository(&key.repository);
+                    let target = rule.naming.target_repository(&key.repository);
                     let mut needed = self.needed.lock().unwrap_or_else(|p| p.into_inner());
                     needed.extend(rule.to.iter().map(|to| RepositoryKey::new(to, &target)));
                 }
@@ -243,7 +243,7 @@ impl Shared<'_> {
             || read_heads(self.handles, heads.into_iter().collect(), Side::Source),
             || read_heads(self.handles, probes, Side::Target),
         );
-        if rules.iter().any(|rule| rule.referrers) {
+        if rules.iter().any(|rule| rule.travel.referrers) {
             self.ask_referrers_api(&heads);
         }
         let (tags, unlisted) = match tags {
@@ -304,11 +304,11 @@ impl Shared<'_> {
         selected: &SelectedTag,
         probes: &mut BTreeSet<TagKey>,
     ) -> Read {
-        let written = rule.written_as(selected, repository);
+        let written = rule.naming.written_as(selected, repository);
         if written.is_empty() {
             return Read::Head;
         }
-        let target = rule.target_repository(repository);
+        let target = rule.naming.target_repository(repository);
         let mut absent = true;
         for to in &rule.to {
             let repo = RepositoryKey::new(to, &target);
@@ -368,10 +368,11 @@ fn source_tags(
             let named: BTreeSet<String> = rules
                 .iter()
                 .flat_map(|rule| {
-                    rule.tags
+                    rule.selection
+                        .tags
                         .named()
                         .into_iter()
-                        .chain(rule.pins.keys().cloned())
+                        .chain(rule.selection.pins.keys().cloned())
                 })
                 .collect();
             Ok((Some(named.into_iter().collect()), Some(source.to_string())))
@@ -385,7 +386,7 @@ fn source_tags(
 /// only be an image by digest, looked up as a tag is.
 fn with_digests_named(mut tags: Vec<String>, rules: &[&Rule]) -> Vec<String> {
     for rule in rules {
-        for name in rule.tags.named() {
+        for name in rule.selection.tags.named() {
             if name.contains(':') && !tags.contains(&name) {
                 tags.push(name);
             }
@@ -399,7 +400,7 @@ fn with_digests_named(mut tags: Vec<String>, rules: &[&Rule]) -> Vec<String> {
 fn mapped_targets(rules: &[&Rule], repository: &str) -> Vec<RepositoryKey> {
     let mut mapped = Vec::new();
     for rule in rules {
-        let target = rule.target_repository(repository);
+        let target = rule.naming.target_repository(repository);
         if validate_repository(&target, &target).is_err() {
             continue;
         }

@@ -111,9 +111,9 @@ pub struct ImageContents {
 /// filtered index, or a single-platform image checked against its config):
 /// discovery computes it, expansion reads it, so both name it the same way.
 pub fn filter_key(rule: &Rule, head: &ManifestHead) -> Option<FilterKey> {
-    (!rule.platforms.is_empty()).then(|| FilterKey {
+    (!rule.travel.platforms.is_empty()).then(|| FilterKey {
         registry: rule.from.clone(),
         digest: head.digest.clone(),
-        platforms: rule.platforms.clone(),
+        platforms: rule.travel.platforms.clone(),
     })
 }

@@ -50,7 +50,7 @@ fn moves_within_one_store(
     let pairs: BTreeSet<(&String, &String)> = rules
         .rules
         .iter()
-        .filter(|rule| rule.mode == crate::config::Mode::Move)
+        .filter(|rule| rule.travel.mode == crate::rules::Transfer::Move)
         .flat_map(|rule| rule.to.iter().map(move |to| (&rule.from, to)))
         .filter(|(from, to)| from != to)
         .collect();
@@ -126,7 +126,7 @@ impl<'a> Discovery<'a> {
     /// Step 3b: signature, attestation and SBOM tags of the selected images,
     /// for rules that carry them.
     fn resolve_attached_heads(&mut self) {
-        let carrying = self.rules.rules.iter().filter(|r| r.referrers);
+        let carrying = self.rules.rules.iter().filter(|r| r.travel.referrers);
         let mut attached: BTreeSet<TagKey> = BTreeSet::new();
         for selection in selections(carrying, &self.inventory) {
             let Some(head) = self.selected_head(&selection) else {
@@ -147,7 +147,11 @@ impl<'a> Discovery<'a> {
     /// Step 3d: indexes whose platforms a rule filters, each read and
     /// filtered once (from one repository holding it) for the new digest.
     fn filter_platforms(&mut self) {
-        let filtering = self.rules.rules.iter().filter(|r| !r.platforms.is_empty());
+        let filtering = self
+            .rules
+            .rules
+            .iter()
+            .filter(|r| !r.travel.platforms.is_empty());
         let mut to_filter: BTreeMap<FilterKey, IndexToFilter> = BTreeMap::new();
         for selection in selections(filtering, &self.inventory) {
             let Some(key) = self
@@ -158,7 +162,7 @@ impl<'a> Discovery<'a> {
             };
             to_filter.entry(key).or_insert_with(|| IndexToFilter {
                 repository: selection.repository.to_string(),
-                platforms: selection.rule.platforms.clone(),
+                platforms: selection.rule.travel.platforms.clone(),
             });
         }
         let filtered = filter_indexes(self.handles, to_filter);
@@ -304,7 +308,8 @@ fn selections<'r>(
                 Some((repository, tags))
             })
             .flat_map(move |(repository, tags)| {
-                rule.select_tags(tags)
+                rule.selection
+                    .select_tags(tags)
                     .into_iter()
                     .map(move |tag| Selection {
                         rule,
@@ -338,7 +343,7 @@ fn changing_images(
                 ImageToRead {
                     repository: c.source.repository.clone(),
                     digest: c.source.digest.clone(),
-                    platforms: c.platforms.clone(),
+                    platforms: c.travel.platforms.clone(),
                 },
             )
         })

@@ -55,7 +55,7 @@ fn stores(ids: &[(&str, &str)]) -> StoreIds {
 fn tags_at_one_digest_in_one_repository_are_one_image() {
     let mut filtered = entry(("prod", "web", "1.1"), ("staging", "web", "1.1"), 2);
     filtered.target.digest = Some(digest(9));
-    filtered.platforms = vec!["linux/amd64".parse().unwrap()];
+    filtered.travel.platforms = vec!["linux/amd64".parse().unwrap()];
     let mut unchanged = entry(("prod", "web", "0.9"), ("staging", "web", "0.9"), 3);
     unchanged.action = Action::UNCHANGED;
     let plan = plan(vec![

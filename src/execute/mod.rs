@@ -216,7 +216,7 @@ fn finish(plan: &Plan, mut statuses: Vec<Status>, stores: &StoreMap) -> Outcome 
             vec![format!(
                 "stopped by {}: transfers in flight were finished, nothing new was started{}",
                 stop::name(signal),
-                if plan.entries.iter().any(|e| e.mode == Transfer::Move) {
+                if plan.entries.iter().any(|e| e.travel.mode == Transfer::Move) {
                     "; no source tag was deleted"
                 } else {
                     ""

@@ -132,7 +132,7 @@ pub fn move_sources(plan: &Plan, statuses: &[Status], stores: &StoreMap) -> Move
         let done = matches!(status, Status::Promoted | Status::Unchanged);
         slot.all_done &= done;
         slot.wrote |= matches!(status, Status::Promoted);
-        slot.moved |= entry.mode == Transfer::Move && !entry.role.is_floating();
+        slot.moved |= entry.travel.mode == Transfer::Move && !entry.role.is_floating();
         if let Role::Attached { subject } = &entry.role {
             slot.subject = Some(subject.clone());
         }

@@ -306,7 +306,7 @@ fn referrers_land_after_their_subject_and_before_the_fallback_tag_listing_them()
         ("prod".to_string(), Arc::new(target) as Arc<dyn Registry>),
     ]);
     let mut carrying = entry("1.0", "1.0", &image.digest, false);
-    carrying.referrers = true;
+    carrying.travel.referrers = true;
     let progress = Progress::new(ProgressMode::Never, 0, 0);
     let outcome = run(
         &Plan::of(vec![carrying]),

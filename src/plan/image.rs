@@ -72,7 +72,7 @@ pub fn images_kept(entries: &[PlanEntry], unchanged: impl Fn(usize) -> bool) -> 
     images_of(entries, |i, entry| {
         // A floating tag kept at a newer version points at that one.
         let kept_elsewhere = matches!(entry.action, super::Action::Unchanged { kept_at: Some(_) });
-        entry.referrers && !kept_elsewhere && unchanged(i)
+        entry.travel.referrers && !kept_elsewhere && unchanged(i)
     })
 }
 
@@ -94,13 +94,13 @@ fn images_of(
                     registry: entry.source.registry.clone(),
                     repository: entry.source.repository.clone(),
                     digest: entry.source.digest.clone(),
-                    platforms: entry.platforms.clone(),
+                    platforms: entry.travel.platforms.clone(),
                 },
                 entries: Vec::new(),
                 referrers: false,
             });
         image.entries.push(i);
-        image.referrers |= entry.referrers;
+        image.referrers |= entry.travel.referrers;
     }
     images.into_values().collect()
 }

@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::entry::{
-    Action, GateVerdict, PlanEntry, Role, SkippedTag, SourceImage, TargetTag, Transfer,
+    Action, GateVerdict, PlanEntry, Role, SkippedTag, SourceImage, TargetTag, Transfer, Travel,
 };
 pub use crate::keys::{ImageKey, RepositoryKey};
 pub use conflict::{Claim, Conflict};
@@ -25,7 +25,7 @@ pub use image::{ImageSource, ImageToWrite, images_kept, images_to_write};
 pub use rule_problem::{RuleProblem, RuleProblemKind, Severity, rule_problems};
 pub use scope::{Scope, Shard, ShardError, shard_of};
 
-use crate::config::{Mode, Overwrite};
+use crate::config::Overwrite;
 use crate::digest::Digest;
 use crate::discover::{Candidate, Expansion, Inventory, TagKey, expand};
 use crate::rules::{RuleSet, tag_version};
@@ -214,7 +214,7 @@ fn narrow_to_shard(
     skipped.retain(|s| {
         rules
             .get(&s.rule)
-            .is_none_or(|r| scope.includes_repository(&r.target_repository(&s.repository)))
+            .is_none_or(|r| scope.includes_repository(&r.naming.target_repository(&s.repository)))
     });
 }
 
@@ -242,9 +242,12 @@ pub fn keep_moves_within(entries: &mut [PlanEntry], in_scope: impl Fn(&PlanEntry
     };
     let outside: BTreeSet<(String, String, String)> =
         entries.iter().filter(|e| !in_scope(e)).map(key).collect();
-    for e in entries.iter_mut().filter(|e| e.mode == Transfer::Move) {
+    for e in entries
+        .iter_mut()
+        .filter(|e| e.travel.mode == Transfer::Move)
+    {
         if outside.contains(&key(e)) {
-            e.mode = Transfer::CopyNotMove;
+            e.travel.mode = Transfer::CopyNotMove;
         }
     }
 }
@@ -288,28 +291,52 @@ pub fn block_moves_onto_their_source(
 ) {
     for entry in entries.iter_mut() {
         let (source, target) = (&entry.source, &entry.target);
-        if entry.mode != Transfer::Move
-            || source.repository != target.repository
-            || source.tag != target.tag
-        {
-            continue;
-        }
-        let reason = if source.registry == target.registry {
-            "a move onto its own source: the target tag is the source tag, which the move would delete".to_string()
-        } else if let Some(location) =
-            one_store.get(&(source.registry.clone(), target.registry.clone()))
-        {
-            format!(
-                "a move onto its own source: `{}` and `{}` are one registry (both reach {}), so the target tag is the source tag, which the move would delete",
-                source.registry,
-                target.registry,
-                location.trim_end_matches('/')
-            )
-        } else {
-            continue;
+        let reason = match onto_own_source(entry, one_store) {
+            None => continue,
+            Some(OntoSource::SameRegistry) => "a move onto its own source: the target tag is the source tag, which the move would delete".to_string(),
+            Some(OntoSource::OneStore { location }) => format!(
+                "a move onto its own source: `{}` and `{}` are one registry (both reach {location}), so the target tag is the source tag, which the move would delete",
+                source.registry, target.registry,
+            ),
         };
         entry.action = Action::blocked(reason);
     }
+}
+
+/// How a move's target tag is its own source tag, so that the move would
+/// delete what it writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OntoSource<'a> {
+    /// Source and target are the same registry name.
+    SameRegistry,
+    /// Two names of one registry (`localhost:5000`, `127.0.0.1:5000`).
+    OneStore {
+        /// What both names reach.
+        location: &'a str,
+    },
+}
+
+/// Whether `entry` moves a tag onto itself (the same repository and tag in
+/// one registry, under one name or two that discovery found are one store).
+pub fn onto_own_source<'a>(
+    entry: &PlanEntry,
+    one_store: &'a BTreeMap<(String, String), String>,
+) -> Option<OntoSource<'a>> {
+    let (source, target) = (&entry.source, &entry.target);
+    if entry.travel.mode != Transfer::Move
+        || source.repository != target.repository
+        || source.tag != target.tag
+    {
+        return None;
+    }
+    if source.registry == target.registry {
+        return Some(OntoSource::SameRegistry);
+    }
+    one_store
+        .get(&(source.registry.clone(), target.registry.clone()))
+        .map(|location| OntoSource::OneStore {
+            location: location.trim_end_matches('/'),
+        })
 }
 
 /// The counts by action of `entries`, and of `skipped` source tags.
@@ -358,12 +385,14 @@ fn decide(
             digest: (first.digest != first.source.digest).then(|| first.digest.clone()),
         },
         rules: rule_names.into_iter().map(|(_, name)| name).collect(),
-        platforms: first.platforms.clone(),
-        referrers: claims.iter().any(|c| c.referrers),
-        mode: if claims.iter().any(|c| c.mode == Mode::Move) {
-            Transfer::Move
-        } else {
-            Transfer::Copy
+        travel: Travel {
+            platforms: first.travel.platforms.clone(),
+            referrers: claims.iter().any(|c| c.travel.referrers),
+            mode: if claims.iter().any(|c| c.travel.mode == Transfer::Move) {
+                Transfer::Move
+            } else {
+                Transfer::Copy
+            },
         },
         // A refusal by any rule's gate is the verdict; else the first pass.
         gate: claims

@@ -104,7 +104,11 @@ pub fn rule_problems(rules: &RuleSet, inventory: &Inventory) -> Vec<RuleProblem>
         .filter(|rule| rule.repositories.needs_listing())
         .filter_map(|rule| problem_of(rule, inventory))
         .collect();
-    for rule in rules.rules.iter().filter(|rule| rule.tags.needs_listing()) {
+    for rule in rules
+        .rules
+        .iter()
+        .filter(|rule| rule.selection.tags.needs_listing())
+    {
         for repository in matched_repositories(rule, inventory) {
             let key = RepositoryKey::new(&rule.from, repository);
             if let Some(said) = inventory.unlisted.get(&key) {
@@ -116,7 +120,7 @@ pub fn rule_problems(rules: &RuleSet, inventory: &Inventory) -> Vec<RuleProblem>
                     message: format!(
                         "rule `{}`: {said}, so tags {:?} cannot be matched in `{repository}` of registry `{}`: only the tags the rule names or pins were looked up; name them in `tags`, e.g. [\"1.2.3\"], or `pin` them",
                         rule.name,
-                        rule.tags.written(),
+                        rule.selection.tags.written(),
                         rule.from
                     ),
                 });

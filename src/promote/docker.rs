@@ -9,7 +9,7 @@ use crate::discover::Handles;
 use crate::keys::RepositoryKey;
 use crate::plan::{Plan, Transfer};
 use crate::reference::{Location, Reference, parse_listing, validate_repository, validate_tag};
-use crate::rules::NamedTag;
+use crate::rules::{NamedTag, Travel};
 
 /// A docker promotion as the command line (or a JFrog REST body) asks it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -150,17 +150,19 @@ impl DockerPromotion {
     /// attached to those images when `referrers`.
     pub fn plan(&self, handles: &Handles, referrers: bool) -> Result<Plan, PromoteError> {
         let carry = Carry {
-            platforms: &[],
-            referrers,
-            mode: self.mode,
+            travel: Travel {
+                platforms: Vec::new(),
+                referrers,
+                mode: self.mode,
+            },
             gate: None,
         };
         let mut rule = command_rule(&self.source, &self.target, &carry, RULE)?;
         if let Some(tag) = &self.source_tag {
-            rule.tags = literal(tag, "tags")?;
+            rule.selection.tags = literal(tag, "tags")?;
         }
         if let Some(tag) = &self.target_tag {
-            rule.named_tags = vec![NamedTag {
+            rule.naming.named_tags = vec![NamedTag {
                 tag: tag.clone(),
                 floats: None,
             }];
@@ -170,8 +172,7 @@ impl DockerPromotion {
             tag: self.source_tag.clone(),
             ..self.source.clone()
         };
-        let renamed = self.target_tag.is_some() && self.target_tag != self.source_tag;
-        refuse_moving_onto_itself(&source, &self.target, self.mode, !renamed, &inventory)?;
+        refuse_moving_onto_itself(&source, &self.target, &plan, &inventory)?;
         let registry = self.source.location.to_string();
         let repository = RepositoryKey::new(&registry, &self.source.repository);
         let listed = matches!(inventory.source_tags.get(&repository), Some(Some(_)));

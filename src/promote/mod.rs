@@ -13,13 +13,15 @@ pub use destination::{
 };
 pub use docker::{DockerPromotion, DockerRequest};
 
-use crate::config::{FieldPath, Mode, Overwrite};
+use crate::config::{FieldPath, Overwrite};
 use crate::discover::{Handles, Inventory};
 use crate::keys::TagKey;
-use crate::plan::{Plan, Role, Transfer};
-use crate::platform::Platform;
+use crate::plan::{Plan, Role};
+
 use crate::reference::Reference;
-use crate::rules::{NamedTag, Origin, PatternSet, Rule, RuleSet, Template};
+use crate::rules::{
+    NamedTag, Naming, Origin, PatternSet, Rule, RuleSet, Selection, Template, Travel,
+};
 
 /// Why an image cannot be promoted as asked.
 #[derive(Debug, thiserror::Error)]
@@ -56,13 +58,10 @@ pub enum PromoteError {
 /// What `hoist promote` copies besides the tags: the image's platforms
 /// and whether its signatures, attestations and SBOMs go along.
 #[derive(Clone, Debug, Default)]
-pub struct Carry<'a> {
-    /// Keep only these platforms of an index (none: all).
-    pub platforms: &'a [Platform],
-    /// Carry the artifacts attached to the image (`--no-referrers` clears it).
-    pub referrers: bool,
-    /// Copy, or move (`--move`: the source tag is deleted once written).
-    pub mode: Transfer,
+pub struct Carry {
+    /// The platforms kept (`--platform`), the referrers carried
+    /// (`--no-referrers` clears it), copy or move (`--move`).
+    pub travel: Travel,
     /// What the image must carry to be promoted (`--require-signature`).
     pub gate: Option<std::sync::Arc<crate::gate::Gate>>,
 }
@@ -97,7 +96,7 @@ pub fn gate_of(
 pub fn plan(
     source: &Reference,
     destination: &Destination,
-    carry: &Carry<'_>,
+    carry: &Carry,
     handles: &Handles,
 ) -> Result<Plan, PromoteError> {
     // A tag with a digest selects the tag, pinned to the digest.
@@ -106,8 +105,8 @@ pub fn plan(
         .clone()
         .unwrap_or_else(|| source.manifest_reference());
     let mut rule = command_rule(source, &destination.target, carry, "promote")?;
-    rule.tags = literal(&tag, "tags")?;
-    rule.named_tags = destination
+    rule.selection.tags = literal(&tag, "tags")?;
+    rule.naming.named_tags = destination
         .tags
         .iter()
         .map(|(tag, role)| NamedTag {
@@ -119,7 +118,7 @@ pub fn plan(
         })
         .collect();
     if let (Some(tag), Some(digest)) = (&source.tag, &source.digest) {
-        rule.pins.insert(tag.clone(), digest.clone());
+        rule.selection.pins.insert(tag.clone(), digest.clone());
     }
     let (plan, inventory) = planned(rule, handles)?;
     let at = source_head(&inventory, source, &tag);
@@ -130,17 +129,7 @@ pub fn plan(
     if let Some(skipped) = plan.skipped.iter().find(|s| s.tag == tag) {
         return Err(PromoteError::Skipped(skipped.reason.clone()));
     }
-    let tag_written = source
-        .tag
-        .as_ref()
-        .is_some_and(|tag| destination.tags.iter().any(|(t, _)| t == tag));
-    refuse_moving_onto_itself(
-        source,
-        &destination.target,
-        carry.mode,
-        tag_written,
-        &inventory,
-    )?;
+    refuse_moving_onto_itself(source, &destination.target, &plan, &inventory)?;
     Ok(plan)
 }
 
@@ -149,7 +138,7 @@ pub fn plan(
 pub(crate) fn command_rule(
     source: &Reference,
     target: &Reference,
-    carry: &Carry<'_>,
+    carry: &Carry,
     name: &str,
 ) -> Result<Rule, PromoteError> {
     let template = |text: &str| {
@@ -162,24 +151,23 @@ pub(crate) fn command_rule(
         from: source.location.to_string(),
         to: vec![target.location.to_string()],
         repositories: literal(&source.repository, "repositories")?,
-        target: template(&target.repository)?,
-        tags: literal("*", "tags")?,
-        semver: None,
-        prerelease: true,
-        latest: None,
-        pins: Default::default(),
-        tag: template("{tag}")?,
-        floating: Vec::new(),
-        keep_source_tag: false,
-        overwrite: Overwrite::Always,
-        platforms: carry.platforms.to_vec(),
-        referrers: carry.referrers,
-        mode: match carry.mode {
-            Transfer::Move => Mode::Move,
-            Transfer::Copy | Transfer::CopyNotMove => Mode::Copy,
+        selection: Selection {
+            tags: literal("*", "tags")?,
+            semver: None,
+            prerelease: true,
+            latest: None,
+            pins: Default::default(),
         },
+        naming: Naming {
+            target: template(&target.repository)?,
+            tag: template("{tag}")?,
+            floating: Vec::new(),
+            keep_source_tag: false,
+            named_tags: Vec::new(),
+        },
+        overwrite: Overwrite::Always,
+        travel: carry.travel.clone(),
         gate: carry.gate.clone(),
-        named_tags: Vec::new(),
         origin: Origin::CommandLine,
     })
 }
@@ -250,15 +238,15 @@ fn refuse_tag_at_another_digest(
 pub(crate) fn refuse_moving_onto_itself(
     source: &Reference,
     target: &Reference,
-    mode: Transfer,
-    tag_written: bool,
+    plan: &Plan,
     inventory: &Inventory,
 ) -> Result<(), PromoteError> {
-    if mode != Transfer::Move || target.repository != source.repository || !tag_written {
-        return Ok(());
-    }
-    let names = (source.location.to_string(), target.location.to_string());
-    let Some(location) = inventory.one_store.get(&names) else {
+    let Some(location) = plan.entries.iter().find_map(|entry| {
+        match crate::plan::onto_own_source(entry, &inventory.one_store) {
+            Some(crate::plan::OntoSource::OneStore { location }) => Some(location),
+            _ => None,
+        }
+    }) else {
         return Ok(());
     };
     let what = match &source.tag {
@@ -269,9 +257,7 @@ pub(crate) fn refuse_moving_onto_itself(
         None => format!("`{}` would delete the tags it writes", source.repository),
     };
     Err(PromoteError::Arguments(format!(
-        "the target is the source itself: `{}` and `{}` are one registry (both reach {}), so moving {what}; write to another repository or tag, or copy instead of moving",
-        source.location,
-        target.location,
-        location.trim_end_matches('/'),
+        "the target is the source itself: `{}` and `{}` are one registry (both reach {location}), so moving {what}; write to another repository or tag, or copy instead of moving",
+        source.location, target.location,
     )))
 }

@@ -275,10 +275,10 @@ fn notes(entry: &PlanEntry) -> Vec<String> {
         notes.push(format!(
             "writes {} ({})",
             filtered.short(),
-            crate::platform::join(&entry.platforms)
+            crate::platform::join(&entry.travel.platforms)
         ));
     }
-    if entry.mode == Transfer::Move {
+    if entry.travel.mode == Transfer::Move {
         notes.push("move".into());
     }
     if entry.action == Action::Update

@@ -81,10 +81,10 @@ fn push_remarks(line: &mut String, entry: &PlanEntry) {
             line,
             " -> {} ({})",
             filtered.short(),
-            crate::platform::join(&entry.platforms)
+            crate::platform::join(&entry.travel.platforms)
         );
     }
-    if entry.mode == Transfer::Move {
+    if entry.travel.mode == Transfer::Move {
         line.push_str(" (move)");
     }
     if entry.action == Action::Update

@@ -4,24 +4,28 @@
 
 mod fields;
 mod gate;
+mod naming;
 mod pattern;
+mod selection;
 mod template;
+mod travel;
 mod version;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use semver::Version;
 
+pub use naming::{NamedTag, Naming, VersionTags};
 pub use pattern::PatternSet;
+pub use selection::Selection;
 pub use template::{Template, TemplateError, Values, Variable};
+pub use travel::{Transfer, Travel};
 pub use version::{Requirement, lenient_version, tag_version};
 
 use self::fields::Fields;
 use crate::config::{
-    Config, FieldPath, Mode, Overwrite, Part, Problem, Promotion, did_you_mean, is_broken,
+    Config, FieldPath, Overwrite, Part, Problem, Promotion, did_you_mean, is_broken,
 };
-use crate::digest::Digest;
-use crate::platform::Platform;
 
 /// Variables a `target` repository template may use.
 const REPOSITORY_VARIABLES: [Variable; 3] = [Variable::Path, Variable::Name, Variable::Namespace];
@@ -50,51 +54,18 @@ pub struct Rule {
     pub to: Vec<String>,
     /// Source repositories.
     pub repositories: PatternSet,
-    /// Target repository template.
-    pub target: Template,
-    /// Tag globs.
-    pub tags: PatternSet,
-    /// Version requirement.
-    pub semver: Option<Requirement>,
-    /// Select prereleases too.
-    pub prerelease: bool,
-    /// Keep the N highest versions.
-    pub latest: Option<usize>,
-    /// Tags promoted only at these digests.
-    pub pins: BTreeMap<String, Digest>,
-    /// Target tag template.
-    pub tag: Template,
-    /// Floating tag templates.
-    pub floating: Vec<Template>,
-    /// Also write the source tag when `tag` renames it.
-    pub keep_source_tag: bool,
+    /// Which source tags it promotes.
+    pub selection: Selection,
+    /// What it names the target repositories and tags.
+    pub naming: Naming,
     /// May an existing target tag change digest?
     pub overwrite: Overwrite,
-    /// Platforms kept from an index (empty: all).
-    pub platforms: Vec<Platform>,
-    /// Copy referrers.
-    pub referrers: bool,
-    /// Copy or move.
-    pub mode: Mode,
+    /// What travels with each image: platforms, referrers, copy or move.
+    pub travel: Travel,
     /// What an image must carry to be promoted (`require_signature`).
     pub gate: Option<std::sync::Arc<crate::gate::Gate>>,
-    /// The target tags a command line names for its source tag (`hoist
-    /// promote`): each written as given, in place of `tag`,
-    /// `keep_source_tag` and `floating`. Empty for a rule of the file.
-    pub named_tags: Vec<NamedTag>,
     /// Where the rule was written, for messages that name its settings.
     pub origin: Origin,
-}
-
-/// A target tag a command line names outright.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NamedTag {
-    /// The tag.
-    pub tag: String,
-    /// The series it floats over (its template, or the tag itself for an
-    /// extra tag), when it is written after the version tags as floating
-    /// tags are; `None`: a version tag.
-    pub floats: Option<String>,
 }
 
 /// Where a rule was written.
@@ -263,21 +234,27 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
         from: p.from.clone(),
         to,
         repositories,
-        target,
-        tags,
-        semver,
-        prerelease: p.prerelease,
-        latest: p.latest,
-        pins,
-        tag,
-        floating,
-        keep_source_tag: p.keep_source_tag,
+        selection: Selection {
+            tags,
+            semver,
+            prerelease: p.prerelease,
+            latest: p.latest,
+            pins,
+        },
+        naming: Naming {
+            target,
+            tag,
+            floating,
+            keep_source_tag: p.keep_source_tag,
+            named_tags: Vec::new(),
+        },
         overwrite: p.overwrite,
-        platforms,
-        referrers: p.referrers,
-        mode: p.mode,
+        travel: Travel {
+            platforms,
+            referrers: p.referrers,
+            mode: p.mode.into(),
+        },
         gate,
-        named_tags: Vec::new(),
         origin: Origin::File,
     })
 }
@@ -306,124 +283,6 @@ fn move_onto_itself(
         .label("a move onto its own source")
         .help("promote to another registry, give a `target` or a `tag` that differs from the source, or use mode = \"copy\"")
     })
-}
-
-impl Rule {
-    /// The tags of one source repository this rule promotes: pinned tags, then
-    /// those the globs, the version filters and `latest` keep.
-    pub fn select_tags(&self, tags: &[String]) -> Vec<SelectedTag> {
-        let ranks_versions = self.semver.is_some() || self.latest.is_some();
-        let mut pinned_list = Vec::new();
-        let mut versions = Vec::new();
-        let mut others = Vec::new();
-        // Signature, attestation and SBOM tags follow their subject
-        // (`referrers`), never a rule's tag selection.
-        for tag in tags.iter().filter(|tag| !is_attached_tag(tag)) {
-            let version = tag_version(tag);
-            let pinned = self.pins.contains_key(tag);
-            let selected = |pinned_only| SelectedTag {
-                tag: tag.clone(),
-                version: version.clone(),
-                pinned_only,
-            };
-            let passes = self.tags.matches(tag)
-                && match &version {
-                    Some(v) => {
-                        (v.pre.is_empty() || self.prerelease)
-                            && self
-                                .semver
-                                .as_ref()
-                                .is_none_or(|req| req.matches(v, self.prerelease))
-                    }
-                    None => !ranks_versions,
-                };
-            match (passes, &version) {
-                (true, Some(_)) => versions.push(selected(false)),
-                (true, None) => others.push(selected(false)),
-                (false, _) if pinned => pinned_list.push(selected(true)),
-                (false, _) => {}
-            }
-        }
-        if let Some(n) = self.latest {
-            versions.sort_by(|a, b| b.version.cmp(&a.version).then_with(|| a.tag.cmp(&b.tag)));
-            // `v1.2.0` and `1.2.0` are one version: both stay when it is kept.
-            let mut kept = 0;
-            let mut last: Option<Version> = None;
-            versions.retain(|s| {
-                if last.as_ref() != s.version.as_ref() {
-                    kept += 1;
-                    last = s.version.clone();
-                }
-                kept <= n || self.pins.contains_key(&s.tag)
-            });
-        }
-        let mut selected = pinned_list;
-        selected.append(&mut versions);
-        selected.append(&mut others);
-        selected.sort_by(|a, b| a.tag.cmp(&b.tag));
-        selected
-    }
-
-    /// The tags the globs match that the rule's other settings leave out
-    /// (`selected` being what [`Rule::select_tags`] kept), each with why:
-    /// nothing a rule's globs match is skipped silently.
-    pub fn left_out(&self, tags: &[String], selected: &[SelectedTag]) -> Vec<(String, String)> {
-        let ranks_versions = self.semver.is_some() || self.latest.is_some();
-        let kept: std::collections::BTreeSet<&str> =
-            selected.iter().map(|s| s.tag.as_str()).collect();
-        tags.iter()
-            .filter(|tag| !is_attached_tag(tag) && self.tags.matches(tag))
-            .filter(|tag| !kept.contains(tag.as_str()))
-            .map(|tag| {
-                let reason = match (tag_version(tag), &self.semver) {
-                    (Some(v), _) if !v.pre.is_empty() && !self.prerelease => {
-                        "a prerelease, and the rule has prerelease = false".to_string()
-                    }
-                    (Some(v), Some(req)) if !req.matches(&v, self.prerelease) => {
-                        format!("outside semver = \"{req}\"")
-                    }
-                    (None, _) if ranks_versions => {
-                        "not a version, and the rule selects versions (`semver` or `latest`)"
-                            .to_string()
-                    }
-                    _ => match self.latest {
-                        Some(n) => {
-                            format!("older than the {n} highest versions `latest = {n}` keeps")
-                        }
-                        None => "left out by the rule".to_string(),
-                    },
-                };
-                (tag.clone(), reason)
-            })
-            .collect()
-    }
-
-    /// The tags a selected source tag is written as, floating tags aside:
-    /// the names a command line gave, or the `tag` template's (none when it
-    /// cannot render) and the source tag with `keep_source_tag`.
-    pub fn written_as(&self, selected: &SelectedTag, repository: &str) -> Vec<String> {
-        if !self.named_tags.is_empty() {
-            return self.named_tags.iter().map(|n| n.tag.clone()).collect();
-        }
-        let Some(rendered) = self.tag.render(&Values {
-            tag: &selected.tag,
-            version: selected.version.as_ref(),
-            path: repository,
-        }) else {
-            return Vec::new();
-        };
-        let kept = self.keep_source_tag && selected.tag != rendered;
-        let mut written = vec![rendered];
-        if kept {
-            written.push(selected.tag.clone());
-        }
-        written
-    }
-
-    /// The target repository for a source repository.
-    pub fn target_repository(&self, source: &str) -> String {
-        self.target.render_repository(source)
-    }
 }
 
 /// Whether `tag` is one by which artifacts are attached to an image: cosign's

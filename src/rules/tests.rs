@@ -12,7 +12,11 @@ fn rule(toml_rule: &str) -> Rule {
 
 fn selected(rule: &Rule, tags: &[&str]) -> Vec<String> {
     let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-    rule.select_tags(&tags).into_iter().map(|s| s.tag).collect()
+    rule.selection
+        .select_tags(&tags)
+        .into_iter()
+        .map(|s| s.tag)
+        .collect()
 }
 
 const TAGS: [&str; 8] = [
