@@ -60,6 +60,11 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Validate the configuration offline: no registry is contacted.
     Check,
+    /// Show how an image got where it is: each promotion record attached to
+    /// it (`[settings] record`), when, from where, by which rule and run,
+    /// and whether it verifies against `--key`. Exits 1 when a key is given
+    /// and a record does not verify against any.
+    History(HistoryArgs),
     /// Print a JSON Schema (the same as the files in schemas/).
     Schema {
         /// Which document.
@@ -434,6 +439,30 @@ pub struct VerifyArgs {
     /// tags are left to `apply`.
     #[arg(long)]
     pub repair: bool,
+}
+
+/// `hoist history REF`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// An image by tag or digest (`prod/app:1.2.0`, `prod/app@sha256:…`), or
+    /// a repository (`prod/app`: every tagged image in it); the registry a
+    /// name from the configuration, `host[:port]` or `oci-layout:DIR`.
+    pub reference: String,
+    /// A public key (PEM) the records must verify against; repeatable.
+    #[arg(long = "key", value_name = "FILE")]
+    pub keys: Vec<PathBuf>,
+    /// `table` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: HistoryFormat,
+}
+
+/// How `hoist history` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum HistoryFormat {
+    /// Lines for people.
+    Table,
+    /// JSON: one object per image with its records.
+    Json,
 }
 
 /// How `hoist plan` prints the plan.

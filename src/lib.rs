@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod plan;
 pub mod platform;
 pub mod promote;
+pub mod record;
 pub mod reference;
 pub mod referrers;
 pub mod registry;

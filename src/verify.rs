@@ -6,9 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 
 use crate::digest::Digest;
+use crate::gate::PublicKey;
 use crate::plan::{Action, ImageKey, Plan, PlanEntry};
-use crate::registry::RegistryError;
+use crate::record;
+use crate::registry::{ReadOnly, RegistryError};
 use crate::registry::{Registry, StoreMap};
+use crate::rules::RuleSet;
 use crate::tree::{TreeError, read_tree};
 
 /// Problems found, one line each, in plan order.
@@ -99,6 +102,67 @@ pub fn check(plan: &Plan, stores: &StoreMap) -> Checked {
         lines.extend(found);
     }
     Checked { lines, incomplete }
+}
+
+/// `require_record`: every target image in scope of a rule that requires
+/// records must carry a promotion record signed by one of its keys. One
+/// line per image that does not.
+pub fn records(plan: &Plan, rules: &RuleSet, stores: &StoreMap) -> Vec<String> {
+    let mut images: BTreeMap<ImageKey, (Vec<&PublicKey>, Vec<&str>)> = BTreeMap::new();
+    for entry in &plan.entries {
+        let (Some(current), false) = (&entry.target.current_digest, entry.role.is_attached())
+        else {
+            continue;
+        };
+        let keys: Vec<&PublicKey> = entry
+            .rules
+            .iter()
+            .filter_map(|name| rules.get(name)?.require_record.as_deref())
+            .flatten()
+            .collect();
+        if keys.is_empty() {
+            continue;
+        }
+        let key = ImageKey {
+            digest: current.clone(),
+            ..entry.image_key()
+        };
+        let (wanted, tags) = images.entry(key).or_default();
+        wanted.extend(keys);
+        tags.push(&entry.target.tag);
+    }
+    images
+        .into_par_iter()
+        .filter_map(|(key, (keys, tags))| {
+            let keys: Vec<PublicKey> = keys.into_iter().cloned().collect();
+            let why = match stores.get(&key.registry) {
+                None => format!("registry `{}` is not open", key.registry),
+                Some(store) => {
+                    let store = ReadOnly::new(store.clone());
+                    match record::records(&store, &key.repository, &key.digest, &keys) {
+                        Ok(found) if found.iter().any(|f| f.verified_by.is_some()) => return None,
+                        Ok(found) if found.is_empty() => "no promotion record".to_string(),
+                        Ok(found) => format!(
+                            "{}, none signed by a key of require_record",
+                            crate::report::count(
+                                found.len(),
+                                "promotion record",
+                                "promotion records"
+                            )
+                        ),
+                        Err(e) => format!("its promotion records cannot be read: {e}"),
+                    }
+                }
+            };
+            Some(format!(
+                "{}/{}:{} ({}): require_record: {why}",
+                key.registry,
+                key.repository,
+                tags.join(","),
+                key.digest.short()
+            ))
+        })
+        .collect()
 }
 
 /// The plan that repairs `incomplete` images: their entries, each to be

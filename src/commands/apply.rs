@@ -1,12 +1,15 @@
 //! `apply` and `promote`: a plan (made now, or reviewed earlier) executed.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cli::{ApplyArgs, PromoteArgs};
 use crate::config::LoadedConfig;
+use crate::digest::Digest;
 use crate::execute::{self, ApplyReport, CopyStats, Progress, ProgressMode, StoreMap};
 use crate::plan::{self, Plan, Shard};
+use crate::record::{CiRun, Recorder, SigningKey};
 use crate::registry::ReadOnly;
 use crate::registry::retry::RetryPolicy;
 use crate::registry::stores::Stores;
@@ -58,6 +61,7 @@ pub(super) fn apply(
         shard: scope.shard,
         started,
         retry: stores.settings().retry,
+        record: recorder(loaded, args.plan.as_deref())?,
     };
     let (status, outcome) = run.execute()?;
     report::append_step_summary(&format!(
@@ -78,6 +82,38 @@ pub(super) struct Run<'a> {
     pub(super) shard: Option<Shard>,
     pub(super) started: Instant,
     pub(super) retry: RetryPolicy,
+    pub(super) record: Option<Arc<Recorder>>,
+}
+
+/// What signs this run's promotion records (`[settings] record`): the key,
+/// the CI run the environment names, and the reviewed plan's digest.
+fn recorder(
+    loaded: &LoadedConfig,
+    plan: Option<&Path>,
+) -> Result<Option<Arc<Recorder>>, CommandError> {
+    let Some(setting) = &loaded.config.settings.record else {
+        return Ok(None);
+    };
+    let key = match (&setting.key, &setting.key_env) {
+        (Some(path), _) => SigningKey::read(path)?,
+        (None, Some(variable)) => SigningKey::from_env(variable)?,
+        // The configuration's check refuses a `record` without a key.
+        (None, None) => return Ok(None),
+    };
+    let plan_digest = match plan {
+        Some(path) => Some(Digest::sha256_of(&std::fs::read(path).map_err(
+            |reason| super::error::PlanFileProblem::Read {
+                path: path.display().to_string(),
+                reason,
+            },
+        )?)),
+        None => None,
+    };
+    Ok(Some(Arc::new(Recorder {
+        key,
+        run: CiRun::from_env(&|name| std::env::var(name).ok().filter(|v| !v.is_empty())),
+        plan_digest,
+    })))
 }
 
 impl Run<'_> {
@@ -94,6 +130,7 @@ impl Run<'_> {
         let options = execute::Options {
             check_preconditions: self.check_preconditions,
             retry: self.retry,
+            record: self.record.clone(),
         };
         execute::stop::install();
         let outcome = execute::run(self.plan, self.stores, &stats, &progress, options);
@@ -144,6 +181,7 @@ pub(super) fn run_promotion(
         shard: None,
         started,
         retry: stores.settings().retry,
+        record: None,
     }
     .execute()?;
     Ok(status)

@@ -27,6 +27,17 @@ pub enum CommandError {
     /// Settings, or the environment a flag reads, make no sense.
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// A `--key` file is no public key hoist verifies with.
+    #[error("--key {path}: {cause}")]
+    Key {
+        /// The file.
+        path: String,
+        /// Why.
+        cause: crate::gate::KeyError,
+    },
+    /// `[settings] record` names a key hoist cannot sign with.
+    #[error("[settings] record: {0}")]
+    RecordKey(#[from] crate::record::SigningKeyError),
     /// The worker threads could not be started.
     #[error("cannot start {jobs} worker threads: {reason}")]
     ThreadPool {
@@ -139,6 +150,8 @@ impl CommandError {
             CommandError::Config(_)
             | CommandError::NoConfigFile
             | CommandError::Settings(_)
+            | CommandError::RecordKey(_)
+            | CommandError::Key { .. }
             | CommandError::ThreadPool { .. }
             | CommandError::UnknownRule(_)
             | CommandError::Conflicts

@@ -4,6 +4,7 @@ mod apply;
 mod docker_promote;
 mod error;
 mod files;
+mod history;
 mod planning;
 mod status;
 
@@ -106,6 +107,7 @@ fn dispatch(cli: &Cli, observed: &mut Observed) -> Result<ExitStatus, CommandErr
     let stores = Stores::new(loaded.registries.clone(), store_settings);
     pool.install(|| match &cli.command {
         Command::Ls { target } => ls(&stores, target),
+        Command::History(args) => history::history(&stores, args),
         Command::Promote(args) => promote(&stores, args),
         Command::DockerPromote(args) => docker_promote::docker_promote(&stores, args),
         Command::Plan(args) => plan_command(&stores, &loaded, rules, args),

@@ -255,6 +255,7 @@ pub(super) fn verify_command(
     }
     let mut problems = checked.lines;
     problems.extend(crate::signed::verify_targets(&plan, &rules, &handles));
+    problems.extend(crate::verify::records(&plan, &rules, &handles));
     observed.verified = Some(crate::metrics::Verified {
         tags: plan.entries.len(),
         problems: problems.len(),

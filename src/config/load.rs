@@ -115,6 +115,7 @@ fn broken_promotion() -> Promotion {
         referrers: false,
         mode: Default::default(),
         require_signature: None,
+        require_record: None,
     }
 }
 
@@ -261,6 +262,20 @@ fn check_settings(settings: &Settings, path: &FieldPath, problems: &mut Vec<Prob
             path.key("timeout_secs"),
             "`timeout_secs` must be at least 1",
         ));
+    }
+    if let Some(record) = &settings.record {
+        let at = path.key("record");
+        match (&record.key, &record.key_env) {
+            (Some(_), Some(_)) => problems.push(
+                Problem::at(at, "`record` names both `key` and `key_env`")
+                    .help("keep one: the key's file, or the environment variable holding its PEM"),
+            ),
+            (None, None) => problems.push(
+                Problem::at(at, "`record` names no key")
+                    .help("give `key = \"keys/promoter.key\"` (a PKCS#8 PEM file) or `key_env = \"VARIABLE\"` (its PEM in the environment)"),
+            ),
+            _ => {}
+        }
     }
 }
 

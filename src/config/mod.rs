@@ -12,8 +12,8 @@ use crate::registry::spec::RegistrySpec;
 
 pub use load::is_broken;
 pub use model::{
-    Config, Mode, OneOrMany, Overwrite, Promotion, RegistryConfig, RequireSignature, Settings,
-    json_schema,
+    Config, Mode, OneOrMany, Overwrite, Promotion, RecordSettings, RegistryConfig, RequireRecord,
+    RequireSignature, Settings, json_schema,
 };
 pub use problem::{FieldPath, Label, Located, Part, Problem, did_you_mean, nearest};
 pub use source::{ConfigSource, Diagnostics};
@@ -77,7 +77,15 @@ impl LoadedConfig {
             .map(|(name, spec)| (name, spec.relative_to(base)))
             .collect();
         // Key files too: rules read them, wherever hoist runs from.
+        if let Some(record) = &mut loaded.config.settings.record {
+            record.key = record.key.as_ref().map(|key| base.join(key));
+        }
         for promotion in &mut loaded.config.promotions {
+            if let Some(required) = &mut promotion.require_record {
+                for key in &mut required.keys {
+                    *key = base.join(&*key).display().to_string();
+                }
+            }
             if let Some(gate) = &mut promotion.require_signature {
                 gate.keys = gate
                     .keys

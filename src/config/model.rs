@@ -44,6 +44,25 @@ pub struct Settings {
     pub retries: u32,
     /// Idle timeout of each read or write, in seconds.
     pub timeout_secs: u64,
+    /// Sign a promotion record (an in-toto statement in a DSSE envelope)
+    /// for every image written to a target, and attach it to the image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<RecordSettings>,
+}
+
+/// `[settings] record`: the key promotion records are signed with. The
+/// key's PEM never belongs in this file: name a file, or an environment
+/// variable holding it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordSettings {
+    /// PKCS#8 PEM private key (ECDSA P-256 or Ed25519), relative to the
+    /// config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Environment variable holding the PEM private key instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
 }
 
 impl Default for Settings {
@@ -52,6 +71,7 @@ impl Default for Settings {
             jobs: 48,
             retries: 4,
             timeout_secs: 60,
+            record: None,
         }
     }
 }
@@ -193,6 +213,20 @@ pub struct Promotion {
     /// Promote only images signed (cosign) by one of these keys.
     #[serde(default)]
     pub require_signature: Option<RequireSignature>,
+    /// `hoist verify` fails each target image of this rule without a
+    /// promotion record (`[settings] record`) signed by one of these keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_record: Option<RequireRecord>,
+}
+
+/// `require_record = { keys = [...] }`: the keys a target image's
+/// promotion record must verify against.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequireRecord {
+    /// Public keys (PEM), paths relative to this file; a record signed by
+    /// any one of them will do.
+    pub keys: Vec<String>,
 }
 
 /// `require_signature = { keys = [...], annotations = { ... } }`, or keyless

@@ -96,6 +96,9 @@ pub enum ExecError {
     /// A floating or attached tag whose own image failed.
     #[error("its image failed")]
     ImageFailed,
+    /// The image and its tags were written, its promotion record was not.
+    #[error(transparent)]
+    Record(Box<crate::record::RecordError>),
     /// `mode = "move"`: once the source tag was deleted, a copy it was moved
     /// to was not there (the target was the source under another name: an
     /// alias, a load balancer), so the deletion was undone.

@@ -37,6 +37,7 @@ mod moves;
 mod options;
 mod preconditions;
 pub mod progress;
+mod records;
 mod referrers;
 mod scheduler;
 mod stats;
@@ -50,6 +51,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
+pub use crate::record::RecordWritten;
 pub use error::ExecError;
 pub use progress::{Progress, ProgressMode};
 pub use stats::{CopyStats, CopyStatsSnapshot};
@@ -77,6 +79,7 @@ pub fn run(
     options: Options,
 ) -> Outcome {
     let statuses = Statuses::for_plan(plan);
+    let recorder = options.record.clone();
     if options.check_preconditions {
         preconditions::check_reviewed(plan, stores, &statuses);
     }
@@ -136,7 +139,15 @@ pub fn run(
         matches!(statuses.get(i), Some(Status::Unchanged))
     });
     executor.referrers_of_kept(&kept);
-    finish(plan, statuses.finish(), stores)
+    // Records once every tag is written; before any source tag is deleted,
+    // so a move whose record failed keeps its source.
+    let records = match (&recorder, stop::requested()) {
+        (Some(recorder), None) => records::write_records(plan, &statuses, stores, recorder),
+        _ => Vec::new(),
+    };
+    let mut outcome = finish(plan, statuses.finish(), stores);
+    outcome.records = records;
+    outcome
 }
 
 /// An image of the run: copying `tree` when it is not complete in its
@@ -234,6 +245,7 @@ fn finish(plan: &Plan, mut statuses: Vec<Status>, stores: &StoreMap) -> Outcome 
         statuses,
         moved,
         notes,
+        records: Vec::new(),
     }
 }
 

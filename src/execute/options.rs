@@ -4,17 +4,21 @@
 use std::sync::Arc;
 
 use super::error::ExecError;
+use crate::record::Recorder;
 use crate::registry::retry::RetryPolicy;
 use crate::registry::{Registry, StoreMap};
 
 /// How to run.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Re-check every entry against the registries first (`apply --plan`):
     /// refuse those whose source or target moved since planning.
     pub check_preconditions: bool,
     /// Retries of a whole blob transfer (streams cannot be replayed request by request).
     pub retry: RetryPolicy,
+    /// Sign and attach a promotion record to every image written
+    /// (`[settings] record`).
+    pub record: Option<Arc<Recorder>>,
 }
 
 /// The open store named `name`.

@@ -36,6 +36,8 @@ pub struct Outcome {
     pub moved: Vec<String>,
     /// Things worth saying that are not failures (a source tag kept, …).
     pub notes: Vec<String>,
+    /// The promotion records attached (`[settings] record`).
+    pub records: Vec<crate::record::RecordWritten>,
 }
 
 /// Every entry's status while the run is under way; `None` until decided.

@@ -106,6 +106,10 @@ pub struct ApplyReport {
     /// done and fails the run; a `warning` does not.
     #[serde(default)]
     pub rule_problems: Vec<RuleProblem>,
+    /// The promotion records attached to the images written
+    /// (`[settings] record`), one per image per target repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<super::RecordWritten>,
 }
 
 impl ApplyReport {
@@ -174,6 +178,7 @@ impl ApplyReport {
             notes: outcome.notes.clone(),
             skipped: plan.skipped.clone(),
             rule_problems: plan.rule_problems.clone(),
+            records: outcome.records.clone(),
         }
     }
 

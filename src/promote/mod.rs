@@ -168,6 +168,7 @@ pub(crate) fn command_rule(
         overwrite: Overwrite::Always,
         travel: carry.travel.clone(),
         gate: carry.gate.clone(),
+        require_record: None,
         origin: Origin::CommandLine,
     })
 }

@@ -4,11 +4,13 @@
 //! execution hand on data; only this module turns it into text.
 
 mod diff;
+mod history;
 mod markdown;
 mod summary;
 mod table;
 
 pub use diff::{render_diff_markdown, render_diff_table};
+pub use history::render_history;
 pub use markdown::{
     COMMENT_LIMIT, MarkdownOptions, code, escape_html, escape_text, render_markdown,
 };

@@ -52,6 +52,12 @@ pub fn summary_lines(report: &ApplyReport) -> Vec<String> {
     for note in &report.notes {
         lines.push(format!("note: {note}"));
     }
+    if !report.records.is_empty() {
+        lines.push(format!(
+            "recorded: {} signed and attached",
+            count(report.records.len(), "promotion record", "promotion records")
+        ));
+    }
     lines.push(summary_line(report));
     lines
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{FieldPath, Problem, RequireSignature};
+use crate::config::{FieldPath, Problem, RequireRecord, RequireSignature};
 use crate::gate::{Gate, Keyless, Matcher, PublicKey, TrustedRoot};
 
 /// The gate of a `require_signature`, or the problems that stop it.
@@ -26,7 +26,7 @@ pub(super) fn compile_gate(
         ));
         return None;
     }
-    let keys = compile_keys(gate, at, problems);
+    let keys = compile_keys(&gate.keys, at, problems);
     let keyless = if keyless_asked {
         compile_keyless(gate, at, problems)
     } else {
@@ -41,13 +41,27 @@ pub(super) fn compile_gate(
     })
 }
 
-fn compile_keys(
-    gate: &RequireSignature,
+/// The keys of a `require_record`, or the problems that stop them.
+pub(super) fn compile_record_keys(
+    required: &RequireRecord,
     at: &FieldPath,
     problems: &mut Vec<Problem>,
-) -> Vec<PublicKey> {
+) -> Option<Arc<Vec<PublicKey>>> {
+    if required.keys.is_empty() {
+        problems.push(
+            Problem::at(at.key("keys"), "`keys` is empty")
+                .help("name the public keys that sign this run's promotion records, e.g. [\"keys/promoter.pub\"]"),
+        );
+        return None;
+    }
+    let before = problems.len();
+    let keys = compile_keys(&required.keys, at, problems);
+    (problems.len() == before).then(|| Arc::new(keys))
+}
+
+fn compile_keys(paths: &[String], at: &FieldPath, problems: &mut Vec<Problem>) -> Vec<PublicKey> {
     let mut keys = Vec::new();
-    for (i, path) in gate.keys.iter().enumerate() {
+    for (i, path) in paths.iter().enumerate() {
         match PublicKey::read(path) {
             Ok(key) => keys.push(key),
             Err(why) => problems.push(

@@ -64,6 +64,9 @@ pub struct Rule {
     pub travel: Travel,
     /// What an image must carry to be promoted (`require_signature`).
     pub gate: Option<std::sync::Arc<crate::gate::Gate>>,
+    /// The keys a target image's promotion record must verify against
+    /// (`require_record`, checked by `hoist verify`).
+    pub require_record: Option<std::sync::Arc<Vec<crate::gate::PublicKey>>>,
     /// Where the rule was written, for messages that name its settings.
     pub origin: Origin,
 }
@@ -220,6 +223,10 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
         let at = fields.path.key("require_signature");
         gate::compile_gate(gate, &at, &mut fields.problems)
     });
+    let require_record = p.require_record.as_ref().and_then(|required| {
+        let at = fields.path.key("require_record");
+        gate::compile_record_keys(required, &at, &mut fields.problems)
+    });
     let (Some(repositories), Some(tags), Some(target), Some(tag), true) =
         (repositories, tags, target, tag, fields.problems.is_empty())
     else {
@@ -255,6 +262,7 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
             mode: p.mode.into(),
         },
         gate,
+        require_record,
         origin: Origin::File,
     })
 }

@@ -25,6 +25,7 @@ mod oci_layout;
 mod personalities;
 mod plan;
 mod promote_stevedore;
+mod records;
 mod referrers;
 mod registries;
 mod schema;

@@ -1,0 +1,187 @@
+//! Promotion records: for every image hoist writes to a target, an in-toto
+//! statement of where it came from, by which rule and run, signed as a
+//! DSSE envelope in a Sigstore bundle and attached to the image as an OCI
+//! 1.1 referrer (the fallback tag where the registry has no referrers
+//! API), as `cosign attest --new-bundle-format` attaches attestations.
+//!
+//! Written after the image and all its tags, never before; read back by
+//! `hoist history` and checked by `hoist verify` (`require_record`).
+
+mod attach;
+mod envelope;
+mod history;
+mod key;
+mod read;
+mod statement;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use attach::{Attached, attach, record_manifest};
+pub use envelope::{BUNDLE_MEDIA_TYPE, Bundle, Envelope, IN_TOTO_PAYLOAD, pae};
+pub use history::{ImageHistory, RecordLine, history};
+pub use key::{SigningKey, SigningKeyError};
+pub use read::{Found, records, referrers};
+pub use statement::{
+    Admission, CiRun, Endpoint, PROMOTION_PREDICATE, Promotion, STATEMENT_TYPE, Statement, Subject,
+    rfc3339,
+};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::manifest::ManifestError;
+use crate::referrers::ReferrersIndexError;
+use crate::registry::{Registry, RegistryError};
+
+/// Why a record could not be written (each says what was promoted and
+/// what was not: the image is in the target, its evidence is not).
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// A request failed.
+    #[error("promoted, but its promotion record was not written: writing {step}: {cause}")]
+    Write {
+        /// What was being written.
+        step: &'static str,
+        /// What the registry said.
+        cause: Box<RegistryError>,
+    },
+    /// The fallback tag holds something other than an index.
+    #[error(
+        "promoted, but its promotion record was not written: the referrers fallback tag {tag} holds no index ({cause})"
+    )]
+    Index {
+        /// The tag.
+        tag: String,
+        /// What it holds.
+        cause: ReferrersIndexError,
+    },
+    /// The record's own manifest could not be described (never expected).
+    #[error("promoted, but its promotion record was not written: {0}")]
+    Manifest(ManifestError),
+    /// The image is not in the target after all.
+    #[error("promoted, but its promotion record was not written: the image is not in the target")]
+    ImageMissing,
+}
+
+/// A record a run attached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RecordWritten {
+    /// Target registry.
+    pub registry: String,
+    /// Target repository.
+    pub repository: String,
+    /// The promoted image.
+    pub digest: Digest,
+    /// The record's manifest, a referrer of the image.
+    pub record: Digest,
+    /// The referrers fallback tag updated, where the registry has no
+    /// referrers API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_tag: Option<String>,
+}
+
+/// What signs the records of a run, and what it says of the run.
+#[derive(Debug)]
+pub struct Recorder {
+    /// The signing key.
+    pub key: SigningKey,
+    /// The CI run, where the environment says.
+    pub run: Option<CiRun>,
+    /// The digest of the reviewed plan applied (`apply --plan`).
+    pub plan_digest: Option<Digest>,
+}
+
+/// One image a run wrote to one target repository: what its record says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Promoted {
+    /// The rules that promoted it.
+    pub rules: Vec<String>,
+    /// The source registry.
+    pub source: Endpoint,
+    /// The source repository.
+    pub source_repository: String,
+    /// The source image's digest.
+    pub source_digest: Digest,
+    /// The source tags.
+    pub source_tags: Vec<String>,
+    /// The target registry.
+    pub target: Endpoint,
+    /// The target repository.
+    pub repository: String,
+    /// The digest written.
+    pub digest: Digest,
+    /// Every target tag written for it.
+    pub tags: Vec<String>,
+    /// The gate that admitted it.
+    pub gate: Option<Admission>,
+}
+
+impl Recorder {
+    /// The statement recording `promoted`, at `seconds` since the epoch.
+    pub fn statement(&self, promoted: &Promoted, seconds: u64) -> Statement<Promotion> {
+        let at = |endpoint: &Endpoint, repository: &str, digest: &Digest| {
+            format!("{}/{repository}@{digest}", endpoint.location)
+        };
+        Statement {
+            type_: STATEMENT_TYPE.to_string(),
+            subject: vec![Subject::new(
+                &format!("{}/{}", promoted.target.location, promoted.repository),
+                &promoted.digest,
+            )],
+            predicate_type: PROMOTION_PREDICATE.to_string(),
+            predicate: Promotion {
+                src_ref: at(
+                    &promoted.source,
+                    &promoted.source_repository,
+                    &promoted.source_digest,
+                ),
+                dst_ref: at(&promoted.target, &promoted.repository, &promoted.digest),
+                digest: promoted.digest.to_string(),
+                timestamp: rfc3339(seconds),
+                builder_id: format!("hoist/{}", env!("CARGO_PKG_VERSION")),
+                rules: promoted.rules.clone(),
+                source: promoted.source.clone(),
+                target: promoted.target.clone(),
+                source_tags: promoted.source_tags.clone(),
+                tags: promoted.tags.clone(),
+                plan_digest: self.plan_digest.as_ref().map(Digest::to_string),
+                gate: promoted.gate.clone(),
+                run: self.run.clone(),
+            },
+        }
+    }
+
+    /// Signs the record of `promoted` and attaches it to the image in `target`.
+    pub fn write(
+        &self,
+        target: &dyn Registry,
+        promoted: &Promoted,
+    ) -> Result<Attached, RecordError> {
+        let head = target
+            .manifest_head(&promoted.repository, &promoted.digest.to_string())
+            .map_err(|cause| RecordError::Write {
+                step: "(reading) the image's manifest",
+                cause: Box::new(cause),
+            })?
+            .ok_or(RecordError::ImageMissing)?;
+        let seconds = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let statement = self.statement(promoted, seconds);
+        // A struct of strings and maps always serialises.
+        let payload = serde_json::to_vec(&statement).unwrap_or_default();
+        let bundle = Bundle::of_statement(&payload, &self.key);
+        let bytes = serde_json::to_vec(&bundle).unwrap_or_default();
+        attach(
+            target,
+            &promoted.repository,
+            &head,
+            &bytes,
+            &rfc3339(seconds),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;
