@@ -109,11 +109,8 @@ fn recorder(
         )?)),
         None => None,
     };
-    Ok(Some(Arc::new(Recorder {
-        key,
-        run: CiRun::from_env(&|name| std::env::var(name).ok().filter(|v| !v.is_empty())),
-        plan_digest,
-    })))
+    let run = CiRun::from_env(&|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+    Ok(Some(Arc::new(Recorder::new(key, run, plan_digest))))
 }
 
 impl Run<'_> {

@@ -128,6 +128,7 @@ pub fn run(
             .map(|name| (name.clone(), Default::default()))
             .collect(),
         missing: Default::default(),
+        fallback_tags: Default::default(),
         new_repositories: plan
             .new_repositories
             .iter()
@@ -142,7 +143,19 @@ pub fn run(
     // Records once every tag is written; before any source tag is deleted,
     // so a move whose record failed keeps its source.
     let records = match (&recorder, stop::requested()) {
-        (Some(recorder), None) => records::write_records(plan, &statuses, stores, recorder),
+        (Some(recorder), None) => {
+            let written = records::Written {
+                plan,
+                images: &images,
+                fallback_tags: std::mem::take(
+                    &mut *executor
+                        .fallback_tags
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()),
+                ),
+            };
+            records::write_records(&written, &statuses, stores, recorder)
+        }
         _ => Vec::new(),
     };
     let mut outcome = finish(plan, statuses.finish(), stores);

@@ -4,17 +4,63 @@
 //! record that cannot be written fails the entries of its image: the
 //! promotion happened, its evidence did not.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::error::ExecError;
+use super::image_run::ImageRun;
 use super::options::lookup;
 use super::status::{Status, Statuses};
+use crate::keys::TagKey;
 use crate::plan::{GateVerdict, ImageKey, Plan, PlanEntry};
+use crate::referrers::fallback_tag;
 use crate::record::{Admission, Endpoint, Promoted, RecordWritten, Recorder};
-use crate::registry::StoreMap;
+use crate::registry::{ManifestHead, StoreMap};
+
+/// What the run wrote that records need: the plan, its images (their
+/// root manifests, so a record need not ask for them), and the fallback
+/// tags it wrote.
+pub(super) struct Written<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) images: &'a [ImageRun<'a>],
+    pub(super) fallback_tags: BTreeSet<TagKey>,
+}
+
+impl Written<'_> {
+    /// The root manifest of image `key` as the run wrote it.
+    fn subject(&self, key: &ImageKey) -> Option<ManifestHead> {
+        let image = self.images.iter().find(|i| i.write.key == *key)?;
+        let root = image.tree?.manifests.last()?;
+        (root.digest == key.digest).then(|| ManifestHead {
+            digest: root.digest.clone(),
+            media_type: root.media_type.clone(),
+            size: root.bytes.len() as u64,
+        })
+    }
+
+    /// Whether `repository` of `registry` is new in this run's plan.
+    fn is_new(&self, registry: &str, repository: &str) -> bool {
+        self.plan
+            .new_repositories
+            .iter()
+            .any(|r| r.registry == registry && r.repository == repository)
+    }
+
+    /// Whether the fallback tag of image `key` is known to be absent: its
+    /// repository is new in this run, and nothing of the run wrote it.
+    fn fallback_absent(&self, key: &ImageKey) -> bool {
+        let tag = TagKey::new(&key.registry, &key.repository, &fallback_tag(&key.digest));
+        let new = self.is_new(&key.registry, &key.repository);
+        let planned = self.plan.entries.iter().any(|e| {
+            e.target.registry == tag.registry
+                && e.target.repository == tag.repository
+                && e.target.tag == tag.tag
+        });
+        new && !planned && !self.fallback_tags.contains(&tag)
+    }
+}
 
 /// One image the run promoted, and the entries that wrote its tags.
 struct ImagePromoted {
@@ -25,17 +71,37 @@ struct ImagePromoted {
 /// Writes the record of every image the run wrote a tag of; the entries of
 /// an image whose record fails are failed with why.
 pub(super) fn write_records(
-    plan: &Plan,
+    run: &Written<'_>,
     statuses: &Statuses,
     stores: &StoreMap,
     recorder: &Recorder,
 ) -> Vec<RecordWritten> {
-    let images = promoted_images(plan, statuses, stores);
-    images
+    let images = promoted_images(run, statuses, stores);
+    // The config blob records share, once per target repository first.
+    let repositories: BTreeSet<(&str, &str)> = images
+        .iter()
+        .map(|i| (i.promoted.target.registry.as_str(), i.promoted.repository.as_str()))
+        .collect();
+    let prepared: BTreeMap<(&str, &str), Result<(), Arc<ExecError>>> = repositories
         .into_par_iter()
+        .map(|(registry, repository)| {
+            let new = run.is_new(registry, repository);
+            let prepared = lookup(stores, registry)
+                .and_then(|store| Ok(recorder.prepare(store.as_ref(), repository, new)?))
+                .map_err(Arc::new);
+            ((registry, repository), prepared)
+        })
+        .collect();
+    images
+        .par_iter()
         .filter_map(|image| {
-            let written = lookup(stores, &image.promoted.target.registry)
-                .and_then(|store| Ok(recorder.write(store.as_ref(), &image.promoted)?));
+            let p = &image.promoted;
+            let written = match &prepared[&(p.target.registry.as_str(), p.repository.as_str())] {
+                Err(e) => Err(e.clone()),
+                Ok(()) => lookup(stores, &p.target.registry)
+                    .and_then(|store| Ok(recorder.write(store.as_ref(), p)?))
+                    .map_err(Arc::new),
+            };
             match written {
                 Ok(attached) => Some(RecordWritten {
                     registry: image.promoted.target.registry.clone(),
@@ -45,7 +111,6 @@ pub(super) fn write_records(
                     fallback_tag: attached.fallback_tag,
                 }),
                 Err(error) => {
-                    let error = Arc::new(error);
                     for &i in &image.entries {
                         statuses.set(i, Status::Failed(error.clone()));
                     }
@@ -58,9 +123,9 @@ pub(super) fn write_records(
 
 /// The images whose tags this run wrote (attached artifacts' tags aside:
 /// they are evidence, not images promoted), by target image.
-fn promoted_images(plan: &Plan, statuses: &Statuses, stores: &StoreMap) -> Vec<ImagePromoted> {
+fn promoted_images(run: &Written<'_>, statuses: &Statuses, stores: &StoreMap) -> Vec<ImagePromoted> {
     let mut images: BTreeMap<ImageKey, ImagePromoted> = BTreeMap::new();
-    for (i, entry) in plan.entries.iter().enumerate() {
+    for (i, entry) in run.plan.entries.iter().enumerate() {
         let written = entry.changes() && matches!(statuses.get(i), Some(Status::Promoted));
         if !written || entry.role.is_attached() {
             continue;
@@ -70,8 +135,12 @@ fn promoted_images(plan: &Plan, statuses: &Statuses, stores: &StoreMap) -> Vec<I
             &entry.target.repository,
             entry.target_digest(),
         );
-        let image = images.entry(key).or_insert_with(|| ImagePromoted {
-            promoted: promoted(entry, stores),
+        let image = images.entry(key.clone()).or_insert_with(|| ImagePromoted {
+            promoted: Promoted {
+                subject: run.subject(&key),
+                fallback_absent: run.fallback_absent(&key),
+                ..promoted(entry, stores)
+            },
             entries: Vec::new(),
         });
         image.entries.push(i);
@@ -110,6 +179,8 @@ fn promoted(entry: &PlanEntry, stores: &StoreMap) -> Promoted {
         digest: entry.target_digest().clone(),
         tags: Vec::new(),
         gate: None,
+        subject: None,
+        fallback_absent: false,
     }
 }
 

@@ -218,6 +218,10 @@ impl Executor<'_> {
         target
             .manifest_put(repository, &tag, &index.to_manifest())
             .map_err(|e| fallback(FallbackError::Registry(e)))?;
+        self.fallback_tags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(crate::keys::TagKey::new(&image.key.registry, repository, &tag));
         bump(&self.stats.tags_written, 1);
         Ok(true)
     }

@@ -42,6 +42,9 @@ pub struct Executor<'a> {
     /// Target repositories found missing on registries that do not create
     /// them on push.
     pub(super) missing: super::missing::MissingRepositories,
+    /// The referrers fallback tags this run wrote (records then know
+    /// whether a subject's must be read first).
+    pub(super) fallback_tags: std::sync::Mutex<BTreeSet<crate::keys::TagKey>>,
 }
 
 impl<'a> Executor<'a> {

@@ -62,13 +62,40 @@ pub fn record_manifest(bundle: &[u8], subject: &ManifestHead, created: &str) -> 
     }
 }
 
-/// Writes `bundle` about the image `subject` in `repository` of `target`.
+/// How a record is attached: when it was made, and what the run already
+/// knows of the repository (so as not to ask).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attaching {
+    /// RFC 3339 time of the record.
+    pub created: String,
+    /// The subject's fallback tag is known to be absent.
+    pub fallback_absent: bool,
+}
+
+/// Makes the empty config blob present in `repository` (`absent`: known
+/// not to be there, so not asked for).
+pub fn put_config(target: &dyn Registry, repository: &str, absent: bool) -> Result<(), RecordError> {
+    let step = |cause| RecordError::Write {
+        step: "its config blob",
+        cause: Box::new(cause),
+    };
+    let config = Digest::sha256_of(EMPTY_CONFIG);
+    if absent || !target.blob_exists(repository, &config).map_err(step)? {
+        target
+            .blob_put(repository, &config, 2, &mut &EMPTY_CONFIG[..], None)
+            .map_err(step)?;
+    }
+    Ok(())
+}
+
+/// Writes `bundle` about the image `subject` in `repository` of `target`
+/// (whose config blob [`put_config`] wrote).
 pub fn attach(
     target: &dyn Registry,
     repository: &str,
     subject: &ManifestHead,
     bundle: &[u8],
-    created: &str,
+    how: &Attaching,
 ) -> Result<Attached, RecordError> {
     let step = |step: &'static str| {
         move |cause| RecordError::Write {
@@ -76,15 +103,6 @@ pub fn attach(
             cause: Box::new(cause),
         }
     };
-    let config = Digest::sha256_of(EMPTY_CONFIG);
-    if !target
-        .blob_exists(repository, &config)
-        .map_err(step("its config blob"))?
-    {
-        target
-            .blob_put(repository, &config, 2, &mut &EMPTY_CONFIG[..], None)
-            .map_err(step("its config blob"))?;
-    }
     let layer = Digest::sha256_of(bundle);
     target
         .blob_put(
@@ -95,7 +113,7 @@ pub fn attach(
             None,
         )
         .map_err(step("its bundle blob"))?;
-    let manifest = record_manifest(bundle, subject, created);
+    let manifest = record_manifest(bundle, subject, &how.created);
     target
         .manifest_put(repository, &manifest.digest.to_string(), &manifest)
         .map_err(step("its manifest"))?;
@@ -110,13 +128,18 @@ pub fn attach(
         });
     }
     let tag = fallback_tag(&subject.digest);
-    let mut index = match target.manifest_get(repository, &tag) {
-        Ok(current) => ReferrersIndex::read(&current).map_err(|cause| RecordError::Index {
+    let current = match how.fallback_absent {
+        true => None,
+        false => Some(target.manifest_get(repository, &tag)),
+    };
+    let mut index = match current {
+        None => ReferrersIndex::default(),
+        Some(Ok(current)) => ReferrersIndex::read(&current).map_err(|cause| RecordError::Index {
             tag: tag.clone(),
             cause,
         })?,
-        Err(e) if e.is_not_found() => ReferrersIndex::default(),
-        Err(cause) => return Err(step("the referrers fallback tag")(cause)),
+        Some(Err(e)) if e.is_not_found() => ReferrersIndex::default(),
+        Some(Err(cause)) => return Err(step("the referrers fallback tag")(cause)),
     };
     let described = ReferrerDescriptor::of(&manifest).map_err(RecordError::Manifest)?;
     if index.add(&described) {

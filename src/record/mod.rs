@@ -16,7 +16,7 @@ mod statement;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use attach::{Attached, attach, record_manifest};
+pub use attach::{Attached, Attaching, attach, record_manifest};
 pub use envelope::{BUNDLE_MEDIA_TYPE, Bundle, Envelope, IN_TOTO_PAYLOAD, pae};
 pub use history::{ImageHistory, RecordLine, history};
 pub use key::{SigningKey, SigningKeyError};
@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::manifest::ManifestError;
 use crate::referrers::ReferrersIndexError;
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{ManifestHead, Registry, RegistryError};
 
 /// Why a record could not be written (each says what was promoted and
 /// what was not: the image is in the target, its evidence is not).
@@ -115,9 +115,24 @@ pub struct Promoted {
     pub tags: Vec<String>,
     /// The gate that admitted it.
     pub gate: Option<Admission>,
+    /// The image's manifest as the run wrote it (digest, media type,
+    /// size), when the run has it; else it is asked for.
+    pub subject: Option<ManifestHead>,
+    /// The image's referrers fallback tag is known to be absent (a
+    /// repository new in this run, no fallback tag written): not asked for.
+    pub fallback_absent: bool,
 }
 
 impl Recorder {
+    /// A recorder signing with `key`.
+    pub fn new(key: SigningKey, run: Option<CiRun>, plan_digest: Option<Digest>) -> Recorder {
+        Recorder {
+            key,
+            run,
+            plan_digest,
+        }
+    }
+
     /// The statement recording `promoted`, at `seconds` since the epoch.
     pub fn statement(&self, promoted: &Promoted, seconds: u64) -> Statement<Promotion> {
         let at = |endpoint: &Endpoint, repository: &str, digest: &Digest| {
@@ -158,13 +173,16 @@ impl Recorder {
         target: &dyn Registry,
         promoted: &Promoted,
     ) -> Result<Attached, RecordError> {
-        let head = target
-            .manifest_head(&promoted.repository, &promoted.digest.to_string())
-            .map_err(|cause| RecordError::Write {
-                step: "(reading) the image's manifest",
-                cause: Box::new(cause),
-            })?
-            .ok_or(RecordError::ImageMissing)?;
+        let head = match &promoted.subject {
+            Some(subject) => subject.clone(),
+            None => target
+                .manifest_head(&promoted.repository, &promoted.digest.to_string())
+                .map_err(|cause| RecordError::Write {
+                    step: "(reading) the image's manifest",
+                    cause: Box::new(cause),
+                })?
+                .ok_or(RecordError::ImageMissing)?,
+        };
         let seconds = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -178,8 +196,24 @@ impl Recorder {
             &promoted.repository,
             &head,
             &bytes,
-            &rfc3339(seconds),
+            &Attaching {
+                created: rfc3339(seconds),
+                fallback_absent: promoted.fallback_absent,
+            },
         )
+    }
+
+    /// Makes the empty config blob every record of `repository` shares
+    /// present in it, once per run and repository, before its records are
+    /// written side by side (`absent`: the repository is new, so it is
+    /// not asked for first).
+    pub fn prepare(
+        &self,
+        target: &dyn Registry,
+        repository: &str,
+        absent: bool,
+    ) -> Result<(), RecordError> {
+        attach::put_config(target, repository, absent)
     }
 }
 

@@ -27,6 +27,8 @@ fn promoted() -> Promoted {
         digest: Digest::sha256_of(b"image"),
         tags: vec!["v1.2.0".into(), "1.2".into()],
         gate: None,
+        subject: None,
+        fallback_absent: false,
     }
 }
 
@@ -82,11 +84,11 @@ fn keys_hoist_cannot_sign_with_are_named_with_what_to_do() {
 
 #[test]
 fn a_statement_names_the_target_image_and_where_it_came_from() {
-    let recorder = Recorder {
-        key: SigningKey::from_pem("ci", &fixture("ci.key.pem")).unwrap(),
-        run: None,
-        plan_digest: Some(Digest::sha256_of(b"plan")),
-    };
+    let recorder = Recorder::new(
+        SigningKey::from_pem("ci", &fixture("ci.key.pem")).unwrap(),
+        None,
+        Some(Digest::sha256_of(b"plan")),
+    );
     let statement = recorder.statement(&promoted(), 1_796_601_600);
     let json = serde_json::to_value(&statement).unwrap();
     assert_eq!(json["_type"], STATEMENT_TYPE);
