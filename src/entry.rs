@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+pub use crate::gate::GateSetting;
 pub use crate::rules::{Transfer, Travel};
 
 /// A source tag a rule selected but cannot promote, and why.
@@ -137,12 +138,15 @@ pub enum GateVerdict {
         /// What it was verified with: the key, as the rule names it.
         by: String,
     },
-    /// No signature passes.
+    /// No signature passes, or an attestation requirement fails.
     Refused {
         /// The rule whose gate refuses it.
         rule: String,
         /// Why, for people.
         reason: String,
+        /// Which setting refuses it.
+        #[serde(default, skip_serializing_if = "GateSetting::is_signature")]
+        setting: GateSetting,
     },
 }
 
@@ -158,6 +162,12 @@ impl GateVerdict {
             crate::gate::Verdict::Refused(reason) => GateVerdict::Refused {
                 rule,
                 reason: reason.clone(),
+                setting: GateSetting::RequireSignature,
+            },
+            crate::gate::Verdict::AttestationRefused(reason) => GateVerdict::Refused {
+                rule,
+                reason: reason.clone(),
+                setting: GateSetting::RequireAttestation,
             },
         }
     }
@@ -167,6 +177,14 @@ impl GateVerdict {
         match self {
             GateVerdict::Verified { .. } => None,
             GateVerdict::Refused { reason, .. } => Some(reason),
+        }
+    }
+
+    /// The setting that refuses the image, when one does.
+    pub fn refused_by(&self) -> Option<GateSetting> {
+        match self {
+            GateVerdict::Verified { .. } => None,
+            GateVerdict::Refused { setting, .. } => Some(*setting),
         }
     }
 }

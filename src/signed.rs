@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 
 use crate::digest::Digest;
-use crate::gate::{Gate, Verdict, check};
+use crate::gate::{Gate, GateSetting, Verdict, check};
 use crate::plan::{Action, GateVerdict, Plan, PlanEntry};
 use crate::registry::{ReadOnly, StoreMap};
 use crate::rules::RuleSet;
@@ -41,6 +41,9 @@ enum GateFailure {
     /// The gate refused it, saying why.
     #[error("{0}")]
     Refused(String),
+    /// An attestation requirement refused it, saying which and why.
+    #[error("{0}")]
+    AttestationRefused(String),
     /// Its signatures could not be read.
     #[error("its signatures could not be read: {0}")]
     Unreadable(crate::registry::RegistryError),
@@ -56,12 +59,20 @@ pub fn recheck_reviewed(plan: &mut Plan, rules: &RuleSet, stores: &StoreMap) {
         let Some(key) = verified_source(entry) else {
             continue;
         };
-        if let Some(Err(reason)) = verdicts.get(&key) {
-            let reason = format!("checked again before writing, {reason}");
-            entry.action = Action::blocked(format!("require_signature: {reason}"));
+        if let Some(Err(failure)) = verdicts.get(&key) {
+            let reason = format!("checked again before writing, {failure}");
+            let setting = match failure {
+                GateFailure::AttestationRefused(_) => GateSetting::RequireAttestation,
+                _ => GateSetting::RequireSignature,
+            };
+            entry.action = Action::blocked(match setting {
+                GateSetting::RequireSignature => format!("require_signature: {reason}"),
+                GateSetting::RequireAttestation => reason.clone(),
+            });
             entry.gate = Some(GateVerdict::Refused {
                 rule: key.rule,
                 reason,
+                setting,
             });
         }
     }
@@ -182,6 +193,7 @@ fn judge_one(
     match check(store, repository, &image.digest, tags, gate) {
         Ok(Verdict::Verified { key }) => Ok(key),
         Ok(Verdict::Refused(reason)) => Err(GateFailure::Refused(reason)),
+        Ok(Verdict::AttestationRefused(reason)) => Err(GateFailure::AttestationRefused(reason)),
         Err(e) => Err(GateFailure::Unreadable(e)),
     }
 }

@@ -116,6 +116,7 @@ fn broken_promotion() -> Promotion {
         mode: Default::default(),
         require_signature: None,
         require_record: None,
+        require_attestation: Vec::new(),
     }
 }
 

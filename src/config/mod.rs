@@ -12,8 +12,8 @@ use crate::registry::spec::RegistrySpec;
 
 pub use load::is_broken;
 pub use model::{
-    Config, Mode, OneOrMany, Overwrite, Promotion, RecordSettings, RegistryConfig, RequireRecord,
-    RequireSignature, Settings, json_schema,
+    AttestationCondition, Config, Mode, OneOrMany, Overwrite, Promotion, RecordSettings,
+    RegistryConfig, RequireAttestation, RequireRecord, RequireSignature, Settings, json_schema,
 };
 pub use problem::{FieldPath, Label, Located, Part, Problem, did_you_mean, nearest};
 pub use source::{ConfigSource, Diagnostics};
@@ -81,6 +81,11 @@ impl LoadedConfig {
             record.key = record.key.as_ref().map(|key| base.join(key));
         }
         for promotion in &mut loaded.config.promotions {
+            for required in &mut promotion.require_attestation {
+                for key in &mut required.keys {
+                    *key = base.join(&*key).display().to_string();
+                }
+            }
             if let Some(required) = &mut promotion.require_record {
                 for key in &mut required.keys {
                     *key = base.join(&*key).display().to_string();

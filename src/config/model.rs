@@ -213,10 +213,54 @@ pub struct Promotion {
     /// Promote only images signed (cosign) by one of these keys.
     #[serde(default)]
     pub require_signature: Option<RequireSignature>,
+    /// Attestations an image must carry to be promoted: each an in-toto
+    /// attestation of a predicate type, signed by one of its keys, about the
+    /// image, whose predicate satisfies its conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub require_attestation: Vec<RequireAttestation>,
     /// `hoist verify` fails each target image of this rule without a
     /// promotion record (`[settings] record`) signed by one of these keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_record: Option<RequireRecord>,
+}
+
+/// One `require_attestation` entry: `{ predicate_type = "...", keys =
+/// [...], conditions = [{ path = "...", equals = "..." }, ...] }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequireAttestation {
+    /// The predicate type, exactly (`https://slsa.dev/provenance/v1`).
+    pub predicate_type: String,
+    /// Public keys (PEM), paths relative to this file; an attestation signed
+    /// by any one of them will do.
+    pub keys: Vec<String>,
+    /// What the predicate must say; all must hold.
+    #[serde(default)]
+    pub conditions: Vec<AttestationCondition>,
+}
+
+/// A condition on a field of a predicate: the field at `path` (dotted,
+/// `[*]` for every element of a list, `[N]` for one) must exist and pass
+/// the one test given.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationCondition {
+    /// Where in the predicate, e.g. `runDetails.builder.id`.
+    pub path: String,
+    /// Every value there is exactly this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<String>,
+    /// Every value there matches this regular expression as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<String>,
+    /// Every value there is one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_of: Option<Vec<String>>,
+    /// Every severity there (a vulnerability report's findings) is below
+    /// this one (`low`, `medium`, `high`, `critical`); a list of no
+    /// findings passes, a report without the list fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below_severity: Option<String>,
 }
 
 /// `require_record = { keys = [...] }`: the keys a target image's

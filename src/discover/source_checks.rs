@@ -24,6 +24,7 @@ pub(super) fn gate_verdict(
         Some(verdict) => GateVerdict::of(&rule.name, verdict),
         None => GateVerdict::Refused {
             rule: rule.name.clone(),
+            setting: Default::default(),
             reason: "its signatures could not be checked".to_string(),
         },
     })

@@ -142,25 +142,33 @@ pub fn run(
     executor.referrers_of_kept(&kept);
     // Records once every tag is written; before any source tag is deleted,
     // so a move whose record failed keeps its source.
-    let records = match (&recorder, stop::requested()) {
-        (Some(recorder), None) => {
-            let written = records::Written {
-                plan,
-                images: &images,
-                fallback_tags: std::mem::take(
-                    &mut *executor
-                        .fallback_tags
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()),
-                ),
-            };
-            records::write_records(&written, &statuses, stores, recorder)
-        }
-        _ => Vec::new(),
+    let records = write_records(recorder.as_deref(), &executor, &images, stores);
+    Outcome {
+        records,
+        ..finish(plan, statuses.finish(), stores)
+    }
+}
+
+/// The promotion records of what the run wrote, once every tag is.
+fn write_records(
+    recorder: Option<&crate::record::Recorder>,
+    executor: &Executor<'_>,
+    images: &[ImageRun<'_>],
+    stores: &StoreMap,
+) -> Vec<RecordWritten> {
+    let (Some(recorder), None) = (recorder, stop::requested()) else {
+        return Vec::new();
     };
-    let mut outcome = finish(plan, statuses.finish(), stores);
-    outcome.records = records;
-    outcome
+    let fallback_tags = executor
+        .fallback_tags
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let written = records::Written {
+        plan: executor.plan,
+        images,
+        fallback_tags: fallback_tags.clone(),
+    };
+    records::write_records(&written, executor.statuses, stores, recorder)
 }
 
 /// An image of the run: copying `tree` when it is not complete in its

@@ -15,8 +15,8 @@ use super::options::lookup;
 use super::status::{Status, Statuses};
 use crate::keys::TagKey;
 use crate::plan::{GateVerdict, ImageKey, Plan, PlanEntry};
-use crate::referrers::fallback_tag;
 use crate::record::{Admission, Endpoint, Promoted, RecordWritten, Recorder};
+use crate::referrers::fallback_tag;
 use crate::registry::{ManifestHead, StoreMap};
 
 /// What the run wrote that records need: the plan, its images (their
@@ -80,7 +80,12 @@ pub(super) fn write_records(
     // The config blob records share, once per target repository first.
     let repositories: BTreeSet<(&str, &str)> = images
         .iter()
-        .map(|i| (i.promoted.target.registry.as_str(), i.promoted.repository.as_str()))
+        .map(|i| {
+            (
+                i.promoted.target.registry.as_str(),
+                i.promoted.repository.as_str(),
+            )
+        })
         .collect();
     let prepared: BTreeMap<(&str, &str), Result<(), Arc<ExecError>>> = repositories
         .into_par_iter()
@@ -123,7 +128,11 @@ pub(super) fn write_records(
 
 /// The images whose tags this run wrote (attached artifacts' tags aside:
 /// they are evidence, not images promoted), by target image.
-fn promoted_images(run: &Written<'_>, statuses: &Statuses, stores: &StoreMap) -> Vec<ImagePromoted> {
+fn promoted_images(
+    run: &Written<'_>,
+    statuses: &Statuses,
+    stores: &StoreMap,
+) -> Vec<ImagePromoted> {
     let mut images: BTreeMap<ImageKey, ImagePromoted> = BTreeMap::new();
     for (i, entry) in run.plan.entries.iter().enumerate() {
         let written = entry.changes() && matches!(statuses.get(i), Some(Status::Promoted));

@@ -221,7 +221,11 @@ impl Executor<'_> {
         self.fallback_tags
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(crate::keys::TagKey::new(&image.key.registry, repository, &tag));
+            .insert(crate::keys::TagKey::new(
+                &image.key.registry,
+                repository,
+                &tag,
+            ));
         bump(&self.stats.tags_written, 1);
         Ok(true)
     }

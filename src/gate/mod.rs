@@ -18,6 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::digest::Digest;
 use crate::registry::{ReadOnly, RegistryError};
 
+pub mod attestation;
 pub mod keyless;
 pub mod keys;
 pub mod trusted_root;
@@ -36,8 +37,36 @@ const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 const MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
 /// Signatures read per image, at most.
 const MAX_SIGNATURES: usize = 32;
+/// The setting of a gate that refused an image.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum GateSetting {
+    /// `require_signature`.
+    #[default]
+    RequireSignature,
+    /// `require_attestation`.
+    RequireAttestation,
+}
+
+impl GateSetting {
+    /// `require_signature`.
+    pub fn is_signature(&self) -> bool {
+        *self == GateSetting::RequireSignature
+    }
+}
+
 /// What a rule requires of the images it promotes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Gate {
     /// Keys one of which must have signed the image.
     pub keys: Vec<PublicKey>,
@@ -45,6 +74,16 @@ pub struct Gate {
     pub keyless: Option<Keyless>,
     /// Annotations the signed payload must carry, with these values.
     pub annotations: BTreeMap<String, String>,
+    /// Attestations it must carry (`require_attestation`), each checked.
+    pub attestations: Vec<attestation::Requirement>,
+}
+
+impl Gate {
+    /// Whether it asks for a signature (keys or a keyless signer), not
+    /// only for attestations.
+    pub fn wants_signature(&self) -> bool {
+        !self.keys.is_empty() || self.keyless.is_some()
+    }
 }
 
 /// Whether an image passed a gate.
@@ -57,6 +96,9 @@ pub enum Verdict {
     },
     /// Why not, as the plan says it.
     Refused(String),
+    /// Signed as asked (or no signature asked for), but an attestation
+    /// requirement fails: which, and why.
+    AttestationRefused(String),
 }
 
 /// The cosign signature tag of `digest`: `sha256-<hex>.sig`.
@@ -67,6 +109,30 @@ pub fn signature_tag(digest: &Digest) -> String {
 /// Checks image `digest` of `repository` against `gate`; `tags` are the
 /// repository's tags (where the signature tag is looked for).
 pub fn check(
+    store: &ReadOnly,
+    repository: &str,
+    digest: &Digest,
+    tags: &[String],
+    gate: &Gate,
+) -> Result<Verdict, RegistryError> {
+    let mut by = Vec::new();
+    if gate.wants_signature() {
+        match check_signature(store, repository, digest, tags, gate)? {
+            Verdict::Verified { key } => by.push(key),
+            refused => return Ok(refused),
+        }
+    }
+    if !gate.attestations.is_empty() {
+        match attestation::check(store, repository, digest, tags, &gate.attestations)? {
+            Ok(passed) => by.extend(passed.into_iter().map(|p| format!("attestation {p}"))),
+            Err(reason) => return Ok(Verdict::AttestationRefused(reason)),
+        }
+    }
+    Ok(Verdict::Verified { key: by.join("; ") })
+}
+
+/// The signature part of [`check`].
+fn check_signature(
     store: &ReadOnly,
     repository: &str,
     digest: &Digest,

@@ -429,13 +429,16 @@ fn decide_action(
 ) -> Action {
     let first = &claims[0];
     let digest = &first.digest;
-    if let Some((claim, why)) = claims
-        .iter()
-        .find_map(|c| Some((c, c.gate.as_ref()?.refusal()?)))
-    {
+    if let Some((claim, gate, why)) = claims.iter().find_map(|c| {
+        let gate = c.gate.as_ref()?;
+        Some((c, gate, gate.refusal()?))
+    }) {
         let origin = rules.at(claim.rule_index).map(|r| r.origin);
-        let origin = origin.unwrap_or_default();
-        return Action::blocked(format!("{}: {why}", origin.gate_setting()));
+        let setting = gate.refused_by().unwrap_or_default();
+        return Action::blocked(match origin.unwrap_or_default().gate_setting(setting) {
+            Some(name) => format!("{name}: {why}"),
+            None => why.to_string(),
+        });
     }
     if let Some(pin) = claims.iter().find_map(|c| c.pin_mismatch.as_ref()) {
         return Action::blocked(format!(

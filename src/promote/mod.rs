@@ -83,6 +83,7 @@ pub fn gate_of(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(std::sync::Arc::new(crate::gate::Gate {
+        attestations: Vec::new(),
         keys,
         annotations: annotations.iter().cloned().collect(),
         keyless: None,

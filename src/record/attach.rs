@@ -5,8 +5,8 @@
 
 use serde_json::json;
 
-use super::RecordError;
 use super::envelope::BUNDLE_MEDIA_TYPE;
+use super::error::RecordError;
 use super::statement::PROMOTION_PREDICATE;
 use crate::digest::Digest;
 use crate::manifest::{Manifest, OCI_MANIFEST};
@@ -74,7 +74,11 @@ pub struct Attaching {
 
 /// Makes the empty config blob present in `repository` (`absent`: known
 /// not to be there, so not asked for).
-pub fn put_config(target: &dyn Registry, repository: &str, absent: bool) -> Result<(), RecordError> {
+pub fn put_config(
+    target: &dyn Registry,
+    repository: &str,
+    absent: bool,
+) -> Result<(), RecordError> {
     let step = |cause| RecordError::Write {
         step: "its config blob",
         cause: Box::new(cause),
@@ -134,10 +138,12 @@ pub fn attach(
     };
     let mut index = match current {
         None => ReferrersIndex::default(),
-        Some(Ok(current)) => ReferrersIndex::read(&current).map_err(|cause| RecordError::Index {
-            tag: tag.clone(),
-            cause,
-        })?,
+        Some(Ok(current)) => {
+            ReferrersIndex::read(&current).map_err(|cause| RecordError::Index {
+                tag: tag.clone(),
+                cause,
+            })?
+        }
         Some(Err(e)) if e.is_not_found() => ReferrersIndex::default(),
         Some(Err(cause)) => return Err(step("the referrers fallback tag")(cause)),
     };

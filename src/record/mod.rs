@@ -9,6 +9,7 @@
 
 mod attach;
 mod envelope;
+mod error;
 mod history;
 mod key;
 mod read;
@@ -18,6 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use attach::{Attached, Attaching, attach, record_manifest};
 pub use envelope::{BUNDLE_MEDIA_TYPE, Bundle, Envelope, IN_TOTO_PAYLOAD, pae};
+pub use error::RecordError;
 pub use history::{ImageHistory, RecordLine, history};
 pub use key::{SigningKey, SigningKeyError};
 pub use read::{Found, records, referrers};
@@ -30,39 +32,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::manifest::ManifestError;
-use crate::referrers::ReferrersIndexError;
-use crate::registry::{ManifestHead, Registry, RegistryError};
-
-/// Why a record could not be written (each says what was promoted and
-/// what was not: the image is in the target, its evidence is not).
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    /// A request failed.
-    #[error("promoted, but its promotion record was not written: writing {step}: {cause}")]
-    Write {
-        /// What was being written.
-        step: &'static str,
-        /// What the registry said.
-        cause: Box<RegistryError>,
-    },
-    /// The fallback tag holds something other than an index.
-    #[error(
-        "promoted, but its promotion record was not written: the referrers fallback tag {tag} holds no index ({cause})"
-    )]
-    Index {
-        /// The tag.
-        tag: String,
-        /// What it holds.
-        cause: ReferrersIndexError,
-    },
-    /// The record's own manifest could not be described (never expected).
-    #[error("promoted, but its promotion record was not written: {0}")]
-    Manifest(ManifestError),
-    /// The image is not in the target after all.
-    #[error("promoted, but its promotion record was not written: the image is not in the target")]
-    ImageMissing,
-}
+use crate::registry::{ManifestHead, Registry};
 
 /// A record a run attached.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

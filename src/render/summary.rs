@@ -55,7 +55,11 @@ pub fn summary_lines(report: &ApplyReport) -> Vec<String> {
     if !report.records.is_empty() {
         lines.push(format!(
             "recorded: {} signed and attached",
-            count(report.records.len(), "promotion record", "promotion records")
+            count(
+                report.records.len(),
+                "promotion record",
+                "promotion records"
+            )
         ));
     }
     lines.push(summary_line(report));

@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use crate::config::{FieldPath, Problem, RequireRecord, RequireSignature};
+use crate::config::{
+    AttestationCondition, FieldPath, Problem, RequireAttestation, RequireRecord, RequireSignature,
+};
+use crate::gate::attestation::{Condition, Requirement, Severity, Test};
 use crate::gate::{Gate, Keyless, Matcher, PublicKey, TrustedRoot};
 
 /// The gate of a `require_signature`, or the problems that stop it.
@@ -12,7 +15,7 @@ pub(super) fn compile_gate(
     gate: &RequireSignature,
     at: &FieldPath,
     problems: &mut Vec<Problem>,
-) -> Option<Arc<Gate>> {
+) -> Option<Gate> {
     let before = problems.len();
     let keyless_asked = gate.identity.is_some()
         || gate.identity_regexp.is_some()
@@ -32,13 +35,147 @@ pub(super) fn compile_gate(
     } else {
         None
     };
-    (problems.len() == before).then(|| {
-        Arc::new(Gate {
-            keys,
-            keyless,
-            annotations: gate.annotations.clone(),
-        })
+    (problems.len() == before).then(|| Gate {
+        keys,
+        keyless,
+        annotations: gate.annotations.clone(),
+        attestations: Vec::new(),
     })
+}
+
+/// A rule's gates: what an image must carry to be promoted
+/// (`require_signature`, `require_attestation`), and the keys its target
+/// images' records must verify against (`require_record`).
+pub(super) fn compile_gates(
+    p: &crate::config::Promotion,
+    path: &FieldPath,
+    problems: &mut Vec<Problem>,
+) -> (Option<Arc<Gate>>, Option<Arc<Vec<PublicKey>>>) {
+    let signature = p
+        .require_signature
+        .as_ref()
+        .and_then(|gate| compile_gate(gate, &path.key("require_signature"), problems));
+    let at = path.key("require_attestation");
+    let attestations = compile_attestations(&p.require_attestation, &at, problems);
+    let record = p
+        .require_record
+        .as_ref()
+        .and_then(|required| compile_record_keys(required, &path.key("require_record"), problems));
+    (combine(signature, attestations), record)
+}
+
+/// The rule's gate: its `require_signature`, with its `require_attestation`
+/// requirements; `None` when it has neither.
+pub(super) fn combine(
+    signature: Option<Gate>,
+    attestations: Vec<Requirement>,
+) -> Option<Arc<Gate>> {
+    match (signature, attestations.is_empty()) {
+        (None, true) => None,
+        (Some(gate), _) => Some(Arc::new(Gate {
+            attestations,
+            ..gate
+        })),
+        (None, false) => Some(Arc::new(Gate {
+            keys: Vec::new(),
+            keyless: None,
+            annotations: Default::default(),
+            attestations,
+        })),
+    }
+}
+
+/// Each `require_attestation` entry compiled, or the problems found.
+pub(super) fn compile_attestations(
+    required: &[RequireAttestation],
+    at: &FieldPath,
+    problems: &mut Vec<Problem>,
+) -> Vec<Requirement> {
+    let mut compiled = Vec::new();
+    for (index, entry) in required.iter().enumerate() {
+        let at = at.index(index);
+        let before = problems.len();
+        if entry.predicate_type.trim().is_empty() {
+            problems.push(
+                Problem::at(at.key("predicate_type"), "`predicate_type` is empty").help(
+                    "name the in-toto predicate type, e.g. \"https://slsa.dev/provenance/v1\"",
+                ),
+            );
+        }
+        if entry.keys.is_empty() {
+            problems.push(Problem::at(at.key("keys"), "`keys` is empty").help(
+                "name the public keys that sign these attestations, e.g. [\"keys/builder.pub\"]",
+            ));
+        }
+        let keys = compile_keys(&entry.keys, &at, problems);
+        let conditions = entry
+            .conditions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| compile_condition(c, &at.key("conditions").index(i), problems))
+            .collect();
+        if problems.len() == before {
+            compiled.push(Requirement {
+                index,
+                predicate_type: entry.predicate_type.clone(),
+                keys,
+                conditions,
+            });
+        }
+    }
+    compiled
+}
+
+fn compile_condition(
+    condition: &AttestationCondition,
+    at: &FieldPath,
+    problems: &mut Vec<Problem>,
+) -> Option<Condition> {
+    let tests = [
+        condition.equals.is_some(),
+        condition.matches.is_some(),
+        condition.one_of.is_some(),
+        condition.below_severity.is_some(),
+    ];
+    if tests.iter().filter(|t| **t).count() != 1 {
+        problems.push(
+            Problem::at(at.clone(), "a condition needs exactly one test")
+                .help("give one of `equals`, `matches`, `one_of` or `below_severity`"),
+        );
+        return None;
+    }
+    let test = if let Some(text) = &condition.equals {
+        Test::Equals(text.clone())
+    } else if let Some(pattern) = &condition.matches {
+        match regex_lite::Regex::new(&format!("^(?:{pattern})$")) {
+            Ok(regex) => Test::Matches(pattern.clone(), regex),
+            Err(e) => {
+                problems.push(Problem::at(at.key("matches"), format!("`{pattern}`: {e}")));
+                return None;
+            }
+        }
+    } else if let Some(allowed) = &condition.one_of {
+        Test::OneOf(allowed.clone())
+    } else {
+        let word = condition.below_severity.as_deref().unwrap_or_default();
+        match Severity::parse(word) {
+            Some(severity) => Test::BelowSeverity(severity),
+            None => {
+                problems.push(
+                    Problem::at(at.key("below_severity"), format!("`{word}` is no severity"))
+                        .help("use low, medium, high or critical"),
+                );
+                return None;
+            }
+        }
+    };
+    match Condition::new(&condition.path, test) {
+        Ok(compiled) => Some(compiled),
+        Err(e) => {
+            problems.push(Problem::at(at.key("path"), e.to_string()));
+            None
+        }
+    }
 }
 
 /// The keys of a `require_record`, or the problems that stop them.

@@ -82,11 +82,15 @@ pub enum Origin {
 }
 
 impl Origin {
-    /// The name of the signature gate's setting where the rule was written.
-    pub fn gate_setting(self) -> &'static str {
-        match self {
-            Origin::File => "require_signature",
-            Origin::CommandLine => "--require-signature",
+    /// The name of a gate's setting where the rule was written, to put
+    /// before a refusal (`None`: the refusal names its requirement, as
+    /// `require_attestation[0] (TYPE): …` does).
+    pub fn gate_setting(self, setting: crate::gate::GateSetting) -> Option<&'static str> {
+        use crate::gate::GateSetting::{RequireAttestation, RequireSignature};
+        match (self, setting) {
+            (Origin::File, RequireSignature) => Some("require_signature"),
+            (Origin::CommandLine, RequireSignature) => Some("--require-signature"),
+            (_, RequireAttestation) => None,
         }
     }
 }
@@ -219,14 +223,7 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
     fields.latest(p.latest);
     let pins = fields.pins(&p.pin);
     let platforms = fields.platforms(&p.platforms);
-    let gate = p.require_signature.as_ref().and_then(|gate| {
-        let at = fields.path.key("require_signature");
-        gate::compile_gate(gate, &at, &mut fields.problems)
-    });
-    let require_record = p.require_record.as_ref().and_then(|required| {
-        let at = fields.path.key("require_record");
-        gate::compile_record_keys(required, &at, &mut fields.problems)
-    });
+    let (gate, require_record) = gate::compile_gates(p, &fields.path, &mut fields.problems);
     let (Some(repositories), Some(tags), Some(target), Some(tag), true) =
         (repositories, tags, target, tag, fields.problems.is_empty())
     else {

@@ -5,6 +5,7 @@
 mod support;
 
 mod apply;
+mod attestations;
 mod auth;
 mod copy;
 mod docker_promote;

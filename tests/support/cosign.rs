@@ -101,6 +101,56 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// Attests `statement` (an in-toto statement) about `subject` as
+    /// `cosign attest` does: a DSSE envelope signed over its
+    /// pre-authentication encoding, one layer of the `sha256-<hex>.att`
+    /// manifest, annotated with the predicate type.
+    pub fn attest(
+        &self,
+        store: &dyn Registry,
+        repository: &str,
+        subject: &Digest,
+        statement: &Value,
+    ) {
+        let payload = statement.to_string().into_bytes();
+        let kind = "application/vnd.in-toto+json";
+        let mut pae = format!("DSSEv1 {} {kind} {} ", kind.len(), payload.len()).into_bytes();
+        pae.extend_from_slice(&payload);
+        let signature = self.key.sign(&self.rng, &pae).expect("ECDSA signature");
+        let envelope = json!({
+            "payloadType": kind,
+            "payload": STANDARD.encode(&payload),
+            "signatures": [{ "keyid": "", "sig": STANDARD.encode(signature.as_ref()) }],
+        })
+        .to_string()
+        .into_bytes();
+        let layer = put_blob(store, repository, &envelope);
+        let tag = format!("{}.att", subject.to_string().replacen(':', "-", 1));
+        let mut layers = existing_layers(store, repository, &tag);
+        layers.push(json!({
+            "mediaType": "application/vnd.dsse.envelope.v1+json",
+            "size": envelope.len(),
+            "digest": layer.to_string(),
+            "annotations": { "predicateType": statement["predicateType"].clone() },
+        }));
+        let manifest = signature_manifest(store, repository, layers);
+        store
+            .manifest_put(repository, &tag, &manifest)
+            .expect("push the attestation manifest");
+    }
+}
+
+/// An in-toto statement v1 about `subject` with `predicate` of `kind`.
+pub fn statement(subject: &Digest, kind: &str, predicate: Value) -> Value {
+    json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{ "name": "image", "digest": { subject.algorithm(): subject.hex() } }],
+        "predicateType": kind,
+        "predicate": predicate,
+    })
+}
+
 /// cosign's tag for the signatures of `subject`: `sha256-<hex>.sig`.
 pub fn signature_tag(subject: &Digest) -> String {
     format!("{}.sig", subject.to_string().replacen(':', "-", 1))
