@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::apply::config_at;
-use crate::support::cosign::{Signer, statement};
+use crate::support::cosign::{Signer, attach_attestation, statement};
 use crate::support::seed;
 use crate::support::{Hoist, TestRegistry};
 
@@ -160,4 +160,65 @@ impl Images {
     fn get(&self, tag: &str) -> &hoist::digest::Digest {
         &self.0.iter().find(|(t, _)| t == tag).unwrap().1
     }
+}
+
+/// The subject of the attestations in tests/fixtures/attestations, signed
+/// there by securesystemslib (see its README).
+const ATTESTED: &str = "sha256:a172d4aabd9f431801143eafd7b45e1b29027c7828989105fef872ccf1756ab4";
+
+#[test]
+fn attestations_signed_by_securesystemslib_pass_the_gate() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    let image = seed::push_small(&staging, "apps/web", "2.0.0", "attested");
+    assert_eq!(image.digest.to_string(), ATTESTED, "the fixtures' subject");
+    let fixture = |name: &str| {
+        std::fs::read(format!(
+            "{}/tests/fixtures/attestations/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    attach_attestation(
+        client.as_ref(),
+        "apps/web",
+        &image.digest,
+        &fixture("provenance.dsse.json"),
+        SLSA,
+    );
+    attach_attestation(
+        client.as_ref(),
+        "apps/web",
+        &image.digest,
+        &fixture("scan.dsse.json"),
+        VULN,
+    );
+    let scanner = Signer::load("ci").public_key.with_file_name("ed25519.pub");
+    let config = gated(&staging, &prod).replacen(
+        &format!(
+            "predicate_type = \"{VULN}\"\nkeys = [\"{}\"]",
+            Signer::load("ci").public_key.display()
+        ),
+        &format!(
+            "predicate_type = \"{VULN}\"\nkeys = [\"{}\"]",
+            scanner.display()
+        ),
+        1,
+    );
+    let run = Hoist::new().config(&config).args(["apply"]).run().success();
+    assert!(run.stdout.contains("2.0.0"), "{}", run.stdout);
+    assert_eq!(
+        prod.read_manifest_digest("apps/web", "2.0.0").as_deref(),
+        Some(ATTESTED)
+    );
+
+    // A stricter rule: the scan's MEDIUM finding blocks it, named.
+    let strict = config.replace("below_severity = \"high\"", "below_severity = \"medium\"");
+    let plan = Hoist::new().config(&strict).args(["plan"]).run().success();
+    assert!(
+        plan.stdout
+            .contains("has a finding of severity `MEDIUM`, at or above Medium"),
+        "{}",
+        plan.stdout
+    );
 }

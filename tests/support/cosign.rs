@@ -125,20 +125,33 @@ impl Signer {
         })
         .to_string()
         .into_bytes();
-        let layer = put_blob(store, repository, &envelope);
-        let tag = format!("{}.att", subject.to_string().replacen(':', "-", 1));
-        let mut layers = existing_layers(store, repository, &tag);
-        layers.push(json!({
-            "mediaType": "application/vnd.dsse.envelope.v1+json",
-            "size": envelope.len(),
-            "digest": layer.to_string(),
-            "annotations": { "predicateType": statement["predicateType"].clone() },
-        }));
-        let manifest = signature_manifest(store, repository, layers);
-        store
-            .manifest_put(repository, &tag, &manifest)
-            .expect("push the attestation manifest");
+        let kind = statement["predicateType"].as_str().unwrap_or_default();
+        attach_attestation(store, repository, subject, &envelope, kind);
     }
+}
+
+/// Adds a DSSE envelope (made here or elsewhere: tests/fixtures/attestations)
+/// to `subject`'s `sha256-<hex>.att` manifest, as `cosign attest` does.
+pub fn attach_attestation(
+    store: &dyn Registry,
+    repository: &str,
+    subject: &Digest,
+    envelope: &[u8],
+    predicate_type: &str,
+) {
+    let layer = put_blob(store, repository, envelope);
+    let tag = format!("{}.att", subject.to_string().replacen(':', "-", 1));
+    let mut layers = existing_layers(store, repository, &tag);
+    layers.push(json!({
+        "mediaType": "application/vnd.dsse.envelope.v1+json",
+        "size": envelope.len(),
+        "digest": layer.to_string(),
+        "annotations": { "predicateType": predicate_type },
+    }));
+    let manifest = signature_manifest(store, repository, layers);
+    store
+        .manifest_put(repository, &tag, &manifest)
+        .expect("push the attestation manifest");
 }
 
 /// An in-toto statement v1 about `subject` with `predicate` of `kind`.
