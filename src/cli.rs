@@ -246,6 +246,34 @@ pub struct PromoteArgs {
         requires = "signature_keys"
     )]
     pub signature_annotations: Vec<(String, String)>,
+    /// Promote only an image with an in-toto attestation of this predicate
+    /// type (repeatable: each required), signed by an --attestation-key and
+    /// meeting every --attestation-condition, as a rule's
+    /// `require_attestation` does.
+    #[arg(
+        long = "require-attestation",
+        value_name = "PREDICATE_TYPE",
+        requires = "attestation_keys"
+    )]
+    pub attestation_types: Vec<String>,
+    /// With --require-attestation: a public key (PEM) the attestations may
+    /// be signed by (repeatable: any of them).
+    #[arg(
+        long = "attestation-key",
+        value_name = "KEY",
+        requires = "attestation_types"
+    )]
+    pub attestation_keys: Vec<String>,
+    /// With --require-attestation: what each required attestation's
+    /// predicate must say (repeatable: all): `PATH=VALUE` (equals),
+    /// `PATH~REGEX` (matches it whole) or `PATH<SEVERITY` (every finding
+    /// below it). For per-type conditions, use the file's `require_attestation`.
+    #[arg(
+        long = "attestation-condition",
+        value_name = "CONDITION",
+        requires = "attestation_types"
+    )]
+    pub attestation_conditions: Vec<String>,
     /// Show what would be written, read from the registries; write nothing.
     #[arg(short = 'D', long)]
     pub dry_run: bool,

@@ -207,8 +207,18 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
     for note in &destination.notes {
         report::log(note);
     }
-    let gate = crate::promote::gate_of(&args.signature_keys, &args.signature_annotations)
-        .map_err(|e| CommandError::Destination(Box::new(e)))?;
+    let attestations = crate::promote::attestations_of(
+        &args.attestation_types,
+        &args.attestation_keys,
+        &args.attestation_conditions,
+    )
+    .map_err(|e| CommandError::Destination(Box::new(e)))?;
+    let gate = crate::promote::gate_of(
+        &args.signature_keys,
+        &args.signature_annotations,
+        attestations,
+    )
+    .map_err(|e| CommandError::Destination(Box::new(e)))?;
     let source_store = stores.open(&source.location)?;
     let target_store = stores.open(&destination.target.location)?;
     // Planning (all of `--dry-run`) sees read-only handles: it cannot write.

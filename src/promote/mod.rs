@@ -66,12 +66,61 @@ pub struct Carry {
     pub gate: Option<std::sync::Arc<crate::gate::Gate>>,
 }
 
-/// The gate `--require-signature` and `--signature-annotation` ask for.
+/// What `--require-attestation`, `--attestation-key` and
+/// `--attestation-condition` ask for, compiled as a rule's
+/// `require_attestation` is.
+pub fn attestations_of(
+    types: &[String],
+    keys: &[String],
+    conditions: &[String],
+) -> Result<Vec<crate::gate::attestation::Requirement>, PromoteError> {
+    let conditions = conditions
+        .iter()
+        .map(|text| condition_of(text))
+        .collect::<Result<Vec<_>, _>>()?;
+    let required: Vec<crate::config::RequireAttestation> = types
+        .iter()
+        .map(|kind| crate::config::RequireAttestation {
+            predicate_type: kind.clone(),
+            keys: keys.to_vec(),
+            conditions: conditions.clone(),
+        })
+        .collect();
+    crate::rules::compile_attestations(&required).map_err(|problems| {
+        let messages: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+        PromoteError::Arguments(format!("--require-attestation: {}", messages.join("; ")))
+    })
+}
+
+/// `PATH=VALUE`, `PATH~REGEX` or `PATH<SEVERITY`.
+fn condition_of(text: &str) -> Result<crate::config::AttestationCondition, PromoteError> {
+    let at = text.find(['=', '~', '<']).ok_or_else(|| {
+        PromoteError::Arguments(format!(
+            "--attestation-condition `{text}`: write PATH=VALUE, PATH~REGEX or PATH<SEVERITY"
+        ))
+    })?;
+    let (path, rest) = text.split_at(at);
+    let value = rest[1..].to_string();
+    let mut condition = crate::config::AttestationCondition {
+        path: path.to_string(),
+        ..Default::default()
+    };
+    match &rest[..1] {
+        "=" => condition.equals = Some(value),
+        "~" => condition.matches = Some(value),
+        _ => condition.below_severity = Some(value),
+    }
+    Ok(condition)
+}
+
+/// The gate `--require-signature`, `--signature-annotation` and the
+/// attestation flags ask for.
 pub fn gate_of(
     keys: &[String],
     annotations: &[(String, String)],
+    attestations: Vec<crate::gate::attestation::Requirement>,
 ) -> Result<Option<std::sync::Arc<crate::gate::Gate>>, PromoteError> {
-    if keys.is_empty() {
+    if keys.is_empty() && attestations.is_empty() {
         return Ok(None);
     }
     let keys = keys
@@ -83,7 +132,7 @@ pub fn gate_of(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(std::sync::Arc::new(crate::gate::Gate {
-        attestations: Vec::new(),
+        attestations,
         keys,
         annotations: annotations.iter().cloned().collect(),
         keyless: None,

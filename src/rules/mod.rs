@@ -16,6 +16,23 @@ use std::collections::HashMap;
 use semver::Version;
 
 pub use naming::{NamedTag, Naming, VersionTags};
+
+/// `require_attestation` entries compiled outside a file (`hoist promote`'s
+/// flags), or every problem found.
+pub fn compile_attestations(
+    required: &[crate::config::RequireAttestation],
+) -> Result<Vec<crate::gate::attestation::Requirement>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let compiled = gate::compile_attestations(
+        required,
+        &FieldPath::root("require_attestation"),
+        &mut problems,
+    );
+    match problems.is_empty() {
+        true => Ok(compiled),
+        false => Err(problems),
+    }
+}
 pub use pattern::PatternSet;
 pub use selection::Selection;
 pub use template::{Template, TemplateError, Values, Variable};

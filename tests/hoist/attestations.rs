@@ -222,3 +222,56 @@ fn attestations_signed_by_securesystemslib_pass_the_gate() {
         plan.stdout
     );
 }
+
+#[test]
+fn promote_takes_the_attestation_gate_as_flags() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let client = seed::client(&staging);
+    let ci = Signer::load("ci");
+    let repo = "https://github.com/acme/web";
+    for (tag, builder) in [
+        ("1.0.0", BUILDER),
+        ("1.1.0", "https://evil.example/builder"),
+    ] {
+        let digest = seed::push_small(&staging, "apps/web", tag, tag).digest;
+        let attestation = statement(&digest, SLSA, provenance(builder, repo));
+        ci.attest(client.as_ref(), "apps/web", &digest, &attestation);
+    }
+    let key = ci.public_key.display().to_string();
+    let promote = |tag: &str| {
+        Hoist::new()
+            .args(["promote", &format!("{}/apps/web:{tag}", staging.host())])
+            .args([&format!("{}/apps/web:{tag}", prod.host())])
+            .args(["--require-attestation", SLSA, "--attestation-key", &key])
+            .args(["--attestation-condition", &format!("runDetails.builder.id={BUILDER}")])
+            .args(["--attestation-condition", "buildDefinition.externalParameters.workflow.repository~https://github\\.com/acme/.*"])
+            .run()
+    };
+    promote("1.0.0").success();
+    let refused = promote("1.1.0").code(1);
+    assert!(
+        refused.stdout.contains(&format!(
+            "blocked: require_attestation[0] ({SLSA}): attested by a trusted key, but `runDetails.builder.id` is `https://evil.example/builder`"
+        )),
+        "{}",
+        refused.stdout
+    );
+    assert_eq!(prod.read_manifest_digest("apps/web", "1.1.0"), None);
+    let bad = Hoist::new()
+        .args([
+            "promote",
+            &format!("{}/apps/web:1.0.0", staging.host()),
+            &format!("{}/x:1", prod.host()),
+        ])
+        .args([
+            "--require-attestation",
+            SLSA,
+            "--attestation-key",
+            &key,
+            "--attestation-condition",
+            "a[b=1",
+        ])
+        .run()
+        .code(2);
+    assert!(bad.stderr.contains("not a field path"), "{}", bad.stderr);
+}
