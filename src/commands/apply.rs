@@ -195,6 +195,23 @@ pub(super) fn read_only<'a>(
         .collect()
 }
 
+/// The gate `promote`'s signature and attestation flags ask for.
+fn promote_gate(args: &PromoteArgs) -> Result<Option<Arc<crate::gate::Gate>>, CommandError> {
+    let gate = crate::promote::attestations_of(
+        &args.attestation_types,
+        &args.attestation_keys,
+        &args.attestation_conditions,
+    )
+    .and_then(|attestations| {
+        crate::promote::gate_of(
+            &args.signature_keys,
+            &args.signature_annotations,
+            attestations,
+        )
+    });
+    gate.map_err(|e| CommandError::Destination(Box::new(e)))
+}
+
 pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandError> {
     let started = Instant::now();
     let is_name = |name: &str| stores.is_registry_name(name);
@@ -207,18 +224,7 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
     for note in &destination.notes {
         report::log(note);
     }
-    let attestations = crate::promote::attestations_of(
-        &args.attestation_types,
-        &args.attestation_keys,
-        &args.attestation_conditions,
-    )
-    .map_err(|e| CommandError::Destination(Box::new(e)))?;
-    let gate = crate::promote::gate_of(
-        &args.signature_keys,
-        &args.signature_annotations,
-        attestations,
-    )
-    .map_err(|e| CommandError::Destination(Box::new(e)))?;
+    let gate = promote_gate(args)?;
     let source_store = stores.open(&source.location)?;
     let target_store = stores.open(&destination.target.location)?;
     // Planning (all of `--dry-run`) sees read-only handles: it cannot write.
