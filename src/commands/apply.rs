@@ -165,7 +165,7 @@ impl Run<'_> {
 pub(super) fn run_promotion(
     plan: &Plan,
     handles: &StoreMap,
-    stores: &Stores,
+    (stores, loaded): (&Stores, &LoadedConfig),
     output: &crate::cli::Output,
     started: Instant,
 ) -> Result<ExitStatus, CommandError> {
@@ -178,7 +178,7 @@ pub(super) fn run_promotion(
         shard: None,
         started,
         retry: stores.settings().retry,
-        record: None,
+        record: recorder(loaded, None)?,
     }
     .execute()?;
     Ok(status)
@@ -212,7 +212,11 @@ fn promote_gate(args: &PromoteArgs) -> Result<Option<Arc<crate::gate::Gate>>, Co
     gate.map_err(|e| CommandError::Destination(Box::new(e)))
 }
 
-pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus, CommandError> {
+pub(super) fn promote(
+    stores: &Stores,
+    loaded: &LoadedConfig,
+    args: &PromoteArgs,
+) -> Result<ExitStatus, CommandError> {
     let started = Instant::now();
     let is_name = |name: &str| stores.is_registry_name(name);
     for message in args.stevedore.deprecations() {
@@ -272,7 +276,7 @@ pub(super) fn promote(stores: &Stores, args: &PromoteArgs) -> Result<ExitStatus,
         (source.location.to_string(), source_store),
         (destination.target.location.to_string(), target_store),
     ]);
-    let status = run_promotion(&plan, &handles, stores, &args.output, started)?;
+    let status = run_promotion(&plan, &handles, (stores, loaded), &args.output, started)?;
     if status == ExitStatus::Success {
         // The result scripts want: where the image now is, by digest.
         let main = destination.tags.first().map(|(tag, _)| tag);

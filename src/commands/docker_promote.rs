@@ -17,6 +17,7 @@ use super::status::ExitStatus;
 
 pub(super) fn docker_promote(
     stores: &Stores,
+    loaded: &crate::config::LoadedConfig,
     args: &DockerPromoteArgs,
 ) -> Result<ExitStatus, CommandError> {
     let started = Instant::now();
@@ -52,7 +53,7 @@ pub(super) fn docker_promote(
         (promotion.source.location.to_string(), source_store),
         (promotion.target.location.to_string(), target_store),
     ]);
-    let status = run_promotion(&plan, &handles, stores, &args.output, started)?;
+    let status = run_promotion(&plan, &handles, (stores, loaded), &args.output, started)?;
     if status == ExitStatus::Success {
         // The result scripts want: where each tag now is, by digest.
         let written: Vec<String> = plan

@@ -108,8 +108,8 @@ fn dispatch(cli: &Cli, observed: &mut Observed) -> Result<ExitStatus, CommandErr
     pool.install(|| match &cli.command {
         Command::Ls { target } => ls(&stores, target),
         Command::History(args) => history::history(&stores, args),
-        Command::Promote(args) => promote(&stores, args),
-        Command::DockerPromote(args) => docker_promote::docker_promote(&stores, args),
+        Command::Promote(args) => promote(&stores, &loaded, args),
+        Command::DockerPromote(args) => docker_promote::docker_promote(&stores, &loaded, args),
         Command::Plan(args) => plan_command(&stores, &loaded, rules, args),
         Command::Apply(args) => apply(&stores, &loaded, rules, args, observed),
         Command::Verify(args) => verify_command(&stores, &loaded, rules, args, observed),

@@ -293,3 +293,24 @@ fn verify_fails_an_image_whose_record_is_missing_or_signed_by_another_key() {
     );
     assert_eq!(run.lines().len(), 2, "{}", run.stdout);
 }
+
+#[test]
+fn promote_records_what_it_promotes_when_the_configuration_asks() {
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let image = seed::push_small(&staging, "apps/web", "3.0.0", "three");
+    let config = recorded(&staging, &prod);
+    hoist(&config)
+        .args(["promote", "staging/apps/web:3.0.0", "prod/apps/web:3.0.0"])
+        .run()
+        .success();
+    let records = statements(&prod, &image.digest.to_string());
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0]["predicate"]["rules"],
+        serde_json::json!(["promote"])
+    );
+    assert_eq!(
+        records[0]["predicate"]["tags"],
+        serde_json::json!(["3.0.0"])
+    );
+}
