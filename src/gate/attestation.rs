@@ -10,7 +10,6 @@
 //! attest --new-bundle-format`, the referrers fallback tag included).
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 
 use serde_json::Value;
 
@@ -408,14 +407,7 @@ fn attestations(
         if layer.size > MAX_ENVELOPE_BYTES {
             continue;
         }
-        let mut bytes = Vec::new();
-        store
-            .blob_get(repository, &layer.digest, layer.size)?
-            .read_to_end(&mut bytes)
-            .map_err(|e| RegistryError::Protocol {
-                registry: repository.to_string(),
-                message: format!("reading the attestation {}: {e}", layer.digest),
-            })?;
+        let bytes = store.blob_bytes(repository, &layer.digest, layer.size, "the attestation")?;
         let envelope = match bundled {
             true => serde_json::from_slice::<Bundle>(&bytes)
                 .ok()

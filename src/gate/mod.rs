@@ -10,7 +10,6 @@
 //! `optional` section carries the signer's annotations.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -324,15 +323,12 @@ fn read_payload(
     if payload.size > MAX_PAYLOAD_BYTES {
         return Ok(Vec::new());
     }
-    let mut bytes = Vec::new();
-    store
-        .blob_get(repository, &payload.digest, payload.size)?
-        .read_to_end(&mut bytes)
-        .map_err(|e| RegistryError::Protocol {
-            registry: repository.to_string(),
-            message: format!("reading the signed payload {}: {e}", payload.digest),
-        })?;
-    Ok(bytes)
+    store.blob_bytes(
+        repository,
+        &payload.digest,
+        payload.size,
+        "the signed payload",
+    )
 }
 
 #[cfg(test)]

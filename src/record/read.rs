@@ -1,8 +1,6 @@
 //! Reading the records attached to an image back, and checking each: its
 //! signature against the keys given, its statement naming the image.
 
-use std::io::Read as _;
-
 use serde::Deserialize;
 
 use super::envelope::{BUNDLE_MEDIA_TYPE, Bundle, IN_TOTO_PAYLOAD};
@@ -114,15 +112,9 @@ fn read_bundle(
     if layer.size > MAX_BUNDLE_BYTES {
         return Ok(None);
     }
-    let mut bytes = Vec::new();
     store
-        .blob_get(repository, &layer.digest, layer.size)?
-        .read_to_end(&mut bytes)
-        .map_err(|e| RegistryError::Protocol {
-            registry: repository.to_string(),
-            message: format!("reading the record bundle {}: {e}", layer.digest),
-        })?;
-    Ok(Some(bytes))
+        .blob_bytes(repository, &layer.digest, layer.size, "the record bundle")
+        .map(Some)
 }
 
 /// What a record's bundle says about `subject`, and whom it verifies by.

@@ -255,6 +255,26 @@ impl ReadOnly {
         self.0.manifest_get(repository, reference)
     }
 
+    /// A small blob's bytes (checked against `digest`), for what hoist
+    /// parses rather than copies: signed payloads, attestations, records.
+    /// `what` names it in an error.
+    pub fn blob_bytes(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.blob_get(repository, digest, size)?
+            .read_to_end(&mut bytes)
+            .map_err(|e| RegistryError::Protocol {
+                registry: repository.to_string(),
+                message: format!("reading {what} {digest}: {e}"),
+            })?;
+        Ok(bytes)
+    }
+
     /// See [`Registry::blob_get`].
     pub fn blob_get<'a>(
         &'a self,
