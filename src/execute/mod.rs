@@ -79,7 +79,6 @@ pub fn run(
     options: Options,
 ) -> Outcome {
     let statuses = Statuses::for_plan(plan);
-    let recorder = options.record.clone();
     if options.check_preconditions {
         preconditions::check_reviewed(plan, stores, &statuses);
     }
@@ -142,7 +141,7 @@ pub fn run(
     executor.referrers_of_kept(&kept);
     // Records once every tag is written; before any source tag is deleted,
     // so a move whose record failed keeps its source.
-    let records = write_records(recorder.as_deref(), &executor, &images, stores);
+    let records = write_records(&executor, &images, stores);
     Outcome {
         records,
         ..finish(plan, statuses.finish(), stores)
@@ -151,23 +150,20 @@ pub fn run(
 
 /// The promotion records of what the run wrote, once every tag is.
 fn write_records(
-    recorder: Option<&crate::record::Recorder>,
     executor: &Executor<'_>,
     images: &[ImageRun<'_>],
     stores: &StoreMap,
 ) -> Vec<RecordWritten> {
-    let (Some(recorder), None) = (recorder, stop::requested()) else {
+    let (Some(recorder), None) = (executor.options.record.as_deref(), stop::requested()) else {
         return Vec::new();
     };
-    let fallback_tags = executor
-        .fallback_tags
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let written = records::Written {
-        plan: executor.plan,
-        images,
-        fallback_tags: fallback_tags.clone(),
-    };
+    let fallback_tags = std::mem::take(
+        &mut *executor
+            .fallback_tags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
+    let written = records::Written::new(executor.plan, images, fallback_tags);
     records::write_records(&written, executor.statuses, stores, recorder)
 }
 

@@ -19,19 +19,46 @@ use crate::record::{Admission, Endpoint, Promoted, RecordWritten, Recorder};
 use crate::referrers::fallback_tag;
 use crate::registry::{ManifestHead, StoreMap};
 
-/// What the run wrote that records need: the plan, its images (their
-/// root manifests, so a record need not ask for them), and the fallback
-/// tags it wrote.
+/// What the run wrote that records need, indexed once: the plan, its
+/// images (their root manifests, so a record need not ask for them), the
+/// plan's new repositories, and the fallback tags the run wrote or planned.
 pub(super) struct Written<'a> {
-    pub(super) plan: &'a Plan,
-    pub(super) images: &'a [ImageRun<'a>],
-    pub(super) fallback_tags: BTreeSet<TagKey>,
+    plan: &'a Plan,
+    images: BTreeMap<&'a ImageKey, &'a ImageRun<'a>>,
+    new_repositories: BTreeSet<(&'a str, &'a str)>,
+    /// Fallback tags this run wrote, and every target tag the plan names
+    /// (a planned one may be a fallback tag).
+    fallback_tags: BTreeSet<TagKey>,
 }
 
-impl Written<'_> {
+impl<'a> Written<'a> {
+    /// The run of `plan` that wrote `images` and the fallback tags `written`.
+    pub(super) fn new(
+        plan: &'a Plan,
+        images: &'a [ImageRun<'a>],
+        written: BTreeSet<TagKey>,
+    ) -> Written<'a> {
+        let mut fallback_tags = written;
+        fallback_tags.extend(
+            plan.entries
+                .iter()
+                .map(|e| TagKey::new(&e.target.registry, &e.target.repository, &e.target.tag)),
+        );
+        Written {
+            plan,
+            images: images.iter().map(|i| (&i.write.key, i)).collect(),
+            new_repositories: plan
+                .new_repositories
+                .iter()
+                .map(|r| (r.registry.as_str(), r.repository.as_str()))
+                .collect(),
+            fallback_tags,
+        }
+    }
+
     /// The root manifest of image `key` as the run wrote it.
     fn subject(&self, key: &ImageKey) -> Option<ManifestHead> {
-        let image = self.images.iter().find(|i| i.write.key == *key)?;
+        let image = self.images.get(key)?;
         let root = image.tree?.manifests.last()?;
         (root.digest == key.digest).then(|| ManifestHead {
             digest: root.digest.clone(),
@@ -42,23 +69,15 @@ impl Written<'_> {
 
     /// Whether `repository` of `registry` is new in this run's plan.
     fn is_new(&self, registry: &str, repository: &str) -> bool {
-        self.plan
-            .new_repositories
-            .iter()
-            .any(|r| r.registry == registry && r.repository == repository)
+        self.new_repositories.contains(&(registry, repository))
     }
 
     /// Whether the fallback tag of image `key` is known to be absent: its
-    /// repository is new in this run, and nothing of the run wrote it.
+    /// repository is new in this run, and nothing of the run wrote or
+    /// planned it.
     fn fallback_absent(&self, key: &ImageKey) -> bool {
         let tag = TagKey::new(&key.registry, &key.repository, &fallback_tag(&key.digest));
-        let new = self.is_new(&key.registry, &key.repository);
-        let planned = self.plan.entries.iter().any(|e| {
-            e.target.registry == tag.registry
-                && e.target.repository == tag.repository
-                && e.target.tag == tag.tag
-        });
-        new && !planned && !self.fallback_tags.contains(&tag)
+        self.is_new(&key.registry, &key.repository) && !self.fallback_tags.contains(&tag)
     }
 }
 

@@ -387,7 +387,7 @@ fn attestations(
     let att = format!("{}.att", digest.to_string().replacen(':', "-", 1));
     if tags.contains(&att) {
         let manifest = store.manifest_get(repository, &att)?;
-        layers.extend(typed_layers(&manifest.bytes, wanted, "predicateType", None));
+        layers.extend(typed_layers(&manifest.bytes, wanted, Holder::AttTag));
     }
     for referrer in referrers(store, repository, digest)?
         .iter()
@@ -395,12 +395,7 @@ fn attestations(
         .take(MAX_ATTESTATIONS)
     {
         let manifest = store.manifest_get(repository, &referrer.digest.to_string())?;
-        layers.extend(typed_layers(
-            &manifest.bytes,
-            wanted,
-            "dev.sigstore.bundle.predicateType",
-            Some(()),
-        ));
+        layers.extend(typed_layers(&manifest.bytes, wanted, Holder::Referrer));
     }
     let mut found = Vec::new();
     for (layer, bundled) in layers.into_iter().take(MAX_ATTESTATIONS) {
@@ -419,15 +414,24 @@ fn attestations(
     Ok(found)
 }
 
-/// The layers of a manifest that hold an attestation (a DSSE envelope, or
-/// with `referrer` a bundle too), skipping those its annotation `type_key`
-/// says are of a type not `wanted`; each with whether it is a bundle.
-fn typed_layers(
-    manifest: &[u8],
-    wanted: &[&str],
-    type_key: &str,
-    referrer: Option<()>,
-) -> Vec<(Descriptor, bool)> {
+/// Which manifest holds attestations, and so where it names their type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Holder {
+    /// cosign's `sha256-<hex>.att`: each layer's `predicateType` annotation.
+    AttTag,
+    /// A referrer: the manifest's `dev.sigstore.bundle.predicateType`.
+    Referrer,
+}
+
+/// The layers of a manifest that hold an attestation (a DSSE envelope or a
+/// Sigstore bundle), skipping those whose annotation says they are of a
+/// type not `wanted`; each with whether it is a bundle.
+fn typed_layers(manifest: &[u8], wanted: &[&str], holder: Holder) -> Vec<(Descriptor, bool)> {
+    let type_key = match holder {
+        Holder::AttTag => "predicateType",
+        Holder::Referrer => "dev.sigstore.bundle.predicateType",
+    };
+    let referrer = holder == Holder::Referrer;
     let Ok(value) = serde_json::from_slice::<Value>(manifest) else {
         return Vec::new();
     };
@@ -437,18 +441,18 @@ fn typed_layers(
     let of_wanted_type =
         |a: &BTreeMap<String, String>| a.get(type_key).is_none_or(|t| wanted.contains(&t.as_str()));
     let manifest_annotations = annotations(&value);
-    if referrer.is_some() && !of_wanted_type(&manifest_annotations) {
+    if referrer && !of_wanted_type(&manifest_annotations) {
         return Vec::new();
     }
     let layers = value["layers"].as_array().cloned().unwrap_or_default();
     layers
         .into_iter()
-        .filter(|layer| referrer.is_some() || of_wanted_type(&annotations(layer)))
+        .filter(|layer| referrer || of_wanted_type(&annotations(layer)))
         .filter_map(|layer| {
             let descriptor: Descriptor = serde_json::from_value(layer).ok()?;
             let bundled = descriptor.media_type == BUNDLE_MEDIA_TYPE;
             let envelope = descriptor.media_type == DSSE_MEDIA_TYPE;
-            (bundled || (envelope)).then_some((descriptor, bundled))
+            (bundled || envelope).then_some((descriptor, bundled))
         })
         .collect()
 }

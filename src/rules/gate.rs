@@ -66,10 +66,7 @@ pub(super) fn compile_gates(
 
 /// The rule's gate: its `require_signature`, with its `require_attestation`
 /// requirements; `None` when it has neither.
-pub(super) fn combine(
-    signature: Option<Gate>,
-    attestations: Vec<Requirement>,
-) -> Option<Arc<Gate>> {
+fn combine(signature: Option<Gate>, attestations: Vec<Requirement>) -> Option<Arc<Gate>> {
     match (signature, attestations.is_empty()) {
         (None, true) => None,
         (Some(gate), _) => Some(Arc::new(Gate {
