@@ -119,6 +119,14 @@ impl Role {
         matches!(self, Role::Attached { .. })
     }
 
+    /// Whether `tag` in this role is the referrers fallback tag of its
+    /// subject: an index listing the subject's referrers, which a target
+    /// may list more in (its own signatures, promotion records). It is
+    /// merged into the target's, never written over it.
+    pub fn is_referrers_listing(&self, tag: &str) -> bool {
+        matches!(self, Role::Attached { subject } if crate::referrers::fallback_tag(subject) == tag)
+    }
+
     /// Written after the other tags of its repository: floating and attached tags.
     pub fn is_late(&self) -> bool {
         !matches!(self, Role::Version)

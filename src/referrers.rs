@@ -142,10 +142,41 @@ impl ReferrersIndex {
 
     /// Whether an entry names `digest`.
     pub fn lists(&self, digest: &Digest) -> bool {
-        let digest = digest.to_string();
+        self.lists_named(&digest.to_string())
+    }
+
+    /// Whether it lists every referrer `other` lists (and maybe more).
+    pub fn lists_all(&self, other: &ReferrersIndex) -> bool {
+        other.digests().all(|digest| self.lists_named(digest))
+    }
+
+    /// Adds, as they are, the entries of `other` it does not list yet;
+    /// whether any was added.
+    pub fn add_all(&mut self, other: &ReferrersIndex) -> bool {
+        let missing: Vec<Value> = other
+            .manifests
+            .iter()
+            .filter(|entry| {
+                let digest = entry.get("digest").and_then(Value::as_str);
+                digest.is_some_and(|digest| !self.lists_named(digest))
+            })
+            .cloned()
+            .collect();
+        let added = !missing.is_empty();
+        self.manifests.extend(missing);
+        added
+    }
+
+    /// The digests its entries name.
+    fn digests(&self) -> impl Iterator<Item = &str> {
         self.manifests
             .iter()
-            .any(|entry| entry.get("digest").and_then(Value::as_str) == Some(digest.as_str()))
+            .filter_map(|entry| entry.get("digest").and_then(Value::as_str))
+    }
+
+    /// Whether an entry names the digest spelled `digest`.
+    fn lists_named(&self, digest: &str) -> bool {
+        self.digests().any(|listed| listed == digest)
     }
 
     /// How many referrers it lists.
@@ -258,6 +289,38 @@ mod tests {
         assert_eq!(ReferrersIndex::read(&written).unwrap().len(), 2);
         let empty = ReferrersIndex::default().to_manifest();
         assert!(ReferrersIndex::read(&empty).unwrap().is_empty());
+    }
+
+    /// A source's index merged into a target's: the target's own entries
+    /// stay, the source's missing ones are added as they are, and a target
+    /// that lists them all is left as it is.
+    #[test]
+    fn a_source_index_merges_into_a_target_index() {
+        let entry = |hex: char| {
+            format!(
+                r#"{{"digest":"sha256:{}","size":7,"mediaType":"{OCI_MANIFEST}","artifactType":"t{hex}"}}"#,
+                hex.to_string().repeat(64)
+            )
+        };
+        let index = |entries: &[char]| {
+            let listed: Vec<String> = entries.iter().map(|&c| entry(c)).collect();
+            let json = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+                listed.join(",")
+            );
+            ReferrersIndex::read(&manifest(&json, OCI_INDEX)).unwrap()
+        };
+        let source = index(&['a', 'b']);
+        let mut target = index(&['c', 'a']);
+        assert!(!target.lists_all(&source));
+        assert!(target.add_all(&source));
+        assert!(target.lists_all(&source));
+        assert_eq!(target.len(), 3);
+        assert!(!target.add_all(&source));
+        let value: Value = serde_json::from_slice(&target.to_manifest().bytes).unwrap();
+        assert_eq!(value["manifests"][0]["artifactType"], "tc");
+        assert_eq!(value["manifests"][2]["artifactType"], "tb");
+        assert!(index(&['a']).lists_all(&index(&[])));
     }
 
     /// A tag holding an image manifest is not a referrers index.

@@ -42,6 +42,10 @@ pub fn check(plan: &Plan, stores: &StoreMap) -> Checked {
         let expected = match &entry.action {
             // A floating tag kept at a newer version is where it should be.
             Action::Unchanged { kept_at: Some(_) } => entry.target.current_digest.clone(),
+            // A fallback index that lists all the source's, and more.
+            Action::Unchanged { .. } if entry.role.is_referrers_listing(&entry.target.tag) => {
+                entry.target.current_digest.clone()
+            }
             _ => Some(entry.target_digest().clone()),
         };
         match (&entry.target.current_digest, expected) {

@@ -49,6 +49,9 @@ pub struct Inventory {
     pub unlisted: BTreeMap<RepositoryKey, String>,
     /// Digest each probed target tag holds.
     pub target_heads: BTreeMap<TagKey, Digest>,
+    /// Target referrers fallback tags whose index lists every referrer the
+    /// source's lists, and more: nothing to add, nothing to write.
+    pub listed_in_target: BTreeSet<TagKey>,
     /// Platform-filtered indexes → the new index's digest, or why there is none.
     pub filtered: BTreeMap<FilterKey, Result<Digest, FilterError>>,
     /// Source images a gated rule selects → whether they pass its gate.

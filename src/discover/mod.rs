@@ -27,6 +27,7 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
     let expansion = expand(rules, &discovery.inventory);
     discovery.list_target_tags(&expansion);
     discovery.probe_targets(&expansion);
+    discovery.compare_referrers_listings(&expansion);
     discovery.read_contents(&expansion);
     discovery.finish()
 }
@@ -332,10 +333,10 @@ fn changing_images(
         .candidates
         .iter()
         .filter(|c| {
-            inventory
-                .target_heads
-                .get(&c.target_key())
-                .is_none_or(|current| *current != c.digest)
+            let key = c.target_key();
+            let current = inventory.target_heads.get(&key);
+            current.is_none_or(|current| *current != c.digest)
+                && !inventory.listed_in_target.contains(&key)
         })
         .map(|c| {
             (
@@ -383,6 +384,7 @@ mod gates;
 mod heads;
 mod images;
 mod inventory;
+mod listings;
 mod reads;
 mod source_checks;
 

@@ -93,6 +93,15 @@ pub enum ExecError {
         /// The subject it was listed for.
         subject: Digest,
     },
+    /// The target's referrers fallback tag holds something the source's
+    /// index cannot be merged into: it is left as it is.
+    #[error("the target's {tag} {source}: not written over")]
+    ReferrersListing {
+        /// The fallback tag.
+        tag: String,
+        /// What it holds instead of an index.
+        source: crate::referrers::ReferrersIndexError,
+    },
     /// A floating or attached tag whose own image failed.
     #[error("its image failed")]
     ImageFailed,

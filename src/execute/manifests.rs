@@ -6,7 +6,9 @@ use super::error::ExecError;
 use super::graph::{BlobJob, BlobSource};
 use super::scheduler::Executor;
 use super::stats::bump;
+use crate::manifest::Manifest;
 use crate::plan::{ImageToWrite, PlanEntry};
+use crate::referrers::ReferrersIndex;
 use crate::registry::{Registry, RegistryError};
 use crate::tree::Tree;
 
@@ -84,11 +86,17 @@ impl Executor<'_> {
     pub(super) fn write_tag(&self, entry: &PlanEntry, i: usize) -> Result<(), ExecError> {
         let image = &self.images[i].write;
         let target = self.store(&image.key.registry)?;
-        let manifest = match self.images[i].tree {
+        let mut manifest = match self.images[i].tree {
             Some(tree) => tree.manifests.last().cloned().ok_or(ExecError::EmptyTree)?,
             // Present already: its bytes are the target's.
             None => target.manifest_get(&image.key.repository, &image.key.digest.to_string())?,
         };
+        if entry.role.is_referrers_listing(&entry.target.tag) {
+            match merged_listing(target.as_ref(), entry, &manifest)? {
+                Some(merged) => manifest = merged,
+                None => return Ok(()),
+            }
+        }
         self.put_or_repair(
             &format!("writing tag {}", entry.target.tag),
             self.images[i].tree.map(|tree| (image, tree)),
@@ -179,4 +187,28 @@ impl Executor<'_> {
         }
         Ok(())
     }
+}
+
+/// The index to write under a referrers fallback tag: the source's where
+/// the target has none; else the target's with the source's referrers it
+/// lacks added (none lacking: nothing to write). The target's own entries
+/// (its signatures, promotion records) stay listed.
+fn merged_listing(
+    target: &dyn Registry,
+    entry: &PlanEntry,
+    source: &Manifest,
+) -> Result<Option<Manifest>, ExecError> {
+    let tag = &entry.target.tag;
+    let current = match target.manifest_get(&entry.target.repository, tag) {
+        Ok(current) => current,
+        Err(e) if e.is_not_found() => return Ok(Some(source.clone())),
+        Err(e) => return Err(ExecError::Registry(Box::new(e))),
+    };
+    let unmergeable = |source| ExecError::ReferrersListing {
+        tag: tag.clone(),
+        source,
+    };
+    let mut index = ReferrersIndex::read(&current).map_err(unmergeable)?;
+    let theirs = ReferrersIndex::read(source).map_err(unmergeable)?;
+    Ok(index.add_all(&theirs).then(|| index.to_manifest()))
 }

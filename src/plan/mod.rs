@@ -450,7 +450,7 @@ fn decide_action(
     let Some(current) = current else {
         return Action::Create;
     };
-    if current == digest {
+    if current == digest || inventory.listed_in_target.contains(key) {
         return Action::UNCHANGED;
     }
     if role.is_floating() {

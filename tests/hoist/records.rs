@@ -314,3 +314,82 @@ fn promote_records_what_it_promotes_when_the_configuration_asks() {
         serde_json::json!(["3.0.0"])
     );
 }
+
+/// A source without the referrers API lists a signature under the image's
+/// fallback tag: prod's index gets it and then the record. A re-run finds
+/// prod's index listing all the source's and leaves it (the record stays
+/// listed, `verify` is content); a signature added to the source later is
+/// merged in beside the record, never written over it.
+#[test]
+fn a_record_stays_listed_beside_the_sources_referrers() {
+    use crate::support::artifacts::{add_to_fallback_index, attach_signature, read_fallback_index};
+    use crate::support::cosign::Signer;
+    let (staging, prod) = (TestRegistry::start(), TestRegistry::start());
+    let image = seed::push_small(&staging, "apps/web", "1.0.0", "signed");
+    let client = seed::client(&staging);
+    let signed = |signer: &str| {
+        let signature =
+            attach_signature(&Signer::load(signer), client.as_ref(), "apps/web", &image);
+        add_to_fallback_index(client.as_ref(), "apps/web", &signature);
+        signature.digest.to_string()
+    };
+    let first = signed("ci");
+    let config = recorded(&staging, &prod);
+    let listed = || -> Vec<String> {
+        let index = read_fallback_index(&prod, "apps/web", &image.digest).expect("fallback index");
+        index
+            .iter()
+            .map(|d| d["artifactType"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let bundle = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    let cosign = "application/vnd.dev.cosign.artifact.sig.v1+json";
+
+    hoist(&config).args(["apply"]).run().success();
+    assert_eq!(listed(), [cosign, bundle]);
+
+    let plan = hoist(&config)
+        .args(["plan", "--detailed-exitcode"])
+        .run()
+        .code(0);
+    assert!(
+        plan.stdout
+            .contains("0 to create, 0 to update, 3 unchanged"),
+        "{}",
+        plan.stdout
+    );
+    hoist(&config).args(["apply"]).run().success();
+    assert_eq!(listed(), [cosign, bundle]);
+    hoist(&config).args(["verify"]).run().success();
+
+    let second = signed("other");
+    let plan = hoist(&config)
+        .args(["plan", "--detailed-exitcode"])
+        .run()
+        .code(3);
+    assert!(plan.stdout.contains("sha256-"), "{}", plan.stdout);
+    hoist(&config).args(["apply"]).run().success();
+    assert_eq!(listed(), [cosign, bundle, cosign]);
+    let index = read_fallback_index(&prod, "apps/web", &image.digest).unwrap();
+    let digests: Vec<&str> = index
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!((digests[0], digests[2]), (first.as_str(), second.as_str()));
+    hoist(&config).args(["verify"]).run().success();
+    assert_eq!(
+        statements_of_kind(&prod, &image.digest.to_string(), bundle),
+        1
+    );
+}
+
+/// How many entries of `kind` the fallback index of `digest` lists in prod.
+fn statements_of_kind(prod: &TestRegistry, digest: &str, kind: &str) -> usize {
+    let client = seed::client(prod);
+    let index = client
+        .manifest_get("apps/web", &digest.replace(':', "-"))
+        .expect("fallback index");
+    let index: Value = serde_json::from_slice(&index.bytes).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    entries.iter().filter(|e| e["artifactType"] == kind).count()
+}
