@@ -40,6 +40,12 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kept_at: Option<String>,
     },
+    /// The target tag is deleted (`prune`): its rule owns it and its
+    /// source no longer selects it.
+    Prune {
+        /// Why, for people.
+        reason: String,
+    },
     /// Refused.
     Blocked {
         /// Why, for people.
@@ -72,13 +78,19 @@ impl Action {
             Action::Create => '+',
             Action::Update => '~',
             Action::Unchanged { .. } => '=',
+            Action::Prune { .. } => '-',
             Action::Blocked { .. } => '!',
         }
     }
 
-    /// Whether applying writes something.
+    /// Whether applying writes something (an image, a tag).
     pub fn changes(&self) -> bool {
         matches!(self, Action::Create | Action::Update)
+    }
+
+    /// Whether applying deletes the target tag.
+    pub fn is_prune(&self) -> bool {
+        matches!(self, Action::Prune { .. })
     }
 }
 
@@ -297,6 +309,7 @@ impl PlanEntry {
     pub fn remark(&self) -> Option<String> {
         match &self.action {
             Action::Blocked { reason } => return Some(format!("blocked: {reason}")),
+            Action::Prune { reason } => return Some(format!("prune: {reason}")),
             Action::Unchanged {
                 kept_at: Some(version),
             } => {

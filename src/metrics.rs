@@ -180,6 +180,7 @@ fn status_name(status: EntryStatus) -> &'static str {
     match status {
         EntryStatus::Promoted => "promoted",
         EntryStatus::Unchanged => "unchanged",
+        EntryStatus::Pruned => "pruned",
         EntryStatus::Blocked => "blocked",
         EntryStatus::Refused => "refused",
         EntryStatus::Failed => "failed",

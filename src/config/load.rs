@@ -116,6 +116,8 @@ fn broken_promotion() -> Promotion {
         mode: Default::default(),
         require_signature: None,
         require_record: None,
+        prune: None,
+        max_prune: None,
         require_attestation: Vec::new(),
     }
 }

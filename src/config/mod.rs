@@ -12,8 +12,9 @@ use crate::registry::spec::RegistrySpec;
 
 pub use load::is_broken;
 pub use model::{
-    AttestationCondition, Config, Mode, OneOrMany, Overwrite, Promotion, RecordSettings,
-    RegistryConfig, RequireAttestation, RequireRecord, RequireSignature, Settings, json_schema,
+    AttestationCondition, Config, MaxPrune, Mode, OneOrMany, Overwrite, Promotion, Prune,
+    RecordSettings, RegistryConfig, RequireAttestation, RequireRecord, RequireSignature, Settings,
+    json_schema,
 };
 pub use problem::{FieldPath, Label, Located, Part, Problem, did_you_mean, nearest};
 pub use source::{ConfigSource, Diagnostics};

@@ -222,6 +222,45 @@ pub struct Promotion {
     /// promotion record (`[settings] record`) signed by one of these keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_record: Option<RequireRecord>,
+    /// Delete target tags the rule owns that its source no longer selects:
+    /// `true` (the rule's selection decides) or `"recorded"` (only tags
+    /// whose image carries this rule's promotion record, signed by a key of
+    /// `require_record`). Each deletion is a plan entry first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<Prune>,
+    /// The most tags one run may prune for this rule: a count (`10`) or a
+    /// share of the rule's target tags (`"20%"`). Above it nothing of the
+    /// rule is pruned. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prune: Option<MaxPrune>,
+}
+
+/// `prune = false | true | "recorded"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Prune {
+    /// `true` or `false`.
+    Flag(bool),
+    /// `"recorded"`.
+    Recorded(Recorded),
+}
+
+/// The one word `prune` takes besides a boolean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum Recorded {
+    /// Only tags whose image carries this rule's promotion record.
+    #[serde(rename = "recorded")]
+    Recorded,
+}
+
+/// `max_prune = 10` or `max_prune = "20%"`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MaxPrune {
+    /// At most this many tags.
+    Count(usize),
+    /// At most this share of the rule's target tags, `"N%"`.
+    Share(String),
 }
 
 /// One `require_attestation` entry: `{ predicate_type = "...", keys =

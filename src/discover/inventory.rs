@@ -52,6 +52,10 @@ pub struct Inventory {
     /// Target referrers fallback tags whose index lists every referrer the
     /// source's lists, and more: nothing to add, nothing to write.
     pub listed_in_target: BTreeSet<TagKey>,
+    /// `prune = "recorded"`: (rule, target image) → whether the image
+    /// carries a promotion record of the rule signed by a key of its
+    /// `require_record`, or why its records could not be read.
+    pub recorded: BTreeMap<(String, crate::keys::ImageKey), Result<bool, String>>,
     /// Platform-filtered indexes → the new index's digest, or why there is none.
     pub filtered: BTreeMap<FilterKey, Result<Digest, FilterError>>,
     /// Source images a gated rule selects → whether they pass its gate.

@@ -28,6 +28,7 @@ pub fn discover(rules: &RuleSet, handles: &Handles) -> Result<Inventory, Discove
     discovery.list_target_tags(&expansion);
     discovery.probe_targets(&expansion);
     discovery.compare_referrers_listings(&expansion);
+    discovery.read_prune_candidates(&expansion);
     discovery.read_contents(&expansion);
     discovery.finish()
 }
@@ -385,6 +386,7 @@ mod heads;
 mod images;
 mod inventory;
 mod listings;
+mod prune;
 mod reads;
 mod source_checks;
 
@@ -398,6 +400,7 @@ pub use images::image_contents;
 pub use inventory::{
     CatalogListing, FilterKey, GateKey, ImageContents, Inventory, RepositoryKey, TagKey, filter_key,
 };
+pub use prune::{PruneCandidate, prune_candidates};
 
 #[cfg(test)]
 mod tests;

@@ -37,6 +37,7 @@ mod moves;
 mod options;
 mod preconditions;
 pub mod progress;
+mod prune;
 mod records;
 mod referrers;
 mod scheduler;
@@ -142,10 +143,11 @@ pub fn run(
     // Records once every tag is written; before any source tag is deleted,
     // so a move whose record failed keeps its source.
     let records = write_records(&executor, &images, stores);
-    Outcome {
-        records,
-        ..finish(plan, statuses.finish(), stores)
-    }
+    // Deletions last, once everything the run writes is written.
+    let pruned = prune::prune_targets(plan, &statuses, stores);
+    let mut outcome = finish(plan, statuses.finish(), stores);
+    outcome.notes.extend(pruned);
+    Outcome { records, ..outcome }
 }
 
 /// The promotion records of what the run wrote, once every tag is.

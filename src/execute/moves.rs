@@ -491,7 +491,7 @@ fn put_back(source: &dyn Registry, repository: &str, tag: &str, held: &Manifest)
 }
 
 /// Tags of `repository`, other than `except`, that point at `digest`.
-fn other_tags_at(
+pub(super) fn other_tags_at(
     source: &dyn Registry,
     repository: &str,
     digest: &Digest,

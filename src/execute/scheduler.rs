@@ -260,7 +260,7 @@ impl<'a> Executor<'a> {
                 continue;
             }
             let why = match self.statuses.get(e) {
-                Some(Status::Promoted | Status::Unchanged) | None => continue,
+                Some(Status::Promoted | Status::Unchanged | Status::Pruned) | None => continue,
                 Some(Status::Blocked) => "is blocked",
                 Some(Status::Refused(_)) => "was refused",
                 Some(Status::Failed(_)) => "failed",

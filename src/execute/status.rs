@@ -12,6 +12,8 @@ pub enum Status {
     Promoted,
     /// Nothing to do.
     Unchanged,
+    /// The target tag was deleted (`prune`).
+    Pruned,
     /// The plan refused it (its reason is in the plan).
     Blocked,
     /// The registries changed since the plan was made; not attempted.
@@ -53,7 +55,7 @@ impl Statuses {
                     Mutex::new(match entry.action {
                         Action::Blocked { .. } => Some(Status::Blocked),
                         Action::Unchanged { .. } => Some(Status::Unchanged),
-                        Action::Create | Action::Update => None,
+                        Action::Create | Action::Update | Action::Prune { .. } => None,
                     })
                 })
                 .collect(),

@@ -19,6 +19,8 @@ pub enum EntryStatus {
     Promoted,
     /// It already did.
     Unchanged,
+    /// The target tag was deleted (`prune`).
+    Pruned,
     /// The plan refused it (`reason`).
     Blocked,
     /// A reviewed plan no longer matched the registries (`error`).
@@ -47,6 +49,9 @@ pub struct RunSummary {
     pub promoted: usize,
     /// Target tags already in place.
     pub unchanged: usize,
+    /// Target tags deleted by `prune`.
+    #[serde(default)]
+    pub pruned: usize,
     /// Entries the plan refused.
     pub blocked: usize,
     /// Entries refused because the registries changed since planning.
@@ -144,6 +149,7 @@ impl ApplyReport {
                 let (status, error) = match status {
                     Status::Promoted => (EntryStatus::Promoted, None),
                     Status::Unchanged => (EntryStatus::Unchanged, None),
+                    Status::Pruned => (EntryStatus::Pruned, None),
                     Status::Blocked => (EntryStatus::Blocked, None),
                     Status::Refused(why) => (EntryStatus::Refused, Some(why.to_string())),
                     Status::Failed(why) => (EntryStatus::Failed, Some(why.to_string())),
@@ -151,6 +157,7 @@ impl ApplyReport {
                 match status {
                     EntryStatus::Promoted => summary.promoted += 1,
                     EntryStatus::Unchanged => summary.unchanged += 1,
+                    EntryStatus::Pruned => summary.pruned += 1,
                     EntryStatus::Blocked => summary.blocked += 1,
                     EntryStatus::Refused => summary.refused += 1,
                     EntryStatus::Failed => summary.failed += 1,

@@ -5,6 +5,7 @@ mod conflict;
 mod diff;
 mod estimate;
 mod image;
+mod prune;
 mod rule_problem;
 mod scope;
 
@@ -42,6 +43,9 @@ pub struct Summary {
     pub update: usize,
     /// Entries already in place.
     pub unchanged: usize,
+    /// Target tags to delete (`prune`).
+    #[serde(default)]
+    pub prune: usize,
     /// Entries refused.
     pub blocked: usize,
     /// Source tags skipped.
@@ -82,7 +86,7 @@ pub struct Plan {
 impl Plan {
     /// Whether applying would change anything.
     pub fn has_changes(&self) -> bool {
-        self.summary.create + self.summary.update > 0
+        self.summary.create + self.summary.update + self.summary.prune > 0
     }
 
     /// How many rules could not be planned (error-level rule problems).
@@ -106,10 +110,12 @@ pub fn build(
     registries: BTreeMap<String, String>,
     shard: Option<Shard>,
 ) -> Result<Plan, Vec<Conflict>> {
+    let expansion = expand(rules, inventory);
+    let (prunes, mut left) = crate::discover::prune_candidates(rules, inventory, &expansion);
     let Expansion {
         candidates,
         mut skipped,
-    } = expand(rules, inventory);
+    } = expansion;
     let mut entries = Vec::new();
     let mut conflicts = Vec::new();
     for (key, mut claims) in claims_by_target(candidates) {
@@ -122,6 +128,10 @@ pub fn build(
     if !conflicts.is_empty() {
         return Err(conflicts);
     }
+    prune::prune_refused(rules, &mut entries);
+    entries.extend(prune::prune_entries(rules, inventory, prunes, &mut left));
+    skipped.append(&mut left);
+    prune::cap_prunes(rules, &mut entries);
     block_floating_over_blocked_versions(&mut entries);
     block_moves_onto_their_source(&mut entries, &inventory.one_store);
     narrow_to_shard(rules, shard, &mut entries, &mut skipped);
@@ -350,6 +360,7 @@ pub fn summarize<'a>(entries: impl IntoIterator<Item = &'a PlanEntry>, skipped: 
             Action::Create => summary.create += 1,
             Action::Update => summary.update += 1,
             Action::Unchanged { .. } => summary.unchanged += 1,
+            Action::Prune { .. } => summary.prune += 1,
             Action::Blocked { .. } => summary.blocked += 1,
         }
     }

@@ -219,6 +219,7 @@ pub(crate) fn command_rule(
         travel: carry.travel.clone(),
         gate: carry.gate.clone(),
         require_record: None,
+        pruning: None,
         origin: Origin::CommandLine,
     })
 }

@@ -20,6 +20,7 @@ fn action_name(action: &Action) -> &'static str {
         Action::Create => "create",
         Action::Update => "update",
         Action::Unchanged { .. } => "unchanged",
+        Action::Prune { .. } => "prune",
         Action::Blocked { .. } => "blocked",
     }
 }

@@ -131,8 +131,13 @@ fn render_summary(out: &mut String, plan: &Plan) {
 /// `6 to create, 1 to update, 1 unchanged, 2 blocked, 2 skipped`.
 fn counts(s: &Summary) -> String {
     format!(
-        "{} to create, {} to update, {} unchanged, {} blocked, {} skipped",
-        s.create, s.update, s.unchanged, s.blocked, s.skipped
+        "{} to create, {} to update, {} unchanged, {}{} blocked, {} skipped",
+        s.create,
+        s.update,
+        s.unchanged,
+        crate::render::pruned_count(s),
+        s.blocked,
+        s.skipped
     )
 }
 
@@ -240,6 +245,7 @@ fn section_counts(s: &Summary) -> String {
         (s.create, "to create"),
         (s.update, "to update"),
         (s.unchanged, "unchanged"),
+        (s.prune, "to prune"),
         (s.blocked, "blocked"),
     ]
     .into_iter()
@@ -255,6 +261,7 @@ fn render_row(out: &mut String, entry: &PlanEntry) {
         Action::Create => "➕ create",
         Action::Update => "🔄 update",
         Action::Unchanged { .. } => "unchanged",
+        Action::Prune { .. } => "➖ prune",
         Action::Blocked { .. } => "⛔ blocked",
     };
     let _ = writeln!(

@@ -16,3 +16,12 @@ pub use markdown::{
 };
 pub use summary::{summary_lines, summary_markdown};
 pub use table::render_table;
+
+/// `2 to prune, ` for a summary line, when the plan prunes anything (a plan
+/// without `prune` reads as it always did).
+fn pruned_count(s: &crate::plan::Summary) -> String {
+    match s.prune {
+        0 => String::new(),
+        n => format!("{n} to prune, "),
+    }
+}

@@ -135,10 +135,11 @@ fn render_summary(out: &mut String, plan: &Plan) {
     let s = &plan.summary;
     let _ = writeln!(
         out,
-        "Plan: {} to create, {} to update, {} unchanged, {} blocked, {} skipped{}.",
+        "Plan: {} to create, {} to update, {} unchanged, {}{} blocked, {} skipped{}.",
         s.create,
         s.update,
         s.unchanged,
+        crate::render::pruned_count(s),
         s.blocked,
         s.skipped,
         rules_remark(plan)

@@ -6,6 +6,7 @@ mod fields;
 mod gate;
 mod naming;
 mod pattern;
+mod pruning;
 mod selection;
 mod template;
 mod travel;
@@ -34,6 +35,7 @@ pub fn compile_attestations(
     }
 }
 pub use pattern::PatternSet;
+pub use pruning::{Cap, DEFAULT_MAX_PRUNE, Pruning};
 pub use selection::Selection;
 pub use template::{Template, TemplateError, Values, Variable};
 pub use travel::{Transfer, Travel};
@@ -84,6 +86,8 @@ pub struct Rule {
     /// The keys a target image's promotion record must verify against
     /// (`require_record`, checked by `hoist verify`).
     pub require_record: Option<std::sync::Arc<Vec<crate::gate::PublicKey>>>,
+    /// Whether it deletes the target tags it owns and no longer selects.
+    pub pruning: Option<Pruning>,
     /// Where the rule was written, for messages that name its settings.
     pub origin: Origin,
 }
@@ -241,6 +245,9 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
     let pins = fields.pins(&p.pin);
     let platforms = fields.platforms(&p.platforms);
     let (gate, require_record) = gate::compile_gates(p, &fields.path, &mut fields.problems);
+    let pruning = tag
+        .as_ref()
+        .and_then(|tag| pruning::compile_pruning(p, tag, &fields.path, &mut fields.problems));
     let (Some(repositories), Some(tags), Some(target), Some(tag), true) =
         (repositories, tags, target, tag, fields.problems.is_empty())
     else {
@@ -277,6 +284,7 @@ fn compile_rule(index: usize, p: &Promotion, registries: &[&str]) -> Result<Rule
         },
         gate,
         require_record,
+        pruning,
         origin: Origin::File,
     })
 }

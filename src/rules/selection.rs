@@ -27,7 +27,6 @@ impl Selection {
     /// The tags of one source repository this rule promotes: pinned tags, then
     /// those the globs, the version filters and `latest` keep.
     pub fn select_tags(&self, tags: &[String]) -> Vec<SelectedTag> {
-        let ranks_versions = self.semver.is_some() || self.latest.is_some();
         let mut pinned_list = Vec::new();
         let mut versions = Vec::new();
         let mut others = Vec::new();
@@ -41,17 +40,7 @@ impl Selection {
                 version: version.clone(),
                 pinned_only,
             };
-            let passes = self.tags.matches(tag)
-                && match &version {
-                    Some(v) => {
-                        (v.pre.is_empty() || self.prerelease)
-                            && self
-                                .semver
-                                .as_ref()
-                                .is_none_or(|req| req.matches(v, self.prerelease))
-                    }
-                    None => !ranks_versions,
-                };
+            let passes = self.takes(tag);
             match (passes, &version) {
                 (true, Some(_)) => versions.push(selected(false)),
                 (true, None) => others.push(selected(false)),
@@ -77,6 +66,25 @@ impl Selection {
         selected.append(&mut others);
         selected.sort_by(|a, b| a.tag.cmp(&b.tag));
         selected
+    }
+
+    /// Whether the globs, `semver` and `prerelease` take a tag of this name
+    /// (`latest` aside: it ranks the tags a repository has).
+    pub fn takes(&self, tag: &str) -> bool {
+        if is_attached_tag(tag) || !self.tags.matches(tag) {
+            return false;
+        }
+        let ranks_versions = self.semver.is_some() || self.latest.is_some();
+        match tag_version(tag) {
+            Some(v) => {
+                (v.pre.is_empty() || self.prerelease)
+                    && self
+                        .semver
+                        .as_ref()
+                        .is_none_or(|req| req.matches(&v, self.prerelease))
+            }
+            None => !ranks_versions,
+        }
     }
 
     /// The tags the globs match that the rule's other settings leave out

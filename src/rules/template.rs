@@ -228,6 +228,55 @@ impl Template {
         self.pieces == [Piece::Variable(Variable::Tag)]
     }
 
+    /// The source tag a tag template wrote `tag` from, for a template of
+    /// text and one `{tag}` (`{tag}`, `{tag}-prod`); `None` when `tag` is
+    /// not of its shape or the template cannot be read backwards.
+    pub fn source_tag_of(&self, tag: &str) -> Option<String> {
+        let mut before = String::new();
+        let mut after = String::new();
+        let mut seen_tag = false;
+        for piece in &self.pieces {
+            match (piece, seen_tag) {
+                (Piece::Variable(Variable::Tag), false) => seen_tag = true,
+                (Piece::Text(text), false) => before.push_str(text),
+                (Piece::Text(text), true) => after.push_str(text),
+                _ => return None,
+            }
+        }
+        let inner = tag.strip_prefix(&before)?.strip_suffix(&after)?;
+        (seen_tag && !inner.is_empty()).then(|| inner.to_string())
+    }
+
+    /// Whether the template can be read backwards by [`Self::source_tag_of`].
+    pub fn is_reversible(&self) -> bool {
+        let tags = self.variables().filter(|v| *v == Variable::Tag).count();
+        tags == 1 && self.variables().all(|v| v == Variable::Tag)
+    }
+
+    /// Whether the template could have written `tag`: its text where it
+    /// has text, digits for `{major}`, `{minor}` and `{patch}`, anything
+    /// for the other variables.
+    pub fn could_write(&self, tag: &str) -> bool {
+        fn rest_matches(pieces: &[Piece], tag: &str) -> bool {
+            let Some((first, rest)) = pieces.split_first() else {
+                return tag.is_empty();
+            };
+            match first {
+                Piece::Text(text) => tag
+                    .strip_prefix(text.as_str())
+                    .is_some_and(|tail| rest_matches(rest, tail)),
+                Piece::Variable(Variable::Major | Variable::Minor | Variable::Patch) => {
+                    let digits = tag.bytes().take_while(u8::is_ascii_digit).count();
+                    (1..=digits).any(|n| rest_matches(rest, &tag[n..]))
+                }
+                Piece::Variable(_) => (0..=tag.len())
+                    .filter(|&n| tag.is_char_boundary(n))
+                    .any(|n| rest_matches(rest, &tag[n..])),
+            }
+        }
+        rest_matches(&self.pieces, tag)
+    }
+
     fn variables(&self) -> impl Iterator<Item = Variable> + '_ {
         self.pieces.iter().filter_map(|p| match p {
             Piece::Variable(v) => Some(*v),
@@ -299,6 +348,28 @@ mod tests {
 
     fn values<'a>(tag: &'a str, version: Option<&'a Version>, path: &'a str) -> Values<'a> {
         Values { tag, version, path }
+    }
+
+    /// A tag template with one `{tag}` reads back; a floating template
+    /// recognises the tags it could write, and only those.
+    #[test]
+    fn templates_read_backwards_for_pruning() {
+        let parse = |t: &str| Template::parse(t, &Variable::ALL).unwrap();
+        let prod = parse("{tag}-prod");
+        assert!(prod.is_reversible());
+        assert_eq!(prod.source_tag_of("1.2.0-prod").as_deref(), Some("1.2.0"));
+        assert_eq!(prod.source_tag_of("1.2.0"), None);
+        assert_eq!(prod.source_tag_of("-prod"), None);
+        assert_eq!(parse("{tag}").source_tag_of("x").as_deref(), Some("x"));
+        assert!(!parse("v{major}.{minor}").is_reversible());
+        assert!(!parse("{tag}-{tag}").is_reversible());
+        let minor = parse("{major}.{minor}");
+        assert!(minor.could_write("1.4") && minor.could_write("10.22"));
+        assert!(
+            !minor.could_write("1.4.2") && !minor.could_write("1.x") && !minor.could_write("1")
+        );
+        assert!(parse("latest").could_write("latest") && !parse("latest").could_write("latest2"));
+        assert!(parse("{major}-{prerelease}").could_write("2-rc.1"));
     }
 
     #[test]

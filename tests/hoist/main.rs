@@ -26,6 +26,7 @@ mod oci_layout;
 mod personalities;
 mod plan;
 mod promote_stevedore;
+mod prune;
 mod records;
 mod referrers;
 mod registries;
