@@ -74,9 +74,7 @@ fn a_source_tag_deleted_is_pruned_from_the_target_and_the_rest_untouched() {
     let plan = plan_json(&config);
     assert_eq!(
         prunes(&plan),
-        [format!(
-            "1.0.0: its source tag staging/apps/web:1.0.0 is gone"
-        )]
+        ["1.0.0: its source tag staging/apps/web:1.0.0 is gone"]
     );
     assert_eq!(plan["summary"]["prune"], 1);
     let table = Hoist::new()
